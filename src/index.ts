@@ -1,0 +1,35 @@
+/**
+ * routemq-load-balancing: high availability for RouteMQ MQTT applications.
+ * This release carries the RouteMQ kernel; the balancing plugins build on it.
+ */
+export {
+  Application, type ApplicationOptions, type StopResult,
+  Router, type RouterOptions, type RouteRegistrar, type RouteMatch,
+  type Route, type RouteOptions, type GroupOptions, type Handler, type HandlerTarget, type ControllerAction,
+  type TopicParams, type PayloadFormat, type ErrorPolicy,
+  composeMiddleware, type Middleware, type MiddlewareFunction, type MiddlewareLike, type Next,
+  MessageContext, type MessageContextInit, type MatchedRoute, type RouteParams, type Publish,
+  type MessageState,
+  currentMessage,
+  MessageDispatcher, type MessageDispatcherOptions, type DispatchStats, type DrainResult, type MessageOrdering,
+  type RouteMqModule,
+  type MqttTransport, type InboundMessage, type MessageReceiver, type MessageProperties, type PublishOptions,
+  type Subscription, type QoS, type UserProperties,
+  DefaultMqttTransport, type DefaultMqttTransportOptions, type MqttTlsOptions,
+  AckSequencer, type AckOrder,
+  parseTopicPattern, joinTopic, type TopicPattern, type TopicLevel,
+  TopicTrie,
+  ConsoleLogger, silentLogger, type Logger, type LogFields, type LogLevel, type ConsoleLoggerOptions,
+  redactUrl,
+  MQTT_TRANSPORT, APPLICATION, ROUTER, LOGGER, MESSAGE_CONTEXT,
+  RouteMqError, isRouteMqError,
+  InvalidRouteError, isInvalidRouteError,
+  RouteConflictError, isRouteConflictError,
+  MalformedPayloadError, isMalformedPayloadError,
+  ApplicationStateError, isApplicationStateError,
+  InvalidOptionError, isInvalidOptionError,
+  TransportClosedError, isTransportClosedError,
+  UnsupportedMqttClientError, isUnsupportedMqttClientError,
+  ConnectionFailedError, isConnectionFailedError,
+  SubscriptionRejectedError, isSubscriptionRejectedError,
+} from './routemq/index.js'

@@ -1,0 +1,90 @@
+/**
+ * When acknowledgements go out:
+ * - `'arrival'` (default): in the order the messages arrived, as MQTT
+ *   requires of a client (MQTT 3.1.1 and 5, section 4.6); a slow message holds
+ *   back the acknowledgements of later ones on the same connection;
+ * - `'completion'`: as soon as each message settles. Brokers such as Mosquitto,
+ *   EMQX and HiveMQ accept it, and a slow handler then delays nobody else.
+ */
+export type AckOrder = 'arrival' | 'completion'
+
+interface Slot {
+  settled: boolean
+  acknowledge: boolean
+  readonly send: () => void
+}
+
+/**
+ * Holds the acknowledgements of one connection's unsettled messages and sends
+ * each when allowed. When the connection is lost, `reset()` forgets them all:
+ * an acknowledgement belongs to the connection that delivered the message,
+ * and a persistent session redelivers it on the next one.
+ *
+ * @example
+ * const settle = sequencer.track(() => sendPuback(id))
+ * // ... handler done
+ * settle(true)
+ */
+export class AckSequencer {
+  readonly #order: AckOrder
+  #slots: Slot[] = []
+  #head = 0
+  #generation = 0
+
+  constructor(order: AckOrder = 'arrival') {
+    this.#order = order
+  }
+
+  /**
+   * Registers a message that awaits acknowledgement. The returned function
+   * settles it; it returns false when the message's connection is already gone.
+   */
+  track(send: () => void): (acknowledge: boolean) => boolean {
+    const generation = this.#generation
+    if (this.#order === 'completion') {
+      return (acknowledge) => {
+        if (generation !== this.#generation) return false
+        if (acknowledge) send()
+        return true
+      }
+    }
+    const slot: Slot = { settled: false, acknowledge: false, send }
+    this.#slots.push(slot)
+    return (acknowledge) => {
+      if (generation !== this.#generation) return false
+      slot.settled = true
+      slot.acknowledge = acknowledge
+      this.#flush()
+      return true
+    }
+  }
+
+  /** Forgets every pending acknowledgement; returns how many there were. */
+  reset(): number {
+    const dropped = this.pending
+    this.#generation++
+    this.#slots = []
+    this.#head = 0
+    return dropped
+  }
+
+  /** Messages tracked and not yet acknowledged or released. */
+  get pending(): number {
+    return this.#slots.length - this.#head
+  }
+
+  #flush(): void {
+    const slots = this.#slots
+    while (this.#head < slots.length && slots[this.#head]!.settled) {
+      const slot = slots[this.#head++]!
+      if (slot.acknowledge) slot.send()
+    }
+    if (this.#head === slots.length) {
+      this.#slots = []
+      this.#head = 0
+    } else if (this.#head > 1024 && this.#head * 2 > slots.length) {
+      this.#slots = slots.slice(this.#head)
+      this.#head = 0
+    }
+  }
+}

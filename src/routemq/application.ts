@@ -1,0 +1,245 @@
+import { rootContainer, type DependencyContainer } from './container.js'
+import { DefaultMqttTransport, type DefaultMqttTransportOptions } from './default-mqtt-transport.js'
+import { ApplicationStateError } from './errors/application-state-error.js'
+import { InvalidOptionError } from './errors/invalid-option-error.js'
+import { ConsoleLogger, type Logger } from './logger.js'
+import { MessageDispatcher, type DispatchStats, type DrainResult, type MessageOrdering } from './message-dispatcher.js'
+import type { MqttTransport, PublishOptions } from './mqtt-transport.js'
+import type { ErrorPolicy } from './route.js'
+import type { RouteMqModule } from './route-mq-module.js'
+import type { Router } from './router.js'
+import { APPLICATION, LOGGER, MQTT_TRANSPORT, ROUTER } from './tokens.js'
+
+/** Options of `Application.create`. */
+export interface ApplicationOptions {
+  readonly router: Router
+  /** Started in order, stopped in reverse. */
+  readonly modules?: readonly RouteMqModule[]
+  /** The container to register into. Default: a new child of tsyringe's root container. */
+  readonly container?: DependencyContainer
+  /** Broker for the default single-broker transport, used when no module and no `transport` provide one. */
+  readonly mqtt?: DefaultMqttTransportOptions
+  /** An explicit transport; a module registering `MQTT_TRANSPORT` wins over it. */
+  readonly transport?: MqttTransport
+  /** Default `new ConsoleLogger()`. */
+  readonly logger?: Logger
+  /** What happens to a message whose handler failed. Default `'ack'`; see `ErrorPolicy`. */
+  readonly onError?: ErrorPolicy
+  /** Messages handled at once before the transport stops reading. Default 256. */
+  readonly maxInFlight?: number
+  /** Default `'topic'`: per topic one at a time, in order; topics run concurrently. */
+  readonly ordering?: MessageOrdering
+  /** How long `stop()` waits for running handlers. Default 10 000 ms. */
+  readonly drainTimeoutMs?: number
+}
+
+/** What `stop()` observed. */
+export interface StopResult extends DrainResult {}
+
+type State = 'created' | 'starting' | 'started' | 'stopping' | 'stopped'
+
+/**
+ * A RouteMQ application: a router, its modules and a transport, with a
+ * lifecycle. `start()` registers nothing new; `create()` already ran every
+ * module's `register`, so providers can be resolved before starting.
+ *
+ * @example
+ * const app = Application.create({ router, mqtt: { url: 'mqtt://127.0.0.1:1883' } })
+ * await app.start()
+ * process.once('SIGTERM', () => void app.stop())
+ */
+export class Application {
+  readonly container: DependencyContainer
+  readonly router: Router
+  readonly logger: Logger
+  readonly #options: ApplicationOptions
+  readonly #modules: readonly RouteMqModule[]
+  readonly #dispatcher: MessageDispatcher
+  #transport: MqttTransport | undefined
+  #started: RouteMqModule[] = []
+  #state: State = 'created'
+  #starting: Promise<void> | undefined
+  #stopping: Promise<StopResult> | undefined
+
+  private constructor(options: ApplicationOptions) {
+    validate(options)
+    this.#options = Object.freeze({ ...options })
+    this.router = options.router
+    this.logger = options.logger ?? new ConsoleLogger()
+    this.container = options.container ?? rootContainer.createChildContainer()
+    this.#modules = Object.freeze([...(options.modules ?? [])])
+    this.container.register(APPLICATION, { useValue: this })
+    this.container.register(ROUTER, { useValue: this.router })
+    this.container.register(LOGGER, { useValue: this.logger })
+    for (const module of this.#modules) module.register(this.container)
+    this.#dispatcher = new MessageDispatcher({
+      router: this.router,
+      container: this.container,
+      publish: this.publish,
+      logger: this.logger,
+      onError: options.onError ?? 'ack',
+      maxInFlight: options.maxInFlight ?? 256,
+      ordering: options.ordering ?? 'topic',
+    })
+  }
+
+  /** Validates the options and runs every module's `register`. */
+  static create(options: ApplicationOptions): Application {
+    return new Application(options)
+  }
+
+  /** The transport in use; available once `start()` has begun. */
+  get transport(): MqttTransport | undefined {
+    return this.#transport
+  }
+
+  /** Counters of received, handled, failed, unmatched, ... messages. */
+  get stats(): DispatchStats {
+    return this.#dispatcher.stats
+  }
+
+  get state(): State {
+    return this.#state
+  }
+
+  /**
+   * Starts modules in order, connects the transport and subscribes every
+   * route. Concurrent calls share one start; after a failure, everything
+   * started is stopped again and `start()` may be retried.
+   */
+  start(): Promise<void> {
+    if (this.#state === 'stopping' || this.#state === 'stopped') {
+      return Promise.reject(new ApplicationStateError('This application was stopped; create a new Application to start again.'))
+    }
+    this.#starting ??= this.#start().catch(async (error: unknown) => {
+      await this.#shutdown().catch((cleanup: unknown) => this.logger.error('cleanup after failed start failed', { error: cleanup }))
+      this.#starting = undefined
+      this.#state = 'created'
+      throw error
+    })
+    return this.#starting
+  }
+
+  /**
+   * Stops gracefully: stops taking messages, lets running handlers finish
+   * (up to `drainTimeoutMs`), closes the transport, then stops modules in
+   * reverse. With a persistent session, messages that arrive meanwhile stay
+   * unacknowledged for the next start; with a clean session the routes are
+   * unsubscribed first so that nothing arrives that could not be handled.
+   */
+  stop(): Promise<StopResult> {
+    this.#stopping ??= this.#stop()
+    return this.#stopping
+  }
+
+  /**
+   * Publishes through the application's transport; objects are sent as JSON.
+   *
+   * @example
+   * await app.publish('devices/7/config', { interval: 30 }, { qos: 1 })
+   */
+  readonly publish = async (topic: string, payload: unknown, options?: PublishOptions): Promise<void> => {
+    const transport = this.#transport
+    if (!transport) throw new ApplicationStateError('The application has no transport yet; publish after start().')
+    await transport.publish(topic, encode(payload), options)
+  }
+
+  async #start(): Promise<void> {
+    this.#state = 'starting'
+    for (const module of this.#modules) {
+      await module.start?.(this)
+      this.#started.push(module)
+    }
+    const transport = this.#resolveTransport()
+    this.#transport = transport
+    await transport.connect(this.#dispatcher.receive)
+    await transport.subscribe(this.router.subscriptions())
+    this.#state = 'started'
+    this.logger.info('application started', { routes: this.router.routes.length })
+  }
+
+  async #stop(): Promise<StopResult> {
+    if (this.#starting) await this.#starting.catch(() => undefined)
+    this.#state = 'stopping'
+    const transport = this.#transport
+    let result: StopResult = { drained: true, abandoned: 0 }
+    if (transport?.connected && !transport.persistentSession) {
+      await transport
+        .unsubscribe(this.router.subscriptions().map((s) => s.topic))
+        .catch((error: unknown) => this.logger.warn('unsubscribe on stop failed', { error }))
+    }
+    this.#dispatcher.refuse()
+    result = await this.#dispatcher.drain(this.#options.drainTimeoutMs ?? 10_000)
+    if (!result.drained) {
+      this.logger.warn('stop: handlers still running after the drain timeout; their messages stay unacknowledged', {
+        abandoned: result.abandoned,
+      })
+    }
+    await this.#shutdown()
+    this.#state = 'stopped'
+    this.logger.info('application stopped', { ...this.#dispatcher.stats })
+    return result
+  }
+
+  async #shutdown(): Promise<void> {
+    const errors: unknown[] = []
+    try {
+      await this.#transport?.close()
+    } catch (error) {
+      errors.push(error)
+    }
+    for (const module of this.#started.reverse()) {
+      try {
+        await module.stop?.(this)
+      } catch (error) {
+        this.logger.error('module failed to stop', { module: module.name ?? 'unnamed', error })
+        errors.push(error)
+      }
+    }
+    this.#started = []
+    if (errors.length === 1) throw errors[0]
+    if (errors.length > 1) throw new AggregateError(errors, 'several parts failed to stop')
+  }
+
+  #resolveTransport(): MqttTransport {
+    if (this.container.isRegistered(MQTT_TRANSPORT, true)) return this.container.resolve<MqttTransport>(MQTT_TRANSPORT)
+    const transport = this.#options.transport ?? new DefaultMqttTransport({ logger: this.logger, ...this.#options.mqtt! })
+    this.container.register(MQTT_TRANSPORT, { useValue: transport })
+    return transport
+  }
+}
+
+function encode(payload: unknown): string | Uint8Array {
+  if (typeof payload === 'string' || payload instanceof Uint8Array) return payload
+  return JSON.stringify(payload) ?? ''
+}
+
+function validate(options: ApplicationOptions): void {
+  if (!options || typeof options !== 'object') throw new InvalidOptionError('options', 'pass { router, mqtt | transport | modules }')
+  if (!options.router || typeof options.router.match !== 'function') {
+    throw new InvalidOptionError('router', 'pass the Router your routes are declared on')
+  }
+  const { maxInFlight, drainTimeoutMs, ordering, onError } = options
+  if (maxInFlight !== undefined && (!Number.isInteger(maxInFlight) || maxInFlight < 1)) {
+    throw new InvalidOptionError('maxInFlight', 'must be a whole number of at least 1')
+  }
+  if (drainTimeoutMs !== undefined && (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0)) {
+    throw new InvalidOptionError('drainTimeoutMs', 'must be a number of milliseconds, 0 or more')
+  }
+  if (ordering !== undefined && ordering !== 'topic' && ordering !== 'none') {
+    throw new InvalidOptionError('ordering', "must be 'topic' or 'none'")
+  }
+  if (onError !== undefined && onError !== 'ack' && onError !== 'redeliver' &&
+      !(typeof onError === 'object' && typeof onError.deadLetter === 'string' && onError.deadLetter.length > 0)) {
+    throw new InvalidOptionError('onError', "must be 'ack', 'redeliver' or { deadLetter: 'topic/prefix' }")
+  }
+  for (const [index, module] of (options.modules ?? []).entries()) {
+    if (!module || typeof module.register !== 'function') {
+      throw new InvalidOptionError(`modules[${index}]`, 'a module is an object with register(container) and optional start/stop')
+    }
+  }
+  if (!options.transport && !options.mqtt && !(options.modules ?? []).length) {
+    throw new InvalidOptionError('mqtt', 'no transport: pass mqtt: { url }, a transport, or a module that provides one')
+  }
+  if (options.mqtt && !options.transport) new DefaultMqttTransport(options.mqtt, 'mqtt')
+}

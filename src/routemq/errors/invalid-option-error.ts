@@ -1,0 +1,25 @@
+import { RouteMqError } from './route-mq-error.js'
+
+/**
+ * A configuration value is missing or wrong. `field` is the dotted path of the
+ * offending option (or the environment variable's name), so the message points
+ * at exactly what to change. Secret values are never echoed.
+ *
+ * @example
+ * Application.create({ router, mqtt: { url: 'tcp//broker' } })
+ * // throws: Option "mqtt.url" is invalid: ...
+ */
+export class InvalidOptionError extends RouteMqError {
+  readonly code = 'INVALID_OPTION'
+
+  constructor(
+    readonly field: string,
+    reason: string,
+  ) {
+    super(`Option "${field}" is invalid: ${reason}`)
+  }
+}
+
+export function isInvalidOptionError(error: unknown): error is InvalidOptionError {
+  return error instanceof InvalidOptionError
+}

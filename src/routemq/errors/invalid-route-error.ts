@@ -1,0 +1,22 @@
+import { RouteMqError } from './route-mq-error.js'
+
+/**
+ * A route's topic pattern or options cannot be subscribed to or matched.
+ *
+ * @example
+ * router.on('devices/#/status', handle) // throws: '#' must be the last level
+ */
+export class InvalidRouteError extends RouteMqError {
+  readonly code = 'INVALID_ROUTE'
+
+  constructor(
+    readonly topic: string,
+    reason: string,
+  ) {
+    super(`Route "${topic}" is invalid: ${reason}`)
+  }
+}
+
+export function isInvalidRouteError(error: unknown): error is InvalidRouteError {
+  return error instanceof InvalidRouteError
+}

@@ -1,0 +1,79 @@
+/** Structured fields attached to a log line. Never put secrets here. */
+export type LogFields = Readonly<Record<string, unknown>>
+
+/**
+ * The logging seam: bring your own (pino, winston) by adapting these four
+ * methods, or use `ConsoleLogger`.
+ *
+ * @example
+ * const logger: Logger = { debug() {}, info: console.log, warn: console.warn, error: console.error }
+ */
+export interface Logger {
+  debug(message: string, fields?: LogFields): void
+  info(message: string, fields?: LogFields): void
+  warn(message: string, fields?: LogFields): void
+  error(message: string, fields?: LogFields): void
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
+
+const RANK: Readonly<Record<LogLevel, number>> = { debug: 10, info: 20, warn: 30, error: 40, silent: 99 }
+
+/** Options of `ConsoleLogger`. */
+export interface ConsoleLoggerOptions {
+  /** Lowest level written. Default `'info'`. */
+  readonly level?: LogLevel
+  /** Where lines go. Default `process.stderr`. */
+  readonly write?: (line: string) => void
+}
+
+/**
+ * Writes one line per entry: time, level, message, then `key=value` fields.
+ *
+ * @example
+ * const logger = new ConsoleLogger({ level: 'debug' })
+ * logger.warn('no route', { topic: 'a/b' }) // 2026-11-25T10:00:00.000Z WARN no route topic=a/b
+ */
+export class ConsoleLogger implements Logger {
+  readonly #rank: number
+  readonly #write: (line: string) => void
+
+  constructor(options: ConsoleLoggerOptions = {}) {
+    this.#rank = RANK[options.level ?? 'info']
+    this.#write = options.write ?? ((line) => process.stderr.write(`${line}\n`))
+  }
+
+  debug(message: string, fields?: LogFields): void {
+    this.#log('debug', message, fields)
+  }
+
+  info(message: string, fields?: LogFields): void {
+    this.#log('info', message, fields)
+  }
+
+  warn(message: string, fields?: LogFields): void {
+    this.#log('warn', message, fields)
+  }
+
+  error(message: string, fields?: LogFields): void {
+    this.#log('error', message, fields)
+  }
+
+  #log(level: LogLevel, message: string, fields: LogFields | undefined): void {
+    if (RANK[level] < this.#rank) return
+    let line = `${new Date().toISOString()} ${level.toUpperCase()} ${message}`
+    if (fields) {
+      for (const [key, value] of Object.entries(fields)) line += ` ${key}=${formatField(value)}`
+    }
+    this.#write(line)
+  }
+}
+
+function formatField(value: unknown): string {
+  if (value instanceof Error) return JSON.stringify(`${value.name}: ${value.message}`)
+  if (typeof value === 'string') return /[\s"=]/.test(value) ? JSON.stringify(value) : value
+  return JSON.stringify(value) ?? String(value)
+}
+
+/** A logger that writes nothing, for tests and benchmarks. */
+export const silentLogger: Logger = Object.freeze({ debug() {}, info() {}, warn() {}, error() {} })

@@ -1,0 +1,103 @@
+import type { DependencyContainer } from './container.js'
+import type { MessageProperties, PublishOptions, QoS } from './mqtt-transport.js'
+import type { MessageState } from './message-state.js'
+import { MESSAGE_CONTEXT } from './tokens.js'
+
+/** Parameters taken from a route's `{name}` levels. */
+export type RouteParams = Readonly<Record<string, string>>
+
+/** Publishes from inside a handler; objects are sent as JSON. */
+export type Publish = (topic: string, payload: unknown, options?: PublishOptions) => Promise<void>
+
+/** What a context knows about the route that matched. */
+export interface MatchedRoute {
+  /** The full pattern, group prefix included, e.g. `devices/{id}/status`. */
+  readonly pattern: string
+  /** The filter subscribed to, e.g. `$share/workers/devices/+/status`. */
+  readonly subscription: string
+  readonly name: string | undefined
+}
+
+/** Everything a `MessageContext` is built from. */
+export interface MessageContextInit<P extends RouteParams> {
+  readonly topic: string
+  readonly params: P
+  readonly payload: unknown
+  readonly raw: Buffer
+  readonly qos: QoS
+  readonly retain: boolean
+  readonly dup: boolean
+  readonly properties: MessageProperties | undefined
+  readonly broker: string
+  readonly route: MatchedRoute
+  readonly container: DependencyContainer
+  readonly publish: Publish
+}
+
+/**
+ * One inbound message on its way through middleware to a handler.
+ *
+ * @example
+ * router.on('devices/{id}/telemetry', async (ctx) => {
+ *   const reading = ctx.payload as { celsius: number }
+ *   await ctx.publish(`devices/${ctx.params.id}/ack`, { ok: true }, { qos: 1 })
+ * })
+ */
+export class MessageContext<P extends RouteParams = RouteParams> {
+  /** The concrete topic the message was published to. */
+  readonly topic: string
+  /** Values of the route's `{name}` levels. */
+  readonly params: P
+  /** The body: parsed JSON when it is JSON, a `string` on text routes, else the raw `Buffer`. */
+  readonly payload: unknown
+  /** The body exactly as received. */
+  readonly raw: Buffer
+  readonly qos: QoS
+  readonly retain: boolean
+  /** True when the broker says this may be a redelivery. */
+  readonly dup: boolean
+  /** MQTT 5 properties; `undefined` under MQTT 3.1.1 or when none were sent. */
+  readonly properties: MessageProperties | undefined
+  /** Label of the broker connection that delivered the message. */
+  readonly broker: string
+  readonly route: MatchedRoute
+  /** Where middleware leaves data for later middleware and the handler (`ctx.state.geo`, ...). */
+  readonly state: MessageState = {}
+  /** Publishes a message; resolves once the broker acknowledged it (QoS ≥ 1). */
+  readonly publish: Publish
+  readonly #parent: DependencyContainer
+  #container: DependencyContainer | undefined
+
+  constructor(init: MessageContextInit<P>) {
+    this.topic = init.topic
+    this.params = init.params
+    this.payload = init.payload
+    this.raw = init.raw
+    this.qos = init.qos
+    this.retain = init.retain
+    this.dup = init.dup
+    this.properties = init.properties
+    this.broker = init.broker
+    this.route = init.route
+    this.publish = init.publish
+    this.#parent = init.container
+  }
+
+  /**
+   * This message's own DI scope: a child of the application's container in
+   * which `MESSAGE_CONTEXT` resolves to this context. Created on first use.
+   */
+  get container(): DependencyContainer {
+    if (!this.#container) {
+      this.#container = this.#parent.createChildContainer()
+      this.#container.register(MESSAGE_CONTEXT, { useValue: this })
+    }
+    return this.#container
+  }
+
+  /** The first value of an MQTT 5 user property, or `undefined`. */
+  userProperty(name: string): string | undefined {
+    const value = this.properties?.userProperties?.[name]
+    return typeof value === 'string' ? value : value?.[0]
+  }
+}

@@ -1,0 +1,177 @@
+import { InvalidRouteError } from './errors/invalid-route-error.js'
+import { RouteConflictError } from './errors/route-conflict-error.js'
+import type { MessageContext, RouteParams } from './message-context.js'
+import { composeMiddleware, type MiddlewareLike } from './middleware.js'
+import type { Subscription } from './mqtt-transport.js'
+import type { GroupOptions, HandlerTarget, Route, RouteOptions, TopicParams } from './route.js'
+import { joinTopic, parseTopicPattern } from './topic-pattern.js'
+import { TopicTrie } from './topic-trie.js'
+
+/** Options of `Router`. */
+export interface RouterOptions {
+  /** Group name used by routes declared `{ shared: true }`. Default `'routemq'`. */
+  readonly sharedGroup?: string
+}
+
+/** The route-declaring surface shared by `Router` and the scope a `group` callback receives. */
+export interface RouteRegistrar {
+  /**
+   * Declares a route. `{name}` levels match one topic level each and arrive
+   * typed in `ctx.params`.
+   *
+   * @example
+   * router.on('devices/{id}/telemetry', async (ctx) => save(ctx.params.id, ctx.payload), { qos: 1 })
+   */
+  on<T extends string>(topic: T, handler: HandlerTarget<TopicParams<T>>, options?: RouteOptions): this
+  /**
+   * Declares routes under a common prefix and middleware; groups nest.
+   *
+   * @example
+   * router.group({ prefix: 'devices/{id}', middleware: [auth] }, (devices) => {
+   *   devices.on('telemetry', saveTelemetry, { qos: 1 })
+   *   devices.on('hello', greet)
+   * })
+   */
+  group(options: GroupOptions, register: (group: RouteRegistrar) => void): this
+}
+
+/** A route found for a topic, with the topic's parameter values. */
+export interface RouteMatch {
+  readonly route: Route
+  readonly params: RouteParams
+  /** The topic split into levels, reused by the dispatcher. */
+  readonly levels: readonly string[]
+}
+
+const GROUP_NAME = /^[^/+#$\u0000]+$/
+
+/**
+ * RouteMQ's router: maps MQTT topics to middleware and handlers. Routes are
+ * compiled when declared (topic trie, composed middleware), so a bad or
+ * conflicting route fails at the line that declares it.
+ *
+ * @example
+ * const router = new Router()
+ * router.on('devices/{id}/status', (ctx) => console.log(ctx.params.id, ctx.payload), { qos: 1, shared: true })
+ */
+export class Router implements RouteRegistrar {
+  readonly #trie = new TopicTrie<Route>()
+  readonly #routes: Route[] = []
+  readonly #sharedGroup: string
+
+  constructor(options: RouterOptions = {}) {
+    const group = options.sharedGroup ?? 'routemq'
+    if (!GROUP_NAME.test(group)) {
+      throw new InvalidRouteError(`$share/${group}`, 'a shared group name must be non-empty and contain no "/", "+", "#" or "$"')
+    }
+    this.#sharedGroup = group
+  }
+
+  on<T extends string>(topic: T, handler: HandlerTarget<TopicParams<T>>, options: RouteOptions = {}): this {
+    this.#add('', [], topic, handler as HandlerTarget, options)
+    return this
+  }
+
+  group(options: GroupOptions, register: (group: RouteRegistrar) => void): this {
+    register(this.#scope(options.prefix ?? '', options.middleware ?? []))
+    return this
+  }
+
+  /** Every route, in declaration order. */
+  get routes(): readonly Route[] {
+    return this.#routes
+  }
+
+  /** The subscriptions the application must hold: one per route. */
+  subscriptions(): Subscription[] {
+    return this.#routes.map((route) => ({ topic: route.subscription, qos: route.qos }))
+  }
+
+  /**
+   * The route for a concrete topic, or `undefined`.
+   *
+   * @example
+   * router.match('devices/7/status')?.params.id // '7'
+   */
+  match(topic: string): RouteMatch | undefined {
+    const levels = topic.split('/')
+    const route = this.#trie.match(levels)
+    if (!route) return undefined
+    const slots = route.topic.params
+    if (slots.length === 0) return { route, params: EMPTY_PARAMS, levels }
+    const params: Record<string, string> = {}
+    for (const [index, name] of slots) params[name] = levels[index]!
+    return { route, params, levels }
+  }
+
+  #scope(prefix: string, middleware: readonly MiddlewareLike[]): RouteRegistrar {
+    const scope: RouteRegistrar = {
+      on: (topic, handler, options = {}) => {
+        this.#add(prefix, middleware, topic, handler as HandlerTarget, options)
+        return scope
+      },
+      group: (options, register) => {
+        register(this.#scope(joinTopic(prefix, options.prefix ?? ''), [...middleware, ...(options.middleware ?? [])]))
+        return scope
+      },
+    }
+    return scope
+  }
+
+  #add(prefix: string, groupMiddleware: readonly MiddlewareLike[], topic: string, handler: HandlerTarget, options: RouteOptions): void {
+    const pattern = parseTopicPattern(joinTopic(prefix, topic))
+    const qos = options.qos ?? 0
+    if (qos !== 0 && qos !== 1 && qos !== 2) {
+      throw new InvalidRouteError(pattern.pattern, `qos must be 0, 1 or 2, not ${String(qos)}`)
+    }
+    const shared = this.#sharedGroupOf(pattern.pattern, options.shared)
+    const middleware = [...groupMiddleware, ...(options.middleware ?? [])]
+    for (const layer of middleware) {
+      if (typeof layer !== 'function' && typeof layer?.handle !== 'function') {
+        throw new InvalidRouteError(pattern.pattern, 'each middleware must be a function (ctx, next) or an object with handle(ctx, next)')
+      }
+    }
+    const subscription = shared ? `$share/${shared}/${pattern.filter}` : pattern.filter
+    const route: Route = Object.freeze({
+      pattern: pattern.pattern,
+      subscription,
+      name: options.name,
+      topic: pattern,
+      qos,
+      shared,
+      payload: options.payload ?? 'auto',
+      onError: options.onError,
+      run: composeMiddleware(middleware, toTerminal(pattern.pattern, handler)),
+    })
+    const existing = this.#trie.insert(pattern.levels, route)
+    if (existing) throw new RouteConflictError(pattern.pattern, existing.pattern, pattern.filter)
+    this.#routes.push(route)
+  }
+
+  #sharedGroupOf(pattern: string, shared: boolean | string | undefined): string | undefined {
+    if (shared === undefined || shared === false) return undefined
+    if (shared === true) return this.#sharedGroup
+    if (typeof shared !== 'string' || !GROUP_NAME.test(shared)) {
+      throw new InvalidRouteError(pattern, 'shared must be true or a group name without "/", "+", "#" or "$"')
+    }
+    return shared
+  }
+}
+
+const EMPTY_PARAMS: RouteParams = Object.freeze({})
+
+function toTerminal(pattern: string, handler: HandlerTarget): (ctx: MessageContext) => unknown {
+  if (typeof handler === 'function') return handler as (ctx: MessageContext) => unknown
+  if (Array.isArray(handler) && handler.length === 2 && typeof handler[1] === 'string') {
+    const [token, method] = handler
+    return (ctx) => {
+      const controller = ctx.container.resolve(token) as Record<string, unknown>
+      const action = controller[method]
+      if (typeof action !== 'function') {
+        throw new InvalidRouteError(pattern, `the controller resolved for this route has no method "${method}"`)
+      }
+      return action.call(controller, ctx)
+    }
+  }
+  throw new InvalidRouteError(pattern, 'the handler must be a function (ctx) or a [ControllerClass, "method"] pair')
+}

@@ -1,0 +1,299 @@
+import assert from 'node:assert/strict'
+import { EventEmitter } from 'node:events'
+import {
+  currentMessage, MalformedPayloadError, MessageContext, MessageDispatcher, MESSAGE_CONTEXT, Router, silentLogger,
+  type ErrorPolicy, type Logger, type LogFields, type MessageOrdering, type PublishOptions,
+} from '../../src/index.js'
+import { inbound, rootContainerForTests } from '../support/inbound-message.js'
+
+interface Published { topic: string; payload: unknown; options?: PublishOptions }
+
+function setup(router: Router, options: { onError?: ErrorPolicy; maxInFlight?: number; ordering?: MessageOrdering; logger?: Logger; failPublish?: boolean } = {}) {
+  const published: Published[] = []
+  const dispatcher = new MessageDispatcher({
+    router,
+    container: rootContainerForTests(),
+    publish: async (topic, payload, publishOptions) => {
+      if (options.failPublish) throw new Error('broker gone')
+      published.push({ topic, payload, options: publishOptions })
+    },
+    logger: options.logger ?? silentLogger,
+    onError: options.onError ?? 'ack',
+    maxInFlight: options.maxInFlight ?? 100,
+    ordering: options.ordering ?? 'topic',
+  })
+  return { dispatcher, published }
+}
+
+/** A promise with its resolve function, to hold a handler until the test lets it go. */
+function gate() {
+  let open!: () => void
+  const opened = new Promise<void>((r) => (open = r))
+  return { open, opened }
+}
+
+describe('MessageDispatcher', () => {
+  describe('payload decoding', () => {
+    const cases: [string, string | Buffer, unknown, { contentType?: string; format?: 'auto' | 'json' | 'text' | 'buffer' }][] = [
+      ['JSON object', '{"celsius":21.5}', { celsius: 21.5 }, {}],
+      ['JSON array with leading space', '  [1,2]', [1, 2], {}],
+      ['JSON number', '42', 42, {}],
+      ['plain text stays a Buffer', 'hello', Buffer.from('hello'), {}],
+      ['JSON-looking but invalid stays a Buffer on auto', '{oops', Buffer.from('{oops'), {}],
+      ['text route', 'hello', 'hello', { format: 'text' }],
+      ['buffer route keeps JSON raw', '{"a":1}', Buffer.from('{"a":1}'), { format: 'buffer' }],
+      ['binary', Buffer.from([0xff, 0x00, 0x10]), Buffer.from([0xff, 0x00, 0x10]), {}],
+    ]
+    for (const [name, body, expected, { contentType, format }] of cases) {
+      it(name, async () => {
+        let payload: unknown
+        const router = new Router().on('t/{id}', (ctx) => { payload = ctx.payload }, { payload: format ?? 'auto' })
+        const { dispatcher } = setup(router)
+        const message = inbound('t/1', body, contentType ? { properties: { contentType } } : {})
+        dispatcher.receive(message)
+        assert.equal(await message.settled, true)
+        assert.deepEqual(payload, expected)
+      })
+    }
+
+    it('fails only that message on a JSON route with a malformed body, acknowledging it', async () => {
+      const seen: unknown[] = []
+      const warnings: LogFields[] = []
+      const logger: Logger = { ...silentLogger, warn: (_m, f) => { warnings.push(f ?? {}) } }
+      const router = new Router().on('t', (ctx) => { seen.push(ctx.payload) }, { payload: 'json' })
+      const { dispatcher } = setup(router, { logger, onError: 'redeliver' })
+      const bad = inbound('t', '{"celsius": 21.')
+      const good = inbound('t', '{"celsius": 22}')
+      dispatcher.receive(bad)
+      dispatcher.receive(good)
+      assert.equal(await bad.settled, true, 'a malformed body is never redelivered')
+      assert.equal(await good.settled, true)
+      assert.deepEqual(seen, [{ celsius: 22 }])
+      assert.equal(dispatcher.stats.malformed, 1)
+      assert.ok(warnings[0]?.error instanceof MalformedPayloadError)
+    })
+
+    it('treats an MQTT 5 JSON content type as a promise of JSON on auto routes', async () => {
+      const router = new Router().on('t', () => assert.fail('must not run'))
+      const { dispatcher } = setup(router)
+      const message = inbound('t', 'not json', { properties: { contentType: 'application/json; charset=utf-8' } })
+      dispatcher.receive(message)
+      await message.settled
+      assert.equal(dispatcher.stats.malformed, 1)
+    })
+  })
+
+  describe('context', () => {
+    it('carries topic, params, properties, user properties and a per-message container', async () => {
+      let ctx!: MessageContext
+      const router = new Router().on('devices/{id}/status', (c) => { ctx = c })
+      const { dispatcher } = setup(router)
+      const message = inbound('devices/7/status', '{}', {
+        qos: 1,
+        properties: { userProperties: { ip: '203.0.113.9', tag: ['a', 'b'] }, responseTopic: 'r/7' },
+      })
+      dispatcher.receive(message)
+      await message.settled
+      assert.equal(ctx.topic, 'devices/7/status')
+      assert.deepEqual(ctx.params, { id: '7' })
+      assert.equal(ctx.qos, 1)
+      assert.equal(ctx.userProperty('ip'), '203.0.113.9')
+      assert.equal(ctx.userProperty('tag'), 'a')
+      assert.equal(ctx.properties?.responseTopic, 'r/7')
+      assert.equal(ctx.container.resolve(MESSAGE_CONTEXT), ctx)
+      assert.equal(ctx.container, ctx.container, 'one scope per message')
+    })
+
+    it('exposes the message as currentMessage() across awaits in the handler', async () => {
+      const seen: (string | undefined)[] = []
+      const router = new Router().on('a/{n}', async () => {
+        await new Promise((r) => setImmediate(r))
+        seen.push(currentMessage()?.topic)
+      })
+      const { dispatcher } = setup(router, { ordering: 'none' })
+      const one = inbound('a/1', 'x')
+      const two = inbound('a/2', 'x')
+      dispatcher.receive(one)
+      dispatcher.receive(two)
+      await Promise.all([one.settled, two.settled])
+      assert.deepEqual(seen.sort(), ['a/1', 'a/2'])
+      assert.equal(currentMessage(), undefined)
+    })
+
+    it('resolves [Controller, method] handlers from the message scope', async () => {
+      class Devices {
+        calls: string[] = []
+        status(ctx: MessageContext) { this.calls.push(ctx.params.id!) }
+      }
+      const instances: Devices[] = []
+      const router = new Router().on('d/{id}', [Devices, 'status'])
+      const { dispatcher } = setup(router)
+      const container = rootContainerForTests()
+      container.register(Devices, { useFactory: () => { const d = new Devices(); instances.push(d); return d } })
+      const scoped = new MessageDispatcher({ router, container, publish: async () => {}, logger: silentLogger, onError: 'ack', maxInFlight: 10, ordering: 'topic' })
+      const message = inbound('d/9', 'x')
+      scoped.receive(message)
+      assert.equal(await message.settled, true)
+      assert.deepEqual(instances.map((d) => d.calls), [['9']])
+      assert.ok(dispatcher)
+    })
+  })
+
+  describe('acknowledgement', () => {
+    it('settles a message only after its handler settled', async () => {
+      const hold = gate()
+      const router = new Router().on('t', () => hold.opened)
+      const { dispatcher } = setup(router)
+      const message = inbound('t', 'x')
+      dispatcher.receive(message)
+      await new Promise((r) => setImmediate(r))
+      assert.deepEqual(message.settlements, [], 'not settled while the handler runs')
+      hold.open()
+      assert.equal(await message.settled, true)
+      assert.equal(dispatcher.stats.handled, 1)
+    })
+
+    it("acknowledges a failed message under 'ack' and counts it", async () => {
+      const router = new Router().on('t', () => { throw new Error('db down') })
+      const { dispatcher } = setup(router, { onError: 'ack' })
+      const message = inbound('t', 'x')
+      dispatcher.receive(message)
+      assert.equal(await message.settled, true)
+      assert.equal(dispatcher.stats.failed, 1)
+    })
+
+    it("leaves a failed message unacknowledged under 'redeliver', also when set per route", async () => {
+      const router = new Router()
+        .on('a', async () => { throw new Error('x') })
+        .on('b', async () => { throw new Error('x') }, { onError: 'redeliver' })
+      const { dispatcher } = setup(router, { onError: 'redeliver' })
+      const a = inbound('a', 'x')
+      dispatcher.receive(a)
+      assert.equal(await a.settled, false)
+      const { dispatcher: acking } = setup(router, { onError: 'ack' })
+      const b = inbound('b', 'x')
+      acking.receive(b)
+      assert.equal(await b.settled, false)
+    })
+
+    it('dead-letters a failed message, then acknowledges it', async () => {
+      const router = new Router().on('devices/{id}', () => { throw new Error('x') })
+      const { dispatcher, published } = setup(router, { onError: { deadLetter: 'dead' } })
+      const message = inbound('devices/7', 'body')
+      dispatcher.receive(message)
+      assert.equal(await message.settled, true)
+      assert.equal(published.length, 1)
+      assert.equal(published[0]!.topic, 'dead/devices/7')
+      assert.deepEqual(published[0]!.payload, Buffer.from('body'))
+      assert.equal(published[0]!.options?.qos, 1)
+      assert.equal(dispatcher.stats.deadLettered, 1)
+    })
+
+    it('leaves the message unacknowledged when the dead-letter publish fails', async () => {
+      const router = new Router().on('t', () => { throw new Error('x') })
+      const { dispatcher } = setup(router, { onError: { deadLetter: 'dead' }, failPublish: true })
+      const message = inbound('t', 'x')
+      dispatcher.receive(message)
+      assert.equal(await message.settled, false)
+    })
+
+    it('acknowledges and counts a topic no route matches, logging it once', async () => {
+      const warnings: string[] = []
+      const logger: Logger = { ...silentLogger, warn: (m, f) => { warnings.push(`${m} ${String(f?.topic)}`) } }
+      const { dispatcher } = setup(new Router().on('known', () => {}), { logger })
+      const first = inbound('unknown/1', 'x')
+      const again = inbound('unknown/1', 'x')
+      assert.doesNotThrow(() => { dispatcher.receive(first); dispatcher.receive(again) })
+      assert.equal(await first.settled, true)
+      assert.equal(dispatcher.stats.unmatched, 2)
+      assert.equal(warnings.length, 1)
+      assert.match(warnings[0]!, /unknown\/1/)
+    })
+  })
+
+  describe('ordering, back-pressure and draining', () => {
+    it('handles one topic in arrival order while other topics run alongside', async () => {
+      const events = new EventEmitter()
+      const trace: string[] = []
+      const holds = new Map<string, ReturnType<typeof gate>>()
+      const router = new Router().on('d/{id}', async (ctx) => {
+        const key = `${ctx.topic}#${String(ctx.payload)}`
+        trace.push(`start ${key}`)
+        const hold = gate()
+        holds.set(key, hold)
+        events.emit('started', key)
+        await hold.opened
+        trace.push(`end ${key}`)
+      }, { payload: 'text' })
+      const { dispatcher } = setup(router, { ordering: 'topic' })
+      const a1 = inbound('d/a', '1')
+      const a2 = inbound('d/a', '2')
+      const b1 = inbound('d/b', '1')
+      const started = waitFor(events, 'started', 2)
+      dispatcher.receive(a1)
+      dispatcher.receive(a2)
+      dispatcher.receive(b1)
+      assert.deepEqual((await started).sort(), ['d/a#1', 'd/b#1'], 'a2 waits behind a1; b1 runs alongside')
+      const nextStarted = waitFor(events, 'started', 1)
+      holds.get('d/a#1')!.open()
+      assert.deepEqual(await nextStarted, ['d/a#2'])
+      holds.get('d/a#2')!.open()
+      holds.get('d/b#1')!.open()
+      await Promise.all([a1.settled, a2.settled, b1.settled])
+      assert.ok(trace.indexOf('end d/a#1') < trace.indexOf('start d/a#2'))
+    })
+
+    it('asks the transport to stop reading at maxInFlight and resumes when a slot frees', async () => {
+      const hold = gate()
+      const router = new Router().on('t/{n}', () => hold.opened)
+      const { dispatcher } = setup(router, { maxInFlight: 2, ordering: 'none' })
+      assert.equal(dispatcher.receive(inbound('t/1', 'x')), undefined)
+      const pressure = dispatcher.receive(inbound('t/2', 'x'))
+      assert.ok(pressure instanceof Promise, 'the second message fills the window')
+      let resumed = false
+      void pressure.then(() => { resumed = true })
+      await new Promise((r) => setImmediate(r))
+      assert.equal(resumed, false)
+      hold.open()
+      await pressure
+      assert.equal(dispatcher.stats.inFlight, 0)
+    })
+
+    it('drains running handlers, and refuses new messages without acknowledging them', async () => {
+      const hold = gate()
+      const router = new Router().on('t', () => hold.opened)
+      const { dispatcher } = setup(router)
+      const running = inbound('t', 'x')
+      dispatcher.receive(running)
+      dispatcher.refuse()
+      const late = inbound('t', 'x')
+      dispatcher.receive(late)
+      assert.equal(await late.settled, false)
+      const drained = dispatcher.drain(5000)
+      hold.open()
+      assert.deepEqual(await drained, { drained: true, abandoned: 0 })
+      assert.equal(await running.settled, true)
+      assert.equal(dispatcher.stats.refused, 1)
+    })
+
+    it('reports handlers still running when the drain time runs out', async () => {
+      const router = new Router().on('t', () => new Promise(() => {}))
+      const { dispatcher } = setup(router)
+      dispatcher.receive(inbound('t', 'x'))
+      assert.deepEqual(await dispatcher.drain(20), { drained: false, abandoned: 1 })
+    })
+  })
+})
+
+function waitFor(events: EventEmitter, name: string, count: number): Promise<string[]> {
+  const seen: string[] = []
+  return new Promise((resolve) => {
+    const listener = (value: string): void => {
+      seen.push(value)
+      if (seen.length < count) return
+      events.off(name, listener)
+      resolve(seen)
+    }
+    events.on(name, listener)
+  })
+}

@@ -1,0 +1,178 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { BrokerHandle } from './broker-handle.js'
+import type { ExitGuard } from './exit-guard.js'
+import type { OsAccount } from './os-account.js'
+import { acceptsConnections } from './probe-port.js'
+import { SupervisedProcess } from './supervised-process.js'
+import { TopologyError } from './topology-error.js'
+
+const HOST = '127.0.0.1'
+const GRACEFUL_STOP_MS = 10_000
+
+/**
+ * Everything needed to run one broker.
+ *
+ * @example
+ * const options: MosquittoBrokerOptions = {
+ *   name: 'broker-1', directory: '/tmp/rmq-x/broker-1', port: 41883, websocketPort: undefined,
+ *   binary: '/usr/sbin/mosquitto', extraConfig: '', account: undefined, keepRootPrivileges: false,
+ *   startTimeoutMs: 30_000, guard,
+ * }
+ */
+export interface MosquittoBrokerOptions {
+  readonly name: string
+  readonly directory: string
+  readonly port: number
+  readonly websocketPort: number | undefined
+  readonly binary: string
+  /** mosquitto.conf lines appended after the generated ones. */
+  readonly extraConfig: string
+  /** Run the broker as this user. */
+  readonly account: OsAccount | undefined
+  /** Write `user root`, for a root session without a `mosquitto` user to drop to. */
+  readonly keepRootPrivileges: boolean
+  readonly startTimeoutMs: number
+  readonly guard: ExitGuard
+}
+
+/**
+ * A Mosquitto broker process with a generated configuration: one loopback
+ * listener (plus a websocket one if asked), anonymous access, no persistence,
+ * logging to stderr, which is copied into `mosquitto.log`.
+ *
+ * @example
+ * const broker = await MosquittoBroker.launch(options)
+ * console.log(broker.url)
+ */
+export class MosquittoBroker implements BrokerHandle {
+  readonly name: string
+  readonly host = HOST
+  readonly port: number
+  readonly url: string
+  readonly wsUrl: string | undefined
+  readonly directory: string
+  readonly logFile: string
+  readonly #options: MosquittoBrokerOptions
+  readonly #process: SupervisedProcess
+
+  /**
+   * Writes the broker's directory and configuration, starts it and resolves
+   * once it accepts TCP connections.
+   *
+   * @example
+   * const broker = await MosquittoBroker.launch(options)
+   */
+  static async launch(options: MosquittoBrokerOptions): Promise<MosquittoBroker> {
+    const broker = new MosquittoBroker(options)
+    await broker.#writeConfiguration()
+    await broker.#start()
+    return broker
+  }
+
+  private constructor(options: MosquittoBrokerOptions) {
+    this.#options = Object.freeze({ ...options })
+    this.name = options.name
+    this.port = options.port
+    this.url = `mqtt://${HOST}:${options.port}`
+    this.wsUrl = options.websocketPort === undefined ? undefined : `ws://${HOST}:${options.websocketPort}`
+    this.directory = options.directory
+    this.logFile = join(options.directory, 'mosquitto.log')
+    this.#process = new SupervisedProcess({
+      name: options.name,
+      command: options.binary,
+      args: ['-c', join(options.directory, 'mosquitto.conf')],
+      cwd: options.directory,
+      logFile: this.logFile,
+      account: options.account,
+      guard: options.guard,
+      guardSignal: 'SIGKILL',
+      readyLine: /mosquitto version \S+ running/,
+      startTimeoutMs: options.startTimeoutMs,
+    })
+  }
+
+  /**
+   * See {@link BrokerHandle.pid}.
+   *
+   * @example
+   * process.kill(broker.pid!, 0)
+   */
+  get pid(): number | undefined {
+    return this.#process.pid
+  }
+
+  /**
+   * See {@link BrokerHandle.running}.
+   *
+   * @example
+   * if (!broker.running) await broker.restart()
+   */
+  get running(): boolean {
+    return this.#process.running
+  }
+
+  /**
+   * See {@link BrokerHandle.kill}.
+   *
+   * @example
+   * await broker.kill()
+   */
+  kill(): Promise<void> {
+    return this.#process.kill()
+  }
+
+  /**
+   * See {@link BrokerHandle.restart}.
+   *
+   * @example
+   * await broker.restart()
+   */
+  async restart(): Promise<void> {
+    await this.stop()
+    await this.#start()
+  }
+
+  /**
+   * See {@link BrokerHandle.stop}.
+   *
+   * @example
+   * await broker.stop()
+   */
+  stop(): Promise<void> {
+    return this.#process.stop('SIGTERM', GRACEFUL_STOP_MS)
+  }
+
+  async #writeConfiguration(): Promise<void> {
+    const { directory, port, websocketPort, keepRootPrivileges, extraConfig } = this.#options
+    const lines = [
+      `listener ${port} ${HOST}`,
+      ...(websocketPort === undefined ? [] : [`listener ${websocketPort} ${HOST}`, 'protocol websockets']),
+      'allow_anonymous true',
+      'persistence false',
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+      'log_type notice',
+      'log_type information',
+      'log_timestamp_format %Y-%m-%dT%H:%M:%S',
+      ...(keepRootPrivileges ? ['user root'] : []),
+      extraConfig,
+    ]
+    await mkdir(directory, { mode: 0o755 })
+    await writeFile(join(directory, 'mosquitto.conf'), `${lines.join('\n')}\n`, { mode: 0o644 })
+  }
+
+  async #start(): Promise<void> {
+    await this.#process.start()
+    // The ready line comes after the listeners are bound; one connection
+    // proves the port is reachable, not merely bound.
+    if (!(await acceptsConnections(HOST, this.port))) {
+      await this.#process.kill()
+      throw new TopologyError(
+        `${this.name} reported that it runs but refused a connection on ${HOST}:${this.port}. ` +
+          `Check ${this.logFile} and whether brokerConfig replaced the listener.`,
+      )
+    }
+  }
+}

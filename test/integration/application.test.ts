@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict'
+import { connectAsync, type MqttClient } from 'mqtt'
+import {
+  Application, ConnectionFailedError, Router, silentLogger, type MessageContext, type RouteMqModule,
+} from '../../src/index.js'
+import { startTopology, type Topology } from '../../src/testing/index.js'
+import { ChildApp } from '../support/child-app.js'
+
+/** Resolves with the values pushed once `count` have arrived. */
+function collector<T>(count: number) {
+  const values: T[] = []
+  let resolve!: (values: T[]) => void
+  const done = new Promise<T[]>((r) => (resolve = r))
+  return {
+    done,
+    values,
+    push(value: T) {
+      values.push(value)
+      if (values.length === count) resolve(values)
+    },
+  }
+}
+
+describe('Application on a real Mosquitto', function () {
+  let topology: Topology
+  let publisher: MqttClient
+  const cleanup: (() => Promise<unknown>)[] = []
+
+  before(async () => {
+    topology = await startTopology({ brokers: 1 })
+    publisher = await connectAsync(topology.brokers[0]!.url, { clientId: 'test-publisher', protocolVersion: 5 })
+  })
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()!()
+  })
+  after(async () => {
+    await publisher?.endAsync()
+    await topology?.stop()
+  })
+
+  function app(router: Router, extra: Partial<Parameters<typeof Application.create>[0]> = {}): Application {
+    const created = Application.create({ router, logger: silentLogger, mqtt: { url: topology.brokers[0]!.url }, ...extra })
+    cleanup.push(() => created.stop())
+    return created
+  }
+
+  it('receives, routes by {param} through group then route middleware, and handles every message', async () => {
+    const handled = collector<string>(3)
+    const trace: string[] = []
+    const router = new Router()
+    router.group({ prefix: 'fleet/{region}', middleware: [(ctx, next) => { trace.push('group'); return next(ctx) }] }, (fleet) => {
+      fleet.on('devices/{id}/telemetry', (ctx) => {
+        const body = ctx.payload as { seq: number }
+        handled.push(`${ctx.params.region}:${ctx.params.id}:${body.seq}`)
+      }, { qos: 1, middleware: [(ctx, next) => { trace.push('route'); return next(ctx) }] })
+    })
+    const application = app(router)
+    await application.start()
+    for (let seq = 1; seq <= 3; seq++) {
+      await publisher.publishAsync(`fleet/eu/devices/d${seq}/telemetry`, JSON.stringify({ seq }), { qos: 1 })
+    }
+    assert.deepEqual((await handled.done).sort(), ['eu:d1:1', 'eu:d2:2', 'eu:d3:3'])
+    assert.deepEqual(trace, ['group', 'route', 'group', 'route', 'group', 'route'])
+    assert.equal(application.transport?.connected, true)
+    await application.stop()
+    assert.equal(application.stats.handled, 3)
+    assert.equal(application.stats.failed, 0)
+  })
+
+  it('lets a handler publish at QoS 1 and await the broker while its own message is unacknowledged', async () => {
+    const replies = collector<string>(1)
+    const listener = await connectAsync(topology.brokers[0]!.url, { clientId: 'reply-listener' })
+    cleanup.push(() => listener.endAsync())
+    listener.on('message', (_topic, payload) => replies.push(payload.toString()))
+    await listener.subscribeAsync('replies/#', { qos: 1 })
+    const router = new Router().on('requests/{id}', async (ctx: MessageContext) => {
+      await ctx.publish(`replies/${ctx.params.id}`, { answer: 42 }, { qos: 1 })
+    }, { qos: 1 })
+    await app(router).start()
+    await publisher.publishAsync('requests/r1', 'q', { qos: 1 })
+    assert.deepEqual(await replies.done, ['{"answer":42}'])
+  })
+
+  it('receives QoS 2 messages and completes them after the handler', async () => {
+    const handled = collector<string>(2)
+    const router = new Router().on('exact/{n}', (ctx) => handled.push(ctx.params.n!), { qos: 2 })
+    const application = app(router)
+    await application.start()
+    await publisher.publishAsync('exact/1', 'a', { qos: 2 })
+    await publisher.publishAsync('exact/2', 'b', { qos: 2 })
+    assert.deepEqual((await handled.done).sort(), ['1', '2'])
+    await application.stop()
+    assert.equal(application.stats.handled, 2)
+  })
+
+  it('redelivers a QoS 1 message whose handler was still running when the app was killed', async function () {
+    const url = topology.brokers[0]!.url
+    const clientId = 'session-app-1'
+    const first = ChildApp.start('session-app.js', [url, clientId, 'hang'])
+    cleanup.push(() => first.signal('SIGKILL'))
+    await first.next((e) => e.event === 'ready')
+    await publisher.publishAsync('jobs/42', 'resize image 42', { qos: 1 })
+    await first.next((e) => e.event === 'handling' && e.id === '42')
+    await first.signal('SIGKILL')
+
+    const second = ChildApp.start('session-app.js', [url, clientId, 'finish'])
+    cleanup.push(() => second.signal('SIGKILL'))
+    const redelivered = await second.next((e) => e.event === 'handling')
+    assert.equal(redelivered.id, '42')
+    assert.equal(redelivered.body, 'resize image 42')
+    assert.equal(redelivered.dup, true)
+    await second.next((e) => e.event === 'handled' && e.id === '42')
+    await second.next((e) => e.event === 'ready')
+    assert.equal(await second.signal('SIGTERM'), 0, `graceful stop failed: ${second.stderr}`)
+
+    // The second app acknowledged it after handling: a third start gets only the new job.
+    const third = ChildApp.start('session-app.js', [url, clientId, 'finish'])
+    cleanup.push(() => third.signal('SIGKILL'))
+    await third.next((e) => e.event === 'ready')
+    await publisher.publishAsync('jobs/43', 'resize image 43', { qos: 1 })
+    await third.next((e) => e.event === 'handled' && e.id === '43')
+    assert.deepEqual(third.events.filter((e) => e.event === 'handling').map((e) => e.id), ['43'])
+  })
+
+  it('stops gracefully: running handlers finish, then modules stop in reverse order', async () => {
+    const lifecycle: string[] = []
+    const module = (name: string): RouteMqModule => ({
+      name,
+      register: () => lifecycle.push(`register ${name}`),
+      start: () => { lifecycle.push(`start ${name}`) },
+      stop: () => { lifecycle.push(`stop ${name}`) },
+    })
+    const started = collector<void>(1)
+    let release!: () => void
+    const router = new Router().on('slow', async () => {
+      started.push()
+      await new Promise<void>((r) => (release = r))
+      lifecycle.push('handler finished')
+    }, { qos: 1 })
+    const application = app(router, { modules: [module('db'), module('health')] })
+    await application.start()
+    await publisher.publishAsync('slow', 'x', { qos: 1 })
+    await started.done
+    const stopping = application.stop()
+    lifecycle.push('stop requested')
+    setImmediate(() => release())
+    assert.deepEqual(await stopping, { drained: true, abandoned: 0 })
+    assert.deepEqual(lifecycle, [
+      'register db', 'register health', 'start db', 'start health',
+      'stop requested', 'handler finished', 'stop health', 'stop db',
+    ])
+    assert.equal(application.state, 'stopped')
+    await assert.rejects(application.start(), /create a new Application/)
+  })
+
+  it('fails to start with ConnectionFailedError, naming the broker without credentials, when it is down', async () => {
+    const broker = topology.brokers[0]!
+    const url = `mqtt://operator:hunter2@${broker.host}:${broker.port + 0}`
+    await broker.kill()
+    try {
+      const application = app(new Router().on('a', () => {}), { mqtt: { url, connectTimeoutMs: 1500 } })
+      const error = await application.start().then(() => undefined, (e: unknown) => e)
+      assert.ok(error instanceof ConnectionFailedError, `got ${String(error)}`)
+      assert.equal(error.code, 'CONNECTION_FAILED')
+      assert.match(error.message, new RegExp(`mqtt://${broker.host}:${broker.port}`))
+      assert.doesNotMatch(error.message, /hunter2|operator/)
+      assert.equal(application.state, 'created')
+    } finally {
+      await broker.restart()
+      publisher.reconnect()
+      await new Promise((resolve) => publisher.once('connect', resolve))
+    }
+  })
+})

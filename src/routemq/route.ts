@@ -8,13 +8,14 @@ type ParamNames<T extends string> = T extends `${string}{${infer Name}}${infer R
 
 /**
  * The `ctx.params` type of a topic pattern, worked out from its `{name}` levels.
+ * Parameters of an enclosing group's prefix stay reachable by index.
  *
  * @example
- * type P = TopicParams<'devices/{id}/sensors/{sensor}'> // { readonly id: string; readonly sensor: string }
+ * type P = TopicParams<'devices/{id}/sensors/{sensor}'> // { readonly id: string; readonly sensor: string } & RouteParams
  */
 export type TopicParams<T extends string> = [ParamNames<T>] extends [never]
   ? RouteParams
-  : { readonly [K in ParamNames<T>]: string }
+  : { readonly [K in ParamNames<T>]: string } & RouteParams
 
 /** A route handler. Its promise settling is what lets the message be acknowledged. */
 export type Handler<P extends RouteParams = RouteParams> = (ctx: MessageContext<P>) => unknown

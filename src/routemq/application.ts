@@ -19,7 +19,10 @@ export interface ApplicationOptions {
   readonly container?: DependencyContainer
   /** Broker for the default single-broker transport, used when no module and no `transport` provide one. */
   readonly mqtt?: DefaultMqttTransportOptions
-  /** An explicit transport; a module registering `MQTT_TRANSPORT` wins over it. */
+  /**
+   * An explicit transport; a module registering `MQTT_TRANSPORT` wins over it.
+   * A failed `start()` closes it, so a retry needs the default transport (`mqtt`) or a module.
+   */
   readonly transport?: MqttTransport
   /** Default `new ConsoleLogger()`. */
   readonly logger?: Logger
@@ -55,6 +58,7 @@ export class Application {
   readonly #options: ApplicationOptions
   readonly #modules: readonly RouteMqModule[]
   readonly #dispatcher: MessageDispatcher
+  readonly #transportFromModule: boolean
   #transport: MqttTransport | undefined
   #started: RouteMqModule[] = []
   #state: State = 'created'
@@ -72,6 +76,7 @@ export class Application {
     this.container.register(ROUTER, { useValue: this.router })
     this.container.register(LOGGER, { useValue: this.logger })
     for (const module of this.#modules) module.register(this.container)
+    this.#transportFromModule = this.container.isRegistered(MQTT_TRANSPORT, true)
     this.#dispatcher = new MessageDispatcher({
       router: this.router,
       container: this.container,
@@ -202,7 +207,8 @@ export class Application {
   }
 
   #resolveTransport(): MqttTransport {
-    if (this.container.isRegistered(MQTT_TRANSPORT, true)) return this.container.resolve<MqttTransport>(MQTT_TRANSPORT)
+    if (this.#transportFromModule) return this.container.resolve<MqttTransport>(MQTT_TRANSPORT)
+    // A failed start closes the transport, so each attempt builds its own default one.
     const transport = this.#options.transport ?? new DefaultMqttTransport({ logger: this.logger, ...this.#options.mqtt! })
     this.container.register(MQTT_TRANSPORT, { useValue: transport })
     return transport

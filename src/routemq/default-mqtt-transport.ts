@@ -1,6 +1,7 @@
 import { hostname } from 'node:os'
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt'
 import { AckSequencer, type AckOrder } from './ack-sequencer.js'
+import { ApplicationStateError } from './errors/application-state-error.js'
 import { ConnectionFailedError } from './errors/connection-failed-error.js'
 import { InvalidOptionError } from './errors/invalid-option-error.js'
 import { SubscriptionRejectedError } from './errors/subscription-rejected-error.js'
@@ -103,7 +104,7 @@ export class DefaultMqttTransport implements MqttTransport {
 
   async connect(receiver: MessageReceiver): Promise<void> {
     if (this.#closed) throw new TransportClosedError('connect')
-    if (this.#client) throw new InvalidOptionError('transport', 'connect() was already called; a transport serves one application')
+    if (this.#client) throw new ApplicationStateError('This transport is already connected; a transport serves one application.')
     this.#receiver = receiver
     const client = connect(this.#options.url, this.#clientOptions())
     assertDeferredAcks(client)
@@ -119,6 +120,8 @@ export class DefaultMqttTransport implements MqttTransport {
       await this.#firstConnect(client)
     } catch (error) {
       this.#client = undefined
+      // The abandoned client may still report socket errors; nobody is left to hear them.
+      client.on('error', noop)
       client.end(true)
       throw new ConnectionFailedError(this.#label, error)
     }

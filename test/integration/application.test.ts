@@ -153,12 +153,15 @@ describe('Application on a real Mosquitto', function () {
     await assert.rejects(application.start(), /create a new Application/)
   })
 
-  it('fails to start with ConnectionFailedError, naming the broker without credentials, when it is down', async () => {
+  it('fails to start with ConnectionFailedError naming the broker without credentials, and starts on retry', async () => {
     const broker = topology.brokers[0]!
-    const url = `mqtt://operator:hunter2@${broker.host}:${broker.port + 0}`
+    const url = `mqtt://operator:hunter2@${broker.host}:${broker.port}`
+    const handled = collector<string>(1)
+    const application = app(new Router().on('retry/{n}', (ctx) => handled.push(ctx.params.n!), { qos: 1 }), {
+      mqtt: { url, connectTimeoutMs: 1500 },
+    })
     await broker.kill()
     try {
-      const application = app(new Router().on('a', () => {}), { mqtt: { url, connectTimeoutMs: 1500 } })
       const error = await application.start().then(() => undefined, (e: unknown) => e)
       assert.ok(error instanceof ConnectionFailedError, `got ${String(error)}`)
       assert.equal(error.code, 'CONNECTION_FAILED')
@@ -170,5 +173,8 @@ describe('Application on a real Mosquitto', function () {
       publisher.reconnect()
       await new Promise((resolve) => publisher.once('connect', resolve))
     }
+    await application.start()
+    await publisher.publishAsync('retry/1', 'x', { qos: 1 })
+    assert.deepEqual(await handled.done, ['1'])
   })
 })

@@ -5,6 +5,7 @@ import type { ExitGuard } from './exit-guard.js'
 import type { OsAccount } from './os-account.js'
 import { acceptsConnections } from './probe-port.js'
 import { SupervisedProcess } from './supervised-process.js'
+import { SupervisedServer } from './supervised-server.js'
 import { TopologyError } from './topology-error.js'
 
 const HOST = '127.0.0.1'
@@ -45,16 +46,9 @@ export interface MosquittoBrokerOptions {
  * const broker = await MosquittoBroker.launch(options)
  * console.log(broker.url)
  */
-export class MosquittoBroker implements BrokerHandle {
-  readonly name: string
-  readonly host = HOST
-  readonly port: number
-  readonly url: string
+export class MosquittoBroker extends SupervisedServer implements BrokerHandle {
   readonly wsUrl: string | undefined
-  readonly directory: string
-  readonly logFile: string
   readonly #options: MosquittoBrokerOptions
-  readonly #process: SupervisedProcess
 
   /**
    * Writes the broker's directory and configuration, starts it and resolves
@@ -66,81 +60,33 @@ export class MosquittoBroker implements BrokerHandle {
   static async launch(options: MosquittoBrokerOptions): Promise<MosquittoBroker> {
     const broker = new MosquittoBroker(options)
     await broker.#writeConfiguration()
-    await broker.#start()
+    await broker.launch()
     return broker
   }
 
   private constructor(options: MosquittoBrokerOptions) {
+    const logFile = join(options.directory, 'mosquitto.log')
+    super(
+      { name: options.name, host: HOST, port: options.port, url: `mqtt://${HOST}:${options.port}`, directory: options.directory, logFile },
+      new SupervisedProcess({
+        name: options.name,
+        command: options.binary,
+        args: ['-c', join(options.directory, 'mosquitto.conf')],
+        cwd: options.directory,
+        logFile,
+        account: options.account,
+        guard: options.guard,
+        guardSignal: 'SIGKILL',
+        readyLine: /mosquitto version \S+ running/,
+        startTimeoutMs: options.startTimeoutMs,
+      }),
+    )
     this.#options = Object.freeze({ ...options })
-    this.name = options.name
-    this.port = options.port
-    this.url = `mqtt://${HOST}:${options.port}`
     this.wsUrl = options.websocketPort === undefined ? undefined : `ws://${HOST}:${options.websocketPort}`
-    this.directory = options.directory
-    this.logFile = join(options.directory, 'mosquitto.log')
-    this.#process = new SupervisedProcess({
-      name: options.name,
-      command: options.binary,
-      args: ['-c', join(options.directory, 'mosquitto.conf')],
-      cwd: options.directory,
-      logFile: this.logFile,
-      account: options.account,
-      guard: options.guard,
-      guardSignal: 'SIGKILL',
-      readyLine: /mosquitto version \S+ running/,
-      startTimeoutMs: options.startTimeoutMs,
-    })
   }
 
-  /**
-   * See {@link BrokerHandle.pid}.
-   *
-   * @example
-   * process.kill(broker.pid!, 0)
-   */
-  get pid(): number | undefined {
-    return this.#process.pid
-  }
-
-  /**
-   * See {@link BrokerHandle.running}.
-   *
-   * @example
-   * if (!broker.running) await broker.restart()
-   */
-  get running(): boolean {
-    return this.#process.running
-  }
-
-  /**
-   * See {@link BrokerHandle.kill}.
-   *
-   * @example
-   * await broker.kill()
-   */
-  kill(): Promise<void> {
-    return this.#process.kill()
-  }
-
-  /**
-   * See {@link BrokerHandle.restart}.
-   *
-   * @example
-   * await broker.restart()
-   */
-  async restart(): Promise<void> {
-    await this.stop()
-    await this.#start()
-  }
-
-  /**
-   * See {@link BrokerHandle.stop}.
-   *
-   * @example
-   * await broker.stop()
-   */
   stop(): Promise<void> {
-    return this.#process.stop('SIGTERM', GRACEFUL_STOP_MS)
+    return this.process.stop('SIGTERM', GRACEFUL_STOP_MS)
   }
 
   async #writeConfiguration(): Promise<void> {
@@ -163,12 +109,12 @@ export class MosquittoBroker implements BrokerHandle {
     await writeFile(join(directory, 'mosquitto.conf'), `${lines.join('\n')}\n`, { mode: 0o644 })
   }
 
-  async #start(): Promise<void> {
-    await this.#process.start()
+  protected async launch(): Promise<void> {
+    await this.process.start()
     // The ready line comes after the listeners are bound; one connection
     // proves the port is reachable, not merely bound.
     if (!(await acceptsConnections(HOST, this.port))) {
-      await this.#process.kill()
+      await this.process.kill()
       throw new TopologyError(
         `${this.name} reported that it runs but refused a connection on ${HOST}:${this.port}. ` +
           `Check ${this.logFile} and whether brokerConfig replaced the listener.`,

@@ -1,3 +1,5 @@
+import type { ServerHandle } from './server-handle.js'
+
 /**
  * Whether a server accepts writes (`primary`) or replays a primary's WAL as a
  * read-only hot standby (`replica`). A promoted replica becomes a `primary`.
@@ -16,24 +18,11 @@ export type PostgresRole = 'primary' | 'replica'
  * await topology.primary!.kill()    // crash it
  * await topology.replicas[0].promote()
  */
-export interface PostgresHandle {
-  /** `primary`, `replica-1`, `replica-2`, ... */
-  readonly name: string
+export interface PostgresHandle extends ServerHandle {
   readonly role: PostgresRole
-  /** Always `127.0.0.1`. */
-  readonly host: string
-  readonly port: number
   /** `postgres://postgres@127.0.0.1:<port>/postgres` (no password: trust authentication). */
   readonly url: string
-  /** The server's own directory: logs, the Unix socket and the data directory. */
-  readonly directory: string
   readonly dataDir: string
-  /** The postmaster's output; initdb and pg_basebackup log next to it. */
-  readonly logFile: string
-  /** Id of the postmaster most recently started, even once it has ended. */
-  readonly pid: number | undefined
-  /** Whether the postmaster is alive. */
-  readonly running: boolean
 
   /**
    * Crashes the server with SIGKILL; resolves once the postmaster and all its
@@ -46,15 +35,6 @@ export interface PostgresHandle {
    * await topology.primary!.kill()
    */
   kill(): Promise<void>
-
-  /**
-   * Starts the server again on the same port and data directory (shutting it
-   * down first if it runs); resolves once it accepts connections.
-   *
-   * @example
-   * await topology.primary!.restart()
-   */
-  restart(): Promise<void>
 
   /**
    * Shuts the server down with PostgreSQL's fast mode (SIGINT); resolves once

@@ -9,6 +9,7 @@ import type { PostgresHandle, PostgresRole } from './postgres-handle.js'
 import { acceptsConnections } from './probe-port.js'
 import { runCommand } from './run-command.js'
 import { SupervisedProcess } from './supervised-process.js'
+import { SupervisedServer } from './supervised-server.js'
 import { TopologyError } from './topology-error.js'
 
 const HOST = '127.0.0.1'
@@ -47,16 +48,9 @@ export interface PostgresServerOptions {
  * const primary = await PostgresServer.initPrimary(options, { maxReplicas: 2 })
  * const replica = await PostgresServer.cloneReplica(primary, replicaOptions, { slot: 'replica_1', applyDelayMs: 0 })
  */
-export class PostgresServer implements PostgresHandle {
-  readonly name: string
-  readonly host = HOST
-  readonly port: number
-  readonly url: string
-  readonly directory: string
+export class PostgresServer extends SupervisedServer implements PostgresHandle {
   readonly dataDir: string
-  readonly logFile: string
   readonly #options: PostgresServerOptions
-  readonly #process: SupervisedProcess
   #role: PostgresRole
 
   /**
@@ -113,7 +107,7 @@ export class PostgresServer implements PostgresHandle {
         '',
       ].join('\n'),
     )
-    await server.#start()
+    await server.launch()
     return server
   }
 
@@ -148,19 +142,11 @@ export class PostgresServer implements PostgresHandle {
       hot_standby: 'on',
       recovery_min_apply_delay: `${settings.applyDelayMs}ms`,
     })
-    await server.#start()
+    await server.launch()
     return server
   }
 
   private constructor(options: PostgresServerOptions, role: PostgresRole) {
-    this.#options = Object.freeze({ ...options })
-    this.#role = role
-    this.name = options.name
-    this.port = options.port
-    this.url = `postgres://${SUPERUSER}@${HOST}:${options.port}/postgres`
-    this.directory = options.directory
-    this.dataDir = join(options.directory, 'data')
-    this.logFile = join(options.directory, 'postgres.log')
     const socket = join(options.directory, `.s.PGSQL.${options.port}`)
     if (Buffer.byteLength(socket) > UNIX_SOCKET_PATH_LIMIT) {
       throw new TopologyError(
@@ -168,90 +154,46 @@ export class PostgresServer implements PostgresHandle {
           'Point TMPDIR at a short directory such as /tmp.',
       )
     }
-    this.#process = new SupervisedProcess({
-      name: options.name,
-      command: options.binaries.postgres,
-      args: ['-D', this.dataDir],
-      cwd: options.directory,
-      logFile: this.logFile,
-      account: options.account,
-      guard: options.guard,
-      // An immediate shutdown still releases the server's shared memory,
-      // which a SIGKILL would leak once the directory is gone.
-      guardSignal: 'SIGQUIT',
-      readyLine: /database system is ready to accept (read-only )?connections/,
-      startTimeoutMs: options.startTimeoutMs,
-    })
+    const dataDir = join(options.directory, 'data')
+    const logFile = join(options.directory, 'postgres.log')
+    super(
+      {
+        name: options.name,
+        host: HOST,
+        port: options.port,
+        url: `postgres://${SUPERUSER}@${HOST}:${options.port}/postgres`,
+        directory: options.directory,
+        logFile,
+      },
+      new SupervisedProcess({
+        name: options.name,
+        command: options.binaries.postgres,
+        args: ['-D', dataDir],
+        cwd: options.directory,
+        logFile,
+        account: options.account,
+        guard: options.guard,
+        // An immediate shutdown still releases the server's shared memory,
+        // which a SIGKILL would leak once the directory is gone.
+        guardSignal: 'SIGQUIT',
+        readyLine: /database system is ready to accept (read-only )?connections/,
+        startTimeoutMs: options.startTimeoutMs,
+      }),
+    )
+    this.#options = Object.freeze({ ...options })
+    this.#role = role
+    this.dataDir = dataDir
   }
 
-  /**
-   * See {@link PostgresHandle.role}.
-   *
-   * @example
-   * if (server.role === 'replica') await server.promote()
-   */
   get role(): PostgresRole {
     return this.#role
   }
 
-  /**
-   * See {@link PostgresHandle.pid}.
-   *
-   * @example
-   * process.kill(server.pid!, 0)
-   */
-  get pid(): number | undefined {
-    return this.#process.pid
-  }
-
-  /**
-   * See {@link PostgresHandle.running}.
-   *
-   * @example
-   * if (!server.running) await server.restart()
-   */
-  get running(): boolean {
-    return this.#process.running
-  }
-
-  /**
-   * See {@link PostgresHandle.kill}.
-   *
-   * @example
-   * await server.kill()
-   */
-  kill(): Promise<void> {
-    return this.#process.kill()
-  }
-
-  /**
-   * See {@link PostgresHandle.restart}.
-   *
-   * @example
-   * await server.restart()
-   */
-  async restart(): Promise<void> {
-    await this.stop()
-    await this.#start()
-  }
-
-  /**
-   * See {@link PostgresHandle.stop}.
-   *
-   * @example
-   * await server.stop()
-   */
   async stop(): Promise<void> {
-    await this.#process.stop('SIGINT', GRACEFUL_STOP_MS)
+    await this.process.stop('SIGINT', GRACEFUL_STOP_MS)
     await this.#releaseCrashedSharedMemory()
   }
 
-  /**
-   * See {@link PostgresHandle.promote}.
-   *
-   * @example
-   * await server.promote()
-   */
   async promote(): Promise<void> {
     if (this.#role !== 'replica') {
       throw new TopologyError(`${this.name} is already a primary; promote() only applies to replicas.`)
@@ -280,15 +222,15 @@ export class PostgresServer implements PostgresHandle {
     this.#role = 'primary'
   }
 
-  async #start(): Promise<void> {
+  protected async launch(): Promise<void> {
     try {
-      await this.#process.start()
+      await this.process.start()
     } catch (error) {
       await this.#releaseCrashedSharedMemory()
       throw error
     }
     if (!(await acceptsConnections(HOST, this.port))) {
-      await this.#process.kill()
+      await this.process.kill()
       throw new TopologyError(
         `${this.name} reported that it accepts connections but refused one on ${HOST}:${this.port}. Check ${this.logFile}.`,
       )

@@ -2,7 +2,7 @@ import { rootContainer, type DependencyContainer } from './container.js'
 import { DefaultMqttTransport, type DefaultMqttTransportOptions } from './default-mqtt-transport.js'
 import { ApplicationStateError } from './errors/application-state-error.js'
 import { InvalidOptionError } from './errors/invalid-option-error.js'
-import { ConsoleLogger, type Logger } from './logger.js'
+import { ConsoleLogger, safeLogger, type Logger } from './logger.js'
 import { MessageDispatcher, type DispatchStats, type DrainResult, type MessageOrdering } from './message-dispatcher.js'
 import type { MqttTransport, PublishOptions } from './mqtt-transport.js'
 import type { ErrorPolicy } from './route.js'
@@ -15,7 +15,10 @@ export interface ApplicationOptions {
   readonly router: Router
   /** Started in order, stopped in reverse. */
   readonly modules?: readonly RouteMqModule[]
-  /** The container to register into. Default: a new child of tsyringe's root container. */
+  /**
+   * The application registers into a child of this container, so two
+   * applications never see each other's registrations. Default: tsyringe's root.
+   */
   readonly container?: DependencyContainer
   /** Broker for the default single-broker transport, used when no module and no `transport` provide one. */
   readonly mqtt?: DefaultMqttTransportOptions
@@ -28,11 +31,17 @@ export interface ApplicationOptions {
   readonly logger?: Logger
   /** What happens to a message whose handler failed. Default `'ack'`; see `ErrorPolicy`. */
   readonly onError?: ErrorPolicy
-  /** Messages handled at once before the transport stops reading. Default 256. */
+  /** Handlers running at once; further messages wait in arrival order. Default 256. */
   readonly maxInFlight?: number
+  /**
+   * Messages accepted and not yet settled above which QoS 0 messages are
+   * dropped and counted (QoS 1 and 2 are bounded by the broker's in-flight
+   * window and never dropped). Default 10 000.
+   */
+  readonly maxQueued?: number
   /** Default `'topic'`: per topic one at a time, in order; topics run concurrently. */
   readonly ordering?: MessageOrdering
-  /** How long `stop()` waits for running handlers. Default 10 000 ms. */
+  /** How long `stop()` waits for running handlers (and the unsubscribe before them). Default 10 000 ms. */
   readonly drainTimeoutMs?: number
 }
 
@@ -69,8 +78,8 @@ export class Application {
     validate(options)
     this.#options = Object.freeze({ ...options })
     this.router = options.router
-    this.logger = options.logger ?? new ConsoleLogger()
-    this.container = options.container ?? rootContainer.createChildContainer()
+    this.logger = safeLogger(options.logger ?? new ConsoleLogger())
+    this.container = (options.container ?? rootContainer).createChildContainer()
     this.#modules = Object.freeze([...(options.modules ?? [])])
     this.container.register(APPLICATION, { useValue: this })
     this.container.register(ROUTER, { useValue: this.router })
@@ -84,6 +93,7 @@ export class Application {
       logger: this.logger,
       onError: options.onError ?? 'ack',
       maxInFlight: options.maxInFlight ?? 256,
+      maxQueued: options.maxQueued ?? 10_000,
       ordering: options.ordering ?? 'topic',
     })
   }
@@ -117,7 +127,12 @@ export class Application {
       return Promise.reject(new ApplicationStateError('This application was stopped; create a new Application to start again.'))
     }
     this.#starting ??= this.#start().catch(async (error: unknown) => {
+      // Messages may have arrived between connect and the failure: let them
+      // finish before the modules they use are stopped.
+      this.#dispatcher.refuse()
+      await this.#dispatcher.drain(this.#options.drainTimeoutMs ?? 10_000)
       await this.#shutdown().catch((cleanup: unknown) => this.logger.error('cleanup after failed start failed', { error: cleanup }))
+      this.#dispatcher.accept()
       this.#starting = undefined
       this.#state = 'created'
       throw error
@@ -157,6 +172,11 @@ export class Application {
     }
     const transport = this.#resolveTransport()
     this.#transport = transport
+    if (!transport.persistentSession && this.#usesRedeliver()) {
+      this.logger.warn(
+        "onError 'redeliver' with a clean session: failed messages are never redelivered, and each holds one of the broker's in-flight slots until the connection drops; use clean: false with a stable clientId",
+      )
+    }
     await transport.connect(this.#dispatcher.receive)
     await transport.subscribe(this.router.subscriptions())
     this.#state = 'started'
@@ -167,14 +187,17 @@ export class Application {
     if (this.#starting) await this.#starting.catch(() => undefined)
     this.#state = 'stopping'
     const transport = this.#transport
-    let result: StopResult = { drained: true, abandoned: 0 }
+    const deadline = Date.now() + (this.#options.drainTimeoutMs ?? 10_000)
     if (transport?.connected && !transport.persistentSession) {
-      await transport
-        .unsubscribe(this.router.subscriptions().map((s) => s.topic))
-        .catch((error: unknown) => this.logger.warn('unsubscribe on stop failed', { error }))
+      const unsubscribed = transport.unsubscribe(this.router.subscriptions().map((s) => s.topic))
+      const outcome = await within(unsubscribed, deadline - Date.now()).catch((error: unknown) => {
+        this.logger.warn('unsubscribe on stop failed', { error })
+        return true
+      })
+      if (!outcome) this.logger.warn('unsubscribe on stop got no answer before the drain timeout')
     }
     this.#dispatcher.refuse()
-    result = await this.#dispatcher.drain(this.#options.drainTimeoutMs ?? 10_000)
+    const result: StopResult = await this.#dispatcher.drain(deadline - Date.now())
     if (!result.drained) {
       this.logger.warn('stop: handlers still running after the drain timeout; their messages stay unacknowledged', {
         abandoned: result.abandoned,
@@ -206,6 +229,10 @@ export class Application {
     if (errors.length > 1) throw new AggregateError(errors, 'several parts failed to stop')
   }
 
+  #usesRedeliver(): boolean {
+    return this.#options.onError === 'redeliver' || this.router.routes.some((route) => route.onError === 'redeliver')
+  }
+
   #resolveTransport(): MqttTransport {
     if (this.#transportFromModule) return this.container.resolve<MqttTransport>(MQTT_TRANSPORT)
     // A failed start closes the transport, so each attempt builds its own default one.
@@ -213,6 +240,13 @@ export class Application {
     this.container.register(MQTT_TRANSPORT, { useValue: transport })
     return transport
   }
+}
+
+/** Resolves true when `promise` settles within `ms`, false when the time runs out first; rejects with its error. */
+function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))))
+  return Promise.race([promise.then(() => true), timeout]).finally(() => clearTimeout(timer))
 }
 
 function encode(payload: unknown): string | Uint8Array {
@@ -225,9 +259,12 @@ function validate(options: ApplicationOptions): void {
   if (!options.router || typeof options.router.match !== 'function') {
     throw new InvalidOptionError('router', 'pass the Router your routes are declared on')
   }
-  const { maxInFlight, drainTimeoutMs, ordering, onError } = options
+  const { maxInFlight, maxQueued, drainTimeoutMs, ordering, onError } = options
   if (maxInFlight !== undefined && (!Number.isInteger(maxInFlight) || maxInFlight < 1)) {
     throw new InvalidOptionError('maxInFlight', 'must be a whole number of at least 1')
+  }
+  if (maxQueued !== undefined && (!Number.isInteger(maxQueued) || maxQueued < 1)) {
+    throw new InvalidOptionError('maxQueued', 'must be a whole number of at least 1')
   }
   if (drainTimeoutMs !== undefined && (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0)) {
     throw new InvalidOptionError('drainTimeoutMs', 'must be a number of milliseconds, 0 or more')

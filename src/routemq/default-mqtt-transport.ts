@@ -1,17 +1,18 @@
 import { hostname } from 'node:os'
-import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt'
+import { connect, type IClientOptions, type IPublishPacket, type ISubscriptionGrant, type MqttClient } from 'mqtt'
 import { AckSequencer, type AckOrder } from './ack-sequencer.js'
 import { ApplicationStateError } from './errors/application-state-error.js'
 import { ConnectionFailedError } from './errors/connection-failed-error.js'
 import { InvalidOptionError } from './errors/invalid-option-error.js'
 import { SubscriptionRejectedError } from './errors/subscription-rejected-error.js'
 import { TransportClosedError } from './errors/transport-closed-error.js'
-import { silentLogger, type Logger } from './logger.js'
+import { safeLogger, silentLogger, type Logger } from './logger.js'
 import { assertDeferredAcks, DEFERRED_ACK, sendPubcomp, sendPuback } from './mqtt-client-internals.js'
 import type {
   InboundMessage, MessageProperties, MessageReceiver, MqttTransport, PublishOptions, QoS, Subscription,
 } from './mqtt-transport.js'
 import { redactUrl } from './redact-url.js'
+import { overlappingFilters } from './topic-overlap.js'
 
 /** TLS material for `mqtts://` and `wss://` brokers. */
 export interface MqttTlsOptions {
@@ -48,6 +49,14 @@ export interface DefaultMqttTransportOptions {
   readonly tls?: MqttTlsOptions
   /** Default `'arrival'`; see `AckOrder`. */
   readonly ackOrder?: AckOrder
+  /**
+   * MQTT 5: the most unacknowledged QoS 1 and 2 messages the broker may send
+   * at once (the broker's own limit, e.g. Mosquitto's `max_inflight_messages`,
+   * applies too). Default: the broker decides.
+   */
+  readonly receiveMaximum?: number
+  /** How long `close()` waits for the broker to acknowledge publishes still in flight. Default 5000. */
+  readonly closeTimeoutMs?: number
   readonly logger?: Logger
 }
 
@@ -62,13 +71,16 @@ const PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'ws:', 'wss:'])
  * const transport = new DefaultMqttTransport({ url: 'mqtt://127.0.0.1:1883', clientId: 'billing-1', clean: false })
  */
 export class DefaultMqttTransport implements MqttTransport {
-  readonly #options: Required<Omit<DefaultMqttTransportOptions, 'username' | 'password' | 'tls'>> &
-    Pick<DefaultMqttTransportOptions, 'username' | 'password' | 'tls'>
+  readonly #options: Required<Omit<DefaultMqttTransportOptions, 'username' | 'password' | 'tls' | 'receiveMaximum'>> &
+    Pick<DefaultMqttTransportOptions, 'username' | 'password' | 'tls' | 'receiveMaximum'>
+  readonly #log: Logger
   readonly #label: string
   readonly #sequencer: AckSequencer
   #client: MqttClient | undefined
   #receiver: MessageReceiver | undefined
   #closed = false
+  /** Rejecters of publishes the broker has not acknowledged yet. */
+  readonly #unacknowledged = new Set<(error: Error) => void>()
 
   constructor(options: DefaultMqttTransportOptions, field = 'mqtt') {
     validate(options, field)
@@ -81,10 +93,12 @@ export class DefaultMqttTransport implements MqttTransport {
       connectTimeoutMs: 10_000,
       reconnectPeriodMs: 1000,
       ackOrder: 'arrival',
+      closeTimeoutMs: 5000,
       logger: silentLogger,
       ...definedOnly(options),
       url: options.url,
     })
+    this.#log = safeLogger(this.#options.logger)
     this.#label = redactUrl(options.url)
     this.#sequencer = new AckSequencer(this.#options.ackOrder)
   }
@@ -110,31 +124,54 @@ export class DefaultMqttTransport implements MqttTransport {
     assertDeferredAcks(client)
     this.#client = client
     client.handleMessage = (packet, done) => this.#onPublish(client, packet, done)
+    // Always listened to: an 'error' without a listener would crash the process.
+    client.on('error', (error) => {
+      if (this.connected) this.#log.error('mqtt client error', { broker: this.#label, error })
+      else this.#log.debug('mqtt client error while disconnected', { broker: this.#label, error })
+    })
     client.on('close', () => {
       const dropped = this.#sequencer.reset()
-      if (dropped > 0) this.#options.logger.warn('connection lost with messages unacknowledged', { broker: this.#label, dropped })
+      if (dropped > 0) this.#log.warn('connection lost with messages unacknowledged', { broker: this.#label, dropped })
     })
-    client.on('offline', () => this.#options.logger.warn('broker offline; reconnecting', { broker: this.#label }))
-    client.on('reconnect', () => this.#options.logger.debug('reconnecting', { broker: this.#label }))
+    client.on('offline', () => this.#log.warn('broker offline; reconnecting', { broker: this.#label }))
+    client.on('reconnect', () => this.#log.debug('reconnecting', { broker: this.#label }))
     try {
       await this.#firstConnect(client)
     } catch (error) {
       this.#client = undefined
-      // The abandoned client may still report socket errors; nobody is left to hear them.
-      client.on('error', noop)
       client.end(true)
       throw new ConnectionFailedError(this.#label, error)
     }
-    client.on('error', (error) => this.#options.logger.error('mqtt client error', { broker: this.#label, error }))
-    client.on('connect', () => this.#options.logger.info('connected', { broker: this.#label }))
-    this.#options.logger.info('connected', { broker: this.#label })
+    client.on('connect', () => this.#log.info('connected', { broker: this.#label }))
+    this.#log.info('connected', { broker: this.#label })
   }
 
   async subscribe(subscriptions: readonly Subscription[]): Promise<void> {
     const client = this.#require('subscribe')
     if (subscriptions.length === 0) return
-    const granted = await client.subscribeAsync(Object.fromEntries(subscriptions.map((s) => [s.topic, { qos: s.qos }])))
-    for (const grant of granted) {
+    let grants: ISubscriptionGrant[]
+    if (this.#options.protocolVersion === 5) {
+      // One SUBSCRIBE per filter: an identifier belongs to a whole packet, and
+      // it is what tells overlapping subscriptions' copies of a message apart.
+      const granted = await Promise.all(
+        subscriptions.map((s) =>
+          client.subscribeAsync(
+            { [s.topic]: { qos: s.qos } },
+            s.identifier === undefined ? {} : { properties: { subscriptionIdentifier: s.identifier } },
+          ),
+        ),
+      )
+      grants = granted.flat()
+    } else {
+      grants = await client.subscribeAsync(Object.fromEntries(subscriptions.map((s) => [s.topic, { qos: s.qos }])))
+      const overlaps = overlappingFilters(subscriptions.map((s) => s.topic))
+      if (overlaps.length > 0) {
+        this.#log.warn('overlapping route filters under MQTT 3.1.1: a message matching several may be handled more than once; use MQTT 5', {
+          overlaps: overlaps.map(([a, b]) => `${a} ~ ${b}`).slice(0, 10),
+        })
+      }
+    }
+    for (const grant of grants) {
       if (grant.qos === 128 || (grant.qos as number) > 2) throw new SubscriptionRejectedError(this.#label, grant.topic)
     }
   }
@@ -144,12 +181,19 @@ export class DefaultMqttTransport implements MqttTransport {
     if (topics.length > 0) await client.unsubscribeAsync([...topics])
   }
 
-  async publish(topic: string, payload: string | Uint8Array, options: PublishOptions = {}): Promise<void> {
+  publish(topic: string, payload: string | Uint8Array, options: PublishOptions = {}): Promise<void> {
     const client = this.#require('publish')
-    await client.publishAsync(topic, typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), {
-      qos: options.qos ?? 0,
-      retain: options.retain ?? false,
-      ...(options.properties && this.#options.protocolVersion === 5 ? { properties: options.properties as never } : {}),
+    return new Promise<void>((resolve, reject) => {
+      // MQTT.js keeps an unacknowledged publish pending forever once ended; close() rejects it instead.
+      this.#unacknowledged.add(reject)
+      client
+        .publishAsync(topic, typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), {
+          qos: options.qos ?? 0,
+          retain: options.retain ?? false,
+          ...(options.properties && this.#options.protocolVersion === 5 ? { properties: options.properties as never } : {}),
+        })
+        .then(() => resolve(), reject)
+        .finally(() => this.#unacknowledged.delete(reject))
     })
   }
 
@@ -158,7 +202,13 @@ export class DefaultMqttTransport implements MqttTransport {
     this.#closed = true
     const client = this.#client
     this.#client = undefined
-    if (client) await client.endAsync()
+    if (!client) return
+    // MQTT.js's graceful end waits for every publish in flight to be
+    // acknowledged, forever if the broker is gone; give it a bounded grace.
+    const settled = client.connected && (await outgoingDrained(client, this.#options.closeTimeoutMs))
+    await client.endAsync(!settled)
+    for (const reject of this.#unacknowledged) reject(new TransportClosedError('complete this publish, which the broker never acknowledged'))
+    this.#unacknowledged.clear()
   }
 
   #require(operation: string): MqttClient {
@@ -169,6 +219,10 @@ export class DefaultMqttTransport implements MqttTransport {
   #clientOptions(): IClientOptions {
     const o = this.#options
     const persistent = !o.clean && o.protocolVersion === 5
+    const properties = {
+      ...(persistent ? { sessionExpiryInterval: o.sessionExpirySeconds } : {}),
+      ...(o.receiveMaximum !== undefined && o.protocolVersion === 5 ? { receiveMaximum: o.receiveMaximum } : {}),
+    }
     return {
       clientId: o.clientId,
       username: o.username,
@@ -178,7 +232,7 @@ export class DefaultMqttTransport implements MqttTransport {
       keepalive: o.keepaliveSeconds,
       connectTimeout: o.connectTimeoutMs,
       reconnectPeriod: o.reconnectPeriodMs,
-      ...(persistent ? { properties: { sessionExpiryInterval: o.sessionExpirySeconds } } : {}),
+      ...(Object.keys(properties).length > 0 ? { properties } : {}),
       ...(o.tls
         ? { ca: o.tls.ca as never, cert: o.tls.cert, key: o.tls.key, rejectUnauthorized: o.tls.rejectUnauthorized ?? true }
         : {}),
@@ -223,12 +277,18 @@ export class DefaultMqttTransport implements MqttTransport {
     if (qos === 0 || messageId === undefined) {
       settle = noop
     } else {
-      const track = this.#sequencer.track(qos === 1 ? () => sendPuback(client, messageId) : () => sendPubcomp(client, messageId))
+      // An acknowledgement is only valid on the connection that delivered the
+      // message; MQTT.js would otherwise queue it and send it on the next one.
+      const stream = client.stream
+      const acknowledge = qos === 1 ? () => sendPuback(client, messageId) : () => sendPubcomp(client, messageId)
+      const track = this.#sequencer.track(() => {
+        if (client.stream === stream && client.connected) acknowledge()
+      })
       let settled = false
-      settle = (acknowledge) => {
+      settle = (ack) => {
         if (settled) return
         settled = true
-        track(acknowledge)
+        track(ack)
       }
     }
     const message: InboundMessage = {
@@ -241,19 +301,34 @@ export class DefaultMqttTransport implements MqttTransport {
       broker: this.#label,
       settle,
     }
-    const proceed = qos === 0 ? () => done() : () => done(DEFERRED_ACK)
-    let pressure: void | Promise<void> = undefined
+    // Read on at once: the kernel settles the message when its handler is done.
+    if (qos === 0) done()
+    else done(DEFERRED_ACK)
     try {
-      pressure = receiver(message)
+      receiver(message)
     } catch (error) {
-      this.#options.logger.error('message receiver threw', { topic: packet.topic, error })
+      this.#log.error('message receiver threw; message left unacknowledged', { topic: packet.topic, error })
+      settle(false)
     }
-    if (pressure) pressure.then(proceed, proceed)
-    else proceed()
   }
 }
 
 function noop(): void {}
+
+function outgoingDrained(client: MqttClient, timeoutMs: number): Promise<boolean> {
+  if (Object.keys(client.outgoing).length === 0) return Promise.resolve(true)
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      client.off('outgoingEmpty', onEmpty)
+      resolve(false)
+    }, timeoutMs)
+    const onEmpty = (): void => {
+      clearTimeout(timer)
+      resolve(true)
+    }
+    client.once('outgoingEmpty', onEmpty)
+  })
+}
 
 function isRetryable(error: Error & { code?: unknown }): boolean {
   return typeof error.code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'].includes(error.code)
@@ -287,6 +362,10 @@ function validate(options: DefaultMqttTransportOptions, field: string): void {
   positiveInteger(options.connectTimeoutMs, `${field}.connectTimeoutMs`, 1)
   positiveInteger(options.reconnectPeriodMs, `${field}.reconnectPeriodMs`, 1)
   positiveInteger(options.sessionExpirySeconds, `${field}.sessionExpirySeconds`, 0)
+  positiveInteger(options.closeTimeoutMs, `${field}.closeTimeoutMs`, 0)
+  if (options.receiveMaximum !== undefined && (!Number.isInteger(options.receiveMaximum) || options.receiveMaximum < 1 || options.receiveMaximum > 65535)) {
+    throw new InvalidOptionError(`${field}.receiveMaximum`, 'must be a whole number from 1 to 65535')
+  }
   if (options.ackOrder !== undefined && options.ackOrder !== 'arrival' && options.ackOrder !== 'completion') {
     throw new InvalidOptionError(`${field}.ackOrder`, "must be 'arrival' or 'completion'")
   }

@@ -72,7 +72,32 @@ export class ConsoleLogger implements Logger {
 function formatField(value: unknown): string {
   if (value instanceof Error) return JSON.stringify(`${value.name}: ${value.message}`)
   if (typeof value === 'string') return /[\s"=]/.test(value) ? JSON.stringify(value) : value
-  return JSON.stringify(value) ?? String(value)
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    // Circular structures and BigInts: a log line must never throw.
+    return JSON.stringify(String(value))
+  }
+}
+
+/**
+ * Wraps a logger so that a failing logger never breaks message handling or
+ * an event handler: its errors are swallowed.
+ *
+ * @example
+ * const logger = safeLogger(userLogger)
+ */
+export function safeLogger(logger: Logger): Logger {
+  const guard =
+    (write: (message: string, fields?: LogFields) => void) =>
+    (message: string, fields?: LogFields): void => {
+      try {
+        write.call(logger, message, fields)
+      } catch {
+        // Nowhere left to report it.
+      }
+    }
+  return { debug: guard(logger.debug), info: guard(logger.info), warn: guard(logger.warn), error: guard(logger.error) }
 }
 
 /** A logger that writes nothing, for tests and benchmarks. */

@@ -1,11 +1,12 @@
 import type { DependencyContainer } from './container.js'
-import type { Logger } from './logger.js'
+import { safeLogger, type Logger } from './logger.js'
 import { MessageContext, type Publish } from './message-context.js'
 import { runInMessageScope } from './message-scope.js'
 import type { InboundMessage } from './mqtt-transport.js'
 import { decodePayload } from './payload.js'
-import type { ErrorPolicy } from './route.js'
+import type { ErrorPolicy, Route } from './route.js'
 import type { RouteMatch, Router } from './router.js'
+import { handlerSettled } from './handler-completion.js'
 
 /** How messages of one topic relate to each other while being handled. */
 export type MessageOrdering = 'topic' | 'none'
@@ -18,9 +19,15 @@ export interface MessageDispatcherOptions {
   readonly logger: Logger
   /** Default policy for failed messages; a route's `onError` overrides it. */
   readonly onError: ErrorPolicy
-  /** Messages accepted but not yet settled before the transport is asked to stop reading. */
+  /** Handlers running at once; further messages wait in arrival order. */
   readonly maxInFlight: number
-  /** `'topic'`: one message per topic at a time, in arrival order; `'none'`: all concurrently. */
+  /**
+   * Accepted messages (running or waiting) above which QoS 0 messages are
+   * dropped and counted. QoS 1 and 2 are never dropped: the broker's in-flight
+   * window already bounds them.
+   */
+  readonly maxQueued: number
+  /** `'topic'`: one message per topic at a time, in arrival order; `'none'`: no per-topic order. */
   readonly ordering: MessageOrdering
 }
 
@@ -39,7 +46,13 @@ export interface DispatchStats {
   readonly refused: number
   /** Republished to a dead-letter topic. */
   readonly deadLettered: number
-  /** Accepted and not yet settled (running or queued behind its topic). */
+  /** Left unacknowledged by the `'redeliver'` policy. */
+  readonly withheld: number
+  /** QoS 0 messages dropped because `maxQueued` messages were waiting. */
+  readonly dropped: number
+  /** A second copy of a message that overlapping subscriptions delivered; acknowledged, not handled. */
+  readonly duplicateCopies: number
+  /** Accepted and not yet settled (running or waiting). */
   readonly inFlight: number
 }
 
@@ -47,12 +60,16 @@ export interface DispatchStats {
 export interface DrainResult {
   /** True when every accepted message settled in time. */
   readonly drained: boolean
-  /** Messages still running when the time ran out. */
+  /** Messages still running or waiting when the time ran out. */
   readonly abandoned: number
 }
 
 type Counter = Exclude<keyof DispatchStats, 'inFlight'>
-type Pending = readonly [InboundMessage, RouteMatch]
+
+interface Pending {
+  readonly message: InboundMessage
+  readonly match: RouteMatch
+}
 
 const UNMATCHED_LOG_LIMIT = 256
 
@@ -60,52 +77,66 @@ const UNMATCHED_LOG_LIMIT = 256
  * Takes messages from the transport and walks each through its route: trie
  * match, payload decoding, middleware, handler, then settles it (acknowledge
  * or not) by the outcome and the error policy. Nothing is acknowledged before
- * its handler settled.
+ * its handler settled, and every accepted message is settled exactly once.
  *
  * @example
- * const dispatcher = new MessageDispatcher({ router, container, publish, logger, onError: 'ack', maxInFlight: 256, ordering: 'topic' })
+ * const dispatcher = new MessageDispatcher({ router, container, publish, logger, onError: 'ack', maxInFlight: 256, maxQueued: 10_000, ordering: 'topic' })
  * await transport.connect(dispatcher.receive)
  */
 export class MessageDispatcher {
   readonly #options: MessageDispatcherOptions
+  readonly #log: Logger
   readonly #counts: Record<Counter, number> = {
-    received: 0, handled: 0, failed: 0, unmatched: 0, malformed: 0, refused: 0, deadLettered: 0,
+    received: 0, handled: 0, failed: 0, unmatched: 0, malformed: 0, refused: 0, deadLettered: 0, withheld: 0,
+    dropped: 0, duplicateCopies: 0,
   }
-  readonly #queues = new Map<string, Pending[]>()
+  /** Per topic: the messages waiting behind the one being handled (ordering 'topic'). */
+  readonly #topics = new Map<string, Pending[]>()
+  /** Messages free to run, waiting for a handler slot. */
+  #ready: Pending[] = []
   readonly #unmatchedLogged = new Set<string>()
-  #inFlight = 0
+  #accepted = 0
+  #running = 0
   #refusing = false
-  #readers: (() => void)[] = []
   #idle: (() => void)[] = []
 
   constructor(options: MessageDispatcherOptions) {
     this.#options = Object.freeze({ ...options })
+    this.#log = safeLogger(options.logger)
   }
 
-  /** The `MessageReceiver` to give the transport. */
-  readonly receive = (message: InboundMessage): void | Promise<void> => {
+  /** The `MessageReceiver` to give the transport. Never throws. */
+  readonly receive = (message: InboundMessage): void => {
     this.#counts.received++
     if (this.#refusing) {
       this.#counts.refused++
       message.settle(false)
-      return undefined
+      return
     }
     const match = this.#options.router.match(message.topic)
-    if (!match) {
-      this.#unmatched(message)
-      return undefined
+    if (!match) return this.#unmatched(message)
+    if (isOverlapCopy(message, match.route)) {
+      // Overlapping routes each hold a subscription, so the broker sends a copy
+      // per subscription; only the copy for the most specific route is handled.
+      this.#counts.duplicateCopies++
+      return message.settle(true)
     }
-    this.#inFlight++
+    if (message.qos === 0 && this.#accepted >= this.#options.maxQueued) {
+      this.#counts.dropped++
+      this.#log.warn('QoS 0 message dropped: too many messages waiting', { topic: message.topic, waiting: this.#accepted })
+      return
+    }
+    this.#accepted++
+    const pending: Pending = { message, match }
     if (this.#options.ordering === 'topic') {
-      const queue = this.#queues.get(message.topic)
-      if (queue) {
-        queue.push([message, match])
-        return this.#backPressure()
+      const waiting = this.#topics.get(message.topic)
+      if (waiting) {
+        waiting.push(pending)
+        return
       }
-      this.#queues.set(message.topic, [])
+      this.#topics.set(message.topic, [])
     }
-    void this.#run(message, match)
-    return this.#backPressure()
+    this.#schedule(pending)
   }
 
   /** From now on, leave new messages unacknowledged instead of handling them. */
@@ -113,58 +144,84 @@ export class MessageDispatcher {
     this.#refusing = true
   }
 
+  /** Takes messages again after `refuse()` (a failed start being retried). */
+  accept(): void {
+    this.#refusing = false
+  }
+
   /** Waits until every accepted message settled, or `timeoutMs` passed. */
   drain(timeoutMs: number): Promise<DrainResult> {
-    if (this.#inFlight === 0) return Promise.resolve({ drained: true, abandoned: 0 })
+    if (this.#accepted === 0) return Promise.resolve({ drained: true, abandoned: 0 })
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#idle = this.#idle.filter((wake) => wake !== done)
-        resolve({ drained: false, abandoned: this.#inFlight })
-      }, timeoutMs)
       const done = (): void => {
         clearTimeout(timer)
         resolve({ drained: true, abandoned: 0 })
       }
+      const timer = setTimeout(() => {
+        this.#idle = this.#idle.filter((wake) => wake !== done)
+        resolve({ drained: false, abandoned: this.#accepted })
+      }, Math.max(0, timeoutMs))
       this.#idle.push(done)
     })
   }
 
   get stats(): DispatchStats {
-    return Object.freeze({ ...this.#counts, inFlight: this.#inFlight })
+    return Object.freeze({ ...this.#counts, inFlight: this.#accepted })
   }
 
-  #backPressure(): Promise<void> | undefined {
-    if (this.#inFlight < this.#options.maxInFlight) return undefined
-    return new Promise((resolve) => this.#readers.push(resolve))
-  }
-
-  async #run(message: InboundMessage, match: RouteMatch): Promise<void> {
-    try {
-      await this.#handle(message, match)
-    } finally {
-      this.#inFlight--
-      if (this.#readers.length > 0 && this.#inFlight < this.#options.maxInFlight) {
-        const readers = this.#readers
-        this.#readers = []
-        for (const wake of readers) wake()
-      }
-      if (this.#options.ordering === 'topic') this.#next(message.topic)
-      if (this.#inFlight === 0 && this.#idle.length > 0) {
-        const idle = this.#idle
-        this.#idle = []
-        for (const wake of idle) wake()
-      }
+  #schedule(pending: Pending): void {
+    if (this.#running < this.#options.maxInFlight) {
+      this.#running++
+      void this.#run(pending)
+    } else {
+      this.#ready.push(pending)
     }
   }
 
-  #next(topic: string): void {
-    const queue = this.#queues.get(topic)
-    const pending = queue?.shift()
-    if (pending) void this.#run(pending[0], pending[1])
-    else this.#queues.delete(topic)
+  async #run({ message, match }: Pending): Promise<void> {
+    let settled = false
+    const settle = (acknowledge: boolean): void => {
+      if (settled) return
+      settled = true
+      message.settle(acknowledge)
+    }
+    try {
+      await this.#handle(message, match, settle)
+    } catch (error) {
+      this.#log.error('message handling failed unexpectedly; left unacknowledged', { topic: message.topic, error })
+    } finally {
+      if (!settled) {
+        try {
+          settle(false)
+        } catch (error) {
+          this.#log.error('transport failed to settle a message', { topic: message.topic, error })
+        }
+      }
+      this.#finished(message.topic)
+    }
   }
 
-  async #handle(message: InboundMessage, match: RouteMatch): Promise<void> {
+  #finished(topic: string): void {
+    this.#running--
+    this.#accepted--
+    if (this.#options.ordering === 'topic') {
+      const waiting = this.#topics.get(topic)
+      const next = waiting?.shift()
+      if (next) this.#ready.push(next)
+      else this.#topics.delete(topic)
+    }
+    while (this.#running < this.#options.maxInFlight && this.#ready.length > 0) {
+      this.#running++
+      void this.#run(this.#ready.shift()!)
+    }
+    if (this.#accepted === 0 && this.#idle.length > 0) {
+      const idle = this.#idle
+      this.#idle = []
+      for (const wake of idle) wake()
+    }
+  }
+
+  async #handle(message: InboundMessage, match: RouteMatch, settle: (acknowledge: boolean) => void): Promise<void> {
     const { route } = match
     const policy = route.onError ?? this.#options.onError
     let ctx: MessageContext
@@ -185,49 +242,62 @@ export class MessageDispatcher {
       })
     } catch (error) {
       this.#counts.malformed++
-      this.#options.logger.warn('message dropped: malformed payload', { topic: message.topic, route: route.pattern, error })
+      this.#log.warn('message dropped: malformed payload', { topic: message.topic, route: route.pattern, error })
       // A body that failed to parse fails the same way on every redelivery, so it is never redelivered.
-      await this.#settleFailed(message, typeof policy === 'object' ? policy : 'ack', error)
-      return
+      return this.#settleFailed(message, typeof policy === 'object' ? policy : 'ack', settle)
     }
     try {
       await runInMessageScope(ctx, () => route.run(ctx))
+      // A middleware that called next(ctx) without awaiting it must not get the message acknowledged early.
+      const handler = handlerSettled(ctx)
+      if (handler) await handler
     } catch (error) {
       this.#counts.failed++
-      this.#options.logger.error('handler failed', { topic: message.topic, route: route.name ?? route.pattern, error })
-      await this.#settleFailed(message, policy, error)
-      return
+      this.#log.error('handler failed', { topic: message.topic, route: route.name ?? route.pattern, error })
+      return this.#settleFailed(message, policy, settle)
     }
     this.#counts.handled++
-    message.settle(true)
+    settle(true)
   }
 
-  async #settleFailed(message: InboundMessage, policy: ErrorPolicy, error: unknown): Promise<void> {
-    if (policy === 'ack') return message.settle(true)
-    if (policy === 'redeliver') return message.settle(false)
+  async #settleFailed(message: InboundMessage, policy: ErrorPolicy, settle: (acknowledge: boolean) => void): Promise<void> {
+    if (policy === 'ack') return settle(true)
+    if (policy === 'redeliver') {
+      this.#counts.withheld++
+      return settle(false)
+    }
+    if (message.topic === policy.deadLetter || message.topic.startsWith(`${policy.deadLetter}/`)) {
+      // A dead letter that fails again would be dead-lettered forever, one level deeper each time.
+      this.#log.error('dead letter failed again; acknowledged without republishing', { topic: message.topic })
+      return settle(true)
+    }
     const topic = `${policy.deadLetter}/${message.topic}`
     try {
       await this.#options.publish(topic, message.payload, { qos: 1 })
-    } catch (publishError) {
-      this.#options.logger.error('dead-letter publish failed; message left unacknowledged', {
-        topic: message.topic, deadLetter: topic, error: publishError, cause: error,
-      })
-      return message.settle(false)
+    } catch (error) {
+      this.#log.error('dead-letter publish failed; message left unacknowledged', { topic: message.topic, deadLetter: topic, error })
+      return settle(false)
     }
     this.#counts.deadLettered++
-    message.settle(true)
+    settle(true)
   }
 
   #unmatched(message: InboundMessage): void {
     this.#counts.unmatched++
-    const log = this.#options.logger
     if (this.#unmatchedLogged.size < UNMATCHED_LOG_LIMIT && !this.#unmatchedLogged.has(message.topic)) {
       this.#unmatchedLogged.add(message.topic)
-      log.warn('no route matches topic; message acknowledged and dropped', { topic: message.topic })
+      this.#log.warn('no route matches topic; message acknowledged and dropped', { topic: message.topic })
     } else {
-      log.debug('no route matches topic', { topic: message.topic })
+      this.#log.debug('no route matches topic', { topic: message.topic })
     }
     // Leaving it unacknowledged would only hold one of the broker's in-flight slots forever.
     message.settle(true)
   }
+}
+
+/** True when the message carries subscription identifiers and none is its matched route's. */
+function isOverlapCopy(message: InboundMessage, route: Route): boolean {
+  const ids = message.properties?.subscriptionIdentifier
+  if (ids === undefined) return false
+  return typeof ids === 'number' ? ids !== route.identifier : !ids.includes(route.identifier)
 }

@@ -20,6 +20,11 @@ export interface Subscription {
   /** The full filter, including any `$share/<group>/` prefix. */
   readonly topic: string
   readonly qos: QoS
+  /**
+   * MQTT 5 subscription identifier to subscribe with, so each copy a broker
+   * sends for overlapping subscriptions says which one it is for.
+   */
+  readonly identifier?: number
 }
 
 /** Options of an outgoing publish. */
@@ -52,11 +57,12 @@ export interface InboundMessage {
 }
 
 /**
- * Receives each inbound message. Returning a promise asks the transport to
- * stop reading from the broker until it resolves (back-pressure); returning
- * nothing lets it read on.
+ * Receives each inbound message. It returns at once and settles the message
+ * later: the transport must keep reading from the broker meanwhile, since the
+ * acknowledgements of the handlers' own publishes and the keepalive pings
+ * arrive on the same connection.
  */
-export type MessageReceiver = (message: InboundMessage) => void | Promise<void>
+export type MessageReceiver = (message: InboundMessage) => void
 
 /**
  * The seam through which the kernel talks to MQTT. The kernel ships

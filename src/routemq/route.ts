@@ -79,6 +79,8 @@ export interface GroupOptions {
 
 /** A registered route, compiled and ready to dispatch. */
 export interface Route extends MatchedRoute {
+  /** The MQTT 5 subscription identifier of the route's subscription: its position, from 1. */
+  readonly identifier: number
   readonly topic: TopicPattern
   readonly qos: QoS
   readonly shared: string | undefined

@@ -1,5 +1,6 @@
 import { InvalidRouteError } from './errors/invalid-route-error.js'
 import { RouteConflictError } from './errors/route-conflict-error.js'
+import { trackHandler } from './handler-completion.js'
 import type { MessageContext, RouteParams } from './message-context.js'
 import { composeMiddleware, type MiddlewareLike } from './middleware.js'
 import type { Subscription } from './mqtt-transport.js'
@@ -82,9 +83,9 @@ export class Router implements RouteRegistrar {
     return this.#routes
   }
 
-  /** The subscriptions the application must hold: one per route. */
+  /** The subscriptions the application must hold: one per route, identified by the route's `identifier`. */
   subscriptions(): Subscription[] {
-    return this.#routes.map((route) => ({ topic: route.subscription, qos: route.qos }))
+    return this.#routes.map((route) => ({ topic: route.subscription, qos: route.qos, identifier: route.identifier }))
   }
 
   /**
@@ -133,6 +134,7 @@ export class Router implements RouteRegistrar {
     }
     const subscription = shared ? `$share/${shared}/${pattern.filter}` : pattern.filter
     const route: Route = Object.freeze({
+      identifier: this.#routes.length + 1,
       pattern: pattern.pattern,
       subscription,
       name: options.name,
@@ -161,7 +163,10 @@ export class Router implements RouteRegistrar {
 const EMPTY_PARAMS: RouteParams = Object.freeze({})
 
 function toTerminal(pattern: string, handler: HandlerTarget): (ctx: MessageContext) => unknown {
-  if (typeof handler === 'function') return handler as (ctx: MessageContext) => unknown
+  if (typeof handler === 'function') {
+    const handle = handler as (ctx: MessageContext) => unknown
+    return (ctx) => trackHandler(ctx, handle(ctx))
+  }
   if (Array.isArray(handler) && handler.length === 2 && typeof handler[1] === 'string') {
     const [token, method] = handler
     return (ctx) => {
@@ -170,7 +175,7 @@ function toTerminal(pattern: string, handler: HandlerTarget): (ctx: MessageConte
       if (typeof action !== 'function') {
         throw new InvalidRouteError(pattern, `the controller resolved for this route has no method "${method}"`)
       }
-      return action.call(controller, ctx)
+      return trackHandler(ctx, action.call(controller, ctx))
     }
   }
   throw new InvalidRouteError(pattern, 'the handler must be a function (ctx) or a [ControllerClass, "method"] pair')

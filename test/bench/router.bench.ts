@@ -23,7 +23,7 @@ const topics = Array.from({ length: ROUTES }, (_, i) =>
 const body = Buffer.from('{"celsius":21.5,"seq":1}')
 const dispatcher = new MessageDispatcher({
   router, container: rootContainerForTests(), publish: async () => {}, logger: silentLogger,
-  onError: 'ack', maxInFlight: 1_000_000, ordering: 'topic',
+  onError: 'ack', maxInFlight: 1_000_000, maxQueued: 1_000_000, ordering: 'topic',
 })
 
 async function dispatchOne(topic: string): Promise<void> {

@@ -5,6 +5,7 @@ import {
 } from '../../src/index.js'
 import { startTopology, type Topology } from '../../src/testing/index.js'
 import { ChildApp } from '../support/child-app.js'
+import { rootContainerForTests } from '../support/inbound-message.js'
 
 /** Resolves with the values pushed once `count` have arrived. */
 function collector<T>(count: number) {
@@ -81,6 +82,51 @@ describe('Application on a real Mosquitto', function () {
     assert.deepEqual(await replies.done, ['{"answer":42}'])
   })
 
+  it('handles a message once when overlapping routes both subscribe to it (MQTT 5 subscription identifiers)', async () => {
+    const seen: string[] = []
+    const handled = collector<string>(2)
+    const router = new Router()
+      .on('alerts/+', (ctx) => { seen.push(`wildcard ${ctx.topic}`); handled.push(ctx.topic) }, { qos: 1 })
+      .on('alerts/fire', (ctx) => { seen.push(`specific ${ctx.topic}`); handled.push(ctx.topic) }, { qos: 1 })
+    const application = app(router)
+    await application.start()
+    await publisher.publishAsync('alerts/fire', 'x', { qos: 1 })
+    await publisher.publishAsync('alerts/flood', 'x', { qos: 1 })
+    await handled.done
+    await application.stop()
+    assert.deepEqual(seen.sort(), ['specific alerts/fire', 'wildcard alerts/flood'])
+    assert.equal(application.stats.duplicateCopies, 1, 'Mosquitto sent a second copy of alerts/fire for alerts/+')
+  })
+
+  it('keeps reading acknowledgements while handlers fill maxInFlight and await their own QoS 1 publishes', async () => {
+    const replies = collector<string>(6)
+    const listener = await connectAsync(topology.brokers[0]!.url, { clientId: 'window-listener' })
+    cleanup.push(() => listener.endAsync())
+    listener.on('message', (topic) => replies.push(topic))
+    await listener.subscribeAsync('answers/#', { qos: 1 })
+    const router = new Router().on('asks/{n}', async (ctx: MessageContext) => {
+      await ctx.publish(`answers/${ctx.params.n}`, 'ok', { qos: 1 })
+    }, { qos: 1 })
+    const application = app(router, { maxInFlight: 2, mqtt: { url: topology.brokers[0]!.url, keepaliveSeconds: 2 } })
+    await application.start()
+    for (let n = 1; n <= 6; n++) await publisher.publishAsync(`asks/${n}`, 'q', { qos: n % 2 ? 0 : 1 })
+    assert.equal((await replies.done).length, 6)
+    await application.stop()
+    assert.equal(application.stats.handled, 6)
+  })
+
+  it('starts a second application on the same user container after the first stopped', async () => {
+    const container = rootContainerForTests()
+    const handled = collector<string>(1)
+    const first = app(new Router().on('reuse', () => {}), { container })
+    await first.start()
+    await first.stop()
+    const second = app(new Router().on('reuse', (ctx) => handled.push(ctx.topic), { qos: 1 }), { container })
+    await second.start()
+    await publisher.publishAsync('reuse', 'x', { qos: 1 })
+    assert.deepEqual(await handled.done, ['reuse'])
+  })
+
   it('receives QoS 2 messages and completes them after the handler', async () => {
     const handled = collector<string>(2)
     const router = new Router().on('exact/{n}', (ctx) => handled.push(ctx.params.n!), { qos: 2 })
@@ -151,6 +197,27 @@ describe('Application on a real Mosquitto', function () {
     ])
     assert.equal(application.state, 'stopped')
     await assert.rejects(application.start(), /create a new Application/)
+  })
+
+  it('stops within its time bounds when the broker died with a publish in flight', async () => {
+    const broker = topology.brokers[0]!
+    const application = app(new Router().on('x', () => {}), {
+      drainTimeoutMs: 500,
+      mqtt: { url: broker.url, closeTimeoutMs: 500, reconnectPeriodMs: 200 },
+    })
+    await application.start()
+    await broker.kill()
+    try {
+      const inFlight = application.publish('orphan', 'x', { qos: 1 })
+      const outcome = inFlight.then(() => 'delivered', () => 'rejected')
+      await application.stop()
+      assert.equal(application.state, 'stopped')
+      assert.equal(await outcome, 'rejected', 'a publish the broker never acknowledged is not reported as sent')
+    } finally {
+      await broker.restart()
+      publisher.reconnect()
+      await new Promise((resolve) => publisher.once('connect', resolve))
+    }
   })
 
   it('fails to start with ConnectionFailedError naming the broker without credentials, and starts on retry', async () => {

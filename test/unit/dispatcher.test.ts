@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict'
 import { EventEmitter } from 'node:events'
 import {
-  currentMessage, MalformedPayloadError, MessageContext, MessageDispatcher, MESSAGE_CONTEXT, Router, silentLogger,
+  ConsoleLogger, currentMessage, MalformedPayloadError, MessageContext, MessageDispatcher, MESSAGE_CONTEXT, Router, silentLogger,
   type ErrorPolicy, type Logger, type LogFields, type MessageOrdering, type PublishOptions,
 } from '../../src/index.js'
 import { inbound, rootContainerForTests } from '../support/inbound-message.js'
 
 interface Published { topic: string; payload: unknown; options?: PublishOptions }
 
-function setup(router: Router, options: { onError?: ErrorPolicy; maxInFlight?: number; ordering?: MessageOrdering; logger?: Logger; failPublish?: boolean } = {}) {
+function setup(router: Router, options: { onError?: ErrorPolicy; maxInFlight?: number; maxQueued?: number; ordering?: MessageOrdering; logger?: Logger; failPublish?: boolean } = {}) {
   const published: Published[] = []
   const dispatcher = new MessageDispatcher({
     router,
@@ -20,6 +20,7 @@ function setup(router: Router, options: { onError?: ErrorPolicy; maxInFlight?: n
     logger: options.logger ?? silentLogger,
     onError: options.onError ?? 'ack',
     maxInFlight: options.maxInFlight ?? 100,
+    maxQueued: options.maxQueued ?? 1000,
     ordering: options.ordering ?? 'topic',
   })
   return { dispatcher, published }
@@ -130,7 +131,7 @@ describe('MessageDispatcher', () => {
       const { dispatcher } = setup(router)
       const container = rootContainerForTests()
       container.register(Devices, { useFactory: () => { const d = new Devices(); instances.push(d); return d } })
-      const scoped = new MessageDispatcher({ router, container, publish: async () => {}, logger: silentLogger, onError: 'ack', maxInFlight: 10, ordering: 'topic' })
+      const scoped = new MessageDispatcher({ router, container, publish: async () => {}, logger: silentLogger, onError: 'ack', maxInFlight: 10, maxQueued: 10, ordering: 'topic' })
       const message = inbound('d/9', 'x')
       scoped.receive(message)
       assert.equal(await message.settled, true)
@@ -140,6 +141,66 @@ describe('MessageDispatcher', () => {
   })
 
   describe('acknowledgement', () => {
+    it('waits for the handler even when a middleware did not await next(ctx)', async () => {
+      const hold = gate()
+      const router = new Router().on('t', () => hold.opened, { middleware: [(ctx, next) => { void next(ctx) }] })
+      const { dispatcher } = setup(router)
+      const message = inbound('t', 'x')
+      dispatcher.receive(message)
+      await new Promise((r) => setImmediate(r))
+      assert.deepEqual(message.settlements, [])
+      hold.open()
+      assert.equal(await message.settled, true)
+    })
+
+    it('applies the error policy to a handler that rejects behind a middleware that did not await it', async () => {
+      const router = new Router().on('t', async () => { throw new Error('late') }, { middleware: [(ctx, next) => { void next(ctx) }] })
+      const { dispatcher } = setup(router, { onError: 'redeliver' })
+      const message = inbound('t', 'x')
+      dispatcher.receive(message)
+      assert.equal(await message.settled, false)
+      assert.equal(dispatcher.stats.failed, 1)
+    })
+
+    it('settles a message whose handler threw a value that cannot be logged as JSON', async () => {
+      const circular: Record<string, unknown> = { code: 'E_LOOP' }
+      circular.self = circular
+      const lines: string[] = []
+      const logger = new ConsoleLogger({ write: (line) => lines.push(line) })
+      const router = new Router().on('t', () => { throw circular })
+      const { dispatcher } = setup(router, { logger })
+      const message = inbound('t', 'x')
+      dispatcher.receive(message)
+      assert.equal(await message.settled, true)
+      assert.match(lines[0]!, /handler failed/)
+    })
+
+    it('keeps handling when the logger itself throws', async () => {
+      const throwing: Logger = { debug() { throw new Error('log') }, info() { throw new Error('log') }, warn() { throw new Error('log') }, error() { throw new Error('log') } }
+      const router = new Router().on('t', () => { throw new Error('x') })
+      const { dispatcher } = setup(router, { logger: throwing, onError: 'redeliver' })
+      const message = inbound('t', 'x')
+      dispatcher.receive(message)
+      assert.equal(await message.settled, false)
+    })
+
+    it('handles only the copy for the most specific route when overlapping subscriptions deliver several', async () => {
+      const seen: string[] = []
+      const router = new Router()
+        .on('a/+', () => { seen.push('wildcard') }, { name: 'wildcard' })
+        .on('a/b', () => { seen.push('specific') }, { name: 'specific' })
+      const { dispatcher } = setup(router)
+      const [wildcard, specific] = router.routes
+      const copyForWildcard = inbound('a/b', 'x', { properties: { subscriptionIdentifier: wildcard!.identifier } })
+      const copyForSpecific = inbound('a/b', 'x', { properties: { subscriptionIdentifier: specific!.identifier } })
+      const combined = inbound('a/b', 'x', { properties: { subscriptionIdentifier: [wildcard!.identifier, specific!.identifier] } })
+      for (const message of [copyForWildcard, copyForSpecific, combined]) dispatcher.receive(message)
+      await Promise.all([copyForWildcard.settled, copyForSpecific.settled, combined.settled])
+      assert.deepEqual(seen, ['specific', 'specific'])
+      assert.equal(await copyForWildcard.settled, true, 'the extra copy is acknowledged')
+      assert.equal(dispatcher.stats.duplicateCopies, 1)
+    })
+
     it('settles a message only after its handler settled', async () => {
       const hold = gate()
       const router = new Router().on('t', () => hold.opened)
@@ -187,6 +248,15 @@ describe('MessageDispatcher', () => {
       assert.deepEqual(published[0]!.payload, Buffer.from('body'))
       assert.equal(published[0]!.options?.qos, 1)
       assert.equal(dispatcher.stats.deadLettered, 1)
+    })
+
+    it('does not dead-letter a dead letter again', async () => {
+      const router = new Router().on('#', () => { throw new Error('x') })
+      const { dispatcher, published } = setup(router, { onError: { deadLetter: 'dead' } })
+      const message = inbound('dead/devices/7', 'body')
+      dispatcher.receive(message)
+      assert.equal(await message.settled, true)
+      assert.deepEqual(published, [])
     })
 
     it('leaves the message unacknowledged when the dead-letter publish fails', async () => {
@@ -243,20 +313,47 @@ describe('MessageDispatcher', () => {
       assert.ok(trace.indexOf('end d/a#1') < trace.indexOf('start d/a#2'))
     })
 
-    it('asks the transport to stop reading at maxInFlight and resumes when a slot frees', async () => {
+    it('runs at most maxInFlight handlers and starts waiting messages in arrival order as slots free', async () => {
+      const events = new EventEmitter()
+      const holds = new Map<string, ReturnType<typeof gate>>()
+      const router = new Router().on('t/{n}', async (ctx) => {
+        const hold = gate()
+        holds.set(ctx.params.n!, hold)
+        events.emit('started', ctx.params.n!)
+        await hold.opened
+      })
+      const { dispatcher } = setup(router, { maxInFlight: 2, ordering: 'none' })
+      const messages = ['1', '2', '3', '4'].map((n) => inbound(`t/${n}`, 'x'))
+      const firstTwo = waitFor(events, 'started', 2)
+      for (const message of messages) assert.equal(dispatcher.receive(message), undefined, 'the transport is never asked to stop reading')
+      assert.deepEqual(await firstTwo, ['1', '2'])
+      assert.equal(dispatcher.stats.inFlight, 4)
+      const third = waitFor(events, 'started', 1)
+      holds.get('2')!.open()
+      assert.deepEqual(await third, ['3'], 'the oldest waiting message takes the freed slot')
+      const fourth = waitFor(events, 'started', 1)
+      holds.get('1')!.open()
+      assert.deepEqual(await fourth, ['4'])
+      holds.get('3')!.open()
+      holds.get('4')!.open()
+      await Promise.all(messages.map((m) => m.settled))
+      assert.equal(dispatcher.stats.inFlight, 0)
+    })
+
+    it('drops QoS 0 messages beyond maxQueued and counts them, but never QoS 1', async () => {
       const hold = gate()
       const router = new Router().on('t/{n}', () => hold.opened)
-      const { dispatcher } = setup(router, { maxInFlight: 2, ordering: 'none' })
-      assert.equal(dispatcher.receive(inbound('t/1', 'x')), undefined)
-      const pressure = dispatcher.receive(inbound('t/2', 'x'))
-      assert.ok(pressure instanceof Promise, 'the second message fills the window')
-      let resumed = false
-      void pressure.then(() => { resumed = true })
-      await new Promise((r) => setImmediate(r))
-      assert.equal(resumed, false)
+      const { dispatcher } = setup(router, { maxInFlight: 1, maxQueued: 2, ordering: 'none' })
+      const kept = [inbound('t/1', 'x', { qos: 0 }), inbound('t/2', 'x', { qos: 0 })]
+      const dropped = inbound('t/3', 'x', { qos: 0 })
+      const atLeastOnce = inbound('t/4', 'x', { qos: 1 })
+      for (const message of [...kept, dropped, atLeastOnce]) dispatcher.receive(message)
+      assert.equal(dispatcher.stats.dropped, 1)
       hold.open()
-      await pressure
-      assert.equal(dispatcher.stats.inFlight, 0)
+      await Promise.all([...kept, atLeastOnce].map((m) => m.settled))
+      assert.equal(await atLeastOnce.settled, true)
+      assert.deepEqual(dropped.settlements, [])
+      assert.equal(dispatcher.stats.handled, 3)
     })
 
     it('drains running handlers, and refuses new messages without acknowledging them', async () => {

@@ -89,7 +89,7 @@ describe('Router', () => {
     const match = router.match('fleet/eu/devices/7/telemetry')
     assert.deepEqual(match?.params, { region: 'eu', id: '7' })
     assert.equal(match?.route.pattern, 'fleet/{region}/devices/{id}/telemetry')
-    assert.deepEqual(router.subscriptions(), [{ topic: 'fleet/+/devices/+/telemetry', qos: 1 }])
+    assert.deepEqual(router.subscriptions(), [{ topic: 'fleet/+/devices/+/telemetry', qos: 1, identifier: 1 }])
   })
 
   it('subscribes shared routes as $share/<group>/<filter> and matches the plain topic', () => {
@@ -97,8 +97,8 @@ describe('Router', () => {
       .on('jobs/{kind}', noop, { shared: true, qos: 1 })
       .on('audit/#', noop, { shared: 'auditors' })
     assert.deepEqual(router.subscriptions(), [
-      { topic: '$share/workers/jobs/+', qos: 1 },
-      { topic: '$share/auditors/audit/#', qos: 0 },
+      { topic: '$share/workers/jobs/+', qos: 1, identifier: 1 },
+      { topic: '$share/auditors/audit/#', qos: 0, identifier: 2 },
     ])
     assert.equal(router.match('jobs/resize')?.route.subscription, '$share/workers/jobs/+')
   })

@@ -3,7 +3,8 @@ import { RouteMqError } from './route-mq-error.js'
 /**
  * A publish or subscribe was attempted on a transport that has been closed,
  * typically from a handler still running after `Application.stop()` gave up
- * waiting for it.
+ * waiting for it; or the transport closed before the broker acknowledged a
+ * publish, which then may or may not have been delivered.
  *
  * @example
  * await app.stop()

@@ -281,7 +281,7 @@ describe('MessageDispatcher', () => {
     })
   })
 
-  describe('ordering, back-pressure and draining', () => {
+  describe('ordering, concurrency and draining', () => {
     it('handles one topic in arrival order while other topics run alongside', async () => {
       const events = new EventEmitter()
       const trace: string[] = []

@@ -1,0 +1,141 @@
+import { TypedEvent, type Disposer } from '../typed-event.js'
+import { Backend, type BackendOptions, type EjectionOptions } from './backend.js'
+import type { BalancingStrategy } from './balancing-strategy.js'
+import type { HealthState, HealthThresholds } from './health-tracker.js'
+
+/** Options of `BackendSet`. */
+export interface BackendSetOptions {
+  readonly strategy: BalancingStrategy
+  readonly health?: HealthThresholds
+  readonly ejection?: EjectionOptions
+  /** Half-life of the latency average, in ms. Default 10 000. */
+  readonly latencyHalfLifeMs?: number
+  /** Clock, injectable for tests. Default `Date.now`. */
+  readonly now?: () => number
+  /** Where errors thrown by event listeners go. */
+  readonly onListenerError?: (error: unknown) => void
+}
+
+/** A backend's health changed. */
+export interface BackendStateChange<T> {
+  readonly backend: Backend<T>
+  readonly from: HealthState
+  readonly to: HealthState
+}
+
+/** A backend was passively ejected. */
+export interface BackendEjection<T> {
+  readonly backend: Backend<T>
+  readonly durationMs: number
+}
+
+/** Which backends a pick may choose from. */
+export interface PickOptions<T> {
+  /** Prefer backends for which this is true, when any is available (e.g. same region). */
+  readonly prefer?: (backend: Backend<T>) => boolean
+  /** Never choose these (e.g. the one that just failed). */
+  readonly exclude?: ReadonlySet<Backend<T>> | Backend<T>
+}
+
+/**
+ * The balancing engine shared by brokers, replicas and regions: a set of
+ * backends with weights, health and latency, from which a strategy picks one.
+ * Results are reported back through it, so that every health transition and
+ * ejection is announced once, whatever plugin caused it.
+ *
+ * @example
+ * const set = new BackendSet([{ id: 'a', target: urlA }, { id: 'b', target: urlB }], { strategy: new P2cEwmaStrategy() })
+ * const backend = set.pick()
+ * set.reportSuccess(backend!, 12)
+ */
+export class BackendSet<T> {
+  readonly backends: readonly Backend<T>[]
+  readonly #strategy: BalancingStrategy
+  readonly #ejection: Required<EjectionOptions>
+  readonly #rise: number
+  readonly #now: () => number
+  readonly #stateChanged: TypedEvent<BackendStateChange<T>>
+  readonly #ejected: TypedEvent<BackendEjection<T>>
+  readonly #streaks = new Map<Backend<T>, number>()
+
+  constructor(backends: readonly BackendOptions<T>[], options: BackendSetOptions) {
+    const halfLife = options.latencyHalfLifeMs ?? 10_000
+    this.backends = Object.freeze(backends.map((b, index) => new Backend(b, index, options.health ?? {}, halfLife)))
+    this.#strategy = options.strategy
+    this.#ejection = { baseMs: options.ejection?.baseMs ?? 1000, maxMs: options.ejection?.maxMs ?? 60_000 }
+    this.#rise = options.health?.rise ?? 2
+    this.#now = options.now ?? Date.now
+    this.#stateChanged = new TypedEvent(options.onListenerError)
+    this.#ejected = new TypedEvent(options.onListenerError)
+  }
+
+  get strategy(): BalancingStrategy {
+    return this.#strategy
+  }
+
+  /** Backends that may be picked now: not unhealthy and not ejected. */
+  available(): Backend<T>[] {
+    const now = this.#now()
+    return this.backends.filter((backend) => backend.isAvailable(now))
+  }
+
+  /** Picks an available backend, preferring `prefer` ones; `undefined` when none is available. */
+  pick(options: PickOptions<T> = {}): Backend<T> | undefined {
+    const now = this.#now()
+    const exclude = options.exclude
+    const candidates = this.backends.filter(
+      (backend) =>
+        backend.isAvailable(now) && !(exclude instanceof Backend ? exclude === backend : exclude?.has(backend)),
+    )
+    if (options.prefer) {
+      const preferred = candidates.filter(options.prefer)
+      if (preferred.length > 0) return this.#strategy.pick(preferred)
+    }
+    return this.#strategy.pick(candidates)
+  }
+
+  /** A request or probe succeeded; `latencyMs` feeds the latency average. */
+  reportSuccess(backend: Backend<T>, latencyMs?: number): void {
+    if (latencyMs !== undefined) backend.latency.observe(latencyMs, this.#now())
+    const streak = (this.#streaks.get(backend) ?? 0) + 1
+    this.#streaks.set(backend, streak)
+    if (streak >= this.#rise) backend.forgive()
+    const from = backend.state
+    this.#announce(backend, from, backend.health.success())
+  }
+
+  /**
+   * A request or probe failed. With `eject`, the backend is also taken out for
+   * a time that doubles with each ejection in a row.
+   */
+  reportFailure(backend: Backend<T>, options: { readonly eject?: boolean } = {}): void {
+    this.#streaks.set(backend, 0)
+    const from = backend.state
+    this.#announce(backend, from, backend.health.failure())
+    if (options.eject) {
+      const durationMs = backend.eject(this.#now(), this.#ejection)
+      this.#ejected.emit({ backend, durationMs })
+    }
+  }
+
+  /** The backend is certainly down (its connection closed): unhealthy at once. */
+  markDown(backend: Backend<T>): void {
+    this.#streaks.set(backend, 0)
+    const from = backend.state
+    this.#announce(backend, from, backend.health.down())
+  }
+
+  /** Listens to health transitions. */
+  onStateChange(listener: (change: BackendStateChange<T>) => void): Disposer {
+    return this.#stateChanged.on(listener)
+  }
+
+  /** Listens to passive ejections. */
+  onEjection(listener: (ejection: BackendEjection<T>) => void): Disposer {
+    return this.#ejected.on(listener)
+  }
+
+  #announce(backend: Backend<T>, from: HealthState, to: HealthState | undefined): void {
+    if (to !== undefined) this.#stateChanged.emit({ backend, from, to })
+  }
+}

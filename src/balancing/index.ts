@@ -1,0 +1,15 @@
+export { Backend, type BackendOptions, type BackendView, type EjectionOptions } from './backend.js'
+export {
+  BackendSet, type BackendSetOptions, type BackendStateChange, type BackendEjection, type PickOptions,
+} from './backend-set.js'
+export type { BalancingStrategy, StrategyName } from './balancing-strategy.js'
+export { RoundRobinStrategy } from './round-robin-strategy.js'
+export { RandomStrategy } from './random-strategy.js'
+export { WeightedStrategy } from './weighted-strategy.js'
+export { LeastOutstandingStrategy } from './least-outstanding-strategy.js'
+export { P2cEwmaStrategy } from './p2c-ewma-strategy.js'
+export { PriorityStrategy } from './priority-strategy.js'
+export { createStrategy, isStrategyName, STRATEGY_NAMES } from './create-strategy.js'
+export { Ewma } from './ewma.js'
+export { HealthTracker, type HealthState, type HealthThresholds } from './health-tracker.js'
+export { DecorrelatedJitterBackoff, type BackoffOptions } from './decorrelated-jitter-backoff.js'

@@ -1,16 +1,14 @@
 import { hostname } from 'node:os'
-import { connect, type IClientOptions, type IPublishPacket, type ISubscriptionGrant, type MqttClient } from 'mqtt'
-import { AckSequencer, type AckOrder } from './ack-sequencer.js'
+import { connect, type IClientOptions, type ISubscriptionGrant, type MqttClient } from 'mqtt'
+import type { AckOrder } from './ack-sequencer.js'
+import { receiveWithDeferredAcks } from './deferred-ack-receiver.js'
 import { ApplicationStateError } from './errors/application-state-error.js'
 import { ConnectionFailedError } from './errors/connection-failed-error.js'
 import { InvalidOptionError } from './errors/invalid-option-error.js'
 import { SubscriptionRejectedError } from './errors/subscription-rejected-error.js'
 import { TransportClosedError } from './errors/transport-closed-error.js'
 import { safeLogger, silentLogger, type Logger } from './logger.js'
-import { assertDeferredAcks, DEFERRED_ACK, sendPubcomp, sendPuback } from './mqtt-client-internals.js'
-import type {
-  InboundMessage, MessageProperties, MessageReceiver, MqttTransport, PublishOptions, QoS, Subscription,
-} from './mqtt-transport.js'
+import type { MessageReceiver, MqttTransport, PublishOptions, Subscription } from './mqtt-transport.js'
 import { redactUrl } from './redact-url.js'
 import { overlappingFilters } from './topic-overlap.js'
 
@@ -75,9 +73,7 @@ export class DefaultMqttTransport implements MqttTransport {
     Pick<DefaultMqttTransportOptions, 'username' | 'password' | 'tls' | 'receiveMaximum'>
   readonly #log: Logger
   readonly #label: string
-  readonly #sequencer: AckSequencer
   #client: MqttClient | undefined
-  #receiver: MessageReceiver | undefined
   #closed = false
   /** Rejecters of publishes the broker has not acknowledged yet. */
   readonly #unacknowledged = new Set<(error: Error) => void>()
@@ -100,7 +96,6 @@ export class DefaultMqttTransport implements MqttTransport {
     })
     this.#log = safeLogger(this.#options.logger)
     this.#label = redactUrl(options.url)
-    this.#sequencer = new AckSequencer(this.#options.ackOrder)
   }
 
   get connected(): boolean {
@@ -119,19 +114,13 @@ export class DefaultMqttTransport implements MqttTransport {
   async connect(receiver: MessageReceiver): Promise<void> {
     if (this.#closed) throw new TransportClosedError('connect')
     if (this.#client) throw new ApplicationStateError('This transport is already connected; a transport serves one application.')
-    this.#receiver = receiver
     const client = connect(this.#options.url, this.#clientOptions())
-    assertDeferredAcks(client)
     this.#client = client
-    client.handleMessage = (packet, done) => this.#onPublish(client, packet, done)
+    receiveWithDeferredAcks(client, { receiver, ackOrder: this.#options.ackOrder, broker: this.#label, log: this.#log })
     // Always listened to: an 'error' without a listener would crash the process.
     client.on('error', (error) => {
       if (this.connected) this.#log.error('mqtt client error', { broker: this.#label, error })
       else this.#log.debug('mqtt client error while disconnected', { broker: this.#label, error })
-    })
-    client.on('close', () => {
-      const dropped = this.#sequencer.reset()
-      if (dropped > 0) this.#log.warn('connection lost with messages unacknowledged', { broker: this.#label, dropped })
     })
     client.on('offline', () => this.#log.warn('broker offline; reconnecting', { broker: this.#label }))
     client.on('reconnect', () => this.#log.debug('reconnecting', { broker: this.#label }))
@@ -268,52 +257,7 @@ export class DefaultMqttTransport implements MqttTransport {
       client.on('close', onClose)
     })
   }
-
-  #onPublish(client: MqttClient, packet: IPublishPacket, done: (error?: Error) => void): void {
-    const receiver = this.#receiver!
-    const qos = packet.qos as QoS
-    const messageId = packet.messageId
-    let settle: (acknowledge: boolean) => void
-    if (qos === 0 || messageId === undefined) {
-      settle = noop
-    } else {
-      // An acknowledgement is only valid on the connection that delivered the
-      // message; MQTT.js would otherwise queue it and send it on the next one.
-      const stream = client.stream
-      const acknowledge = qos === 1 ? () => sendPuback(client, messageId) : () => sendPubcomp(client, messageId)
-      const track = this.#sequencer.track(() => {
-        if (client.stream === stream && client.connected) acknowledge()
-      })
-      let settled = false
-      settle = (ack) => {
-        if (settled) return
-        settled = true
-        track(ack)
-      }
-    }
-    const message: InboundMessage = {
-      topic: packet.topic,
-      payload: typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload,
-      qos,
-      retain: packet.retain,
-      dup: packet.dup,
-      properties: packet.properties as MessageProperties | undefined,
-      broker: this.#label,
-      settle,
-    }
-    // Read on at once: the kernel settles the message when its handler is done.
-    if (qos === 0) done()
-    else done(DEFERRED_ACK)
-    try {
-      receiver(message)
-    } catch (error) {
-      this.#log.error('message receiver threw; message left unacknowledged', { topic: packet.topic, error })
-      settle(false)
-    }
-  }
 }
-
-function noop(): void {}
 
 function outgoingDrained(client: MqttClient, timeoutMs: number): Promise<boolean> {
   if (Object.keys(client.outgoing).length === 0) return Promise.resolve(true)

@@ -30,6 +30,8 @@ export class AckSequencer {
   #slots: Slot[] = []
   #head = 0
   #generation = 0
+  #unsettled = 0
+  #idle: (() => void)[] = []
 
   constructor(order: AckOrder = 'arrival') {
     this.#order = order
@@ -41,10 +43,12 @@ export class AckSequencer {
    */
   track(send: () => void): (acknowledge: boolean) => boolean {
     const generation = this.#generation
+    this.#unsettled++
     if (this.#order === 'completion') {
       return (acknowledge) => {
         if (generation !== this.#generation) return false
         if (acknowledge) send()
+        this.#settled()
         return true
       }
     }
@@ -55,20 +59,45 @@ export class AckSequencer {
       slot.settled = true
       slot.acknowledge = acknowledge
       this.#flush()
+      this.#settled()
       return true
     }
   }
 
   /** Forgets every pending acknowledgement; returns how many there were. */
   reset(): number {
-    const dropped = this.pending
+    const dropped = this.#unsettled
     this.#generation++
     this.#slots = []
     this.#head = 0
+    this.#unsettled = 0
+    this.#wake()
     return dropped
   }
 
-  /** Messages tracked and not yet acknowledged or released. */
+  /** Messages tracked and not yet settled. */
+  get unsettled(): number {
+    return this.#unsettled
+  }
+
+  /** Resolves once every tracked message has settled (or the connection was lost). */
+  whenIdle(): Promise<void> {
+    if (this.#unsettled === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#idle.push(resolve))
+  }
+
+  #settled(): void {
+    this.#unsettled--
+    if (this.#unsettled === 0) this.#wake()
+  }
+
+  #wake(): void {
+    const idle = this.#idle
+    this.#idle = []
+    for (const resolve of idle) resolve()
+  }
+
+  /** Acknowledgements held back behind an earlier unsettled message ('arrival' order). */
   get pending(): number {
     return this.#slots.length - this.#head
   }

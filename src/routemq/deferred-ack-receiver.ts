@@ -21,14 +21,15 @@ export interface DeferredAckOptions {
  * acknowledgement and keeps reading (pings, acknowledgements of our publishes),
  * and the PUBACK or PUBCOMP is sent when the message settles: in the chosen
  * order, and only on the socket that delivered it. A lost connection forgets
- * the acknowledgements it still owed.
+ * the acknowledgements it still owed. Returns the connection's sequencer, whose
+ * `whenIdle()` tells when every message it delivered has settled.
  *
  * @example
  * const client = mqtt.connect(url, { manualConnect: true })
  * receiveWithDeferredAcks(client, { receiver, ackOrder: 'arrival', broker: 'broker-1', log })
  * client.connect()
  */
-export function receiveWithDeferredAcks(client: MqttClient, options: DeferredAckOptions): void {
+export function receiveWithDeferredAcks(client: MqttClient, options: DeferredAckOptions): AckSequencer {
   assertDeferredAcks(client)
   const sequencer = new AckSequencer(options.ackOrder)
   client.on('close', () => {
@@ -72,6 +73,7 @@ export function receiveWithDeferredAcks(client: MqttClient, options: DeferredAck
       settle(false)
     }
   }
+  return sequencer
 }
 
 function noop(): void {}

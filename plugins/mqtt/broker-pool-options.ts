@@ -1,0 +1,251 @@
+import type { AckOrder } from '../../src/routemq/ack-sequencer.js'
+import type { MqttTlsOptions } from '../../src/routemq/default-mqtt-transport.js'
+import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import type { Logger } from '../../src/routemq/logger.js'
+import { isStrategyName, STRATEGY_NAMES } from '../../src/balancing/create-strategy.js'
+import type { StrategyName } from '../../src/balancing/balancing-strategy.js'
+import type { BrokerEndpoint } from './broker-endpoint.js'
+
+/**
+ * - `'failover'`: one connection at a time, for clustered brokers (EMQX,
+ *   HiveMQ, VerneMQ) where any node sees every message.
+ * - `'all'`: a connection to every broker, every route subscribed on each,
+ *   publishes spread over them; for independent brokers (Mosquitto behind a
+ *   TCP balancer), where a subscriber on one never sees another's traffic.
+ */
+export type BrokerPoolMode = 'failover' | 'all'
+
+/** One broker in the pool's configuration. */
+export interface BrokerConfig {
+  /** `mqtt://`, `mqtts://`, `ws://` or `wss://`. Credentials in the URL are taken out of it. */
+  readonly url: string
+  /** Name for logs, events and metrics. Default `host:port`. */
+  readonly id?: string
+  /** Share of publishes under the weighted strategy. Default 1. */
+  readonly weight?: number
+  readonly region?: string
+  readonly username?: string
+  readonly password?: string
+  /** Take the user name from this environment variable. */
+  readonly usernameEnv?: string
+  /** Take the password from this environment variable. */
+  readonly passwordEnv?: string
+  readonly tls?: MqttTlsOptions
+}
+
+/** Health checking of the brokers. */
+export interface BrokerHealthOptions {
+  /** Pause between probes of a healthy broker. Default 1000 ms. */
+  readonly probeIntervalMs?: number
+  /** How long a probe waits for CONNACK. Default 800 ms. */
+  readonly probeTimeoutMs?: number
+  /** Good results in a row that bring a broker back. Default 2. */
+  readonly rise?: number
+  /** Bad results in a row that take a broker out. Default 2. */
+  readonly fall?: number
+  /** A QoS ≥ 1 publish not acknowledged within this counts against its broker. Default 3000 ms. */
+  readonly publishAckTimeoutMs?: number
+  /** First retry delay for a down broker (decorrelated jitter). Default 250 ms. */
+  readonly backoffBaseMs?: number
+  /** Longest retry delay for a down broker. Default 30 000 ms. */
+  readonly backoffCapMs?: number
+}
+
+/** Publishes waiting for a broker's acknowledgement (in flight or not yet sent). */
+export interface OfflineBufferOptions {
+  /** Default 10 000. */
+  readonly maxMessages?: number
+  /** Default 16 MiB. */
+  readonly maxBytes?: number
+  /** QoS 0 publishes while no broker is connected: `'queue'` (default) or `'drop'`. */
+  readonly qos0?: 'queue' | 'drop'
+}
+
+/** Options of `BrokerPool`. */
+export interface BrokerPoolOptions {
+  readonly brokers: readonly (string | BrokerConfig)[]
+  /** Default `'failover'`. */
+  readonly mode?: BrokerPoolMode
+  /** How a broker is chosen (failover mode) or a publish spread (all mode). Default `'least-latency'`. */
+  readonly strategy?: StrategyName
+  /** Prefer brokers of this region when any is healthy. */
+  readonly region?: string
+  /** Stable client id of this app instance. Default `routemq-<host>-<pid>`; required with `clean: false`. */
+  readonly clientId?: string
+  /** Default true. */
+  readonly clean?: boolean
+  /** MQTT 5: how long a persistent session outlives a disconnect. Default 3600. */
+  readonly sessionExpirySeconds?: number
+  /** 5 (default) or 4 for MQTT 3.1.1. */
+  readonly protocolVersion?: 4 | 5
+  /** Default 10. */
+  readonly keepaliveSeconds?: number
+  /** How long connecting to one broker may take. Default 2000 ms. */
+  readonly connectTimeoutMs?: number
+  /** How long `connect()` may wait for a first broker. Default 30 000 ms. */
+  readonly startTimeoutMs?: number
+  /** How long `close()` waits for acknowledgements of publishes in flight. Default 5000 ms. */
+  readonly closeTimeoutMs?: number
+  readonly ackOrder?: AckOrder
+  readonly health?: BrokerHealthOptions
+  readonly offlineBuffer?: OfflineBufferOptions
+  /** Where `usernameEnv` / `passwordEnv` are read. Default `process.env`. */
+  readonly env?: Readonly<Record<string, string | undefined>>
+  readonly logger?: Logger
+}
+
+/** Options with every default filled in and every broker resolved. */
+export interface ResolvedBrokerPoolOptions {
+  readonly brokers: readonly BrokerEndpoint[]
+  readonly mode: BrokerPoolMode
+  readonly strategy: StrategyName
+  readonly region: string | undefined
+  readonly clientId: string
+  readonly clean: boolean
+  readonly sessionExpirySeconds: number
+  readonly protocolVersion: 4 | 5
+  readonly keepaliveSeconds: number
+  readonly connectTimeoutMs: number
+  readonly startTimeoutMs: number
+  readonly closeTimeoutMs: number
+  readonly ackOrder: AckOrder
+  readonly health: Required<BrokerHealthOptions>
+  readonly offlineBuffer: Required<OfflineBufferOptions>
+}
+
+const PROTOCOLS: Readonly<Record<string, BrokerEndpoint['protocol']>> = { 'mqtt:': 'mqtt', 'mqtts:': 'mqtts', 'ws:': 'ws', 'wss:': 'wss' }
+const DEFAULT_PORTS: Readonly<Record<BrokerEndpoint['protocol'], number>> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 }
+
+/**
+ * Checks every option and fills in defaults. Each error names the offending
+ * field (`brokers[1].url`, `health.probeTimeoutMs`, ...) and never echoes a
+ * password.
+ *
+ * @example
+ * resolveBrokerPoolOptions({ brokers: ['mqtt://a:1883', 'mqtt://b:1883'] }, 'routemq-host-1')
+ */
+export function resolveBrokerPoolOptions(options: BrokerPoolOptions, defaultClientId: string): ResolvedBrokerPoolOptions {
+  if (!options || typeof options !== 'object') throw new InvalidOptionError('brokerPool', 'pass { brokers: [...] }')
+  if (!Array.isArray(options.brokers) || options.brokers.length === 0) {
+    throw new InvalidOptionError('brokers', 'list at least one broker, e.g. ["mqtt://broker-1:1883"]')
+  }
+  const env = options.env ?? process.env
+  const brokers = options.brokers.map((broker, index) => resolveBroker(broker, `brokers[${index}]`, env))
+  const ids = new Set<string>()
+  brokers.forEach((broker, index) => {
+    if (ids.has(broker.id)) throw new InvalidOptionError(`brokers[${index}].id`, `"${broker.id}" is used twice; give each broker its own id`)
+    ids.add(broker.id)
+  })
+  const mode = options.mode ?? 'failover'
+  if (mode !== 'failover' && mode !== 'all') throw new InvalidOptionError('mode', "must be 'failover' or 'all'")
+  const strategy = options.strategy ?? 'least-latency'
+  if (!isStrategyName(strategy)) throw new InvalidOptionError('strategy', `must be one of ${STRATEGY_NAMES.join(', ')}`)
+  if (options.clientId !== undefined && (typeof options.clientId !== 'string' || options.clientId.length === 0)) {
+    throw new InvalidOptionError('clientId', 'must be a non-empty string')
+  }
+  if (options.clean === false && options.clientId === undefined) {
+    throw new InvalidOptionError('clientId', 'a persistent session (clean: false) needs a stable clientId, the same on every start of this instance')
+  }
+  if (options.protocolVersion !== undefined && options.protocolVersion !== 4 && options.protocolVersion !== 5) {
+    throw new InvalidOptionError('protocolVersion', 'must be 4 (MQTT 3.1.1) or 5')
+  }
+  if (options.ackOrder !== undefined && options.ackOrder !== 'arrival' && options.ackOrder !== 'completion') {
+    throw new InvalidOptionError('ackOrder', "must be 'arrival' or 'completion'")
+  }
+  const health = options.health ?? {}
+  const buffer = options.offlineBuffer ?? {}
+  if (buffer.qos0 !== undefined && buffer.qos0 !== 'queue' && buffer.qos0 !== 'drop') {
+    throw new InvalidOptionError('offlineBuffer.qos0', "must be 'queue' or 'drop'")
+  }
+  const resolved: ResolvedBrokerPoolOptions = {
+    brokers,
+    mode,
+    strategy,
+    region: optionalString(options.region, 'region'),
+    clientId: options.clientId ?? defaultClientId,
+    clean: options.clean ?? true,
+    sessionExpirySeconds: whole(options.sessionExpirySeconds, 'sessionExpirySeconds', 3600, 0),
+    protocolVersion: options.protocolVersion ?? 5,
+    keepaliveSeconds: whole(options.keepaliveSeconds, 'keepaliveSeconds', 10, 0),
+    connectTimeoutMs: whole(options.connectTimeoutMs, 'connectTimeoutMs', 2000, 1),
+    startTimeoutMs: whole(options.startTimeoutMs, 'startTimeoutMs', 30_000, 1),
+    closeTimeoutMs: whole(options.closeTimeoutMs, 'closeTimeoutMs', 5000, 0),
+    ackOrder: options.ackOrder ?? 'arrival',
+    health: {
+      probeIntervalMs: whole(health.probeIntervalMs, 'health.probeIntervalMs', 1000, 1),
+      probeTimeoutMs: whole(health.probeTimeoutMs, 'health.probeTimeoutMs', 800, 1),
+      rise: whole(health.rise, 'health.rise', 2, 1),
+      fall: whole(health.fall, 'health.fall', 2, 1),
+      publishAckTimeoutMs: whole(health.publishAckTimeoutMs, 'health.publishAckTimeoutMs', 3000, 1),
+      backoffBaseMs: whole(health.backoffBaseMs, 'health.backoffBaseMs', 250, 1),
+      backoffCapMs: whole(health.backoffCapMs, 'health.backoffCapMs', 30_000, 1),
+    },
+    offlineBuffer: {
+      maxMessages: whole(buffer.maxMessages, 'offlineBuffer.maxMessages', 10_000, 1),
+      maxBytes: whole(buffer.maxBytes, 'offlineBuffer.maxBytes', 16 * 1024 * 1024, 1),
+      qos0: buffer.qos0 ?? 'queue',
+    },
+  }
+  if (resolved.health.backoffCapMs < resolved.health.backoffBaseMs) {
+    throw new InvalidOptionError('health.backoffCapMs', 'must not be smaller than health.backoffBaseMs')
+  }
+  return Object.freeze(resolved)
+}
+
+function resolveBroker(broker: string | BrokerConfig, field: string, env: Readonly<Record<string, string | undefined>>): BrokerEndpoint {
+  const config: BrokerConfig = typeof broker === 'string' ? { url: broker } : broker
+  if (!config || typeof config !== 'object' || typeof config.url !== 'string') {
+    throw new InvalidOptionError(`${field}.url`, 'give a URL such as "mqtt://broker-1:1883"')
+  }
+  let url: URL
+  try {
+    url = new URL(config.url)
+  } catch {
+    throw new InvalidOptionError(`${field}.url`, 'is not a URL; write it as mqtt://host:port')
+  }
+  const protocol = PROTOCOLS[url.protocol]
+  if (!protocol) throw new InvalidOptionError(`${field}.url`, `protocol "${url.protocol}" is not supported; use mqtt://, mqtts://, ws:// or wss://`)
+  if (!url.hostname) throw new InvalidOptionError(`${field}.url`, 'has no host')
+  const port = url.port ? Number(url.port) : DEFAULT_PORTS[protocol]
+  const username = fromEnv(config.usernameEnv, `${field}.usernameEnv`, env) ?? config.username ?? (url.username ? decodeURIComponent(url.username) : undefined)
+  const password = fromEnv(config.passwordEnv, `${field}.passwordEnv`, env) ?? config.password ?? (url.password ? decodeURIComponent(url.password) : undefined)
+  const path = url.pathname === '/' ? '' : url.pathname
+  const weight = config.weight ?? 1
+  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
+    throw new InvalidOptionError(`${field}.weight`, 'must be a number of 0 or more')
+  }
+  if (config.tls !== undefined && (protocol === 'mqtt' || protocol === 'ws')) {
+    throw new InvalidOptionError(`${field}.tls`, `TLS settings need an mqtts:// or wss:// URL, not ${protocol}://`)
+  }
+  return Object.freeze({
+    id: optionalString(config.id, `${field}.id`) ?? `${url.hostname}:${port}`,
+    url: `${protocol}://${url.host}${path}`,
+    host: url.hostname,
+    port,
+    protocol,
+    username,
+    password,
+    tls: config.tls,
+    weight,
+    region: optionalString(config.region, `${field}.region`),
+  })
+}
+
+function fromEnv(name: string | undefined, field: string, env: Readonly<Record<string, string | undefined>>): string | undefined {
+  if (name === undefined) return undefined
+  const value = env[name]
+  if (value === undefined || value === '') throw new InvalidOptionError(field, `environment variable ${name} is not set`)
+  return value
+}
+
+function optionalString(value: unknown, field: string): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || value.length === 0) throw new InvalidOptionError(field, 'must be a non-empty string')
+  return value
+}
+
+function whole(value: number | undefined, field: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < min) throw new InvalidOptionError(field, `must be a whole number of at least ${min}`)
+  return value
+}

@@ -1,0 +1,9 @@
+export { BrokerPool, type FailoverEvent, type BrokerDownEvent, type BrokerUpEvent, type AllDownEvent, type BrokerStatus, type BrokerPoolStats } from './broker-pool.js'
+export {
+  resolveBrokerPoolOptions, type BrokerPoolOptions, type BrokerConfig, type BrokerPoolMode, type BrokerHealthOptions,
+  type OfflineBufferOptions, type ResolvedBrokerPoolOptions,
+} from './broker-pool-options.js'
+export type { BrokerEndpoint } from './broker-endpoint.js'
+export { OfflineBufferFullError, isOfflineBufferFullError } from './errors/offline-buffer-full-error.js'
+export { PublishDroppedError, isPublishDroppedError } from './errors/publish-dropped-error.js'
+export { Qos2InterruptedError, isQos2InterruptedError } from './errors/qos2-interrupted-error.js'

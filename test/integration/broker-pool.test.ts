@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict'
+import { connectAsync } from 'mqtt'
+import { Application, Router, silentLogger } from '../../src/index.js'
+import { startTopology, type Topology } from '../../src/testing/index.js'
+import {
+  BrokerPool, isOfflineBufferFullError, isPublishDroppedError, type BrokerPoolOptions, type FailoverEvent,
+} from '../../plugins/mqtt/index.js'
+import { IdCounter } from '../support/id-counter.js'
+
+/** Publishes `total` QoS 1 messages at about `perSecond`, ids as payloads; calls `at(sent)` along the way. */
+async function publishAtRate(pool: BrokerPool, total: number, perSecond: number, at: (sent: number) => void): Promise<string[]> {
+  const ids: string[] = []
+  const acks: Promise<void>[] = []
+  const perTick = Math.max(1, Math.round(perSecond / 100))
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      for (let i = 0; i < perTick && ids.length < total; i++) {
+        const id = String(ids.length)
+        ids.push(id)
+        acks.push(pool.publish(`load/${id}`, id, { qos: 1 }))
+        at(ids.length)
+      }
+      if (ids.length >= total) {
+        clearInterval(timer)
+        resolve()
+      }
+    }, 10)
+  })
+  await Promise.all(acks)
+  return ids
+}
+
+describe('BrokerPool on real Mosquitto brokers', function () {
+  let topology: Topology
+  const cleanup: (() => Promise<unknown>)[] = []
+
+  beforeEach(async () => {
+    topology = await startTopology({ brokers: 3 })
+  })
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()!().catch(() => undefined)
+    await topology?.stop()
+  })
+
+  function pool(options: Partial<BrokerPoolOptions> = {}): BrokerPool {
+    const created = new BrokerPool({ brokers: topology.brokers.map((b) => b.url), logger: silentLogger, ...options })
+    cleanup.push(() => created.close())
+    return created
+  }
+
+  function app(router: Router, transport: BrokerPool): Application {
+    const created = Application.create({ router, transport, logger: silentLogger })
+    cleanup.push(() => created.stop())
+    return created
+  }
+
+  it('loses no message when the active broker is SIGKILLed under 1000 QoS 1 messages/s, and routes keep receiving', async () => {
+    const counter = await IdCounter.start(topology.brokers.map((b) => b.url), 'load/#')
+    cleanup.push(() => counter.close())
+    const transport = pool({ strategy: 'priority' })
+    let commandHandled!: (n: string) => void
+    const command = new Promise<string>((resolve) => (commandHandled = resolve))
+    const application = app(new Router().on('commands/{n}', (ctx) => commandHandled(ctx.params.n!), { qos: 1 }), transport)
+    await application.start()
+    assert.equal(transport.stats.active, `127.0.0.1:${topology.brokers[0]!.port}`, 'priority starts on the first broker')
+    const failovers: FailoverEvent[] = []
+    transport.onFailover((e) => failovers.push(e))
+    let killed: Promise<void> | undefined
+    const ids = await publishAtRate(transport, 3000, 1000, (sent) => {
+      if (sent === 1000) killed = topology.brokers[0]!.kill()
+    })
+    await killed
+    await counter.waitFor(ids)
+    assert.deepEqual(counter.missing(ids), [])
+    assert.equal(failovers.length, 1)
+    assert.equal(failovers[0]!.from, `127.0.0.1:${topology.brokers[0]!.port}`)
+    assert.equal(transport.stats.acknowledged, 3000)
+
+    const active = topology.brokers.find((b) => transport.stats.active === `127.0.0.1:${b.port}`)!
+    const device = await connectAsync(active.url, { clientId: 'device-after-failover' })
+    cleanup.push(() => device.endAsync())
+    await device.publishAsync('commands/7', 'go', { qos: 1 })
+    assert.equal(await command, '7')
+  })
+
+  it("in 'all' mode, handles messages published directly to each of 3 independent brokers", async () => {
+    const transport = pool({ mode: 'all' })
+    const handled = new Set<string>()
+    let resolveAll!: () => void
+    const all = new Promise<void>((resolve) => (resolveAll = resolve))
+    const application = app(new Router().on('telemetry/{broker}/{n}', (ctx) => {
+      handled.add(`${ctx.params.broker}/${ctx.params.n}`)
+      if (handled.size === 30) resolveAll()
+    }, { qos: 1 }), transport)
+    await application.start()
+    await Promise.all(topology.brokers.map(async (broker) => {
+      const device = await connectAsync(broker.url, { clientId: `device-${broker.name}` })
+      for (let n = 0; n < 10; n++) await device.publishAsync(`telemetry/${broker.name}/${n}`, 'x', { qos: 1 })
+      await device.endAsync()
+    }))
+    await all
+    assert.equal(handled.size, 30)
+    assert.deepEqual(transport.stats.brokers.map((b) => b.connected), [true, true, true])
+  })
+
+  it('recovers by itself after every broker was down for 10 s, idle meanwhile, and delivers what was buffered', async function () {
+    this.timeout(40_000)
+    const transport = pool({ strategy: 'priority' })
+    const received = new Set<string>()
+    let resolveAll!: () => void
+    const all = new Promise<void>((resolve) => (resolveAll = resolve))
+    const application = app(new Router().on('buffered/{n}', (ctx) => {
+      received.add(ctx.params.n!)
+      if (received.size === 100) resolveAll()
+    }, { qos: 1 }), transport)
+    await application.start()
+    const allDown = new Promise<void>((resolve) => transport.onAllDown(() => resolve()))
+    await Promise.all(topology.brokers.map((b) => b.kill()))
+    await allDown
+    assert.equal(transport.connected, false)
+    const acks = Array.from({ length: 100 }, (_, n) => transport.publish(`buffered/${n}`, String(n), { qos: 1 }))
+    const cpuBefore = process.cpuUsage()
+    const wallBefore = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, 10_000))
+    const cpu = process.cpuUsage(cpuBefore)
+    const cpuShare = (cpu.user + cpu.system) / 1000 / (performance.now() - wallBefore)
+    assert.ok(cpuShare < 0.05, `the pool used ${(cpuShare * 100).toFixed(1)} % of a core while every broker was down`)
+    assert.equal(transport.stats.buffered, 100)
+    await Promise.all(topology.brokers.map((b) => b.restart()))
+    await Promise.all(acks)
+    await all
+    assert.equal(transport.connected, true)
+  })
+
+  it('refuses publishes beyond the offline buffer with a named error, and drops QoS 0 only when told to', async () => {
+    const transport = pool({ strategy: 'priority', offlineBuffer: { maxMessages: 3, qos0: 'drop' } })
+    await transport.connect(() => undefined)
+    const allDown = new Promise<void>((resolve) => transport.onAllDown(() => resolve()))
+    await Promise.all(topology.brokers.map((b) => b.kill()))
+    await allDown
+    const kept = [1, 2, 3].map((n) => transport.publish(`t/${n}`, 'x', { qos: 1 }))
+    await assert.rejects(transport.publish('t/4', 'x', { qos: 1 }), isOfflineBufferFullError)
+    await assert.rejects(transport.publish('t/5', 'x', { qos: 0 }), isPublishDroppedError)
+    assert.equal(transport.stats.buffered, 3)
+    assert.equal(transport.stats.rejectedBufferFull, 1)
+    assert.equal(transport.stats.droppedQos0, 1)
+    await topology.brokers[1]!.restart()
+    await Promise.all(kept)
+  })
+})

@@ -1,0 +1,65 @@
+import { connectAsync, type MqttClient } from 'mqtt'
+
+/**
+ * Subscribers on every broker that count message ids (the payload), to tell
+ * lost messages from duplicates across brokers.
+ *
+ * @example
+ * const counter = await IdCounter.start(urls, 'load/#')
+ * await counter.waitFor(ids)
+ */
+export class IdCounter {
+  readonly seen = new Map<string, number>()
+  readonly #clients: MqttClient[]
+  #waiters: { ids: readonly string[]; resolve: () => void }[] = []
+
+  private constructor(clients: MqttClient[]) {
+    this.#clients = clients
+    for (const client of clients) {
+      client.on('message', (_topic, payload) => {
+        const id = payload.toString()
+        this.seen.set(id, (this.seen.get(id) ?? 0) + 1)
+        this.#check()
+      })
+    }
+  }
+
+  static async start(urls: readonly string[], filter: string): Promise<IdCounter> {
+    const clients = await Promise.all(urls.map((url, i) => connectAsync(url, { clientId: `id-counter-${i}-${process.pid}`, reconnectPeriod: 200 })))
+    for (const client of clients) {
+      client.on('error', () => undefined)
+      await client.subscribeAsync(filter, { qos: 1 })
+    }
+    return new IdCounter(clients)
+  }
+
+  /** Resolves once every id has been seen at least once. */
+  waitFor(ids: readonly string[]): Promise<void> {
+    return new Promise((resolve) => {
+      this.#waiters.push({ ids, resolve })
+      this.#check()
+    })
+  }
+
+  missing(ids: readonly string[]): string[] {
+    return ids.filter((id) => !this.seen.has(id))
+  }
+
+  get duplicates(): number {
+    let extra = 0
+    for (const count of this.seen.values()) extra += count - 1
+    return extra
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#clients.map((client) => client.endAsync(true)))
+  }
+
+  #check(): void {
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (waiter.ids.some((id) => !this.seen.has(id))) return true
+      waiter.resolve()
+      return false
+    })
+  }
+}

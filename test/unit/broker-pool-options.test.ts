@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict'
+import { InvalidOptionError } from '../../src/index.js'
+import { resolveBrokerPoolOptions, type BrokerPoolOptions } from '../../plugins/mqtt/index.js'
+
+describe('broker pool options', () => {
+  it('fills in defaults and takes credentials out of the URL', () => {
+    const resolved = resolveBrokerPoolOptions({ brokers: ['mqtt://dev:s3cret@b1:1883', { url: 'mqtts://b2', id: 'eu-1', region: 'eu' }] }, 'app-1')
+    assert.equal(resolved.mode, 'failover')
+    assert.equal(resolved.strategy, 'least-latency')
+    assert.equal(resolved.clientId, 'app-1')
+    assert.equal(resolved.health.probeIntervalMs, 1000)
+    assert.equal(resolved.offlineBuffer.qos0, 'queue')
+    const [b1, b2] = resolved.brokers
+    assert.deepEqual([b1!.id, b1!.url, b1!.username, b1!.password], ['b1:1883', 'mqtt://b1:1883', 'dev', 's3cret'])
+    assert.deepEqual([b2!.id, b2!.port, b2!.protocol, b2!.region], ['eu-1', 8883, 'mqtts', 'eu'])
+  })
+
+  it('reads credentials from named environment variables', () => {
+    const resolved = resolveBrokerPoolOptions(
+      { brokers: [{ url: 'mqtt://b1', usernameEnv: 'MQTT_USER', passwordEnv: 'MQTT_PASS' }], env: { MQTT_USER: 'svc', MQTT_PASS: 'pw' } },
+      'x',
+    )
+    assert.equal(resolved.brokers[0]!.username, 'svc')
+    assert.equal(resolved.brokers[0]!.password, 'pw')
+  })
+
+  const cases: [string, BrokerPoolOptions, string][] = [
+    ['no brokers', { brokers: [] }, 'brokers'],
+    ['a broker that is not a URL', { brokers: ['mqtt://ok', 'broker-2:1883'] }, 'brokers[1].url'],
+    ['an http URL', { brokers: ['http://b1'] }, 'brokers[0].url'],
+    ['two brokers with one id', { brokers: ['mqtt://a:1883', { url: 'mqtt://b', id: 'a:1883' }] }, 'brokers[1].id'],
+    ['TLS on a plain URL', { brokers: [{ url: 'mqtt://b', tls: { ca: 'x' } }] }, 'brokers[0].tls'],
+    ['a negative weight', { brokers: [{ url: 'mqtt://b', weight: -1 }] }, 'brokers[0].weight'],
+    ['an unset password variable', { brokers: [{ url: 'mqtt://b', passwordEnv: 'NOPE' }], env: {} }, 'brokers[0].passwordEnv'],
+    ['an unknown mode', { brokers: ['mqtt://b'], mode: 'cluster' as never }, 'mode'],
+    ['an unknown strategy', { brokers: ['mqtt://b'], strategy: 'fastest' as never }, 'strategy'],
+    ['a persistent session without client id', { brokers: ['mqtt://b'], clean: false }, 'clientId'],
+    ['a zero probe timeout', { brokers: ['mqtt://b'], health: { probeTimeoutMs: 0 } }, 'health.probeTimeoutMs'],
+    ['a backoff cap under its base', { brokers: ['mqtt://b'], health: { backoffBaseMs: 500, backoffCapMs: 100 } }, 'health.backoffCapMs'],
+    ['a fractional buffer size', { brokers: ['mqtt://b'], offlineBuffer: { maxMessages: 1.5 } }, 'offlineBuffer.maxMessages'],
+    ['an unknown QoS 0 policy', { brokers: ['mqtt://b'], offlineBuffer: { qos0: 'keep' as never } }, 'offlineBuffer.qos0'],
+  ]
+  for (const [name, options, field] of cases) {
+    it(`rejects ${name}, naming "${field}"`, () => {
+      assert.throws(() => resolveBrokerPoolOptions(options, 'x'), (e: unknown) => e instanceof InvalidOptionError && e.field === field)
+    })
+  }
+
+  it('never puts a password into an error', () => {
+    assert.throws(() => resolveBrokerPoolOptions({ brokers: ['mqtt://u:hunter2@b', 'ftp://u:hunter2@c'] }, 'x'), (e: unknown) =>
+      e instanceof InvalidOptionError && !e.message.includes('hunter2'))
+  })
+})

@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { connectAsync } from 'mqtt'
-import { Application, Router, silentLogger } from '../../src/index.js'
-import { startTopology, type Topology } from '../../src/testing/index.js'
+import { Application, isConnectionFailedError, Router, silentLogger } from '../../src/index.js'
+import { freePort, startTopology, type Topology } from '../../src/testing/index.js'
 import {
   BrokerPool, isOfflineBufferFullError, isPublishDroppedError, type BrokerPoolOptions, type FailoverEvent,
 } from '../../plugins/mqtt/index.js'
 import { IdCounter } from '../support/id-counter.js'
+import { TcpFaultProxy } from '../support/tcp-fault-proxy.js'
+import { createTlsMaterial, mosquittoTlsListener } from '../support/tls-certificates.js'
 
 /** Publishes `total` QoS 1 messages at about `perSecond`, ids as payloads; calls `at(sent)` along the way. */
 async function publishAtRate(pool: BrokerPool, total: number, perSecond: number, at: (sent: number) => void): Promise<string[]> {
@@ -146,5 +151,58 @@ describe('BrokerPool on real Mosquitto brokers', function () {
     assert.equal(transport.stats.droppedQos0, 1)
     await topology.brokers[1]!.restart()
     await Promise.all(kept)
+  })
+})
+
+describe('BrokerPool against faults in the network and TLS', function () {
+  const cleanup: (() => Promise<unknown>)[] = []
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()!().catch(() => undefined)
+  })
+
+  it('declares a blackholed broker down within 3 s with default settings and fails over', async () => {
+    const topology = await startTopology({ brokers: 2 })
+    cleanup.push(() => topology.stop())
+    const proxy = await TcpFaultProxy.start({ target: { host: topology.brokers[0]!.host, port: topology.brokers[0]!.port } })
+    cleanup.push(() => proxy.close())
+    const transport = new BrokerPool({ brokers: [proxy.url(), topology.brokers[1]!.url], strategy: 'priority', logger: silentLogger })
+    cleanup.push(() => transport.close())
+    await transport.connect(() => undefined)
+    assert.equal(transport.stats.active, `127.0.0.1:${proxy.port}`)
+    const down = new Promise<string>((resolve) => transport.onBrokerDown((e) => resolve(e.broker)))
+    const failover = new Promise<FailoverEvent>((resolve) => transport.onFailover(resolve))
+    const blackholedAt = performance.now()
+    proxy.setMode('blackhole')
+    assert.equal(await down, `127.0.0.1:${proxy.port}`)
+    const detectedMs = performance.now() - blackholedAt
+    assert.ok(detectedMs < 3000, `declared down after ${detectedMs.toFixed(0)} ms`)
+    assert.equal((await failover).to, `127.0.0.1:${topology.brokers[1]!.port}`)
+    await transport.publish('after/blackhole', 'x', { qos: 1 })
+  })
+
+  it('connects to a TLS broker with its CA, and fails clearly with the wrong one', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'rmq-tls-'))
+    cleanup.push(() => rm(directory, { recursive: true, force: true }))
+    const material = await createTlsMaterial(directory)
+    const tlsPort = await freePort()
+    const topology = await startTopology({ brokers: 1, brokerConfig: mosquittoTlsListener(tlsPort, material) })
+    cleanup.push(() => topology.stop())
+    const url = `mqtts://127.0.0.1:${tlsPort}`
+
+    const transport = new BrokerPool({ brokers: [{ url, tls: { ca: material.caPem } }], logger: silentLogger })
+    let handled!: (topic: string) => void
+    const received = new Promise<string>((resolve) => (handled = resolve))
+    const application = Application.create({ router: new Router().on('secure/{n}', (ctx) => handled(ctx.topic), { qos: 1 }), transport, logger: silentLogger })
+    cleanup.push(() => application.stop())
+    await application.start()
+    await transport.publish('secure/1', 'x', { qos: 1 })
+    assert.equal(await received, 'secure/1')
+
+    const wrong = new BrokerPool({ brokers: [{ url, tls: { ca: material.otherCaPem } }], startTimeoutMs: 2000, logger: silentLogger })
+    cleanup.push(() => wrong.close())
+    const error = await wrong.connect(() => undefined).then(() => undefined, (e: unknown) => e)
+    assert.ok(isConnectionFailedError(error), `got ${String(error)}`)
+    assert.match(error.message, /issuer certificate|self-signed|certificate/i)
+    assert.match(error.message, new RegExp(`127\\.0\\.0\\.1:${tlsPort}`))
   })
 })

@@ -8,7 +8,7 @@ describe('broker pool options', () => {
     assert.equal(resolved.mode, 'failover')
     assert.equal(resolved.strategy, 'least-latency')
     assert.equal(resolved.clientId, 'app-1')
-    assert.equal(resolved.health.probeIntervalMs, 1000)
+    assert.equal(resolved.health.probeIntervalMs, 750)
     assert.equal(resolved.offlineBuffer.qos0, 'queue')
     const [b1, b2] = resolved.brokers
     assert.deepEqual([b1!.id, b1!.url, b1!.username, b1!.password], ['b1:1883', 'mqtt://b1:1883', 'dev', 's3cret'])

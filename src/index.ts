@@ -1,6 +1,6 @@
 /**
  * routemq-load-balancing: high availability for RouteMQ MQTT applications.
- * This release carries the RouteMQ kernel; the balancing plugins build on it.
+ * The RouteMQ kernel, the balancing engine and the plugins built on it.
  */
 export {
   Application, type ApplicationOptions, type StopResult,
@@ -33,3 +33,21 @@ export {
   ConnectionFailedError, isConnectionFailedError,
   SubscriptionRejectedError, isSubscriptionRejectedError,
 } from './routemq/index.js'
+export {
+  Backend, type BackendOptions, type BackendView, type EjectionOptions,
+  BackendSet, type BackendSetOptions, type BackendStateChange, type BackendEjection, type PickOptions,
+  type BalancingStrategy, type StrategyName,
+  RoundRobinStrategy, RandomStrategy, WeightedStrategy, LeastOutstandingStrategy, P2cEwmaStrategy, PriorityStrategy,
+  createStrategy, isStrategyName, STRATEGY_NAMES,
+  Ewma, HealthTracker, type HealthState, type HealthThresholds,
+  DecorrelatedJitterBackoff, type BackoffOptions,
+} from './balancing/index.js'
+export { TypedEvent, type Disposer } from './typed-event.js'
+export {
+  BrokerPool, type FailoverEvent, type BrokerDownEvent, type BrokerUpEvent, type AllDownEvent, type BrokerStatus, type BrokerPoolStats,
+  resolveBrokerPoolOptions, type BrokerPoolOptions, type BrokerConfig, type BrokerPoolMode, type BrokerHealthOptions,
+  type OfflineBufferOptions, type ResolvedBrokerPoolOptions, type BrokerEndpoint,
+  OfflineBufferFullError, isOfflineBufferFullError,
+  PublishDroppedError, isPublishDroppedError,
+  Qos2InterruptedError, isQos2InterruptedError,
+} from '../plugins/mqtt/index.js'

@@ -16,6 +16,7 @@ import { probeBroker } from './broker-probe.js'
 import { PublishDroppedError } from './errors/publish-dropped-error.js'
 import { Qos2InterruptedError } from './errors/qos2-interrupted-error.js'
 import { outgoing, PublishQueue, type OutgoingPublish } from './publish-queue.js'
+import { findReferencedBroker } from './server-reference.js'
 
 /** The pool moved to another broker (failover mode). */
 export interface FailoverEvent {
@@ -534,8 +535,8 @@ export class BrokerPool implements MqttTransport {
   }
 
   #redirect(reference: string, from: Backend<BrokerEndpoint>): void {
-    const [host, port] = parseServerReference(reference, from.target.port)
-    const target = this.#set.backends.find((b) => b.target.host.toLowerCase() === host.toLowerCase() && b.target.port === port)
+    const { host, port, broker } = findReferencedBroker(reference, this.#options.brokers, from.target.port)
+    const target = this.#set.backends.find((b) => b.target === broker)
     if (target) {
       this.#log.info('broker asked us to use another server', { from: from.id, to: target.id })
       this.#redirectTo = target
@@ -592,16 +593,6 @@ export class BrokerPool implements MqttTransport {
 function isRefused(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code
   return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH'
-}
-
-function parseServerReference(reference: string, defaultPort: number): [string, number] {
-  const first = reference.split(' ')[0]!
-  try {
-    const url = new URL(first.includes('://') ? first : `mqtt://${first}`)
-    return [url.hostname.replace(/^\[|\]$/g, ''), url.port ? Number(url.port) : defaultPort]
-  } catch {
-    return [first, defaultPort]
-  }
 }
 
 function settledWithin(promise: Promise<void>, ms: number): Promise<void> {

@@ -53,3 +53,30 @@ describe('AckSequencer', () => {
     assert.deepEqual(sent, Array.from({ length: 5000 }, (_, id) => id))
   })
 })
+
+describe('AckSequencer.whenIdle', () => {
+  for (const order of ['arrival', 'completion'] as const) {
+    it(`resolves once every tracked message settled (${order})`, async () => {
+      const sequencer = new AckSequencer(order)
+      await sequencer.whenIdle()
+      const [a, b] = [1, 2].map(() => sequencer.track(() => undefined))
+      let idle = false
+      const waiting = sequencer.whenIdle().then(() => { idle = true })
+      b!(true)
+      await Promise.resolve()
+      assert.equal(idle, false)
+      assert.equal(sequencer.unsettled, 1)
+      a!(false)
+      await waiting
+      assert.equal(sequencer.unsettled, 0)
+    })
+  }
+
+  it('resolves when the connection is lost with messages unsettled', async () => {
+    const sequencer = new AckSequencer('arrival')
+    sequencer.track(() => undefined)
+    const waiting = sequencer.whenIdle()
+    assert.equal(sequencer.reset(), 1)
+    await waiting
+  })
+})

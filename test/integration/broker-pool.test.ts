@@ -6,7 +6,7 @@ import { connectAsync } from 'mqtt'
 import { Application, isConnectionFailedError, Router, silentLogger } from '../../src/index.js'
 import { freePort, startTopology, type Topology } from '../../src/testing/index.js'
 import {
-  BrokerPool, isOfflineBufferFullError, isPublishDroppedError, type BrokerPoolOptions, type FailoverEvent,
+  BrokerPool, isOfflineBufferFullError, isPublishDroppedError, isQos2InterruptedError, type BrokerPoolOptions, type FailoverEvent,
 } from '../../plugins/mqtt/index.js'
 import { IdCounter } from '../support/id-counter.js'
 import { TcpFaultProxy } from '../support/tcp-fault-proxy.js'
@@ -178,6 +178,36 @@ describe('BrokerPool against faults in the network and TLS', function () {
     assert.ok(detectedMs < 3000, `declared down after ${detectedMs.toFixed(0)} ms`)
     assert.equal((await failover).to, `127.0.0.1:${topology.brokers[1]!.port}`)
     await transport.publish('after/blackhole', 'x', { qos: 1 })
+  })
+
+  it('rejects a QoS 2 publish in flight when its broker is lost instead of carrying it to another', async () => {
+    const topology = await startTopology({ brokers: 2 })
+    cleanup.push(() => topology.stop())
+    const proxy = await TcpFaultProxy.start({ target: { host: topology.brokers[0]!.host, port: topology.brokers[0]!.port } })
+    cleanup.push(() => proxy.close())
+    const transport = new BrokerPool({ brokers: [proxy.url(), topology.brokers[1]!.url], strategy: 'priority', logger: silentLogger })
+    cleanup.push(() => transport.close())
+    await transport.connect(() => undefined)
+    proxy.setMode('blackhole')
+    const exactlyOnce = transport.publish('billing/1', 'invoice', { qos: 2 })
+    const atLeastOnce = transport.publish('billing/2', 'invoice', { qos: 1 })
+    await assert.rejects(exactlyOnce, isQos2InterruptedError)
+    await atLeastOnce
+    assert.equal(transport.stats.qos2Interrupted, 1)
+    assert.equal(transport.stats.active, `127.0.0.1:${topology.brokers[1]!.port}`)
+  })
+
+  it('connects over MQTT on WebSockets', async () => {
+    const topology = await startTopology({ brokers: 1, websockets: true })
+    cleanup.push(() => topology.stop())
+    const transport = new BrokerPool({ brokers: [topology.brokers[0]!.wsUrl!], logger: silentLogger })
+    let handled!: (topic: string) => void
+    const received = new Promise<string>((resolve) => (handled = resolve))
+    const application = Application.create({ router: new Router().on('ws/{n}', (ctx) => handled(ctx.topic), { qos: 1 }), transport, logger: silentLogger })
+    cleanup.push(() => application.stop())
+    await application.start()
+    await transport.publish('ws/1', 'x', { qos: 1 })
+    assert.equal(await received, 'ws/1')
   })
 
   it('connects to a TLS broker with its CA, and fails clearly with the wrong one', async () => {

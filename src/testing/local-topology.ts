@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises'
-import type { BrokerHandle } from './broker-handle.js'
 import type { ExitGuard } from './exit-guard.js'
-import type { PostgresHandle } from './postgres-handle.js'
+import type { MosquittoBroker } from './mosquitto-broker.js'
+import type { PostgresServer } from './postgres-server.js'
 import type { Topology } from './topology.js'
 import { TopologyError } from './topology-error.js'
 
@@ -13,9 +13,9 @@ import { TopologyError } from './topology-error.js'
  */
 export interface LocalTopologyParts {
   readonly directory: string
-  readonly brokers: readonly BrokerHandle[]
-  readonly primary: PostgresHandle | undefined
-  readonly replicas: readonly PostgresHandle[]
+  readonly brokers: readonly MosquittoBroker[]
+  readonly primary: PostgresServer | undefined
+  readonly replicas: readonly PostgresServer[]
   readonly guard: ExitGuard
   readonly keepDirectory: boolean
 }
@@ -30,9 +30,9 @@ export interface LocalTopologyParts {
  */
 export class LocalTopology implements Topology {
   readonly directory: string
-  readonly brokers: readonly BrokerHandle[]
-  readonly primary: PostgresHandle | undefined
-  readonly replicas: readonly PostgresHandle[]
+  readonly brokers: readonly MosquittoBroker[]
+  readonly replicas: readonly PostgresServer[]
+  readonly #postgres: readonly PostgresServer[]
   readonly #guard: ExitGuard
   readonly #keepDirectory: boolean
   #stopping: Promise<void> | undefined
@@ -40,10 +40,28 @@ export class LocalTopology implements Topology {
   constructor(parts: LocalTopologyParts) {
     this.directory = parts.directory
     this.brokers = Object.freeze([...parts.brokers])
-    this.primary = parts.primary
     this.replicas = Object.freeze([...parts.replicas])
+    this.#postgres = Object.freeze([...(parts.primary === undefined ? [] : [parts.primary]), ...parts.replicas])
     this.#guard = parts.guard
     this.#keepDirectory = parts.keepDirectory
+  }
+
+  /**
+   * See {@link Topology.primary}: the primary-role server promoted last, or
+   * the one started as primary.
+   *
+   * @example
+   * await topology.replicas[0].promote()
+   * assert.equal(topology.primary, topology.replicas[0])
+   */
+  get primary(): PostgresServer | undefined {
+    let current: PostgresServer | undefined
+    for (const server of this.#postgres) {
+      if (server.role === 'primary' && (current === undefined || server.promotion > current.promotion)) {
+        current = server
+      }
+    }
+    return current
   }
 
   /**
@@ -58,8 +76,13 @@ export class LocalTopology implements Topology {
   }
 
   async #tearDown(): Promise<void> {
-    const handles = [...this.brokers, ...this.replicas, ...(this.primary === undefined ? [] : [this.primary])]
-    const results = await Promise.allSettled(handles.map((handle) => handle.stop()))
+    const servers = [...this.brokers, ...this.#postgres]
+    // Before the first await: a restart waiting for its old process to exit
+    // must find its server retired and not start a new one.
+    for (const server of servers) {
+      server.retire()
+    }
+    const results = await Promise.allSettled(servers.map((server) => server.stop()))
     try {
       if (!this.#keepDirectory) {
         await rm(this.directory, { recursive: true, force: true })
@@ -71,7 +94,7 @@ export class LocalTopology implements Topology {
     const failure = results[failed]
     if (failure?.status === 'rejected') {
       throw new TopologyError(
-        `${handles[failed]?.name} did not stop cleanly; see the cause. The rest of the topology in ${this.directory} was stopped.`,
+        `${servers[failed]?.name} did not stop cleanly; see the cause. The rest of the topology in ${this.directory} was stopped.`,
         { cause: failure.reason },
       )
     }

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { BrokerHandle } from './broker-handle.js'
 import type { ExitGuard } from './exit-guard.js'
 import type { OsAccount } from './os-account.js'
-import { acceptsConnections } from './probe-port.js'
+import { mqttBrokerResponds } from './probe-mqtt.js'
 import { SupervisedProcess } from './supervised-process.js'
 import { SupervisedServer } from './supervised-server.js'
 import { TopologyError } from './topology-error.js'
@@ -85,7 +85,7 @@ export class MosquittoBroker extends SupervisedServer implements BrokerHandle {
     this.wsUrl = options.websocketPort === undefined ? undefined : `ws://${HOST}:${options.websocketPort}`
   }
 
-  stop(): Promise<void> {
+  protected shutDown(): Promise<void> {
     return this.process.stop('SIGTERM', GRACEFUL_STOP_MS)
   }
 
@@ -109,14 +109,17 @@ export class MosquittoBroker extends SupervisedServer implements BrokerHandle {
     await writeFile(join(directory, 'mosquitto.conf'), `${lines.join('\n')}\n`, { mode: 0o644 })
   }
 
-  protected async launch(): Promise<void> {
+  protected async startServer(): Promise<void> {
     await this.process.start()
-    // The ready line comes after the listeners are bound; one connection
-    // proves the port is reachable, not merely bound.
-    if (!(await acceptsConnections(HOST, this.port))) {
+    // mosquitto prints the ready line and installs its signal handlers
+    // before it sets its `run` flag and enters its main loop, so a SIGTERM in
+    // between is forgotten and a stop() right after start() would wait out
+    // the grace period. An answered CONNECT proves the loop runs (and the
+    // port is reachable, not merely bound).
+    if (!(await mqttBrokerResponds(HOST, this.port, this.#options.startTimeoutMs))) {
       await this.process.kill()
       throw new TopologyError(
-        `${this.name} reported that it runs but refused a connection on ${HOST}:${this.port}. ` +
+        `${this.name} reported that it runs but did not answer an MQTT CONNECT on ${HOST}:${this.port}. ` +
           `Check ${this.logFile} and whether brokerConfig replaced the listener.`,
       )
     }

@@ -20,13 +20,18 @@ export type PostgresRole = 'primary' | 'replica'
  */
 export interface PostgresHandle extends ServerHandle {
   readonly role: PostgresRole
-  /** `postgres://postgres@127.0.0.1:<port>/postgres` (no password: trust authentication). */
+  /**
+   * `postgres://postgres@127.0.0.1:<port>/postgres?sslmode=disable`: no
+   * password (trust authentication), and no TLS whatever PGSSLMODE says, as
+   * the server offers none.
+   */
   readonly url: string
   readonly dataDir: string
 
   /**
-   * Crashes the server with SIGKILL; resolves once the postmaster and all its
-   * backends are gone. A restart then runs crash recovery. The topology runs
+   * Crashes the whole server: SIGKILLs the postmaster and every backend and
+   * auxiliary process, so running queries end with a connection error just
+   * as they would if the machine died; resolves once all of them are gone. A restart then runs crash recovery. The topology runs
    * with `synchronous_commit = off`, so commits from the last moments before
    * the crash can be lost; `SET synchronous_commit = on` in a session whose
    * writes must survive.
@@ -47,11 +52,36 @@ export interface PostgresHandle extends ServerHandle {
 
   /**
    * Turns a replica into a primary with `pg_promote()` and resolves once it no
-   * longer is in recovery. Throws a `TopologyError` on a primary.
+   * longer is in recovery; `topology.primary` returns it from then on. Throws
+   * a `TopologyError` on a primary.
    *
    * @example
    * await topology.primary!.kill()
    * await topology.replicas[0].promote()
    */
   promote(): Promise<void>
+
+  /**
+   * Makes a replica stream from another server: rewrites `primary_conninfo`
+   * (and `primary_slot_name`) with ALTER SYSTEM and reloads the
+   * configuration, which restarts the WAL receiver without restarting the
+   * server. It resolves once the setting is in place; the receiver connects
+   * a moment later, and follows a promoted server's new timeline as long as
+   * this replica has not received WAL beyond the promotion point (a cleanly
+   * stopped old primary guarantees that; a crashed one may not).
+   *
+   * Given a handle, its replication slot is created there first if missing,
+   * since slots are not replicated to a promoted server. Given a plain
+   * address, such as a TCP fault proxy on the replication link, it is used
+   * as is: the server behind it must already have the slot, as the current
+   * primary does (follow the handle first, then the proxy in front of it).
+   * Throws a `TopologyError` on a primary or a server that is not running.
+   *
+   * @example
+   * await topology.primary!.stop()
+   * await topology.replicas[0].promote()
+   * await topology.replicas[1].follow(topology.primary!)
+   * await topology.replicas[1].follow({ host: '127.0.0.1', port: proxyPort })
+   */
+  follow(primary: PostgresHandle | { readonly host: string; readonly port: number }): Promise<void>
 }

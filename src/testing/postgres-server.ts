@@ -49,9 +49,13 @@ export interface PostgresServerOptions {
  * const replica = await PostgresServer.cloneReplica(primary, replicaOptions, { slot: 'replica_1', applyDelayMs: 0 })
  */
 export class PostgresServer extends SupervisedServer implements PostgresHandle {
+  static #promotions = 0
+
   readonly dataDir: string
   readonly #options: PostgresServerOptions
+  readonly #slot: string | undefined
   #role: PostgresRole
+  #promotion = 0
 
   /**
    * Creates a cluster with initdb, configures it for replication and speed
@@ -64,7 +68,7 @@ export class PostgresServer extends SupervisedServer implements PostgresHandle {
     options: PostgresServerOptions,
     settings: { readonly maxReplicas: number },
   ): Promise<PostgresServer> {
-    const server = new PostgresServer(options, 'primary')
+    const server = new PostgresServer(options, 'primary', undefined)
     await server.#createDirectory()
     await server.#runTool('initdb', [
       `--pgdata=${server.dataDir}`,
@@ -112,9 +116,10 @@ export class PostgresServer extends SupervisedServer implements PostgresHandle {
   }
 
   /**
-   * Copies `primary` with pg_basebackup (creating the physical replication
-   * slot `slot`, writing standby.signal and primary_conninfo) and starts the
-   * copy as a hot standby that applies WAL `applyDelayMs` late.
+   * Copies `primary` with pg_basebackup (streaming through the physical
+   * replication slot `slot`, writing standby.signal and primary_conninfo)
+   * and starts the copy as a hot standby that applies WAL `applyDelayMs`
+   * late.
    *
    * @example
    * const replica = await PostgresServer.cloneReplica(primary, options, { slot: 'replica_1', applyDelayMs: 300 })
@@ -124,8 +129,14 @@ export class PostgresServer extends SupervisedServer implements PostgresHandle {
     options: PostgresServerOptions,
     settings: { readonly slot: string; readonly applyDelayMs: number },
   ): Promise<PostgresServer> {
-    const server = new PostgresServer(options, 'replica')
+    const server = new PostgresServer(options, 'replica', settings.slot)
     await server.#createDirectory()
+    // pg_basebackup --create-slot makes the slot only after the backup's
+    // start point is fixed; another clone's fast checkpoint in between can
+    // recycle the WAL this backup still needs ("requested WAL segment ... has
+    // already been removed"). A slot made first, reserving WAL at once,
+    // holds everything from before the backup's checkpoint.
+    await ensureSlot(primary, settings.slot)
     await server.#runTool('pg_basebackup', [
       `--host=${HOST}`,
       `--port=${primary.port}`,
@@ -134,7 +145,6 @@ export class PostgresServer extends SupervisedServer implements PostgresHandle {
       '--write-recovery-conf',
       '--wal-method=stream',
       '--checkpoint=fast',
-      '--create-slot',
       `--slot=${settings.slot}`,
       '--no-sync',
     ])
@@ -146,7 +156,7 @@ export class PostgresServer extends SupervisedServer implements PostgresHandle {
     return server
   }
 
-  private constructor(options: PostgresServerOptions, role: PostgresRole) {
+  private constructor(options: PostgresServerOptions, role: PostgresRole, slot: string | undefined) {
     const socket = join(options.directory, `.s.PGSQL.${options.port}`)
     if (Buffer.byteLength(socket) > UNIX_SOCKET_PATH_LIMIT) {
       throw new TopologyError(
@@ -161,7 +171,9 @@ export class PostgresServer extends SupervisedServer implements PostgresHandle {
         name: options.name,
         host: HOST,
         port: options.port,
-        url: `postgres://${SUPERUSER}@${HOST}:${options.port}/postgres`,
+        // Without sslmode in the URL, clients would take a developer's
+        // PGSSLMODE, and this server speaks no TLS.
+        url: `postgres://${SUPERUSER}@${HOST}:${options.port}/postgres?sslmode=disable`,
         directory: options.directory,
         logFile,
       },
@@ -182,6 +194,7 @@ export class PostgresServer extends SupervisedServer implements PostgresHandle {
     )
     this.#options = Object.freeze({ ...options })
     this.#role = role
+    this.#slot = slot
     this.dataDir = dataDir
   }
 
@@ -189,19 +202,39 @@ export class PostgresServer extends SupervisedServer implements PostgresHandle {
     return this.#role
   }
 
-  async stop(): Promise<void> {
+  /**
+   * 0 for a server created as the primary; for a promoted replica, a
+   * process-wide sequence number, so the server promoted last has the
+   * highest. The topology uses it to tell which primary is the current one.
+   *
+   * @example
+   * const current = servers.filter((s) => s.role === 'primary').sort((a, b) => b.promotion - a.promotion)[0]
+   */
+  get promotion(): number {
+    return this.#promotion
+  }
+
+  promote(): Promise<void> {
+    return this.serialize(() => this.#promoteNow())
+  }
+
+  follow(primary: PostgresHandle | { readonly host: string; readonly port: number }): Promise<void> {
+    return this.serialize(() => this.#followNow(primary))
+  }
+
+  protected async shutDown(): Promise<void> {
     await this.process.stop('SIGINT', GRACEFUL_STOP_MS)
     await this.#releaseCrashedSharedMemory()
   }
 
-  async promote(): Promise<void> {
+  async #promoteNow(): Promise<void> {
     if (this.#role !== 'replica') {
       throw new TopologyError(`${this.name} is already a primary; promote() only applies to replicas.`)
     }
     if (!this.running) {
       throw new TopologyError(`${this.name} is not running; restart() it before promoting it.`)
     }
-    const client = new pg.Client({ host: HOST, port: this.port, user: SUPERUSER, database: 'postgres' })
+    const client = connectionTo(this)
     let recovering: boolean | undefined
     try {
       await client.connect()
@@ -220,9 +253,55 @@ export class PostgresServer extends SupervisedServer implements PostgresHandle {
       throw new TopologyError(`${this.name} is still in recovery after pg_promote(); check ${this.logFile} for the reason.`)
     }
     this.#role = 'primary'
+    this.#promotion = ++PostgresServer.#promotions
   }
 
-  protected async launch(): Promise<void> {
+  async #followNow(primary: PostgresHandle | { readonly host: string; readonly port: number }): Promise<void> {
+    if (this.#role !== 'replica') {
+      throw new TopologyError(`${this.name} is a primary; follow() only applies to replicas. Start a new topology to get another replica.`)
+    }
+    if (!this.running) {
+      throw new TopologyError(`${this.name} is not running; restart() it before pointing it at another primary.`)
+    }
+    const slot = this.#slot as string
+    if ('role' in primary) {
+      // Slots are not replicated: a promoted replica lacks this replica's
+      // slot, and the walreceiver would be refused without it.
+      await ensureSlot(primary, slot)
+    }
+    const conninfo = Object.entries({
+      host: primary.host,
+      port: primary.port,
+      user: SUPERUSER,
+      application_name: this.name,
+      sslmode: 'disable',
+    })
+      // libpq's quoting: a host could be anything the caller passes.
+      .map(([key, value]) => `${key}='${String(value).replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`)
+      .join(' ')
+    const client = connectionTo(this)
+    try {
+      await client.connect()
+      // ALTER SYSTEM takes no parameters and refuses to run in a transaction
+      // block, which a multi-statement query would be.
+      await client.query(`ALTER SYSTEM SET primary_conninfo = ${client.escapeLiteral(conninfo)}`)
+      await client.query(`ALTER SYSTEM SET primary_slot_name = ${client.escapeLiteral(slot)}`)
+      // Since PostgreSQL 13 a reload restarts the WAL receiver with the new
+      // settings; recovery_target_timeline 'latest' then follows a promoted
+      // server's new timeline.
+      await client.query('SELECT pg_reload_conf()')
+    } catch (error) {
+      throw new TopologyError(
+        `Pointing ${this.name} at ${primary.host}:${primary.port} failed (${error instanceof Error ? error.message : String(error)}); ` +
+          `check ${this.logFile} for the reason.`,
+        { cause: error },
+      )
+    } finally {
+      await client.end().catch(() => undefined)
+    }
+  }
+
+  protected async startServer(): Promise<void> {
     try {
       await this.process.start()
     } catch (error) {
@@ -290,5 +369,33 @@ export class PostgresServer extends SupervisedServer implements PostgresHandle {
       return
     }
     await new Promise<void>((resolve) => execFile('ipcrm', ['-m', segmentId], () => resolve()))
+  }
+}
+
+// Every setting explicit, so a developer's PG* variables (PGSSLMODE=require,
+// PGUSER, PGDATABASE...) cannot redirect the launcher's own connections.
+function connectionTo(server: { readonly host: string; readonly port: number }): pg.Client {
+  return new pg.Client({ host: server.host, port: server.port, user: SUPERUSER, database: 'postgres', ssl: false })
+}
+
+async function ensureSlot(server: PostgresHandle, slot: string): Promise<void> {
+  const client = connectionTo(server)
+  try {
+    await client.connect()
+    // `true` reserves WAL from the last checkpoint's redo point at once,
+    // instead of from the first time a receiver connects.
+    await client.query(
+      `SELECT pg_create_physical_replication_slot($1, true)
+        WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1)`,
+      [slot],
+    )
+  } catch (error) {
+    throw new TopologyError(
+      `Creating the replication slot ${slot} on ${server.name} failed (${error instanceof Error ? error.message : String(error)}); ` +
+        `check ${server.logFile} for the reason.`,
+      { cause: error },
+    )
+  } finally {
+    await client.end().catch(() => undefined)
   }
 }

@@ -1,4 +1,5 @@
 import { describeExit } from './exit-status.js'
+import { killProcessTree } from './kill-process-tree.js'
 import { spawnLogged, type LoggedSpawnOptions } from './spawn-logged.js'
 import { TopologyError } from './topology-error.js'
 
@@ -26,7 +27,11 @@ export async function runCommand(options: CommandOptions): Promise<void> {
   let timedOut = false
   const timer = setTimeout(() => {
     timedOut = true
-    child.kill('SIGKILL')
+    // pg_basebackup streams WAL from a child of its own, which holds the
+    // output pipes open; killing only the tool would leave it running.
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      killProcessTree(child.pid)
+    }
   }, options.timeoutMs)
   const status = await closed
   clearTimeout(timer)

@@ -30,7 +30,14 @@ export interface ServerHandle {
 
   /**
    * Starts the server again on the same port (stopping it first if it runs);
-   * resolves once it accepts connections.
+   * resolves once it accepts connections. Rejects with a `TopologyError` once
+   * the topology's `stop()` has been called, even if it was called while
+   * this restart was under way.
+   *
+   * `kill()`, `stop()`, `restart()` (and `promote()`, `follow()`) of one
+   * server run one after another in call order: two concurrent restarts both
+   * succeed and leave one process running; `restart()` then `kill()` leaves
+   * it killed.
    *
    * @example
    * await server.restart()

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import type { ExitGuard } from './exit-guard.js'
 import type { ExitStatus } from './exit-status.js'
 import type { OsAccount } from './os-account.js'
+import { withParentDeathSignal } from './parent-death-signal.js'
 import { ProcessLog } from './process-log.js'
 
 /**
@@ -21,7 +22,10 @@ export interface LoggedSpawnOptions {
   /** Run as this user instead of the current one. */
   readonly account: OsAccount | undefined
   readonly guard: ExitGuard
-  /** Signal the exit guard sends if the node process exits while this child runs. */
+  /**
+   * Signal the exit guard sends if the node process exits while this child
+   * runs, and the child's parent-death signal for when node is killed.
+   */
   readonly guardSignal: NodeJS.Signals
 }
 
@@ -44,7 +48,8 @@ export interface LoggedChild {
 
 /**
  * Spawns a child whose stdout and stderr go to a log file, adopted by the
- * exit guard. PG* variables are left out of its environment so a developer's
+ * exit guard and, where setpriv allows, sent `guardSignal` should the node
+ * process die without running its exit hooks. PG* variables are left out of its environment so a developer's
  * own libpq settings cannot redirect the tools, messages are in English so
  * readiness lines can be matched, and HOME follows `account`.
  *
@@ -53,7 +58,10 @@ export interface LoggedChild {
  */
 export function spawnLogged(options: LoggedSpawnOptions): LoggedChild {
   const log = new ProcessLog(options.logFile)
-  const child = spawn(options.command, [...options.args], {
+  // With uid/gid set, setpriv already runs as the account, which is all
+  // --pdeathsig needs; the command it execs keeps the same pid.
+  const { command, args } = withParentDeathSignal(options.command, options.args, options.guardSignal)
+  const child = spawn(command, [...args], {
     cwd: options.cwd,
     env: childEnvironment(options.account),
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,6 +2,7 @@ import { chmod, mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RouteMqError } from '../routemq/errors/route-mq-error.js'
+import { assertTraversable } from './assert-traversable.js'
 import { ExitGuard } from './exit-guard.js'
 import { freePorts } from './free-port.js'
 import { LocalTopology } from './local-topology.js'
@@ -38,6 +39,12 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
   const runningAsRoot = process.getuid?.() === 0
   const mosquittoAccount = runningAsRoot ? lookupOsAccount('mosquitto') : undefined
   const postgresAccount = settings.postgres && runningAsRoot ? requirePostgresAccount() : undefined
+
+  const serviceAccounts = [
+    ...(settings.brokers > 0 && mosquittoAccount !== undefined ? [mosquittoAccount] : []),
+    ...(postgresAccount === undefined ? [] : [postgresAccount]),
+  ]
+  assertTraversable(tmpdir(), serviceAccounts)
 
   const directory = await mkdtemp(join(tmpdir(), 'rmq-'))
   const guard = new ExitGuard(directory, !settings.keepDirectory)

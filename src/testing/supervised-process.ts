@@ -1,4 +1,5 @@
 import { describeExit } from './exit-status.js'
+import { killProcessTree } from './kill-process-tree.js'
 import { spawnLogged, type LoggedChild, type LoggedSpawnOptions } from './spawn-logged.js'
 import { TopologyError } from './topology-error.js'
 
@@ -52,8 +53,7 @@ export class SupervisedProcess {
    * if (server.running) await server.stop('SIGTERM', 10_000)
    */
   get running(): boolean {
-    const child = this.#current?.child
-    return child !== undefined && child.pid !== undefined && child.exitCode === null && child.signalCode === null
+    return this.#current !== undefined && isRunning(this.#current)
   }
 
   /**
@@ -73,26 +73,31 @@ export class SupervisedProcess {
     try {
       await this.#whenReady(started)
     } catch (error) {
-      started.child.kill('SIGKILL')
+      this.#killTree(started)
       await started.closed
       throw error
     }
   }
 
   /**
-   * Sends SIGKILL and resolves once the process and everything that shares
-   * its output (child processes) are gone.
+   * Crashes the process: SIGKILLs it and every process descending from it
+   * (see {@link killProcessTree}) and resolves once all of them are gone.
    *
    * @example
    * await server.kill()
    */
-  kill(): Promise<void> {
-    return this.stop('SIGKILL', 0)
+  async kill(): Promise<void> {
+    const current = this.#current
+    if (current === undefined) {
+      return
+    }
+    this.#killTree(current)
+    await current.closed
   }
 
   /**
    * Sends `signal` and resolves once the process and its children are gone;
-   * escalates to SIGKILL after `graceMs`.
+   * after `graceMs` crashes them as {@link kill} does.
    *
    * @example
    * await server.stop('SIGTERM', 10_000)
@@ -102,12 +107,19 @@ export class SupervisedProcess {
     if (current === undefined) {
       return
     }
-    if (this.running) {
+    if (isRunning(current)) {
       current.child.kill(signal)
     }
-    const timer = signal === 'SIGKILL' ? undefined : setTimeout(() => current.child.kill('SIGKILL'), graceMs)
+    const timer = setTimeout(() => this.#killTree(current), graceMs)
     await current.closed
     clearTimeout(timer)
+  }
+
+  #killTree(started: LoggedChild): void {
+    // While node has not seen the exit, the pid cannot have been reused.
+    if (isRunning(started)) {
+      killProcessTree(started.child.pid as number)
+    }
   }
 
   #whenReady(started: LoggedChild): Promise<void> {
@@ -155,4 +167,8 @@ export class SupervisedProcess {
       })
     })
   }
+}
+
+function isRunning({ child }: LoggedChild): boolean {
+  return child.pid !== undefined && child.exitCode === null && child.signalCode === null
 }

@@ -32,6 +32,7 @@ export {
   UnsupportedMqttClientError, isUnsupportedMqttClientError,
   ConnectionFailedError, isConnectionFailedError,
   SubscriptionRejectedError, isSubscriptionRejectedError,
+  InvalidTopicError, isInvalidTopicError,
 } from './routemq/index.js'
 export {
   Backend, type BackendOptions, type BackendView, type EjectionOptions,
@@ -44,10 +45,11 @@ export {
 } from './balancing/index.js'
 export { TypedEvent, type Disposer } from './typed-event.js'
 export {
-  BrokerPool, type FailoverEvent, type BrokerDownEvent, type BrokerUpEvent, type AllDownEvent, type BrokerStatus, type BrokerPoolStats,
+  BrokerPool, type ActiveBrokerEvent, type FailoverEvent, type BrokerDownEvent, type BrokerUpEvent, type AllDownEvent, type BrokerStatus, type BrokerPoolStats,
   resolveBrokerPoolOptions, type BrokerPoolOptions, type BrokerConfig, type BrokerPoolMode, type BrokerHealthOptions,
   type OfflineBufferOptions, type ResolvedBrokerPoolOptions, type BrokerEndpoint,
   OfflineBufferFullError, isOfflineBufferFullError,
   PublishDroppedError, isPublishDroppedError,
   Qos2InterruptedError, isQos2InterruptedError,
+  PublishAbandonedError, isPublishAbandonedError,
 } from '../plugins/mqtt/index.js'

@@ -1,8 +1,9 @@
-import { connect, type IClientPublishOptions, type IDisconnectPacket, type ISubscriptionGrant, type MqttClient } from 'mqtt'
+import { connect, type IClientPublishOptions, type IDisconnectPacket, type MqttClient } from 'mqtt'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import type { AckOrder, AckSequencer } from '../../src/routemq/ack-sequencer.js'
 import { receiveWithDeferredAcks } from '../../src/routemq/deferred-ack-receiver.js'
-import { SubscriptionRejectedError } from '../../src/routemq/errors/subscription-rejected-error.js'
+import { outgoingDrained } from '../../src/routemq/outgoing-drained.js'
+import { checkedSubscribe } from '../../src/routemq/subscription-grants.js'
 import type { Logger } from '../../src/routemq/logger.js'
 import type { MessageReceiver, PublishOptions, Subscription } from '../../src/routemq/mqtt-transport.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
@@ -45,6 +46,7 @@ export class BrokerConnection {
   readonly #closed = new TypedEvent<Error | undefined>()
   readonly #redirected = new TypedEvent<string>()
   #lost = false
+  #reason: Error | undefined
 
   private constructor(endpoint: BrokerEndpoint, client: MqttClient, inbound: AckSequencer, connectMs: number, log: Logger) {
     this.endpoint = endpoint
@@ -66,6 +68,7 @@ export class BrokerConnection {
     client.on('close', () => {
       if (this.#lost) return
       this.#lost = true
+      this.#reason = lastError
       client.end(true)
       this.#closed.emit(lastError)
     })
@@ -119,8 +122,12 @@ export class BrokerConnection {
     return this.#inbound.whenIdle()
   }
 
-  /** Once, when the connection is lost (with the last error, if any) or closed. */
+  /** Once, when the connection is lost (with the last error, if any) or closed; at once if it already is. */
   onClose(listener: (reason: Error | undefined) => void): Disposer {
+    if (this.#lost) {
+      queueMicrotask(() => listener(this.#reason))
+      return noop
+    }
     return this.#closed.on(listener)
   }
 
@@ -131,23 +138,20 @@ export class BrokerConnection {
 
   async subscribe(subscriptions: readonly Subscription[], protocolVersion: 4 | 5): Promise<void> {
     if (subscriptions.length === 0) return
-    let grants: ISubscriptionGrant[]
+    const client = this.#client
     if (protocolVersion === 5) {
-      const granted = await Promise.all(
+      await Promise.all(
         subscriptions.map((s) =>
-          this.#client.subscribeAsync(
-            { [s.topic]: { qos: s.qos } },
-            s.identifier === undefined ? {} : { properties: { subscriptionIdentifier: s.identifier } },
+          checkedSubscribe(this.endpoint.id, [s.topic], () =>
+            client.subscribeAsync({ [s.topic]: { qos: s.qos } }, s.identifier === undefined ? {} : { properties: { subscriptionIdentifier: s.identifier } }),
           ),
         ),
       )
-      grants = granted.flat()
-    } else {
-      grants = await this.#client.subscribeAsync(Object.fromEntries(subscriptions.map((s) => [s.topic, { qos: s.qos }])))
+      return
     }
-    for (const grant of grants) {
-      if (grant.qos === 128 || (grant.qos as number) > 2) throw new SubscriptionRejectedError(this.endpoint.id, grant.topic)
-    }
+    await checkedSubscribe(this.endpoint.id, subscriptions.map((s) => s.topic), () =>
+      client.subscribeAsync(Object.fromEntries(subscriptions.map((s) => [s.topic, { qos: s.qos }]))),
+    )
   }
 
   async unsubscribe(topics: readonly string[]): Promise<void> {
@@ -176,25 +180,11 @@ export class BrokerConnection {
     if (this.#lost) return
     const client = this.#client
     const drained = graceMs > 0 && client.connected && (await outgoingDrained(client, graceMs))
+    if (this.#lost) return
     this.#lost = true
     await client.endAsync(!drained).catch((error: unknown) => this.#log.debug('closing a broker connection failed', { error }))
     this.#closed.emit(undefined)
   }
-}
-
-function outgoingDrained(client: MqttClient, timeoutMs: number): Promise<boolean> {
-  if (Object.keys(client.outgoing).length === 0) return Promise.resolve(true)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      client.off('outgoingEmpty', onEmpty)
-      resolve(false)
-    }, timeoutMs)
-    const onEmpty = (): void => {
-      clearTimeout(timer)
-      resolve(true)
-    }
-    client.once('outgoingEmpty', onEmpty)
-  })
 }
 
 function noop(): void {}

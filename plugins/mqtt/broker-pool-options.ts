@@ -207,8 +207,8 @@ function resolveBroker(broker: string | BrokerConfig, field: string, env: Readon
   if (!protocol) throw new InvalidOptionError(`${field}.url`, `protocol "${url.protocol}" is not supported; use mqtt://, mqtts://, ws:// or wss://`)
   if (!url.hostname) throw new InvalidOptionError(`${field}.url`, 'has no host')
   const port = url.port ? Number(url.port) : DEFAULT_PORTS[protocol]
-  const username = fromEnv(config.usernameEnv, `${field}.usernameEnv`, env) ?? config.username ?? (url.username ? decodeURIComponent(url.username) : undefined)
-  const password = fromEnv(config.passwordEnv, `${field}.passwordEnv`, env) ?? config.password ?? (url.password ? decodeURIComponent(url.password) : undefined)
+  const username = fromEnv(config.usernameEnv, `${field}.usernameEnv`, env) ?? config.username ?? decoded(url.username, `${field}.url`)
+  const password = fromEnv(config.passwordEnv, `${field}.passwordEnv`, env) ?? config.password ?? decoded(url.password, `${field}.url`)
   const path = url.pathname === '/' ? '' : url.pathname
   const weight = config.weight ?? 1
   if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
@@ -229,6 +229,15 @@ function resolveBroker(broker: string | BrokerConfig, field: string, env: Readon
     weight,
     region: optionalString(config.region, `${field}.region`),
   })
+}
+
+function decoded(value: string, field: string): string | undefined {
+  if (!value) return undefined
+  try {
+    return decodeURIComponent(value)
+  } catch {
+    throw new InvalidOptionError(field, 'has a malformed %-escape in its user name or password')
+  }
 }
 
 function fromEnv(name: string | undefined, field: string, env: Readonly<Record<string, string | undefined>>): string | undefined {

@@ -3,8 +3,12 @@ import { Backend } from '../../src/balancing/backend.js'
 import { BackendSet, type BackendStateChange } from '../../src/balancing/backend-set.js'
 import { createStrategy } from '../../src/balancing/create-strategy.js'
 import { DecorrelatedJitterBackoff } from '../../src/balancing/decorrelated-jitter-backoff.js'
+import { Ewma } from '../../src/balancing/ewma.js'
 import { ApplicationStateError } from '../../src/routemq/errors/application-state-error.js'
 import { ConnectionFailedError } from '../../src/routemq/errors/connection-failed-error.js'
+import { InvalidTopicError } from '../../src/routemq/errors/invalid-topic-error.js'
+import { isSubscriptionRejectedError } from '../../src/routemq/errors/subscription-rejected-error.js'
+import { publishTopicProblem } from '../../src/routemq/publish-topic.js'
 import { TransportClosedError } from '../../src/routemq/errors/transport-closed-error.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import type { MessageReceiver, MqttTransport, PublishOptions, Subscription } from '../../src/routemq/mqtt-transport.js'
@@ -13,6 +17,7 @@ import type { BrokerEndpoint } from './broker-endpoint.js'
 import { BrokerConnection } from './broker-connection.js'
 import { resolveBrokerPoolOptions, type BrokerPoolOptions, type ResolvedBrokerPoolOptions } from './broker-pool-options.js'
 import { probeBroker } from './broker-probe.js'
+import { PublishAbandonedError } from './errors/publish-abandoned-error.js'
 import { PublishDroppedError } from './errors/publish-dropped-error.js'
 import { Qos2InterruptedError } from './errors/qos2-interrupted-error.js'
 import { outgoing, PublishQueue, type OutgoingPublish } from './publish-queue.js'
@@ -27,6 +32,14 @@ export interface FailoverEvent {
   readonly gapMs: number
   /** Publishes waiting to be sent again on the new connection. */
   readonly replaying: number
+}
+
+/** The active connection moved to another broker (failover mode), for whatever reason. */
+export interface ActiveBrokerEvent {
+  readonly from: string | undefined
+  readonly to: string
+  /** `'start'`, `'failover'` after a loss, or `'handover'` when failing back or following a redirect. */
+  readonly reason: 'start' | 'failover' | 'handover'
 }
 
 /** A broker turned unhealthy. */
@@ -72,22 +85,33 @@ export interface BrokerPoolStats {
   readonly rejectedBufferFull: number
   readonly qos2Interrupted: number
   readonly ackTimeouts: number
+  /** Publishes given up after connections were lost again and again while they were in flight. */
+  readonly abandoned: number
   readonly probes: number
   readonly probeFailures: number
 }
 
-type Counter = 'failovers' | 'published' | 'acknowledged' | 'resent' | 'droppedQos0' | 'rejectedBufferFull' | 'qos2Interrupted' | 'ackTimeouts' | 'probes' | 'probeFailures'
+type Counter =
+  | 'failovers' | 'published' | 'acknowledged' | 'resent' | 'droppedQos0' | 'rejectedBufferFull' | 'qos2Interrupted'
+  | 'ackTimeouts' | 'abandoned' | 'probes' | 'probeFailures'
 
 interface ProbeSchedule {
   timer: NodeJS.Timeout | undefined
   readonly backoff: DecorrelatedJitterBackoff
-  running: boolean
+  /** Round trip of successful probes, for a probe timeout that fits the link. */
+  readonly roundTrip: Ewma
+  running: Promise<void> | undefined
 }
 
 interface Writable {
   readonly backend: Backend<BrokerEndpoint>
   readonly connection: BrokerConnection
 }
+
+type ServeOutcome = 'lost' | 'handover' | 'closed'
+
+/** Losses in a row with the same publish in flight before it is abandoned. */
+const ABANDON_AFTER_LOSSES = 3
 
 /**
  * Client-side balancing and failover over several MQTT brokers, as the
@@ -108,28 +132,37 @@ export class BrokerPool implements MqttTransport {
   readonly #log: Logger
   readonly #set: BackendSet<BrokerEndpoint>
   readonly #queue: PublishQueue
+  /** Connections taking traffic: at most one in failover mode. */
   readonly #connections = new Map<Backend<BrokerEndpoint>, BrokerConnection>()
+  /** Connections being set up (CONNACK received, subscriptions not yet settled). */
+  readonly #establishing = new Map<Backend<BrokerEndpoint>, BrokerConnection>()
+  readonly #subscribed = new WeakMap<BrokerConnection, Set<string>>()
   readonly #subscriptions = new Map<string, Subscription>()
   readonly #probes = new Map<Backend<BrokerEndpoint>, ProbeSchedule>()
+  readonly #lateAcks = new Map<Backend<BrokerEndpoint>, number>()
   readonly #counts: Record<Counter, number> = {
     failovers: 0, published: 0, acknowledged: 0, resent: 0, droppedQos0: 0, rejectedBufferFull: 0, qos2Interrupted: 0,
-    ackTimeouts: 0, probes: 0, probeFailures: 0,
+    ackTimeouts: 0, abandoned: 0, probes: 0, probeFailures: 0,
   }
   readonly #failover: TypedEvent<FailoverEvent>
   readonly #brokerDown: TypedEvent<BrokerDownEvent>
   readonly #brokerUp: TypedEvent<BrokerUpEvent>
   readonly #allDown: TypedEvent<AllDownEvent>
-  readonly #ready = new TypedEvent<void>()
+  readonly #activeChanged: TypedEvent<ActiveBrokerEvent>
+  readonly #ready = new TypedEvent<boolean>()
+  #previousActive: string | undefined
   #receiver: MessageReceiver | undefined
   #state: 'created' | 'running' | 'closed' = 'created'
-  #wakers: (() => void)[] = []
-  #redirectTo: Backend<BrokerEndpoint> | undefined
+  #wakers = new Set<() => void>()
+  /** Failover mode: the next connection should go to this broker (a redirect, or failing back). */
+  #next: Backend<BrokerEndpoint> | undefined
+  /** Failover mode: ends the active connection's service for a planned handover. */
+  #handover: (() => void) | undefined
   #announcedAllDown = false
   #lost: { readonly from: string; readonly at: number } | undefined
   #lastError: unknown
   #sweep: NodeJS.Timeout | undefined
   #subscriptionVersion = 0
-  #switching = new Set<BrokerConnection>()
 
   constructor(options: BrokerPoolOptions) {
     this.#options = resolveBrokerPoolOptions(options, `routemq-${hostname()}-${process.pid}`)
@@ -149,6 +182,7 @@ export class BrokerPool implements MqttTransport {
     this.#brokerDown = new TypedEvent(onListenerError)
     this.#brokerUp = new TypedEvent(onListenerError)
     this.#allDown = new TypedEvent(onListenerError)
+    this.#activeChanged = new TypedEvent(onListenerError)
     this.#set.onStateChange((change) => this.#onStateChange(change))
   }
 
@@ -159,6 +193,10 @@ export class BrokerPool implements MqttTransport {
 
   get persistentSession(): boolean {
     return !this.#options.clean
+  }
+
+  get #running(): boolean {
+    return this.#state === 'running'
   }
 
   /** The resolved options (passwords included: do not log them). */
@@ -198,6 +236,11 @@ export class BrokerPool implements MqttTransport {
     return this.#brokerUp.on(listener)
   }
 
+  /** Failover mode: each time the active connection is to another broker, and why. */
+  onActiveChange(listener: (event: ActiveBrokerEvent) => void): Disposer {
+    return this.#activeChanged.on(listener)
+  }
+
   /** No broker is healthy. Publishes are buffered (within bounds) until one is. */
   onAllDown(listener: (event: AllDownEvent) => void): Disposer {
     return this.#allDown.on(listener)
@@ -209,45 +252,51 @@ export class BrokerPool implements MqttTransport {
     this.#receiver = receiver
     this.#state = 'running'
     const ready = new Promise<boolean>((resolve) => {
-      const off = this.#ready.on(() => {
+      const off = this.#ready.on((connected) => {
         off()
         clearTimeout(timer)
-        resolve(true)
+        resolve(connected)
       })
       const timer = setTimeout(() => {
         off()
         resolve(false)
       }, this.#options.startTimeoutMs)
     })
-    for (const backend of this.#set.backends) this.#probes.set(backend, { timer: undefined, running: false, backoff: this.#backoff() })
-    for (const backend of this.#set.backends) this.#scheduleProbe(backend, 0)
+    for (const backend of this.#set.backends) {
+      this.#probes.set(backend, { timer: undefined, running: undefined, backoff: this.#backoff(), roundTrip: new Ewma(30_000) })
+      this.#scheduleProbe(backend, 0)
+    }
     const sweepEvery = Math.max(50, Math.floor(this.#options.health.publishAckTimeoutMs / 3))
     this.#sweep = setInterval(() => this.#sweepAckTimeouts(), sweepEvery)
-    if (this.#options.mode === 'failover') void this.#maintainActive()
-    else for (const backend of this.#set.backends) void this.#maintainBroker(backend)
-    if (!(await ready)) {
-      const lastError = this.#lastError
-      await this.close()
-      throw new ConnectionFailedError(`any of ${this.#set.backends.map((b) => b.id).join(', ')}`, lastError ?? 'no broker answered')
-    }
+    if (this.#options.mode === 'failover') this.#guard(this.#maintainActive(), 'failover loop')
+    else for (const backend of this.#set.backends) this.#guard(this.#maintainBroker(backend), `connection loop of ${backend.id}`)
+    if (await ready) return
+    // close() may have run while we waited.
+    if (!this.#running) throw new TransportClosedError('connect')
+    const lastError = this.#lastError
+    await this.close()
+    throw new ConnectionFailedError(`any of ${this.#set.backends.map((b) => b.id).join(', ')}`, lastError ?? 'no broker answered')
   }
 
   async subscribe(subscriptions: readonly Subscription[]): Promise<void> {
     if (this.#state === 'closed') throw new TransportClosedError('subscribe')
     for (const subscription of subscriptions) this.#subscriptions.set(subscription.topic, subscription)
     this.#subscriptionVersion++
-    await Promise.all([...this.#connections.values()].map((c) => c.subscribe(subscriptions, this.#options.protocolVersion)))
+    await Promise.all([...this.#connections.values()].map((connection) => this.#syncSubscriptions(connection)))
   }
 
   async unsubscribe(topics: readonly string[]): Promise<void> {
     if (this.#state === 'closed') throw new TransportClosedError('unsubscribe')
     for (const topic of topics) this.#subscriptions.delete(topic)
     this.#subscriptionVersion++
-    await Promise.all([...this.#connections.values()].map((c) => c.unsubscribe(topics)))
+    await Promise.all([...this.#connections.values()].map((connection) => this.#syncSubscriptions(connection)))
   }
 
   publish(topic: string, payload: string | Uint8Array, options: PublishOptions = {}): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(new TransportClosedError('publish'))
+    // A broker drops the connection over a bad topic; resending it would drop every broker in turn.
+    const problem = publishTopicProblem(topic)
+    if (problem) return Promise.reject(new InvalidTopicError(String(topic), problem))
     const body = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
     return new Promise<void>((resolve, reject) => {
       // A publish never overtakes one still waiting for a broker.
@@ -273,18 +322,25 @@ export class BrokerPool implements MqttTransport {
   async close(): Promise<void> {
     if (this.#state === 'closed') return
     this.#state = 'closed'
+    this.#ready.emit(false)
     clearInterval(this.#sweep)
     for (const schedule of this.#probes.values()) clearTimeout(schedule.timer)
     this.#wake()
     const connections = [...this.#connections.values()]
     this.#connections.clear()
-    await Promise.all(connections.map((connection) => connection.close(this.#options.closeTimeoutMs)))
+    const establishing = [...this.#establishing.values()]
+    await Promise.all([
+      ...connections.map((connection) => connection.close(this.#options.closeTimeoutMs)),
+      ...establishing.map((connection) => connection.close(0)),
+      ...[...this.#probes.values()].map((schedule) => schedule.running),
+    ])
     for (const entry of this.#queue.all()) {
       this.#queue.remove(entry)
       entry.reject(new TransportClosedError('complete this publish, which no broker acknowledged'))
     }
   }
 
+  /** Failover mode: keeps exactly one connection, to the best healthy broker. */
   async #maintainActive(): Promise<void> {
     const tried = new Set<Backend<BrokerEndpoint>>()
     const backoff = this.#backoff()
@@ -305,6 +361,7 @@ export class BrokerPool implements MqttTransport {
     }
   }
 
+  /** All mode: keeps a connection to one broker whenever it is healthy. */
   async #maintainBroker(backend: Backend<BrokerEndpoint>): Promise<void> {
     const backoff = this.#backoff()
     while (this.#state === 'running') {
@@ -338,34 +395,72 @@ export class BrokerPool implements MqttTransport {
         receiver: this.#receiver!,
         log: this.#log,
       })
-      let version = -1
-      // Subscriptions may change while these are in flight; settle on a stable set before taking traffic.
-      while (version !== this.#subscriptionVersion && this.#state === 'running') {
-        version = this.#subscriptionVersion
-        await connection.subscribe([...this.#subscriptions.values()], this.#options.protocolVersion)
-      }
-      if (this.#state !== 'running' || !connection.open) {
+      this.#establishing.set(backend, connection)
+      if (this.#state !== 'running') throw new TransportClosedError('connect')
+      await withinTime(this.#syncSubscriptions(connection), this.#options.connectTimeoutMs, 'no SUBACK')
+      // A probe may have taken the broker out while this was being set up.
+      if (this.#state !== 'running' || !connection.open || !backend.isAvailable(Date.now())) {
         await connection.close(0)
         return undefined
       }
       this.#set.reportSuccess(backend, connection.connectMs)
+      // A CONNACK round trip is as good a sample for the probe timeout as a probe's own.
+      this.#probes.get(backend)?.roundTrip.observe(connection.connectMs, Date.now())
       return connection
     } catch (error) {
+      await connection?.close(0)
+      if (this.#state !== 'running') return undefined
       this.#lastError = error
       this.#log.warn('could not connect to broker', { broker: backend.id, error })
-      await connection?.close(0)
+      // A refused subscription is the configuration's fault, not the broker's health.
+      if (isSubscriptionRejectedError(error)) return undefined
       if (isRefused(error)) this.#set.markDown(backend)
       else this.#set.reportFailure(backend, { eject: true })
       return undefined
+    } finally {
+      if (connection && this.#establishing.get(backend) === connection) this.#establishing.delete(backend)
     }
   }
 
-  /** Uses the connection until it is lost, then takes back what it had in flight. */
-  async #serve(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): Promise<void> {
-    const lost = new Promise<Error | undefined>((resolve) => connection.onClose(resolve))
-    connection.onRedirect((reference) => this.#redirect(reference, backend))
+  /** Brings a connection's subscriptions in line with the pool's, however often they change meanwhile. */
+  async #syncSubscriptions(connection: BrokerConnection): Promise<void> {
+    let subscribed = this.#subscribed.get(connection)
+    if (!subscribed) this.#subscribed.set(connection, (subscribed = new Set()))
+    let version = -1
+    while (version !== this.#subscriptionVersion && connection.open) {
+      version = this.#subscriptionVersion
+      const add = [...this.#subscriptions.values()].filter((s) => !subscribed.has(s.topic))
+      const remove = [...subscribed].filter((topic) => !this.#subscriptions.has(topic))
+      try {
+        await connection.subscribe(add, this.#options.protocolVersion)
+        for (const s of add) subscribed.add(s.topic)
+        await connection.unsubscribe(remove)
+        for (const topic of remove) subscribed.delete(topic)
+      } catch (error) {
+        // A connection lost meanwhile is taken care of by its loss; the next one subscribes afresh.
+        if (connection.open || isSubscriptionRejectedError(error)) throw error
+        return
+      }
+    }
+  }
+
+  /** Uses the connection until it is lost or handed over, then takes back what it had in flight. */
+  async #serve(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): Promise<ServeOutcome> {
+    if (this.#state !== 'running' || !connection.open) {
+      await connection.close(0)
+      return 'closed'
+    }
+    const lost = new Promise<ServeOutcome>((resolve) => connection.onClose(() => resolve('lost')))
+    const handover = new Promise<ServeOutcome>((resolve) => (this.#handover = () => resolve('handover')))
+    const offRedirect = connection.onRedirect((reference) => this.#redirect(reference, backend))
     this.#connections.set(backend, connection)
+    this.#lateAcks.delete(backend)
     this.#announcedAllDown = false
+    if (this.#options.mode === 'failover') {
+      const reason = this.#previousActive === undefined ? 'start' : this.#lost ? 'failover' : 'handover'
+      this.#activeChanged.emit({ from: this.#previousActive, to: backend.id, reason })
+      this.#previousActive = backend.id
+    }
     if (this.#lost && this.#options.mode === 'failover') {
       this.#counts.failovers++
       const event: FailoverEvent = { from: this.#lost.from, to: backend.id, gapMs: Date.now() - this.#lost.at, replaying: this.#queue.pendingCount }
@@ -374,27 +469,54 @@ export class BrokerPool implements MqttTransport {
     }
     this.#lost = undefined
     this.#log.info('broker connected', { broker: backend.id })
-    this.#ready.emit()
+    this.#ready.emit(true)
     this.#flush()
-    const reason = await lost
+    this.#considerFailBack()
+    const outcome = await Promise.race(this.#options.mode === 'failover' ? [lost, handover] : [lost])
+    this.#handover = undefined
+    offRedirect()
+    if (outcome === 'handover') await this.#handOver(backend, connection)
+    if (this.#connections.get(backend) === connection) this.#connections.delete(backend)
+    this.#takeBack(backend, connection)
+    if (this.#state === 'running' && outcome === 'lost') {
+      this.#log.warn('broker connection lost', { broker: backend.id })
+      this.#lost ??= { from: backend.id, at: Date.now() }
+      this.#set.markDown(backend)
+    }
+    this.#flush()
+    return outcome
+  }
+
+  /**
+   * A planned end of service (failing back): stop taking new inbound
+   * messages, let those delivered settle and publishes in flight be
+   * acknowledged, within `closeTimeoutMs`, then disconnect cleanly. Same client
+   * id, so the new connection is made only after this one is gone.
+   */
+  async #handOver(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): Promise<void> {
     this.#connections.delete(backend)
-    const planned = this.#switching.delete(connection)
+    const deadline = Date.now() + this.#options.closeTimeoutMs
+    await withinTime(connection.unsubscribe([...this.#subscriptions.keys()]), this.#options.closeTimeoutMs, 'no UNSUBACK').catch(() => undefined)
+    await withinTime(connection.inboundSettled(), Math.max(0, deadline - Date.now()), '').catch(() => undefined)
+    await connection.close(Math.max(0, deadline - Date.now()))
+  }
+
+  /** Takes back what a finished connection had in flight: resent later, except QoS 2 and repeat offenders. */
+  #takeBack(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): void {
     for (const entry of this.#queue.inflightOn(connection)) {
       if ((entry.options.qos ?? 0) === 2) {
         this.#queue.remove(entry)
         this.#counts.qos2Interrupted++
         entry.reject(new Qos2InterruptedError(entry.topic, backend.id))
+      } else if (++entry.losses >= ABANDON_AFTER_LOSSES) {
+        this.#queue.remove(entry)
+        this.#counts.abandoned++
+        this.#log.error('publish abandoned: connections kept dropping while it was in flight', { topic: entry.topic, losses: entry.losses })
+        entry.reject(new PublishAbandonedError(entry.topic, entry.losses))
       } else {
         this.#queue.markPending(entry)
       }
     }
-    if (this.#state !== 'running') return
-    if (!planned) {
-      this.#log.warn('broker connection lost', { broker: backend.id, error: reason })
-      this.#lost ??= { from: backend.id, at: Date.now() }
-      this.#set.markDown(backend)
-    }
-    this.#flush()
   }
 
   /** Sends every waiting publish, oldest first, while a connection takes them. */
@@ -410,11 +532,12 @@ export class BrokerPool implements MqttTransport {
   #writable(): Writable | undefined {
     if (this.#connections.size === 0) return undefined
     if (this.#options.mode === 'failover') {
-      for (const [backend, connection] of this.#connections) if (connection.open && !this.#switching.has(connection)) return { backend, connection }
+      for (const [backend, connection] of this.#connections) if (connection.open) return { backend, connection }
       return undefined
     }
     const unconnected = new Set(this.#set.backends.filter((b) => !this.#connections.get(b)?.open))
-    const backend = this.#set.pick({ exclude: unconnected })
+    const region = this.#options.region
+    const backend = this.#set.pick({ exclude: unconnected, prefer: region === undefined ? undefined : (b) => b.region === region })
     const connection = backend && this.#connections.get(backend)
     return backend && connection ? { backend, connection } : undefined
   }
@@ -432,13 +555,17 @@ export class BrokerPool implements MqttTransport {
         entry.reject(error)
         return
       }
-      if ((entry.options.qos ?? 0) > 0) this.#set.reportSuccess(backend, Date.now() - sentAt)
+      if ((entry.options.qos ?? 0) > 0) {
+        this.#lateAcks.delete(backend)
+        this.#set.reportSuccess(backend, Date.now() - sentAt)
+      }
       this.#queue.remove(entry)
       this.#counts.acknowledged++
       entry.resolve()
     })
   }
 
+  /** A broker that keeps publishes unacknowledged past the timeout is taken out, whatever its probes say. */
   #sweepAckTimeouts(): void {
     const now = Date.now()
     const late = new Set<BrokerConnection>()
@@ -451,33 +578,45 @@ export class BrokerPool implements MqttTransport {
       const backend = this.#backendOf(connection)
       if (!backend) continue
       this.#counts.ackTimeouts++
-      this.#log.warn('publish not acknowledged in time', { broker: backend.id, timeoutMs: this.#options.health.publishAckTimeoutMs })
-      this.#set.reportFailure(backend)
+      const streak = (this.#lateAcks.get(backend) ?? 0) + 1
+      this.#lateAcks.set(backend, streak)
+      this.#log.warn('publish not acknowledged in time', { broker: backend.id, timeoutMs: this.#options.health.publishAckTimeoutMs, streak })
+      if (streak >= this.#options.health.fall) this.#set.markDown(backend)
+      else this.#set.reportFailure(backend)
     }
   }
 
   #scheduleProbe(backend: Backend<BrokerEndpoint>, delayMs: number): void {
     const schedule = this.#probes.get(backend)
-    if (!schedule || this.#state !== 'running') return
+    if (!schedule || this.#state !== 'running' || schedule.running) return
     clearTimeout(schedule.timer)
-    schedule.timer = setTimeout(() => void this.#probe(backend, schedule), delayMs)
+    schedule.timer = setTimeout(() => {
+      const probing = this.#probe(backend, schedule)
+      schedule.running = probing
+      this.#guard(probing, `probe of ${backend.id}`)
+    }, delayMs)
   }
 
   async #probe(backend: Backend<BrokerEndpoint>, schedule: ProbeSchedule): Promise<void> {
-    if (schedule.running) return
-    schedule.running = true
     this.#counts.probes++
     let next: number
+    // Long enough for the link as observed, short enough to notice a dead one quickly.
+    const observed = schedule.roundTrip.value
+    const timeoutMs = observed === undefined
+      ? this.#options.connectTimeoutMs
+      : Math.min(this.#options.connectTimeoutMs, Math.max(this.#options.health.probeTimeoutMs, observed * 4))
     try {
       const rttMs = await probeBroker(backend.target, {
         clientId: `${this.#options.clientId}-probe-${backend.index + 1}`,
-        timeoutMs: this.#options.health.probeTimeoutMs,
+        timeoutMs,
         protocolVersion: this.#options.protocolVersion,
       })
       if (this.#state !== 'running') return
+      schedule.roundTrip.observe(rttMs, Date.now())
       this.#set.reportSuccess(backend, rttMs)
       schedule.backoff.reset()
       next = backend.state === 'healthy' ? this.#options.health.probeIntervalMs : 0
+      this.#considerFailBack()
     } catch (error) {
       if (this.#state !== 'running') return
       this.#counts.probeFailures++
@@ -487,7 +626,7 @@ export class BrokerPool implements MqttTransport {
       // A first failure is confirmed at once rather than after a full interval.
       next = backend.state === 'unhealthy' ? schedule.backoff.next() : 0
     } finally {
-      schedule.running = false
+      schedule.running = undefined
     }
     this.#scheduleProbe(backend, next)
   }
@@ -496,42 +635,34 @@ export class BrokerPool implements MqttTransport {
     if (to === 'unhealthy') {
       this.#log.warn('broker down', { broker: backend.id })
       this.#brokerDown.emit({ broker: backend.id })
-      const connection = this.#connections.get(backend)
+      const connection = this.#connections.get(backend) ?? this.#establishing.get(backend)
       if (connection) {
-        this.#lost ??= { from: backend.id, at: Date.now() }
+        if (this.#connections.get(backend) === connection) this.#lost ??= { from: backend.id, at: Date.now() }
         void connection.close(0)
       }
       if (this.#set.available().length === 0) this.#announceAllDown()
-      // Probe a down broker on the backoff schedule from now on.
-      this.#scheduleProbe(backend, this.#probes.get(backend)?.backoff.next() ?? 0)
+      // From now on a down broker is probed on the backoff schedule (a running probe schedules itself).
+      const schedule = this.#probes.get(backend)
+      if (schedule && !schedule.running) this.#scheduleProbe(backend, schedule.backoff.next())
     } else if (to === 'healthy') {
       this.#log.info('broker up', { broker: backend.id })
       this.#brokerUp.emit({ broker: backend.id })
       this.#wake()
-      this.#failBack(backend)
+      this.#flush()
+      this.#considerFailBack()
     }
   }
 
-  /** Under the priority strategy, returns to a higher-priority broker once it is healthy again, make before break. */
-  #failBack(backend: Backend<BrokerEndpoint>): void {
-    if (this.#options.mode !== 'failover' || this.#options.strategy !== 'priority') return
-    const [current] = this.#connections
-    if (!current || current[0].index <= backend.index || this.#switching.size > 0) return
-    const [from, old] = current
-    this.#switching.add(old)
-    void (async () => {
-      const connection = await this.#establish(backend)
-      if (!connection) {
-        this.#switching.delete(old)
-        return
-      }
-      this.#log.info('failing back to a preferred broker', { from: from.id, to: backend.id })
-      // The old connection stops receiving, finishes what it delivered, then closes.
-      await old.unsubscribe([...this.#subscriptions.keys()]).catch(() => undefined)
-      void this.#serve(backend, connection)
-      await settledWithin(old.inboundSettled(), this.#options.closeTimeoutMs)
-      await old.close(this.#options.closeTimeoutMs)
-    })()
+  /** Under the priority strategy, asks the active connection to hand over to a healthier-ranked broker. */
+  #considerFailBack(): void {
+    if (this.#options.mode !== 'failover' || this.#options.strategy !== 'priority' || !this.#handover) return
+    const [active] = this.#connections.keys()
+    if (!active) return
+    const better = this.#set.pick({ exclude: new Set(this.#set.backends.filter((b) => b.index >= active.index || b.state !== 'healthy')) })
+    if (!better) return
+    this.#log.info('failing back to a preferred broker', { from: active.id, to: better.id })
+    this.#next = better
+    this.#handover()
   }
 
   #redirect(reference: string, from: Backend<BrokerEndpoint>): void {
@@ -539,17 +670,17 @@ export class BrokerPool implements MqttTransport {
     const target = this.#set.backends.find((b) => b.target === broker)
     if (target) {
       this.#log.info('broker asked us to use another server', { from: from.id, to: target.id })
-      this.#redirectTo = target
+      this.#next = target
     } else {
       this.#log.warn('broker asked us to use a server that is not in the pool; picking among the configured ones', { from: from.id, reference: `${host}:${port}` })
     }
   }
 
   #preference(): ((backend: Backend<BrokerEndpoint>) => boolean) | undefined {
-    const redirect = this.#redirectTo
-    if (redirect) {
-      this.#redirectTo = undefined
-      return (backend) => backend === redirect
+    const next = this.#next
+    if (next) {
+      this.#next = undefined
+      return (backend) => backend === next
     }
     const region = this.#options.region
     return region === undefined ? undefined : (backend) => backend.region === region
@@ -560,6 +691,11 @@ export class BrokerPool implements MqttTransport {
     this.#announcedAllDown = true
     this.#log.error('every broker is down; retrying with backoff', { brokers: this.#set.backends.map((b) => b.id) })
     this.#allDown.emit({ brokers: this.#set.backends.map((b) => b.id) })
+  }
+
+  /** A background loop must never become an unhandled rejection; if one dies, say so loudly. */
+  #guard(loop: Promise<void>, name: string): void {
+    loop.catch((error: unknown) => this.#log.error(`broker pool ${name} stopped unexpectedly`, { error }))
   }
 
   #backendOf(connection: BrokerConnection): Backend<BrokerEndpoint> | undefined {
@@ -574,19 +710,18 @@ export class BrokerPool implements MqttTransport {
   /** Waits `ms`, or less if a broker comes up or the pool closes. */
   #idle(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms)
-      function done(): void {
+      const done = (): void => {
         clearTimeout(timer)
+        this.#wakers.delete(done)
         resolve()
       }
-      this.#wakers.push(done)
+      const timer = setTimeout(done, ms)
+      this.#wakers.add(done)
     })
   }
 
   #wake(): void {
-    const wakers = this.#wakers
-    this.#wakers = []
-    for (const wake of wakers) wake()
+    for (const wake of [...this.#wakers]) wake()
   }
 }
 
@@ -595,8 +730,9 @@ function isRefused(error: unknown): boolean {
   return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH'
 }
 
-function settledWithin(promise: Promise<void>, ms: number): Promise<void> {
+/** Rejects with `reason` if `promise` has not settled within `ms`. */
+function withinTime<T>(promise: Promise<T>, ms: number, reason: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${reason} within ${ms} ms`)), ms)))
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }

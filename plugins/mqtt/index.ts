@@ -1,4 +1,4 @@
-export { BrokerPool, type FailoverEvent, type BrokerDownEvent, type BrokerUpEvent, type AllDownEvent, type BrokerStatus, type BrokerPoolStats } from './broker-pool.js'
+export { BrokerPool, type ActiveBrokerEvent, type FailoverEvent, type BrokerDownEvent, type BrokerUpEvent, type AllDownEvent, type BrokerStatus, type BrokerPoolStats } from './broker-pool.js'
 export {
   resolveBrokerPoolOptions, type BrokerPoolOptions, type BrokerConfig, type BrokerPoolMode, type BrokerHealthOptions,
   type OfflineBufferOptions, type ResolvedBrokerPoolOptions,
@@ -7,3 +7,4 @@ export type { BrokerEndpoint } from './broker-endpoint.js'
 export { OfflineBufferFullError, isOfflineBufferFullError } from './errors/offline-buffer-full-error.js'
 export { PublishDroppedError, isPublishDroppedError } from './errors/publish-dropped-error.js'
 export { Qos2InterruptedError, isQos2InterruptedError } from './errors/qos2-interrupted-error.js'
+export { PublishAbandonedError, isPublishAbandonedError } from './errors/publish-abandoned-error.js'

@@ -15,6 +15,8 @@ export interface OutgoingPublish {
   connection: BrokerConnection | undefined
   /** Increases with each send, so that a late answer to an earlier send is ignored. */
   attempt: number
+  /** Connections lost while this was in flight. */
+  losses: number
   sentAt: number
   /** Ends the broker's outstanding count for this send. */
   release: () => void
@@ -34,7 +36,7 @@ export function outgoing(
   reject: (error: Error) => void,
 ): OutgoingPublish {
   const bytes = Buffer.byteLength(topic) + (typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length)
-  return { topic, payload, options, bytes, resolve, reject, state: 'pending', connection: undefined, attempt: 0, sentAt: 0, release: noop }
+  return { topic, payload, options, bytes, resolve, reject, state: 'pending', connection: undefined, attempt: 0, losses: 0, sentAt: 0, release: noop }
 }
 
 function noop(): void {}

@@ -1,15 +1,17 @@
 import { hostname } from 'node:os'
-import { connect, type IClientOptions, type ISubscriptionGrant, type MqttClient } from 'mqtt'
+import { connect, type IClientOptions, type MqttClient } from 'mqtt'
 import type { AckOrder } from './ack-sequencer.js'
 import { receiveWithDeferredAcks } from './deferred-ack-receiver.js'
 import { ApplicationStateError } from './errors/application-state-error.js'
 import { ConnectionFailedError } from './errors/connection-failed-error.js'
 import { InvalidOptionError } from './errors/invalid-option-error.js'
-import { SubscriptionRejectedError } from './errors/subscription-rejected-error.js'
 import { TransportClosedError } from './errors/transport-closed-error.js'
 import { safeLogger, silentLogger, type Logger } from './logger.js'
 import type { MessageReceiver, MqttTransport, PublishOptions, Subscription } from './mqtt-transport.js'
+import { outgoingDrained } from './outgoing-drained.js'
+import { assertPublishTopic } from './publish-topic.js'
 import { redactUrl } from './redact-url.js'
+import { checkedSubscribe } from './subscription-grants.js'
 import { overlappingFilters } from './topic-overlap.js'
 
 /** TLS material for `mqtts://` and `wss://` brokers. */
@@ -138,30 +140,26 @@ export class DefaultMqttTransport implements MqttTransport {
   async subscribe(subscriptions: readonly Subscription[]): Promise<void> {
     const client = this.#require('subscribe')
     if (subscriptions.length === 0) return
-    let grants: ISubscriptionGrant[]
     if (this.#options.protocolVersion === 5) {
       // One SUBSCRIBE per filter: an identifier belongs to a whole packet, and
       // it is what tells overlapping subscriptions' copies of a message apart.
-      const granted = await Promise.all(
+      await Promise.all(
         subscriptions.map((s) =>
-          client.subscribeAsync(
-            { [s.topic]: { qos: s.qos } },
-            s.identifier === undefined ? {} : { properties: { subscriptionIdentifier: s.identifier } },
+          checkedSubscribe(this.#label, [s.topic], () =>
+            client.subscribeAsync({ [s.topic]: { qos: s.qos } }, s.identifier === undefined ? {} : { properties: { subscriptionIdentifier: s.identifier } }),
           ),
         ),
       )
-      grants = granted.flat()
-    } else {
-      grants = await client.subscribeAsync(Object.fromEntries(subscriptions.map((s) => [s.topic, { qos: s.qos }])))
-      const overlaps = overlappingFilters(subscriptions.map((s) => s.topic))
-      if (overlaps.length > 0) {
-        this.#log.warn('overlapping route filters under MQTT 3.1.1: a message matching several may be handled more than once; use MQTT 5', {
-          overlaps: overlaps.map(([a, b]) => `${a} ~ ${b}`).slice(0, 10),
-        })
-      }
+      return
     }
-    for (const grant of grants) {
-      if (grant.qos === 128 || (grant.qos as number) > 2) throw new SubscriptionRejectedError(this.#label, grant.topic)
+    await checkedSubscribe(this.#label, subscriptions.map((s) => s.topic), () =>
+      client.subscribeAsync(Object.fromEntries(subscriptions.map((s) => [s.topic, { qos: s.qos }]))),
+    )
+    const overlaps = overlappingFilters(subscriptions.map((s) => s.topic))
+    if (overlaps.length > 0) {
+      this.#log.warn('overlapping route filters under MQTT 3.1.1: a message matching several may be handled more than once; use MQTT 5', {
+        overlaps: overlaps.map(([x, y]) => `${x} ~ ${y}`).slice(0, 10),
+      })
     }
   }
 
@@ -173,6 +171,7 @@ export class DefaultMqttTransport implements MqttTransport {
   publish(topic: string, payload: string | Uint8Array, options: PublishOptions = {}): Promise<void> {
     const client = this.#require('publish')
     return new Promise<void>((resolve, reject) => {
+      assertPublishTopic(topic)
       // MQTT.js keeps an unacknowledged publish pending forever once ended; close() rejects it instead.
       this.#unacknowledged.add(reject)
       client
@@ -257,21 +256,6 @@ export class DefaultMqttTransport implements MqttTransport {
       client.on('close', onClose)
     })
   }
-}
-
-function outgoingDrained(client: MqttClient, timeoutMs: number): Promise<boolean> {
-  if (Object.keys(client.outgoing).length === 0) return Promise.resolve(true)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      client.off('outgoingEmpty', onEmpty)
-      resolve(false)
-    }, timeoutMs)
-    const onEmpty = (): void => {
-      clearTimeout(timer)
-      resolve(true)
-    }
-    client.once('outgoingEmpty', onEmpty)
-  })
 }
 
 function isRetryable(error: Error & { code?: unknown }): boolean {

@@ -31,3 +31,4 @@ export { TransportClosedError, isTransportClosedError } from './errors/transport
 export { UnsupportedMqttClientError, isUnsupportedMqttClientError } from './errors/unsupported-mqtt-client-error.js'
 export { ConnectionFailedError, isConnectionFailedError } from './errors/connection-failed-error.js'
 export { SubscriptionRejectedError, isSubscriptionRejectedError } from './errors/subscription-rejected-error.js'
+export { InvalidTopicError, isInvalidTopicError } from './errors/invalid-topic-error.js'

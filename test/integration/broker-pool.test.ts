@@ -3,10 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectAsync } from 'mqtt'
-import { Application, isConnectionFailedError, Router, silentLogger } from '../../src/index.js'
+import { Application, isConnectionFailedError, isInvalidTopicError, isTransportClosedError, Router, silentLogger } from '../../src/index.js'
 import { freePort, startTopology, type Topology } from '../../src/testing/index.js'
 import {
-  BrokerPool, isOfflineBufferFullError, isPublishDroppedError, isQos2InterruptedError, type BrokerPoolOptions, type FailoverEvent,
+  BrokerPool, isOfflineBufferFullError, isPublishAbandonedError, isPublishDroppedError, isQos2InterruptedError, type BrokerPoolOptions,
+  type ActiveBrokerEvent, type FailoverEvent,
 } from '../../plugins/mqtt/index.js'
 import { IdCounter } from '../support/id-counter.js'
 import { TcpFaultProxy } from '../support/tcp-fault-proxy.js'
@@ -137,6 +138,43 @@ describe('BrokerPool on real Mosquitto brokers', function () {
     assert.equal(transport.connected, true)
   })
 
+  it('fails back to the first broker under priority once it recovers, with one failover and no second connection', async () => {
+    const transport = pool({ strategy: 'priority' })
+    const counter = await IdCounter.start(topology.brokers.map((b) => b.url), 'fb/#')
+    cleanup.push(() => counter.close())
+    await transport.connect(() => undefined)
+    const [first, second] = topology.brokers
+    const failedOver = new Promise<FailoverEvent>((resolve) => transport.onFailover(resolve))
+    await first!.kill()
+    assert.equal((await failedOver).to, `127.0.0.1:${second!.port}`)
+    const downs: string[] = []
+    transport.onBrokerDown((e) => downs.push(e.broker))
+    const back = new Promise<ActiveBrokerEvent>((resolve) => transport.onActiveChange((e) => e.reason === 'handover' && resolve(e)))
+    await first!.restart()
+    assert.deepEqual(await back, { from: `127.0.0.1:${second!.port}`, to: `127.0.0.1:${first!.port}`, reason: 'handover' })
+    const ids = Array.from({ length: 20 }, (_, i) => String(i))
+    await Promise.all(ids.map((id) => transport.publish(`fb/${id}`, id, { qos: 1 })))
+    await counter.waitFor(ids)
+    assert.equal(transport.stats.failovers, 1, 'failing back is a planned handover, not a failover')
+    assert.deepEqual(downs, [], 'no broker was taken for dead by the handover')
+  })
+
+  it('rejects a publish to a bad topic before it reaches a broker', async () => {
+    const transport = pool({ protocolVersion: 4, strategy: 'round-robin' })
+    await transport.connect(() => undefined)
+    await assert.rejects(transport.publish('devices/+/cmd', 'x', { qos: 1 }), isInvalidTopicError)
+    await assert.rejects(transport.publish('', 'x', { qos: 1 }), isInvalidTopicError)
+    assert.equal(transport.stats.failovers, 0)
+  })
+
+  it('settles connect() at once with TransportClosedError when close() is called while it waits', async () => {
+    await Promise.all(topology.brokers.map((b) => b.kill()))
+    const transport = pool()
+    const connecting = transport.connect(() => undefined)
+    await transport.close()
+    await assert.rejects(connecting, isTransportClosedError)
+  })
+
   it('refuses publishes beyond the offline buffer with a named error, and drops QoS 0 only when told to', async () => {
     const transport = pool({ strategy: 'priority', offlineBuffer: { maxMessages: 3, qos0: 'drop' } })
     await transport.connect(() => undefined)
@@ -195,6 +233,18 @@ describe('BrokerPool against faults in the network and TLS', function () {
     await atLeastOnce
     assert.equal(transport.stats.qos2Interrupted, 1)
     assert.equal(transport.stats.active, `127.0.0.1:${topology.brokers[1]!.port}`)
+  })
+
+  it('abandons a message the brokers keep dropping the connection over, while other publishes get through', async () => {
+    const topology = await startTopology({ brokers: 3, brokerConfig: 'max_packet_size 2048' })
+    cleanup.push(() => topology.stop())
+    const transport = new BrokerPool({ brokers: topology.brokers.map((b) => b.url), protocolVersion: 4, logger: silentLogger })
+    cleanup.push(() => transport.close())
+    await transport.connect(() => undefined)
+    const poison = transport.publish('big/1', Buffer.alloc(8192), { qos: 1 })
+    await assert.rejects(poison, isPublishAbandonedError)
+    await transport.publish('small/1', 'x', { qos: 1 })
+    assert.equal(transport.stats.abandoned, 1)
   })
 
   it('connects over MQTT on WebSockets', async () => {

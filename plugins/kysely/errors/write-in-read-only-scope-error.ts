@@ -1,0 +1,22 @@
+import { RouteMqError } from '../../../src/routemq/errors/route-mq-error.js'
+
+/**
+ * A write was attempted inside a `@ReadOnly()` method (or `readOnly()` call).
+ * It was refused before reaching any database.
+ *
+ * @example
+ * class Devices {
+ *   @ReadOnly() async find(id: string) { await db.insertInto('audit').values({ id }).execute() } // throws
+ * }
+ */
+export class WriteInReadOnlyScopeError extends RouteMqError {
+  readonly code = 'WRITE_IN_READ_ONLY_SCOPE'
+
+  constructor(what: string) {
+    super(`${what} inside a read-only scope was refused. Move the write into a @Write() method, or out of the @ReadOnly() one.`)
+  }
+}
+
+export function isWriteInReadOnlyScopeError(error: unknown): error is WriteInReadOnlyScopeError {
+  return error instanceof WriteInReadOnlyScopeError
+}

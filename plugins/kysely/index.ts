@@ -1,0 +1,13 @@
+export { ReplicaPool, type QueryServed, type ReplicaStatus, type ReplicaPoolStats } from './replica-pool.js'
+export {
+  resolveReplicaPoolOptions, type ReplicaPoolOptions, type PgServerConfig, type ConsistencyMode, type ResolvedReplicaPoolOptions,
+  type ResolvedPgServer,
+} from './replica-pool-options.js'
+export { ReplicatedPostgresDialect } from './replicated-postgres-dialect.js'
+export { ReadOnly, Write } from './routing-decorators.js'
+export { readOnly, write, currentScope, type DatabaseScope, type ScopeMode } from './database-scope.js'
+export { withConsistencyKey } from './consistency-tracker.js'
+export { migrateToLatest } from './run-migrations.js'
+export { PrimaryUnavailableError, isPrimaryUnavailableError } from './errors/primary-unavailable-error.js'
+export { NoReplicaAvailableError, isNoReplicaAvailableError } from './errors/no-replica-available-error.js'
+export { WriteInReadOnlyScopeError, isWriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'

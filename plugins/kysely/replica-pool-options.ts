@@ -1,0 +1,170 @@
+import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import type { Logger } from '../../src/routemq/logger.js'
+import { isStrategyName, STRATEGY_NAMES } from '../../src/balancing/create-strategy.js'
+import type { StrategyName } from '../../src/balancing/balancing-strategy.js'
+
+/** A PostgreSQL server in the configuration. */
+export interface PgServerConfig {
+  /** `postgres://user:password@host:port/database` */
+  readonly url: string
+  /** Name for logs, events and metrics. Default `host:port`. */
+  readonly id?: string
+  readonly region?: string
+  /** Share of reads under the weighted strategy. Default 1. */
+  readonly weight?: number
+}
+
+/**
+ * How reads after a write are kept consistent:
+ * - `'lsn'` (default): after a write in a consistency scope, later reads of that
+ *   scope go only to replicas that have replayed the primary's WAL up to it;
+ * - `'window'`: reads of the scope go to the primary for `windowMs` after a write;
+ * - `'off'`: no such guarantee.
+ */
+export type ConsistencyMode = 'lsn' | 'window' | 'off'
+
+/** Options of `ReplicaPool`. */
+export interface ReplicaPoolOptions {
+  /** The primary, or every candidate primary: the one not in recovery is used, and found again after a promotion. */
+  readonly primary: string | PgServerConfig | readonly (string | PgServerConfig)[]
+  readonly replicas?: readonly (string | PgServerConfig)[]
+  /** Default `'least-latency'`. */
+  readonly strategy?: StrategyName
+  /** Prefer replicas of this region (the message's region, when the geo plugin sets it, wins). */
+  readonly region?: string
+  /** Connections per server. Default 10. */
+  readonly poolSize?: number
+  /** How long to wait for a connection; also how fast writes fail when the primary is down. Default 2000 ms. */
+  readonly connectTimeoutMs?: number
+  /** Replicas further behind than this get no reads. Default 30 000 ms. */
+  readonly maxLagMs?: number
+  /** Replicas further behind than this many WAL bytes get no reads. Default: no byte limit. */
+  readonly maxLagBytes?: number
+  /** When no replica can serve a read, read from the primary. Default true. */
+  readonly fallbackToPrimary?: boolean
+  /** Other replicas tried after a read fails with a connection error. Default 2. */
+  readonly readRetries?: number
+  readonly consistency?: {
+    readonly mode?: ConsistencyMode
+    /** For `'window'`: how long reads stay on the primary after a write. Default 2000 ms. */
+    readonly windowMs?: number
+    /** Explicit consistency keys remembered (least recently used ones are forgotten). Default 10 000. */
+    readonly maxKeys?: number
+  }
+  readonly health?: {
+    /** Default 1000 ms. */
+    readonly probeIntervalMs?: number
+    /** Default 1000 ms. */
+    readonly probeTimeoutMs?: number
+    readonly rise?: number
+    readonly fall?: number
+  }
+  /** The replication heartbeat table the pool updates on the primary (see migrations/). `false` to rely on replay timestamps. */
+  readonly heartbeatTable?: string | false
+  readonly logger?: Logger
+}
+
+/** A server with everything resolved. */
+export interface ResolvedPgServer {
+  readonly id: string
+  readonly connectionString: string
+  readonly region: string | undefined
+  readonly weight: number
+}
+
+/** Options with defaults filled in. */
+export interface ResolvedReplicaPoolOptions {
+  readonly primaries: readonly ResolvedPgServer[]
+  readonly replicas: readonly ResolvedPgServer[]
+  readonly strategy: StrategyName
+  readonly region: string | undefined
+  readonly poolSize: number
+  readonly connectTimeoutMs: number
+  readonly maxLagMs: number
+  readonly maxLagBytes: number | undefined
+  readonly fallbackToPrimary: boolean
+  readonly readRetries: number
+  readonly consistency: { readonly mode: ConsistencyMode; readonly windowMs: number; readonly maxKeys: number }
+  readonly health: { readonly probeIntervalMs: number; readonly probeTimeoutMs: number; readonly rise: number; readonly fall: number }
+  readonly heartbeatTable: string | false
+}
+
+/**
+ * Checks every option, naming the offending field (`replicas[1].url`, ...)
+ * without echoing a password, and fills in defaults.
+ *
+ * @example
+ * resolveReplicaPoolOptions({ primary: 'postgres://app@db-1/app', replicas: ['postgres://app@db-2/app'] })
+ */
+export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): ResolvedReplicaPoolOptions {
+  if (!options || typeof options !== 'object') throw new InvalidOptionError('database', 'pass { primary, replicas }')
+  const primaryList = Array.isArray(options.primary) ? options.primary : options.primary === undefined ? [] : [options.primary]
+  if (primaryList.length === 0) throw new InvalidOptionError('primary', 'give the primary\'s URL, e.g. "postgres://app@db-1:5432/app"')
+  const primaries = primaryList.map((server, i) => resolveServer(server, Array.isArray(options.primary) ? `primary[${i}]` : 'primary'))
+  const replicas = (options.replicas ?? []).map((server, i) => resolveServer(server, `replicas[${i}]`))
+  const ids = new Set<string>()
+  for (const [i, server] of [...primaries, ...replicas].entries()) {
+    if (ids.has(server.id)) throw new InvalidOptionError(i < primaries.length ? `primary[${i}].id` : `replicas[${i - primaries.length}].id`, `"${server.id}" is used twice`)
+    ids.add(server.id)
+  }
+  const strategy = options.strategy ?? 'least-latency'
+  if (!isStrategyName(strategy)) throw new InvalidOptionError('strategy', `must be one of ${STRATEGY_NAMES.join(', ')}`)
+  const mode = options.consistency?.mode ?? 'lsn'
+  if (mode !== 'lsn' && mode !== 'window' && mode !== 'off') throw new InvalidOptionError('consistency.mode', "must be 'lsn', 'window' or 'off'")
+  const heartbeatTable = options.heartbeatTable ?? 'routemq_replication_heartbeat'
+  if (heartbeatTable !== false && !/^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/i.test(heartbeatTable)) {
+    throw new InvalidOptionError('heartbeatTable', 'must be a table name such as routemq_replication_heartbeat, or false')
+  }
+  return Object.freeze({
+    primaries,
+    replicas,
+    strategy,
+    region: options.region,
+    poolSize: whole(options.poolSize, 'poolSize', 10, 1),
+    connectTimeoutMs: whole(options.connectTimeoutMs, 'connectTimeoutMs', 2000, 1),
+    maxLagMs: whole(options.maxLagMs, 'maxLagMs', 30_000, 0),
+    maxLagBytes: options.maxLagBytes === undefined ? undefined : whole(options.maxLagBytes, 'maxLagBytes', 0, 0),
+    fallbackToPrimary: options.fallbackToPrimary ?? true,
+    readRetries: whole(options.readRetries, 'readRetries', 2, 0),
+    consistency: {
+      mode,
+      windowMs: whole(options.consistency?.windowMs, 'consistency.windowMs', 2000, 0),
+      maxKeys: whole(options.consistency?.maxKeys, 'consistency.maxKeys', 10_000, 1),
+    },
+    health: {
+      probeIntervalMs: whole(options.health?.probeIntervalMs, 'health.probeIntervalMs', 1000, 1),
+      probeTimeoutMs: whole(options.health?.probeTimeoutMs, 'health.probeTimeoutMs', 1000, 1),
+      rise: whole(options.health?.rise, 'health.rise', 2, 1),
+      fall: whole(options.health?.fall, 'health.fall', 2, 1),
+    },
+    heartbeatTable,
+  })
+}
+
+function resolveServer(server: string | PgServerConfig, field: string): ResolvedPgServer {
+  const config: PgServerConfig = typeof server === 'string' ? { url: server } : server
+  if (!config || typeof config.url !== 'string') throw new InvalidOptionError(`${field}.url`, 'give a URL such as "postgres://app@db-1:5432/app"')
+  let url: URL
+  try {
+    url = new URL(config.url)
+  } catch {
+    throw new InvalidOptionError(`${field}.url`, 'is not a URL; write it as postgres://user@host:port/database')
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new InvalidOptionError(`${field}.url`, `protocol "${url.protocol}" is not supported; use postgres://`)
+  }
+  const weight = config.weight ?? 1
+  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) throw new InvalidOptionError(`${field}.weight`, 'must be a number of 0 or more')
+  return Object.freeze({
+    id: config.id ?? `${url.hostname}:${url.port || '5432'}`,
+    connectionString: config.url,
+    region: config.region,
+    weight,
+  })
+}
+
+function whole(value: number | undefined, field: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < min) throw new InvalidOptionError(field, `must be a whole number of at least ${min}`)
+  return value
+}

@@ -1,0 +1,454 @@
+import { CompiledQuery, type DatabaseConnection, type QueryResult } from 'kysely'
+import { Backend } from '../../src/balancing/backend.js'
+import { BackendSet } from '../../src/balancing/backend-set.js'
+import { createStrategy } from '../../src/balancing/create-strategy.js'
+import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
+import { currentMessage } from '../../src/routemq/message-scope.js'
+import { TypedEvent, type Disposer } from '../../src/typed-event.js'
+import { ConsistencyTracker } from './consistency-tracker.js'
+import { isConnectionError } from './connection-errors.js'
+import { currentScope } from './database-scope.js'
+import { NoReplicaAvailableError } from './errors/no-replica-available-error.js'
+import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
+import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
+import { parseLsn } from './lsn.js'
+import { createPgBackend, runOn, type PgBackend } from './pg-backend.js'
+import { queryKind, type QueryKind } from './query-kind.js'
+import { resolveReplicaPoolOptions, type ReplicaPoolOptions, type ResolvedReplicaPoolOptions } from './replica-pool-options.js'
+
+/** Which server served a query, for tracing. */
+export interface QueryServed {
+  readonly backend: string
+  readonly role: 'primary' | 'replica'
+  readonly kind: QueryKind | 'transaction'
+  readonly durationMs: number
+  /** Set when the query failed. */
+  readonly error?: unknown
+}
+
+/** A replica as the last probe saw it. */
+export interface ReplicaStatus {
+  readonly id: string
+  readonly state: 'unknown' | 'healthy' | 'unhealthy'
+  readonly inRecovery: boolean | undefined
+  readonly lagMs: number | undefined
+  readonly lagBytes: number | undefined
+  readonly latencyMs: number | undefined
+  readonly outstanding: number
+  readonly connections: { readonly total: number; readonly idle: number; readonly waiting: number }
+  readonly queries: number
+  readonly errors: number
+  readonly region: string | undefined
+}
+
+/** Counters and states, for metrics. */
+export interface ReplicaPoolStats {
+  readonly primary: { readonly id: string | undefined; readonly healthy: boolean; readonly queries: number; readonly errors: number }
+  readonly replicas: readonly ReplicaStatus[]
+  readonly reads: number
+  readonly writes: number
+  readonly readRetries: number
+  readonly fallbacksToPrimary: number
+  /** Reads sent to the primary (or a caught-up replica) because of an earlier write in their scope. */
+  readonly consistentReads: number
+}
+
+interface ReplicaProbe {
+  inRecovery: boolean | undefined
+  replayLsn: bigint | undefined
+  lagMs: number | undefined
+  lagBytes: number | undefined
+  queries: number
+  errors: number
+}
+
+type Counter = 'reads' | 'writes' | 'readRetries' | 'fallbacksToPrimary' | 'consistentReads'
+
+/**
+ * A PostgreSQL primary and its replicas as one pool: reads go to a healthy,
+ * fresh-enough replica chosen by the balancing engine, writes to the primary.
+ * Probes every second read each server's recovery state and WAL positions
+ * (and the replication heartbeat), so lagging replicas get no reads and a
+ * promoted replica is found as the new primary. A read that fails on a
+ * replica for a connection reason is retried elsewhere, then on the primary.
+ *
+ * @example
+ * const pool = await ReplicaPool.create({ primary: PRIMARY_URL, replicas: [REPLICA_1, REPLICA_2] })
+ * const db = new Kysely<Database>({ dialect: new ReplicatedPostgresDialect(pool) })
+ */
+export class ReplicaPool {
+  readonly #options: ResolvedReplicaPoolOptions
+  readonly #log: Logger
+  readonly #primaries: readonly PgBackend[]
+  readonly #replicas: BackendSet<PgBackend>
+  readonly #probes = new Map<Backend<PgBackend>, ReplicaProbe>()
+  readonly #consistency: ConsistencyTracker
+  readonly #served: TypedEvent<QueryServed>
+  readonly #counts: Record<Counter, number> = { reads: 0, writes: 0, readRetries: 0, fallbacksToPrimary: 0, consistentReads: 0 }
+  #primary: PgBackend | undefined
+  #primaryHealthy = false
+  #primaryFailures = 0
+  #primaryLsn: bigint | undefined
+  #primaryQueries = 0
+  #primaryErrors = 0
+  #heartbeat = true
+  #timer: NodeJS.Timeout | undefined
+  #probing: Promise<void> | undefined
+  #closed = false
+
+  private constructor(options: ResolvedReplicaPoolOptions, primaries: PgBackend[], replicas: PgBackend[], logger: Logger) {
+    this.#options = options
+    this.#log = logger
+    this.#primaries = primaries
+    this.#replicas = new BackendSet(
+      replicas.map((backend, i) => ({ id: backend.id, target: backend, region: backend.region, weight: options.replicas[i]!.weight })),
+      {
+        strategy: createStrategy(options.strategy),
+        health: { rise: options.health.rise, fall: options.health.fall },
+        onListenerError: (error) => logger.error('a replica pool listener threw', { error }),
+      },
+    )
+    for (const backend of this.#replicas.backends) {
+      this.#probes.set(backend, { inRecovery: undefined, replayLsn: undefined, lagMs: undefined, lagBytes: undefined, queries: 0, errors: 0 })
+    }
+    this.#replicas.onStateChange(({ backend, to }) => this.#log.warn(`replica ${to}`, { replica: backend.id }))
+    this.#consistency = new ConsistencyTracker(options.consistency.maxKeys)
+    this.#served = new TypedEvent((error) => logger.error('a query listener threw', { error }))
+  }
+
+  /** Creates the pools, probes every server once (so the primary is known) and starts probing. */
+  static async create(options: ReplicaPoolOptions): Promise<ReplicaPool> {
+    const resolved = resolveReplicaPoolOptions(options)
+    const logger = safeLogger(options.logger ?? silentLogger)
+    const make = (server: ResolvedReplicaPoolOptions['primaries'][number]) =>
+      createPgBackend({
+        id: server.id,
+        connectionString: server.connectionString,
+        region: server.region,
+        poolSize: resolved.poolSize,
+        connectTimeoutMs: resolved.connectTimeoutMs,
+        idleTimeoutMs: 10_000,
+        onPoolError: (backend, error) => logger.warn('idle database connection failed', { backend, error }),
+      })
+    const primaries = await Promise.all(resolved.primaries.map(make))
+    const replicas = await Promise.all(resolved.replicas.map(make))
+    const pool = new ReplicaPool(resolved, primaries, replicas, logger)
+    await pool.#probeAll()
+    pool.#schedule()
+    return pool
+  }
+
+  /** Every query's server, role, kind and duration: for tracing and debugging. */
+  onQuery(listener: (served: QueryServed) => void): Disposer {
+    return this.#served.on(listener)
+  }
+
+  get stats(): ReplicaPoolStats {
+    return Object.freeze({
+      primary: { id: this.#primary?.id, healthy: this.#primaryHealthy, queries: this.#primaryQueries, errors: this.#primaryErrors },
+      replicas: this.#replicas.backends.map((backend) => {
+        const probe = this.#probes.get(backend)!
+        const pool = backend.target.pool
+        return {
+          id: backend.id,
+          state: backend.state,
+          inRecovery: probe.inRecovery,
+          lagMs: probe.lagMs,
+          lagBytes: probe.lagBytes,
+          latencyMs: backend.latencyMs,
+          outstanding: backend.outstanding,
+          connections: { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount },
+          queries: probe.queries,
+          errors: probe.errors,
+          region: backend.region,
+        }
+      }),
+      ...this.#counts,
+    })
+  }
+
+  /** Runs one query outside a transaction, on the server the routing rules choose. */
+  async execute<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const kind = queryKind(compiled.query)
+    const scope = currentScope()
+    if (scope?.mode === 'read-only') {
+      if (kind === 'write') throw new WriteInReadOnlyScopeError(`A ${compiled.query.kind.replace(/Node$/, '')}`)
+      return this.#read(compiled, kind, true)
+    }
+    if (scope?.mode === 'write' || kind !== 'read') return this.#write(compiled, kind)
+    return this.#read(compiled, kind, false)
+  }
+
+  /**
+   * A connection for a transaction or a stream: on a replica inside a
+   * read-only scope, otherwise on the primary. Give it back with `release`.
+   */
+  async acquire(): Promise<{ readonly backend: PgBackend; readonly role: 'primary' | 'replica'; readonly connection: DatabaseConnection }> {
+    if (currentScope()?.mode === 'read-only') {
+      const replica = this.#pickReplica(new Set(), undefined)
+      if (!replica) throw new NoReplicaAvailableError('every replica is down or lagging')
+      return { backend: replica.target, role: 'replica', connection: await replica.target.driver.acquireConnection() }
+    }
+    const primary = this.#requirePrimary()
+    try {
+      return { backend: primary, role: 'primary', connection: await primary.driver.acquireConnection() }
+    } catch (error) {
+      throw this.#primaryFailed(error)
+    }
+  }
+
+  async release(backend: PgBackend, connection: DatabaseConnection): Promise<void> {
+    await backend.driver.releaseConnection(connection as never)
+  }
+
+  /** After a transaction committed on the primary: remember where the WAL was, for read-your-writes. */
+  async noteCommit(connection: DatabaseConnection): Promise<void> {
+    await this.#markWrite(connection)
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    clearTimeout(this.#timer)
+    await this.#probing?.catch(() => undefined)
+    await Promise.all([...this.#primaries, ...this.#replicas.backends.map((b) => b.target)].map((backend) => backend.driver.destroy()))
+  }
+
+  async #write<R>(compiled: CompiledQuery, kind: QueryKind): Promise<QueryResult<R>> {
+    const primary = this.#requirePrimary()
+    this.#counts.writes++
+    const started = performance.now()
+    try {
+      const result = await runOn(primary, async (connection) => {
+        const rows = await connection.executeQuery<R>(compiled)
+        if (kind !== 'read') await this.#markWrite(connection)
+        return rows
+      })
+      this.#primaryQueries++
+      this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs: performance.now() - started })
+      return result
+    } catch (error) {
+      this.#primaryErrors++
+      this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs: performance.now() - started, error })
+      if (isConnectionError(error)) throw this.#primaryFailed(error)
+      throw error
+    }
+  }
+
+  async #read<R>(compiled: CompiledQuery, kind: QueryKind, replicaOnly: boolean): Promise<QueryResult<R>> {
+    this.#counts.reads++
+    const mark = this.#options.consistency.mode === 'off' ? undefined : this.#consistency.lastWrite()
+    let needLsn: bigint | undefined
+    if (mark) {
+      if (this.#options.consistency.mode === 'window') {
+        if (Date.now() - mark.at < this.#options.consistency.windowMs && !replicaOnly) {
+          this.#counts.consistentReads++
+          return this.#primaryRead(compiled, kind)
+        }
+      } else {
+        needLsn = mark.lsn
+      }
+    }
+    const tried = new Set<Backend<PgBackend>>()
+    let lastError: unknown
+    for (let attempt = 0; attempt <= this.#options.readRetries; attempt++) {
+      const replica = this.#pickReplica(tried, needLsn)
+      if (!replica) break
+      tried.add(replica)
+      if (attempt > 0) this.#counts.readRetries++
+      const probe = this.#probes.get(replica)!
+      const done = replica.begin()
+      const started = performance.now()
+      try {
+        const result = await runOn(replica.target, (connection) => connection.executeQuery<R>(compiled))
+        const durationMs = performance.now() - started
+        probe.queries++
+        this.#replicas.reportSuccess(replica, durationMs)
+        this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs })
+        return result
+      } catch (error) {
+        probe.errors++
+        this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs: performance.now() - started, error })
+        if (!isConnectionError(error)) throw error
+        lastError = error
+        this.#log.warn('read failed on a replica; trying elsewhere', { replica: replica.id, error })
+        this.#replicas.reportFailure(replica, { eject: true })
+      } finally {
+        done()
+      }
+    }
+    if (needLsn !== undefined && !replicaOnly) this.#counts.consistentReads++
+    if (replicaOnly || !this.#options.fallbackToPrimary) {
+      throw new NoReplicaAvailableError(tried.size > 0 ? 'every replica tried failed' : 'every replica is down, lagging or behind this scope\'s last write', lastError)
+    }
+    if (needLsn === undefined) this.#counts.fallbacksToPrimary++
+    return this.#primaryRead(compiled, kind)
+  }
+
+  async #primaryRead<R>(compiled: CompiledQuery, kind: QueryKind): Promise<QueryResult<R>> {
+    const primary = this.#requirePrimary()
+    const started = performance.now()
+    try {
+      const result = await runOn(primary, (connection) => connection.executeQuery<R>(compiled))
+      this.#primaryQueries++
+      this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs: performance.now() - started })
+      return result
+    } catch (error) {
+      this.#primaryErrors++
+      if (isConnectionError(error)) throw this.#primaryFailed(error)
+      throw error
+    }
+  }
+
+  /** A replica that may serve a read now: healthy, in recovery, within the lag limits and, with `needLsn`, caught up with it. */
+  #pickReplica(exclude: ReadonlySet<Backend<PgBackend>>, needLsn: bigint | undefined): Backend<PgBackend> | undefined {
+    const unfit = new Set(exclude)
+    for (const backend of this.#replicas.backends) {
+      const probe = this.#probes.get(backend)!
+      const lagging =
+        probe.inRecovery !== true ||
+        (probe.lagMs !== undefined && probe.lagMs > this.#options.maxLagMs) ||
+        (this.#options.maxLagBytes !== undefined && probe.lagBytes !== undefined && probe.lagBytes > this.#options.maxLagBytes)
+      const behind = needLsn !== undefined && (probe.replayLsn === undefined || probe.replayLsn < needLsn)
+      if (lagging || behind) unfit.add(backend)
+    }
+    const region = (currentMessage()?.state as { geo?: { region?: string } } | undefined)?.geo?.region ?? this.#options.region
+    return this.#replicas.pick({ exclude: unfit, prefer: region === undefined ? undefined : (backend) => backend.region === region })
+  }
+
+  #requirePrimary(): PgBackend {
+    if (!this.#primary || !this.#primaryHealthy) throw new PrimaryUnavailableError(this.#primaries.map((p) => p.label))
+    return this.#primary
+  }
+
+  #primaryFailed(error: unknown): PrimaryUnavailableError {
+    this.#primaryFailures = this.#options.health.fall
+    this.#primaryHealthy = false
+    this.#log.error('primary unavailable', { primary: this.#primary?.id, error })
+    return new PrimaryUnavailableError(this.#primaries.map((p) => p.label), error)
+  }
+
+  async #markWrite(connection: DatabaseConnection): Promise<void> {
+    if (this.#options.consistency.mode === 'off' || !this.#consistency.inScope) return
+    if (this.#options.consistency.mode === 'window') return this.#consistency.noteWrite({ lsn: undefined, at: Date.now() })
+    const { rows } = await connection.executeQuery<{ lsn: string }>(CompiledQuery.raw('SELECT pg_current_wal_insert_lsn()::text AS lsn'))
+    this.#consistency.noteWrite({ lsn: parseLsn(rows[0]?.lsn), at: Date.now() })
+  }
+
+  #schedule(): void {
+    if (this.#closed) return
+    this.#timer = setTimeout(() => {
+      this.#probing = this.#probeAll().catch((error: unknown) => this.#log.error('probing failed unexpectedly', { error }))
+      void this.#probing.then(() => this.#schedule())
+    }, this.#options.health.probeIntervalMs)
+  }
+
+  async #probeAll(): Promise<void> {
+    await this.#probePrimaries()
+    await Promise.all(this.#replicas.backends.map((backend) => this.#probeReplica(backend)))
+  }
+
+  /** Finds the candidate that is not in recovery, reads its WAL position and beats the heartbeat. */
+  async #probePrimaries(): Promise<void> {
+    const results = await Promise.all(
+      this.#primaries.map(async (backend) => {
+        try {
+          const { rows } = await this.#probeQuery<{ recovery: boolean; lsn: string | null }>(
+            backend,
+            'SELECT pg_is_in_recovery() AS recovery, CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS lsn',
+          )
+          return { backend, recovery: rows[0]?.recovery ?? true, lsn: parseLsn(rows[0]?.lsn) }
+        } catch (error) {
+          return { backend, recovery: undefined, lsn: undefined, error }
+        }
+      }),
+    )
+    const found = results.find((r) => r.recovery === false)
+    if (found) {
+      if (this.#primary !== found.backend) this.#log.info('primary found', { primary: found.backend.id })
+      this.#primary = found.backend
+      this.#primaryLsn = found.lsn
+      this.#primaryFailures = 0
+      if (!this.#primaryHealthy) this.#log.info('primary available', { primary: found.backend.id })
+      this.#primaryHealthy = true
+      await this.#beat(found.backend)
+      return
+    }
+    this.#primaryFailures++
+    if (this.#primaryHealthy && this.#primaryFailures >= this.#options.health.fall) {
+      this.#primaryHealthy = false
+      this.#log.error('no primary is available', { candidates: this.#primaries.map((p) => p.id) })
+    }
+  }
+
+  async #beat(primary: PgBackend): Promise<void> {
+    const table = this.#options.heartbeatTable
+    if (table === false || !this.#heartbeat) return
+    try {
+      await this.#probeQuery(primary, `INSERT INTO ${table} (id, beat_at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at`)
+    } catch (error) {
+      if ((error as { code?: string }).code === '42P01') {
+        this.#heartbeat = false
+        this.#log.warn(`replication heartbeat table ${table} is missing (run the migrations); lag is measured from replay timestamps`)
+      }
+    }
+  }
+
+  async #probeReplica(backend: Backend<PgBackend>): Promise<void> {
+    const probe = this.#probes.get(backend)!
+    const started = performance.now()
+    try {
+      const { rows } = await this.#probeQuery<{ recovery: boolean; replay: string | null; receive: string | null; replay_age_ms: number | null }>(
+        backend.target,
+        `SELECT pg_is_in_recovery() AS recovery, pg_last_wal_replay_lsn()::text AS replay, pg_last_wal_receive_lsn()::text AS receive,
+                (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::float8 AS replay_age_ms`,
+      )
+      const row = rows[0]!
+      probe.inRecovery = row.recovery
+      probe.replayLsn = parseLsn(row.replay)
+      const receive = parseLsn(row.receive)
+      probe.lagBytes = this.#primaryLsn !== undefined && probe.replayLsn !== undefined ? Math.max(0, Number(this.#primaryLsn - probe.replayLsn)) : undefined
+      probe.lagMs = await this.#lagMs(backend.target, row.replay_age_ms, probe.replayLsn, receive)
+      this.#replicas.reportSuccess(backend, performance.now() - started)
+    } catch (error) {
+      this.#log.debug('replica probe failed', { replica: backend.id, error })
+      this.#replicas.reportFailure(backend)
+    }
+  }
+
+  /**
+   * Replication lag in time: from the heartbeat row when there is one; else
+   * from the last replayed transaction's timestamp, except that a replica
+   * that has replayed all it received from an idle primary is not behind.
+   */
+  async #lagMs(replica: PgBackend, replayAgeMs: number | null, replay: bigint | undefined, receive: bigint | undefined): Promise<number | undefined> {
+    const table = this.#options.heartbeatTable
+    if (table !== false && this.#heartbeat) {
+      try {
+        const { rows } = await this.#probeQuery<{ lag_ms: number | null }>(
+          replica,
+          `SELECT (extract(epoch FROM now() - beat_at) * 1000)::float8 AS lag_ms FROM ${table} WHERE id = 1`,
+        )
+        const lag = rows[0]?.lag_ms
+        // The heartbeat was written just before this probe, so a caught-up replica reads milliseconds.
+        if (lag !== null && lag !== undefined) return Math.max(0, lag)
+      } catch {
+        // No heartbeat on this replica yet: fall back below.
+      }
+    }
+    if (replay !== undefined && receive !== undefined && replay >= receive && (this.#primaryLsn === undefined || replay >= this.#primaryLsn)) return 0
+    return replayAgeMs ?? undefined
+  }
+
+  async #probeQuery<R>(backend: PgBackend, sql: string): Promise<QueryResult<R>> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`probe got no answer within ${this.#options.health.probeTimeoutMs} ms`)), this.#options.health.probeTimeoutMs)
+    })
+    try {
+      return await Promise.race([runOn(backend, (connection) => connection.executeQuery<R>(CompiledQuery.raw(sql))), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}

@@ -1,0 +1,41 @@
+import { Kysely, Migrator, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import { migrations } from '../../migrations/index.js'
+import { redactUrl } from '../../src/routemq/redact-url.js'
+
+/**
+ * Brings a database up to date with this package's migrations (the
+ * replication heartbeat table). Run it against the primary.
+ *
+ * @example
+ * const results = await migrateToLatest('postgres://app@db-1:5432/app')
+ */
+export async function migrateToLatest(connectionString: string): Promise<readonly string[]> {
+  const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString, max: 1 }) }) })
+  try {
+    const { error, results } = await new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } }).migrateToLatest()
+    if (error) throw error
+    return (results ?? []).map((result) => `${result.migrationName}: ${result.status}`)
+  } finally {
+    await db.destroy()
+  }
+}
+
+// `npm run migrate -- <url>` or DATABASE_URL=... npm run migrate
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const url = process.argv[2] ?? process.env.DATABASE_URL
+  if (!url) {
+    console.error('Give the primary\'s URL: npm run migrate -- postgres://user@host:5432/db (or set DATABASE_URL).')
+    process.exitCode = 2
+  } else {
+    migrateToLatest(url).then(
+      (results) => {
+        console.log(results.length > 0 ? results.join('\n') : `${redactUrl(url)} is up to date`)
+      },
+      (error: unknown) => {
+        console.error(`Migrating ${redactUrl(url)} failed: ${error instanceof Error ? error.message : String(error)}`)
+        process.exitCode = 1
+      },
+    )
+  }
+}

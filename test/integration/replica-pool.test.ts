@@ -1,0 +1,200 @@
+import assert from 'node:assert/strict'
+import { Kysely, sql, type Generated } from 'kysely'
+import pg from 'pg'
+import { startTopology, type Topology } from '../../src/testing/index.js'
+import {
+  isPrimaryUnavailableError, isWriteInReadOnlyScopeError, migrateToLatest, ReadOnly, readOnly, ReplicaPool, ReplicatedPostgresDialect,
+  withConsistencyKey, Write, type ReplicaPoolOptions,
+} from '../../plugins/kysely/index.js'
+
+interface Database {
+  readings: { id: Generated<number>; device: string; value: number }
+}
+
+/** The server that answered, as it reports itself. */
+async function servedBy(db: Kysely<Database>): Promise<{ port: number; recovery: boolean }> {
+  const row = await db
+    .selectNoFrom([sql<number>`inet_server_port()`.as('port'), sql<boolean>`pg_is_in_recovery()`.as('recovery')])
+    .executeTakeFirstOrThrow()
+  return { port: Number(row.port), recovery: row.recovery }
+}
+
+describe('ReplicaPool on a real primary with streaming replicas', function () {
+  this.timeout(60_000)
+  let topology: Topology
+  const cleanup: (() => Promise<unknown>)[] = []
+
+  before(async () => {
+    topology = await startTopology({ replicas: 2 })
+    await migrateToLatest(topology.primary!.url)
+    const admin = new pg.Client({ connectionString: topology.primary!.url })
+    await admin.connect()
+    await admin.query('CREATE TABLE readings (id serial PRIMARY KEY, device text NOT NULL, value integer NOT NULL)')
+    await admin.end()
+  })
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()!().catch(() => undefined)
+  })
+  after(async () => {
+    await topology?.stop()
+  })
+
+  async function database(options: Partial<ReplicaPoolOptions> = {}): Promise<{ db: Kysely<Database>; pool: ReplicaPool }> {
+    const pool = await ReplicaPool.create({
+      primary: topology.primary!.url,
+      replicas: topology.replicas.map((r) => r.url),
+      ...options,
+    })
+    const db = new Kysely<Database>({ dialect: new ReplicatedPostgresDialect(pool) })
+    cleanup.push(() => db.destroy())
+    return { db, pool }
+  }
+
+  it('sends selects to replicas and writes, raw SQL and transactions to the primary, as the servers report', async () => {
+    const { db } = await database()
+    const replicaPorts = new Set(topology.replicas.map((r) => r.port))
+    for (let i = 0; i < 20; i++) {
+      const read = await servedBy(db)
+      assert.equal(read.recovery, true)
+      assert.ok(replicaPorts.has(read.port))
+    }
+    const written = await db
+      .insertInto('readings')
+      .values({ device: 'd1', value: 1 })
+      .returning([sql<number>`inet_server_port()`.as('port'), sql<boolean>`pg_is_in_recovery()`.as('recovery')])
+      .executeTakeFirstOrThrow()
+    assert.deepEqual([Number(written.port), written.recovery], [topology.primary!.port, false])
+    const raw = await sql<{ port: number }>`select inet_server_port() as port`.execute(db)
+    assert.equal(Number(raw.rows[0]!.port), topology.primary!.port)
+    const inTransaction = await db.transaction().execute((trx) => servedBy(trx))
+    assert.deepEqual(inTransaction, { port: topology.primary!.port, recovery: false })
+    const locking = await db.selectFrom('readings').select(sql<number>`inet_server_port()`.as('port')).forUpdate().executeTakeFirstOrThrow()
+    assert.equal(Number(locking.port), topology.primary!.port)
+  })
+
+  it('keeps @ReadOnly methods on replicas and refuses their writes before any database sees them', async () => {
+    const { db } = await database()
+    class Readings {
+      @ReadOnly() where() {
+        return sql<{ port: number }>`select inet_server_port() as port`.execute(db)
+      }
+      @ReadOnly() sneakyInsert() {
+        return db.insertInto('readings').values({ device: 'sneaky', value: 0 }).execute()
+      }
+      @Write() save(value: number) {
+        return db.insertInto('readings').values({ device: 'repo', value }).returning(sql<number>`inet_server_port()`.as('port')).executeTakeFirstOrThrow()
+      }
+      @ReadOnly() async callsWrite() {
+        return this.save(1)
+      }
+    }
+    const repository = new Readings()
+    const raw = await repository.where()
+    assert.ok(topology.replicas.some((r) => r.port === Number(raw.rows[0]!.port)), 'raw SQL in @ReadOnly goes to a replica')
+    await assert.rejects(repository.sneakyInsert(), isWriteInReadOnlyScopeError)
+    await assert.rejects(repository.callsWrite(), isWriteInReadOnlyScopeError)
+    assert.equal(Number((await repository.save(5)).port), topology.primary!.port)
+    const admin = new pg.Client({ connectionString: topology.primary!.url })
+    await admin.connect()
+    const { rows } = await admin.query("SELECT count(*)::int AS n FROM readings WHERE device = 'sneaky'")
+    await admin.end()
+    assert.equal(rows[0].n, 0)
+  })
+
+  it('loses no read while a replica is SIGKILLed under 4 workers, stops using it, and takes it back after restart', async () => {
+    // Round robin makes "serves reads again" visible to one sequential reader; least-latency would
+    // send every sequential read to whichever replica has the lower latency average.
+    const { db, pool } = await database({ strategy: 'round-robin', health: { probeIntervalMs: 250 } })
+    const victim = topology.replicas[0]!
+    let failures = 0
+    let reads = 0
+    const deadline = Date.now() + 10_000
+    const worker = async (): Promise<void> => {
+      while (Date.now() < deadline) {
+        try {
+          await servedBy(db)
+          reads++
+        } catch {
+          failures++
+        }
+      }
+    }
+    const workers = Promise.all([worker(), worker(), worker(), worker()])
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+    await victim.kill()
+    await workers
+    assert.equal(failures, 0, `${failures} of ${reads + failures} reads failed`)
+    const downState = pool.stats.replicas.find((r) => r.id.endsWith(`:${victim.port}`))!
+    assert.equal(downState.state, 'unhealthy')
+    const servedWhileDown = new Set<number>()
+    for (let i = 0; i < 20; i++) servedWhileDown.add((await servedBy(db)).port)
+    assert.ok(!servedWhileDown.has(victim.port))
+    await victim.restart()
+    const back = await waitUntil(async () => (await servedBy(db)).port === victim.port, 15_000)
+    assert.ok(back, 'the restarted replica serves reads again')
+  })
+
+  it('reads its own writes under a 300 ms apply delay, and shows the delay is real when consistency is off', async function () {
+    const delayed = await startTopology({ replicas: 1, replicaApplyDelayMs: 300 })
+    cleanup.push(() => delayed.stop())
+    await migrateToLatest(delayed.primary!.url)
+    const admin = new pg.Client({ connectionString: delayed.primary!.url })
+    await admin.connect()
+    await admin.query('CREATE TABLE readings (id serial PRIMARY KEY, device text NOT NULL, value integer NOT NULL)')
+    await admin.end()
+    const staleReads = async (mode: 'lsn' | 'off', iterations: number): Promise<number> => {
+      const pool = await ReplicaPool.create({ primary: delayed.primary!.url, replicas: [delayed.replicas[0]!.url], consistency: { mode } })
+      const db = new Kysely<Database>({ dialect: new ReplicatedPostgresDialect(pool) })
+      let stale = 0
+      try {
+        for (let i = 0; i < iterations; i++) {
+          await withConsistencyKey(`device-${mode}`, async () => {
+            await db.updateTable('readings').set({ value: i }).where('device', '=', `ryw-${mode}`).execute()
+            if (i === 0) await db.insertInto('readings').values({ device: `ryw-${mode}`, value: 0 }).execute()
+            const row = await db.selectFrom('readings').select('value').where('device', '=', `ryw-${mode}`).executeTakeFirst()
+            if (row?.value !== i) stale++
+          })
+        }
+      } finally {
+        await db.destroy()
+      }
+      return stale
+    }
+    assert.equal(await staleReads('lsn', 1000), 0)
+    assert.ok((await staleReads('off', 50)) > 0, 'without read-your-writes the delayed replica serves stale rows')
+  })
+
+  it('fails writes fast with PrimaryUnavailableError while the primary is down, keeps reading, and writes again after', async () => {
+    const { db } = await database({ connectTimeoutMs: 1000, health: { probeIntervalMs: 200 } })
+    await topology.primary!.stop()
+    try {
+      const started = performance.now()
+      await assert.rejects(db.insertInto('readings').values({ device: 'down', value: 1 }).execute(), isPrimaryUnavailableError)
+      assert.ok(performance.now() - started < 1500)
+      assert.equal((await servedBy(db)).recovery, true)
+    } finally {
+      await topology.primary!.restart()
+    }
+    const back = await waitUntil(async () => {
+      try {
+        await db.insertInto('readings').values({ device: 'back', value: 1 }).execute()
+        return true
+      } catch (error) {
+        if (!isPrimaryUnavailableError(error)) throw error
+        return false
+      }
+    }, 15_000)
+    assert.ok(back)
+    assert.equal((await readOnly(() => servedBy(db))).recovery, true)
+  })
+})
+
+/** Bounded retry of a check that has no event to await (replication and probes run on their own clocks). */
+async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check()) return true
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return false
+}

@@ -25,7 +25,10 @@ export type ConsistencyMode = 'lsn' | 'window' | 'off'
 
 /** Options of `ReplicaPool`. */
 export interface ReplicaPoolOptions {
-  /** The primary, or every candidate primary: the one not in recovery is used, and found again after a promotion. */
+  /**
+   * The primary, or every candidate primary: the one not in recovery is used, and found again after a promotion.
+   * A replica that may be promoted is listed here and under `replicas`.
+   */
   readonly primary: string | PgServerConfig | readonly (string | PgServerConfig)[]
   readonly replicas?: readonly (string | PgServerConfig)[]
   /** Default `'least-latency'`. */
@@ -102,11 +105,9 @@ export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): Resolved
   if (primaryList.length === 0) throw new InvalidOptionError('primary', 'give the primary\'s URL, e.g. "postgres://app@db-1:5432/app"')
   const primaries = primaryList.map((server, i) => resolveServer(server, Array.isArray(options.primary) ? `primary[${i}]` : 'primary'))
   const replicas = (options.replicas ?? []).map((server, i) => resolveServer(server, `replicas[${i}]`))
-  const ids = new Set<string>()
-  for (const [i, server] of [...primaries, ...replicas].entries()) {
-    if (ids.has(server.id)) throw new InvalidOptionError(i < primaries.length ? `primary[${i}].id` : `replicas[${i - primaries.length}].id`, `"${server.id}" is used twice`)
-    ids.add(server.id)
-  }
+  // A server may be both a replica and a candidate primary (it takes over when promoted), but not twice in one list.
+  unique(primaries, Array.isArray(options.primary) ? 'primary' : undefined)
+  unique(replicas, 'replicas')
   const strategy = options.strategy ?? 'least-latency'
   if (!isStrategyName(strategy)) throw new InvalidOptionError('strategy', `must be one of ${STRATEGY_NAMES.join(', ')}`)
   const mode = options.consistency?.mode ?? 'lsn'
@@ -138,6 +139,14 @@ export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): Resolved
       fall: whole(options.health?.fall, 'health.fall', 2, 1),
     },
     heartbeatTable,
+  })
+}
+
+function unique(servers: readonly ResolvedPgServer[], list: string | undefined): void {
+  const ids = new Set<string>()
+  servers.forEach((server, i) => {
+    if (ids.has(server.id)) throw new InvalidOptionError(`${list ?? 'primary'}[${i}].id`, `"${server.id}" is listed twice; give each server once, or an id of its own`)
+    ids.add(server.id)
   })
 }
 

@@ -189,6 +189,71 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
   })
 })
 
+describe('ReplicaPool following lag and promotion', function () {
+  this.timeout(90_000)
+  const cleanup: (() => Promise<unknown>)[] = []
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()!().catch(() => undefined)
+  })
+
+  async function setApplyDelay(url: string, ms: number): Promise<void> {
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    await client.query(`ALTER SYSTEM SET recovery_min_apply_delay = '${ms}ms'`)
+    await client.query('SELECT pg_reload_conf()')
+    await client.end()
+  }
+
+  it('gives no reads to a replica over maxLagMs and takes it back once it caught up', async () => {
+    const topology = await startTopology({ replicas: 1 })
+    cleanup.push(() => topology.stop())
+    await migrateToLatest(topology.primary!.url)
+    const pool = await ReplicaPool.create({
+      primary: topology.primary!.url, replicas: [topology.replicas[0]!.url], maxLagMs: 1000, health: { probeIntervalMs: 200 },
+    })
+    const db = new Kysely<Database>({ dialect: new ReplicatedPostgresDialect(pool) })
+    cleanup.push(() => db.destroy())
+    assert.equal((await servedBy(db)).recovery, true)
+    await setApplyDelay(topology.replicas[0]!.url, 3000)
+    assert.ok(await waitUntil(async () => (pool.stats.replicas[0]!.lagMs ?? 0) > 1000, 15_000), 'the lag shows')
+    assert.deepEqual(await servedBy(db), { port: topology.primary!.port, recovery: false }, 'reads fall back to the primary')
+    assert.ok(pool.stats.fallbacksToPrimary > 0)
+    await setApplyDelay(topology.replicas[0]!.url, 0)
+    assert.ok(await waitUntil(async () => (await servedBy(db)).recovery, 15_000), 'the caught-up replica serves again')
+  })
+
+  it('sends writes to a promoted replica after the primary stopped', async () => {
+    const topology = await startTopology({ replicas: 2 })
+    cleanup.push(() => topology.stop())
+    const [oldPrimary, promoted, follower] = [topology.primary!, topology.replicas[0]!, topology.replicas[1]!]
+    const admin = new pg.Client({ connectionString: oldPrimary.url })
+    await admin.connect()
+    await admin.query('CREATE TABLE readings (id serial PRIMARY KEY, device text NOT NULL, value integer NOT NULL)')
+    await admin.end()
+    const pool = await ReplicaPool.create({
+      primary: [oldPrimary.url, promoted.url], replicas: [promoted.url, follower.url], health: { probeIntervalMs: 200 }, connectTimeoutMs: 1000,
+    })
+    const db = new Kysely<Database>({ dialect: new ReplicatedPostgresDialect(pool) })
+    cleanup.push(() => db.destroy())
+    const port = async (): Promise<number> =>
+      Number((await db.insertInto('readings').values({ device: 'p', value: 1 }).returning(sql<number>`inet_server_port()`.as('port')).executeTakeFirstOrThrow()).port)
+    assert.equal(await port(), oldPrimary.port)
+    await oldPrimary.stop()
+    await promoted.promote()
+    await follower.follow(promoted)
+    assert.ok(await waitUntil(async () => {
+      try {
+        return (await port()) === promoted.port
+      } catch (error) {
+        if (isPrimaryUnavailableError(error)) return false
+        throw error
+      }
+    }, 15_000), 'writes reach the promoted server')
+    assert.equal(pool.stats.primary.id, `127.0.0.1:${promoted.port}`)
+    assert.deepEqual(await servedBy(db), { port: follower.port, recovery: true }, 'reads go to the replica still in recovery')
+  })
+})
+
 /** Bounded retry of a check that has no event to await (replication and probes run on their own clocks). */
 async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
+import { InvalidOptionError } from '../../src/index.js'
+import { isWriteInReadOnlyScopeError, readOnly, resolveReplicaPoolOptions, write, currentScope, type ReplicaPoolOptions } from '../../plugins/kysely/index.js'
+import { parseLsn } from '../../plugins/kysely/lsn.js'
+import { queryKind } from '../../plugins/kysely/query-kind.js'
+import { isConnectionError } from '../../plugins/kysely/connection-errors.js'
+
+interface Database {
+  t: { id: number; v: string }
+}
+
+// Only compiles queries: the pool is never connected.
+const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ max: 1 }) }) })
+
+describe('query classification for routing', () => {
+  const cases: [string, () => { query: Parameters<typeof queryKind>[0] }, string][] = [
+    ['a select', () => db.selectFrom('t').selectAll().compile(), 'read'],
+    ['a select without from', () => db.selectNoFrom(sql<number>`1`.as('one')).compile(), 'read'],
+    ['a select for update', () => db.selectFrom('t').selectAll().forUpdate().compile(), 'write'],
+    ['a select for share', () => db.selectFrom('t').selectAll().forShare().compile(), 'write'],
+    ['a select over a writing CTE', () => db.with('x', (q) => q.deleteFrom('t').returningAll()).selectFrom('x').selectAll().compile(), 'write'],
+    ['an insert', () => db.insertInto('t').values({ id: 1, v: 'a' }).compile(), 'write'],
+    ['an update', () => db.updateTable('t').set({ v: 'b' }).compile(), 'write'],
+    ['a delete', () => db.deleteFrom('t').compile(), 'write'],
+    ['DDL', () => db.schema.createTable('u').addColumn('id', 'integer').compile(), 'write'],
+    ['raw SQL', () => sql`select 1`.compile(db), 'raw'],
+  ]
+  for (const [name, compile, kind] of cases) {
+    it(`routes ${name} as ${kind}`, () => assert.equal(queryKind(compile().query), kind))
+  }
+  after(() => db.destroy())
+})
+
+describe('routing scopes', () => {
+  it('nests: a write scope wins over an inner read-only one; a write inside read-only is refused', () => {
+    assert.equal(currentScope(), undefined)
+    write(() => readOnly(() => assert.equal(currentScope()?.mode, 'write')))
+    readOnly(() => {
+      assert.equal(currentScope()?.mode, 'read-only')
+      assert.throws(() => write(() => undefined), isWriteInReadOnlyScopeError)
+    })
+  })
+
+  it('carries the scope across awaits', async () => {
+    await readOnly(async () => {
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.equal(currentScope()?.mode, 'read-only')
+    })
+  })
+})
+
+describe('WAL positions', () => {
+  it('parses and orders pg_lsn text', () => {
+    assert.equal(parseLsn('0/0'), 0n)
+    assert.equal(parseLsn('0/16B3748'), 0x16b3748n)
+    assert.equal(parseLsn('1/0'), 1n << 32n)
+    assert.ok(parseLsn('1/0')! > parseLsn('0/FFFFFFFF')!)
+    assert.equal(parseLsn(null), undefined)
+    assert.equal(parseLsn('garbage'), undefined)
+  })
+})
+
+describe('connection errors', () => {
+  it('tells a lost server from a bad query', () => {
+    assert.equal(isConnectionError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5'), { code: 'ECONNREFUSED' })), true)
+    assert.equal(isConnectionError(new Error('Connection terminated unexpectedly')), true)
+    assert.equal(isConnectionError(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })), true)
+    assert.equal(isConnectionError(Object.assign(new Error('could not connect'), { code: '08006' })), true)
+    assert.equal(isConnectionError(Object.assign(new Error('relation "x" does not exist'), { code: '42P01' })), false)
+    assert.equal(isConnectionError(Object.assign(new Error('duplicate key'), { code: '23505' })), false)
+  })
+})
+
+describe('replica pool options', () => {
+  it('fills in defaults', () => {
+    const resolved = resolveReplicaPoolOptions({ primary: 'postgres://app:pw@db-1:5432/app', replicas: ['postgres://app@db-2/app'] })
+    assert.equal(resolved.primaries[0]!.id, 'db-1:5432')
+    assert.equal(resolved.replicas[0]!.id, 'db-2:5432')
+    assert.equal(resolved.consistency.mode, 'lsn')
+    assert.equal(resolved.fallbackToPrimary, true)
+    assert.equal(resolved.heartbeatTable, 'routemq_replication_heartbeat')
+  })
+
+  const cases: [string, ReplicaPoolOptions, string][] = [
+    ['no primary', { primary: [] }, 'primary'],
+    ['a primary that is not a URL', { primary: 'db-1:5432' }, 'primary.url'],
+    ['a mysql URL', { primary: 'mysql://db-1' }, 'primary.url'],
+    ['a bad replica among candidates', { primary: ['postgres://a/x', 'nope'] }, 'primary[1].url'],
+    ['a bad replica', { primary: 'postgres://a/x', replicas: ['postgres://b/x', 'http://c'] }, 'replicas[1].url'],
+    ['a replica listed twice', { primary: 'postgres://a:5432/x', replicas: ['postgres://b:5432/y', 'postgres://b:5432/z'] }, 'replicas[1].id'],
+    ['an unknown strategy', { primary: 'postgres://a/x', strategy: 'fastest' as never }, 'strategy'],
+    ['an unknown consistency mode', { primary: 'postgres://a/x', consistency: { mode: 'strong' as never } }, 'consistency.mode'],
+    ['a negative lag limit', { primary: 'postgres://a/x', maxLagMs: -1 }, 'maxLagMs'],
+    ['a heartbeat table with SQL in it', { primary: 'postgres://a/x', heartbeatTable: 'x; drop table y' }, 'heartbeatTable'],
+  ]
+  for (const [name, options, field] of cases) {
+    it(`rejects ${name}, naming "${field}"`, () => {
+      assert.throws(() => resolveReplicaPoolOptions(options), (e: unknown) => e instanceof InvalidOptionError && e.field === field && !e.message.includes('pw'))
+    })
+  }
+})

@@ -41,7 +41,7 @@ export {
   RoundRobinStrategy, RandomStrategy, WeightedStrategy, LeastOutstandingStrategy, P2cEwmaStrategy, PriorityStrategy,
   createStrategy, isStrategyName, STRATEGY_NAMES,
   Ewma, HealthTracker, type HealthState, type HealthThresholds,
-  DecorrelatedJitterBackoff, type BackoffOptions,
+  DecorrelatedJitterBackoff, type BackoffOptions, LatencyWindow,
 } from './balancing/index.js'
 export { TypedEvent, type Disposer } from './typed-event.js'
 export {
@@ -53,3 +53,13 @@ export {
   Qos2InterruptedError, isQos2InterruptedError,
   PublishAbandonedError, isPublishAbandonedError,
 } from '../plugins/mqtt/index.js'
+export {
+  ReplicaPool, type QueryServed, type ReplicaStatus, type ReplicaPoolStats,
+  resolveReplicaPoolOptions, type ReplicaPoolOptions, type PgServerConfig, type ConsistencyMode, type ResolvedReplicaPoolOptions,
+  type ResolvedPgServer,
+  ReplicatedPostgresDialect, ReadOnly, Write, readOnly, write, currentScope, type DatabaseScope, type ScopeMode,
+  withConsistencyKey, migrateToLatest,
+  PrimaryUnavailableError, isPrimaryUnavailableError,
+  NoReplicaAvailableError, isNoReplicaAvailableError,
+  WriteInReadOnlyScopeError, isWriteInReadOnlyScopeError,
+} from '../plugins/kysely/index.js'

@@ -2,6 +2,7 @@ import { CompiledQuery, type DatabaseConnection, type QueryResult } from 'kysely
 import { Backend } from '../../src/balancing/backend.js'
 import { BackendSet } from '../../src/balancing/backend-set.js'
 import { createStrategy } from '../../src/balancing/create-strategy.js'
+import { LatencyWindow } from '../../src/balancing/latency-window.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import { currentMessage } from '../../src/routemq/message-scope.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
@@ -34,6 +35,8 @@ export interface ReplicaStatus {
   readonly lagMs: number | undefined
   readonly lagBytes: number | undefined
   readonly latencyMs: number | undefined
+  /** 99th percentile of the last 1024 queries' durations. */
+  readonly p99LatencyMs: number | undefined
   readonly outstanding: number
   readonly connections: { readonly total: number; readonly idle: number; readonly waiting: number }
   readonly queries: number
@@ -43,7 +46,13 @@ export interface ReplicaStatus {
 
 /** Counters and states, for metrics. */
 export interface ReplicaPoolStats {
-  readonly primary: { readonly id: string | undefined; readonly healthy: boolean; readonly queries: number; readonly errors: number }
+  readonly primary: {
+    readonly id: string | undefined
+    readonly healthy: boolean
+    readonly queries: number
+    readonly errors: number
+    readonly p99LatencyMs: number | undefined
+  }
   readonly replicas: readonly ReplicaStatus[]
   readonly reads: number
   readonly writes: number
@@ -54,6 +63,7 @@ export interface ReplicaPoolStats {
 }
 
 interface ReplicaProbe {
+  readonly latencies: LatencyWindow
   inRecovery: boolean | undefined
   replayLsn: bigint | undefined
   lagMs: number | undefined
@@ -91,6 +101,7 @@ export class ReplicaPool {
   #primaryLsn: bigint | undefined
   #primaryQueries = 0
   #primaryErrors = 0
+  readonly #primaryLatencies = new LatencyWindow()
   #heartbeat = true
   #timer: NodeJS.Timeout | undefined
   #probing: Promise<void> | undefined
@@ -109,7 +120,7 @@ export class ReplicaPool {
       },
     )
     for (const backend of this.#replicas.backends) {
-      this.#probes.set(backend, { inRecovery: undefined, replayLsn: undefined, lagMs: undefined, lagBytes: undefined, queries: 0, errors: 0 })
+      this.#probes.set(backend, { latencies: new LatencyWindow(), inRecovery: undefined, replayLsn: undefined, lagMs: undefined, lagBytes: undefined, queries: 0, errors: 0 })
     }
     this.#replicas.onStateChange(({ backend, to }) => this.#log.warn(`replica ${to}`, { replica: backend.id }))
     this.#consistency = new ConsistencyTracker(options.consistency.maxKeys)
@@ -145,7 +156,13 @@ export class ReplicaPool {
 
   get stats(): ReplicaPoolStats {
     return Object.freeze({
-      primary: { id: this.#primary?.id, healthy: this.#primaryHealthy, queries: this.#primaryQueries, errors: this.#primaryErrors },
+      primary: {
+        id: this.#primary?.id,
+        healthy: this.#primaryHealthy,
+        queries: this.#primaryQueries,
+        errors: this.#primaryErrors,
+        p99LatencyMs: this.#primaryLatencies.percentile(0.99),
+      },
       replicas: this.#replicas.backends.map((backend) => {
         const probe = this.#probes.get(backend)!
         const pool = backend.target.pool
@@ -156,6 +173,7 @@ export class ReplicaPool {
           lagMs: probe.lagMs,
           lagBytes: probe.lagBytes,
           latencyMs: backend.latencyMs,
+          p99LatencyMs: probe.latencies.percentile(0.99),
           outstanding: backend.outstanding,
           connections: { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount },
           queries: probe.queries,
@@ -224,8 +242,10 @@ export class ReplicaPool {
         if (kind !== 'read') await this.#markWrite(connection)
         return rows
       })
+      const durationMs = performance.now() - started
       this.#primaryQueries++
-      this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs: performance.now() - started })
+      this.#primaryLatencies.record(durationMs)
+      this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs })
       return result
     } catch (error) {
       this.#primaryErrors++
@@ -263,6 +283,7 @@ export class ReplicaPool {
         const result = await runOn(replica.target, (connection) => connection.executeQuery<R>(compiled))
         const durationMs = performance.now() - started
         probe.queries++
+        probe.latencies.record(durationMs)
         this.#replicas.reportSuccess(replica, durationMs)
         this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs })
         return result
@@ -291,6 +312,7 @@ export class ReplicaPool {
     try {
       const result = await runOn(primary, (connection) => connection.executeQuery<R>(compiled))
       this.#primaryQueries++
+      this.#primaryLatencies.record(performance.now() - started)
       this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs: performance.now() - started })
       return result
     } catch (error) {

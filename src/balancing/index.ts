@@ -13,3 +13,4 @@ export { createStrategy, isStrategyName, STRATEGY_NAMES } from './create-strateg
 export { Ewma } from './ewma.js'
 export { HealthTracker, type HealthState, type HealthThresholds } from './health-tracker.js'
 export { DecorrelatedJitterBackoff, type BackoffOptions } from './decorrelated-jitter-backoff.js'
+export { LatencyWindow } from './latency-window.js'

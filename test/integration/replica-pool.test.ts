@@ -2,6 +2,9 @@ import assert from 'node:assert/strict'
 import { Kysely, sql, type Generated } from 'kysely'
 import pg from 'pg'
 import { startTopology, type Topology } from '../../src/testing/index.js'
+import { MessageContext } from '../../src/index.js'
+import { runInMessageScope } from '../../src/routemq/message-scope.js'
+import { rootContainerForTests } from '../support/inbound-message.js'
 import {
   isPrimaryUnavailableError, isWriteInReadOnlyScopeError, migrateToLatest, ReadOnly, readOnly, ReplicaPool, ReplicatedPostgresDialect,
   withConsistencyKey, Write, type ReplicaPoolOptions,
@@ -70,6 +73,31 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     assert.deepEqual(inTransaction, { port: topology.primary!.port, recovery: false })
     const locking = await db.selectFrom('readings').select(sql<number>`inet_server_port()`.as('port')).forUpdate().executeTakeFirstOrThrow()
     assert.equal(Number(locking.port), topology.primary!.port)
+  })
+
+  it("prefers replicas of the message's region, and any healthy one when that region has none", async () => {
+    const [eu, us] = topology.replicas
+    const pool = await ReplicaPool.create({
+      primary: topology.primary!.url,
+      replicas: [{ url: eu!.url, region: 'eu' }, { url: us!.url, region: 'us' }],
+    })
+    const db = new Kysely<Database>({ dialect: new ReplicatedPostgresDialect(pool) })
+    cleanup.push(() => db.destroy())
+    const readsFrom = async (region: string): Promise<Set<number>> => {
+      const ctx = new MessageContext({
+        topic: 't', params: {}, payload: undefined, raw: Buffer.alloc(0), qos: 0, retain: false, dup: false, properties: undefined,
+        broker: 'test', route: { pattern: 't', subscription: 't', name: undefined }, container: rootContainerForTests(), publish: async () => {},
+      })
+      ;(ctx.state as Record<string, unknown>).geo = { region }
+      const ports = new Set<number>()
+      await runInMessageScope(ctx, async () => {
+        for (let i = 0; i < 20; i++) ports.add((await servedBy(db)).port)
+      })
+      return ports
+    }
+    assert.deepEqual([...await readsFrom('us')], [us!.port])
+    assert.deepEqual([...await readsFrom('eu')], [eu!.port])
+    assert.equal((await readsFrom('ap')).size > 0, true)
   })
 
   it('keeps @ReadOnly methods on replicas and refuses their writes before any database sees them', async () => {

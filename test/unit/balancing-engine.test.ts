@@ -119,3 +119,16 @@ describe('TypedEvent', () => {
     assert.equal(errors.length, 2)
   })
 })
+
+describe('LatencyWindow', () => {
+  it('gives nearest-rank percentiles over the last samples only', async () => {
+    const { LatencyWindow } = await import('../../src/balancing/index.js')
+    const window = new LatencyWindow(100)
+    assert.equal(window.percentile(0.99), undefined)
+    for (let i = 1; i <= 100; i++) window.record(i)
+    assert.equal(window.percentile(0.99), 99)
+    assert.equal(window.percentile(0.5), 50)
+    for (let i = 0; i < 100; i++) window.record(1000)
+    assert.equal(window.percentile(0.5), 1000, 'old samples are forgotten')
+  })
+})

@@ -62,4 +62,5 @@ export {
   PrimaryUnavailableError, isPrimaryUnavailableError,
   NoReplicaAvailableError, isNoReplicaAvailableError,
   WriteInReadOnlyScopeError, isWriteInReadOnlyScopeError,
+  TransactionAbortedError, isTransactionAbortedError,
 } from '../plugins/kysely/index.js'

@@ -47,19 +47,35 @@ export class ConsistencyTracker {
   noteWrite(mark: WriteMark): void {
     const key = explicitKey.getStore()
     if (key !== undefined) {
+      const merged = later(this.#byKey.get(key), mark)
       this.#byKey.delete(key)
-      this.#byKey.set(key, mark)
+      this.#byKey.set(key, merged)
       if (this.#byKey.size > this.#maxKeys) this.#byKey.delete(this.#byKey.keys().next().value!)
       return
     }
     const message = currentMessage()
-    if (message) this.#byMessage.set(message, mark)
+    if (message) this.#byMessage.set(message, later(this.#byMessage.get(message), mark))
   }
 
   lastWrite(): WriteMark | undefined {
     const key = explicitKey.getStore()
-    if (key !== undefined) return this.#byKey.get(key)
+    if (key !== undefined) {
+      const mark = this.#byKey.get(key)
+      if (mark) {
+        // Used keys stay: the map forgets the least recently used one.
+        this.#byKey.delete(key)
+        this.#byKey.set(key, mark)
+      }
+      return mark
+    }
     const message = currentMessage()
     return message ? this.#byMessage.get(message) : undefined
   }
+}
+
+/** Concurrent writes of one scope may finish out of order: the mark only moves forward. */
+function later(previous: WriteMark | undefined, next: WriteMark): WriteMark {
+  if (!previous) return next
+  const lsn = previous.lsn === undefined ? next.lsn : next.lsn === undefined ? previous.lsn : previous.lsn > next.lsn ? previous.lsn : next.lsn
+  return { lsn, at: Math.max(previous.at, next.at) }
 }

@@ -8,6 +8,8 @@ export interface PgBackend {
   readonly label: string
   readonly region: string | undefined
   readonly pool: pg.Pool
+  /** A pool of one for probes, so that a busy application pool never makes a server look dead. */
+  readonly probePool: pg.Pool
   /** Kysely's own driver over `pool`, so results are shaped exactly as `PostgresDialect` shapes them. */
   readonly driver: PostgresDriver
 }
@@ -20,6 +22,8 @@ export interface PgBackendInit {
   readonly poolSize: number
   readonly connectTimeoutMs: number
   readonly idleTimeoutMs: number
+  /** Open sessions read-only: a replica (or a replica just promoted) then refuses any write itself. */
+  readonly readOnly: boolean
   readonly onPoolError: (backend: string, error: Error) => void
 }
 
@@ -32,16 +36,24 @@ export interface PgBackendInit {
  */
 export async function createPgBackend(init: PgBackendInit): Promise<PgBackend> {
   const url = new URL(init.connectionString)
-  const pool = new pg.Pool({
-    connectionString: init.connectionString,
-    max: init.poolSize,
-    connectionTimeoutMillis: init.connectTimeoutMs,
-    idleTimeoutMillis: init.idleTimeoutMs,
-  })
-  pool.on('error', (error) => init.onPoolError(init.id, error))
-  // pg emits 'error' on a checked-out client whose server dies; unheard, that
-  // would crash the process. The query in flight fails too, and is handled there.
-  pool.on('connect', (client) => client.on('error', (error) => init.onPoolError(init.id, error)))
+  const make = (max: number): pg.Pool => {
+    const pool = new pg.Pool({
+      connectionString: init.connectionString,
+      max,
+      connectionTimeoutMillis: init.connectTimeoutMs,
+      idleTimeoutMillis: init.idleTimeoutMs,
+      // Idle connections alone must not keep the process alive.
+      allowExitOnIdle: true,
+      ...(init.readOnly ? { options: '-c default_transaction_read_only=on' } : {}),
+    })
+    pool.on('error', (error) => init.onPoolError(init.id, error))
+    // pg emits 'error' on a checked-out client whose server dies; unheard, that
+    // would crash the process. The query in flight fails too, and is handled there.
+    pool.on('connect', (client) => client.on('error', (error) => init.onPoolError(init.id, error)))
+    return pool
+  }
+  const pool = make(init.poolSize)
+  const probePool = make(1)
   const driver = new PostgresDriver({ pool })
   await driver.init()
   return Object.freeze({
@@ -49,8 +61,15 @@ export async function createPgBackend(init: PgBackendInit): Promise<PgBackend> {
     label: `${url.hostname}:${url.port || 5432}${url.pathname}`,
     region: init.region,
     pool,
+    probePool,
     driver,
   })
+}
+
+/** Runs one probe query on the backend's own probe connection. */
+export async function probeOn<R extends object>(backend: PgBackend, sql: string): Promise<R[]> {
+  const { rows } = await backend.probePool.query<R>(sql)
+  return rows
 }
 
 /** Runs one query on a fresh connection of the backend and gives the connection back. */

@@ -7,13 +7,13 @@ import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.
 import { currentMessage } from '../../src/routemq/message-scope.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import { ConsistencyTracker } from './consistency-tracker.js'
-import { isConnectionError } from './connection-errors.js'
+import { isConnectionError, isPoolWaitTimeout, isReadOnlyRefusal } from './connection-errors.js'
 import { currentScope } from './database-scope.js'
 import { NoReplicaAvailableError } from './errors/no-replica-available-error.js'
 import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import { parseLsn } from './lsn.js'
-import { createPgBackend, runOn, type PgBackend } from './pg-backend.js'
+import { createPgBackend, probeOn, runOn, type PgBackend } from './pg-backend.js'
 import { queryKind, type QueryKind } from './query-kind.js'
 import { resolveReplicaPoolOptions, type ReplicaPoolOptions, type ResolvedReplicaPoolOptions } from './replica-pool-options.js'
 
@@ -72,6 +72,11 @@ interface ReplicaProbe {
   errors: number
 }
 
+const NO_NEED = Object.freeze({ needLsn: undefined, primaryOnly: false })
+const PRIMARY_ONLY = Object.freeze({ needLsn: undefined, primaryOnly: true })
+/** A write whose WAL position could not be read: no replica can be shown to have it. */
+const UNKNOWN_POSITION = 2n ** 64n
+
 type Counter = 'reads' | 'writes' | 'readRetries' | 'fallbacksToPrimary' | 'consistentReads'
 
 /**
@@ -101,6 +106,9 @@ export class ReplicaPool {
   #primaryLsn: bigint | undefined
   #primaryQueries = 0
   #primaryErrors = 0
+  #primarySuccesses = 0
+  #primaryEverHealthy = false
+  #lastBeatAt = 0
   readonly #primaryLatencies = new LatencyWindow()
   #heartbeat = true
   #timer: NodeJS.Timeout | undefined
@@ -131,8 +139,9 @@ export class ReplicaPool {
   static async create(options: ReplicaPoolOptions): Promise<ReplicaPool> {
     const resolved = resolveReplicaPoolOptions(options)
     const logger = safeLogger(options.logger ?? silentLogger)
-    const make = (server: ResolvedReplicaPoolOptions['primaries'][number]) =>
+    const make = (server: ResolvedReplicaPoolOptions['primaries'][number], readOnly: boolean) =>
       createPgBackend({
+        readOnly,
         id: server.id,
         connectionString: server.connectionString,
         region: server.region,
@@ -141,8 +150,8 @@ export class ReplicaPool {
         idleTimeoutMs: 10_000,
         onPoolError: (backend, error) => logger.warn('idle database connection failed', { backend, error }),
       })
-    const primaries = await Promise.all(resolved.primaries.map(make))
-    const replicas = await Promise.all(resolved.replicas.map(make))
+    const primaries = await Promise.all(resolved.primaries.map((server) => make(server, false)))
+    const replicas = await Promise.all(resolved.replicas.map((server) => make(server, true)))
     const pool = new ReplicaPool(resolved, primaries, replicas, logger)
     await pool.#probeAll()
     pool.#schedule()
@@ -199,19 +208,40 @@ export class ReplicaPool {
 
   /**
    * A connection for a transaction or a stream: on a replica inside a
-   * read-only scope, otherwise on the primary. Give it back with `release`.
+   * read-only scope (on the primary, read only, when no replica has caught up
+   * with the scope's last write), otherwise on the primary. Give it back with
+   * `release`.
    */
-  async acquire(): Promise<{ readonly backend: PgBackend; readonly role: 'primary' | 'replica'; readonly connection: DatabaseConnection }> {
+  async acquire(): Promise<{ readonly backend: PgBackend; readonly role: 'primary' | 'replica'; readonly readOnly: boolean; readonly connection: DatabaseConnection }> {
     if (currentScope()?.mode === 'read-only') {
-      const replica = this.#pickReplica(new Set(), undefined)
-      if (!replica) throw new NoReplicaAvailableError('every replica is down or lagging')
-      return { backend: replica.target, role: 'replica', connection: await replica.target.driver.acquireConnection() }
+      const { needLsn, primaryOnly } = this.#consistencyNeed()
+      const tried = new Set<Backend<PgBackend>>()
+      for (let attempt = 0; !primaryOnly && attempt <= this.#options.readRetries; attempt++) {
+        const replica = await this.#pickReplica(tried, needLsn)
+        if (!replica) break
+        tried.add(replica)
+        try {
+          return { backend: replica.target, role: 'replica', readOnly: true, connection: await replica.target.driver.acquireConnection() }
+        } catch (error) {
+          if (!isConnectionError(error) && !isPoolWaitTimeout(error)) throw error
+          if (isConnectionError(error)) this.#replicas.reportFailure(replica, { eject: true })
+        }
+      }
+      if (!primaryOnly && needLsn === undefined) throw new NoReplicaAvailableError('every replica is down or lagging')
+      this.#counts.consistentReads++
+      const primary = this.#requirePrimary()
+      return { backend: primary, role: 'primary', readOnly: true, connection: await this.#connectPrimary(primary) }
     }
     const primary = this.#requirePrimary()
+    return { backend: primary, role: 'primary', readOnly: false, connection: await this.#connectPrimary(primary) }
+  }
+
+  async #connectPrimary(primary: PgBackend): Promise<DatabaseConnection> {
     try {
-      return { backend: primary, role: 'primary', connection: await primary.driver.acquireConnection() }
+      return await primary.driver.acquireConnection()
     } catch (error) {
-      throw this.#primaryFailed(error)
+      if (isConnectionError(error)) throw this.#primaryFailed(error)
+      throw error
     }
   }
 
@@ -229,7 +259,12 @@ export class ReplicaPool {
     this.#closed = true
     clearTimeout(this.#timer)
     await this.#probing?.catch(() => undefined)
-    await Promise.all([...this.#primaries, ...this.#replicas.backends.map((b) => b.target)].map((backend) => backend.driver.destroy()))
+    await Promise.all(
+      [...this.#primaries, ...this.#replicas.backends.map((b) => b.target)].map(async (backend) => {
+        await backend.driver.destroy()
+        await backend.probePool.end()
+      }),
+    )
   }
 
   async #write<R>(compiled: CompiledQuery, kind: QueryKind): Promise<QueryResult<R>> {
@@ -257,22 +292,15 @@ export class ReplicaPool {
 
   async #read<R>(compiled: CompiledQuery, kind: QueryKind, replicaOnly: boolean): Promise<QueryResult<R>> {
     this.#counts.reads++
-    const mark = this.#options.consistency.mode === 'off' ? undefined : this.#consistency.lastWrite()
-    let needLsn: bigint | undefined
-    if (mark) {
-      if (this.#options.consistency.mode === 'window') {
-        if (Date.now() - mark.at < this.#options.consistency.windowMs && !replicaOnly) {
-          this.#counts.consistentReads++
-          return this.#primaryRead(compiled, kind)
-        }
-      } else {
-        needLsn = mark.lsn
-      }
+    const { needLsn, primaryOnly } = this.#consistencyNeed()
+    if (primaryOnly) {
+      this.#counts.consistentReads++
+      return this.#primaryRead(compiled, kind)
     }
     const tried = new Set<Backend<PgBackend>>()
     let lastError: unknown
     for (let attempt = 0; attempt <= this.#options.readRetries; attempt++) {
-      const replica = this.#pickReplica(tried, needLsn)
+      const replica = await this.#pickReplica(tried, needLsn)
       if (!replica) break
       tried.add(replica)
       if (attempt > 0) this.#counts.readRetries++
@@ -290,20 +318,38 @@ export class ReplicaPool {
       } catch (error) {
         probe.errors++
         this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs: performance.now() - started, error })
-        if (!isConnectionError(error)) throw error
+        // A replica refusing what turned out to be a write (nextval(), a lock in a subquery): nothing ran; the primary can take it.
+        if (isReadOnlyRefusal(error) && !replicaOnly) return this.#primaryRead(compiled, kind)
+        if (!isConnectionError(error) && !isPoolWaitTimeout(error)) throw error
         lastError = error
         this.#log.warn('read failed on a replica; trying elsewhere', { replica: replica.id, error })
-        this.#replicas.reportFailure(replica, { eject: true })
+        // A full local pool says nothing about the server's health.
+        if (isConnectionError(error)) this.#replicas.reportFailure(replica, { eject: true })
       } finally {
         done()
       }
     }
-    if (needLsn !== undefined && !replicaOnly) this.#counts.consistentReads++
-    if (replicaOnly || !this.#options.fallbackToPrimary) {
-      throw new NoReplicaAvailableError(tried.size > 0 ? 'every replica tried failed' : 'every replica is down, lagging or behind this scope\'s last write', lastError)
+    if (needLsn !== undefined) {
+      // No replica has caught up with this scope's last write: the primary has it, and reading is no write.
+      this.#counts.consistentReads++
+      return this.#primaryRead(compiled, kind)
     }
-    if (needLsn === undefined) this.#counts.fallbacksToPrimary++
+    if (replicaOnly || !this.#options.fallbackToPrimary) {
+      throw new NoReplicaAvailableError(tried.size > 0 ? 'every replica tried failed' : 'every replica is down or lagging', lastError)
+    }
+    this.#counts.fallbacksToPrimary++
     return this.#primaryRead(compiled, kind)
+  }
+
+  /** What this scope's last write demands of a read: a WAL position to have replayed, or the primary itself. */
+  #consistencyNeed(): { readonly needLsn: bigint | undefined; readonly primaryOnly: boolean } {
+    if (this.#options.consistency.mode === 'off') return NO_NEED
+    const mark = this.#consistency.lastWrite()
+    if (!mark) return NO_NEED
+    if (this.#options.consistency.mode === 'window') {
+      return Date.now() - mark.at < this.#options.consistency.windowMs ? PRIMARY_ONLY : NO_NEED
+    }
+    return { needLsn: mark.lsn, primaryOnly: false }
   }
 
   async #primaryRead<R>(compiled: CompiledQuery, kind: QueryKind): Promise<QueryResult<R>> {
@@ -322,20 +368,38 @@ export class ReplicaPool {
     }
   }
 
-  /** A replica that may serve a read now: healthy, in recovery, within the lag limits and, with `needLsn`, caught up with it. */
-  #pickReplica(exclude: ReadonlySet<Backend<PgBackend>>, needLsn: bigint | undefined): Backend<PgBackend> | undefined {
+  /**
+   * A replica that may serve a read now: healthy, in recovery, within the lag
+   * limits and, with `needLsn`, caught up with it. The probe's replay position
+   * may be a second old, so a replica it shows behind is asked directly once.
+   */
+  async #pickReplica(exclude: ReadonlySet<Backend<PgBackend>>, needLsn: bigint | undefined): Promise<Backend<PgBackend> | undefined> {
     const unfit = new Set(exclude)
+    const behind: Backend<PgBackend>[] = []
     for (const backend of this.#replicas.backends) {
       const probe = this.#probes.get(backend)!
       const lagging =
         probe.inRecovery !== true ||
         (probe.lagMs !== undefined && probe.lagMs > this.#options.maxLagMs) ||
         (this.#options.maxLagBytes !== undefined && probe.lagBytes !== undefined && probe.lagBytes > this.#options.maxLagBytes)
-      const behind = needLsn !== undefined && (probe.replayLsn === undefined || probe.replayLsn < needLsn)
-      if (lagging || behind) unfit.add(backend)
+      const isBehind = needLsn !== undefined && (probe.replayLsn === undefined || probe.replayLsn < needLsn)
+      if (lagging || isBehind) unfit.add(backend)
+      if (!lagging && isBehind && !exclude.has(backend)) behind.push(backend)
     }
     const region = (currentMessage()?.state as { geo?: { region?: string } } | undefined)?.geo?.region ?? this.#options.region
-    return this.#replicas.pick({ exclude: unfit, prefer: region === undefined ? undefined : (backend) => backend.region === region })
+    const prefer = region === undefined ? undefined : (backend: Backend<PgBackend>) => backend.region === region
+    const fit = this.#replicas.pick({ exclude: unfit, prefer })
+    if (fit || needLsn === undefined || behind.length === 0) return fit
+    const candidate = this.#replicas.pick({ exclude: new Set(this.#replicas.backends.filter((b) => !behind.includes(b))), prefer })
+    if (!candidate) return undefined
+    try {
+      const rows = await probeOn<{ replay: string | null }>(candidate.target, 'SELECT pg_last_wal_replay_lsn()::text AS replay')
+      const replay = parseLsn(rows[0]?.replay)
+      if (replay !== undefined) this.#probes.get(candidate)!.replayLsn = replay
+      return replay !== undefined && replay >= needLsn ? candidate : undefined
+    } catch {
+      return undefined
+    }
   }
 
   #requirePrimary(): PgBackend {
@@ -345,6 +409,7 @@ export class ReplicaPool {
 
   #primaryFailed(error: unknown): PrimaryUnavailableError {
     this.#primaryFailures = this.#options.health.fall
+    this.#primarySuccesses = 0
     this.#primaryHealthy = false
     this.#log.error('primary unavailable', { primary: this.#primary?.id, error })
     return new PrimaryUnavailableError(this.#primaries.map((p) => p.label), error)
@@ -353,8 +418,14 @@ export class ReplicaPool {
   async #markWrite(connection: DatabaseConnection): Promise<void> {
     if (this.#options.consistency.mode === 'off' || !this.#consistency.inScope) return
     if (this.#options.consistency.mode === 'window') return this.#consistency.noteWrite({ lsn: undefined, at: Date.now() })
-    const { rows } = await connection.executeQuery<{ lsn: string }>(CompiledQuery.raw('SELECT pg_current_wal_insert_lsn()::text AS lsn'))
-    this.#consistency.noteWrite({ lsn: parseLsn(rows[0]?.lsn), at: Date.now() })
+    try {
+      const { rows } = await connection.executeQuery<{ lsn: string }>(CompiledQuery.raw('SELECT pg_current_wal_insert_lsn()::text AS lsn'))
+      this.#consistency.noteWrite({ lsn: parseLsn(rows[0]?.lsn) ?? UNKNOWN_POSITION, at: Date.now() })
+    } catch (error) {
+      // The write itself succeeded; without its position, the scope reads from the primary.
+      this.#log.warn('could not read the WAL position after a write; its scope reads from the primary', { error })
+      this.#consistency.noteWrite({ lsn: UNKNOWN_POSITION, at: Date.now() })
+    }
   }
 
   #schedule(): void {
@@ -363,6 +434,8 @@ export class ReplicaPool {
       this.#probing = this.#probeAll().catch((error: unknown) => this.#log.error('probing failed unexpectedly', { error }))
       void this.#probing.then(() => this.#schedule())
     }, this.#options.health.probeIntervalMs)
+    // Probing alone must not keep the process alive; close() the pool (or destroy the Kysely instance) to stop it.
+    this.#timer.unref()
   }
 
   async #probeAll(): Promise<void> {
@@ -370,12 +443,16 @@ export class ReplicaPool {
     await Promise.all(this.#replicas.backends.map((backend) => this.#probeReplica(backend)))
   }
 
-  /** Finds the candidate that is not in recovery, reads its WAL position and beats the heartbeat. */
+  /**
+   * Finds the candidate that is not in recovery (staying with the current
+   * primary while it answers, so a restarted old primary does not take the
+   * writes back), reads its WAL position and beats the heartbeat.
+   */
   async #probePrimaries(): Promise<void> {
     const results = await Promise.all(
       this.#primaries.map(async (backend) => {
         try {
-          const { rows } = await this.#probeQuery<{ recovery: boolean; lsn: string | null }>(
+          const rows = await this.#probeQuery<{ recovery: boolean; lsn: string | null }>(
             backend,
             'SELECT pg_is_in_recovery() AS recovery, CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS lsn',
           )
@@ -385,17 +462,28 @@ export class ReplicaPool {
         }
       }),
     )
-    const found = results.find((r) => r.recovery === false)
+    const writable = results.filter((r) => r.recovery === false)
+    if (writable.length > 1) {
+      this.#log.error('more than one candidate primary accepts writes (split brain); staying with the current one', {
+        candidates: writable.map((r) => r.backend.id),
+      })
+    }
+    const found = writable.find((r) => r.backend === this.#primary) ?? writable[0]
     if (found) {
       if (this.#primary !== found.backend) this.#log.info('primary found', { primary: found.backend.id })
       this.#primary = found.backend
       this.#primaryLsn = found.lsn
       this.#primaryFailures = 0
-      if (!this.#primaryHealthy) this.#log.info('primary available', { primary: found.backend.id })
-      this.#primaryHealthy = true
-      await this.#beat(found.backend)
+      this.#primarySuccesses++
+      if (!this.#primaryHealthy && (this.#primarySuccesses >= this.#options.health.rise || this.#primaryEverHealthy === false)) {
+        this.#log.info('primary available', { primary: found.backend.id })
+        this.#primaryHealthy = true
+        this.#primaryEverHealthy = true
+      }
+      if (await this.#beat(found.backend)) this.#lastBeatAt = Date.now()
       return
     }
+    this.#primarySuccesses = 0
     this.#primaryFailures++
     if (this.#primaryHealthy && this.#primaryFailures >= this.#options.health.fall) {
       this.#primaryHealthy = false
@@ -403,16 +491,20 @@ export class ReplicaPool {
     }
   }
 
-  async #beat(primary: PgBackend): Promise<void> {
+  async #beat(primary: PgBackend): Promise<boolean> {
     const table = this.#options.heartbeatTable
-    if (table === false || !this.#heartbeat) return
+    if (table === false || !this.#heartbeat) return false
     try {
       await this.#probeQuery(primary, `INSERT INTO ${table} (id, beat_at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at`)
+      return true
     } catch (error) {
       if ((error as { code?: string }).code === '42P01') {
         this.#heartbeat = false
         this.#log.warn(`replication heartbeat table ${table} is missing (run the migrations); lag is measured from replay timestamps`)
+      } else {
+        this.#log.warn('could not beat the replication heartbeat', { table, error })
       }
+      return false
     }
   }
 
@@ -420,7 +512,7 @@ export class ReplicaPool {
     const probe = this.#probes.get(backend)!
     const started = performance.now()
     try {
-      const { rows } = await this.#probeQuery<{ recovery: boolean; replay: string | null; receive: string | null; replay_age_ms: number | null }>(
+      const rows = await this.#probeQuery<{ recovery: boolean; replay: string | null; receive: string | null; replay_age_ms: number | null }>(
         backend.target,
         `SELECT pg_is_in_recovery() AS recovery, pg_last_wal_replay_lsn()::text AS replay, pg_last_wal_receive_lsn()::text AS receive,
                 (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::float8 AS replay_age_ms`,
@@ -439,36 +531,40 @@ export class ReplicaPool {
   }
 
   /**
-   * Replication lag in time: from the heartbeat row when there is one; else
-   * from the last replayed transaction's timestamp, except that a replica
-   * that has replayed all it received from an idle primary is not behind.
+   * Replication lag in time. A replica that has replayed the primary's last
+   * known position is not behind. Otherwise: from the heartbeat row, while
+   * the primary is beating (a stopped primary must not make every replica
+   * look ever further behind); else from the last replayed transaction's
+   * timestamp, except that a replica that replayed all it received is not
+   * behind.
    */
   async #lagMs(replica: PgBackend, replayAgeMs: number | null, replay: bigint | undefined, receive: bigint | undefined): Promise<number | undefined> {
+    if (replay !== undefined && this.#primaryLsn !== undefined && this.#primaryHealthy && replay >= this.#primaryLsn) return 0
     const table = this.#options.heartbeatTable
-    if (table !== false && this.#heartbeat) {
+    const beating = this.#primaryHealthy && Date.now() - this.#lastBeatAt < 3 * this.#options.health.probeIntervalMs
+    if (table !== false && this.#heartbeat && beating) {
       try {
-        const { rows } = await this.#probeQuery<{ lag_ms: number | null }>(
+        const rows = await this.#probeQuery<{ lag_ms: number | null }>(
           replica,
           `SELECT (extract(epoch FROM now() - beat_at) * 1000)::float8 AS lag_ms FROM ${table} WHERE id = 1`,
         )
         const lag = rows[0]?.lag_ms
-        // The heartbeat was written just before this probe, so a caught-up replica reads milliseconds.
         if (lag !== null && lag !== undefined) return Math.max(0, lag)
       } catch {
         // No heartbeat on this replica yet: fall back below.
       }
     }
-    if (replay !== undefined && receive !== undefined && replay >= receive && (this.#primaryLsn === undefined || replay >= this.#primaryLsn)) return 0
+    if (replay !== undefined && receive !== undefined && replay >= receive) return 0
     return replayAgeMs ?? undefined
   }
 
-  async #probeQuery<R>(backend: PgBackend, sql: string): Promise<QueryResult<R>> {
+  async #probeQuery<R extends object>(backend: PgBackend, sql: string): Promise<R[]> {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`probe got no answer within ${this.#options.health.probeTimeoutMs} ms`)), this.#options.health.probeTimeoutMs)
     })
     try {
-      return await Promise.race([runOn(backend, (connection) => connection.executeQuery<R>(CompiledQuery.raw(sql))), timeout])
+      return await Promise.race([probeOn<R>(backend, sql), timeout])
     } finally {
       clearTimeout(timer)
     }

@@ -1,5 +1,6 @@
 import { CompiledQuery, type DatabaseConnection, type Driver, type QueryCompiler, type TransactionSettings } from 'kysely'
 import type { ReplicaPool } from './replica-pool.js'
+import { TransactionAbortedError } from './errors/transaction-aborted-error.js'
 import { RoutingConnection } from './routing-connection.js'
 
 /**
@@ -17,7 +18,9 @@ export class ReplicatedDriver implements Driver {
     this.#pool = pool
   }
 
-  async init(): Promise<void> {}
+  async init(): Promise<void> {
+    // The pool was started by ReplicaPool.create; Kysely calls destroy() only on a driver it initialised.
+  }
 
   async acquireConnection(): Promise<DatabaseConnection> {
     return new RoutingConnection(this.#pool)
@@ -26,7 +29,7 @@ export class ReplicatedDriver implements Driver {
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     const routing = connection as RoutingConnection
     const server = await routing.pin()
-    const readOnly = routing.pinned?.role === 'replica'
+    const readOnly = routing.pinned?.readOnly === true
     let sql = 'start transaction'
     if (settings.isolationLevel) sql += ` isolation level ${settings.isolationLevel}`
     if (settings.accessMode || readOnly) sql += ` ${readOnly ? 'read only' : settings.accessMode}`
@@ -35,8 +38,10 @@ export class ReplicatedDriver implements Driver {
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const routing = connection as RoutingConnection
-    await routing.executeQuery(CompiledQuery.raw('commit'))
-    if (routing.pinned?.role === 'primary') await this.#pool.noteCommit(routing.pinned.connection)
+    const { rows } = await routing.executeQuery<{ command?: string }>(CompiledQuery.raw('commit'))
+    // PostgreSQL answers COMMIT with ROLLBACK when an earlier statement aborted the transaction.
+    if (rows[0]?.command === 'ROLLBACK') throw new TransactionAbortedError()
+    if (routing.pinned?.role === 'primary' && !routing.pinned.readOnly) await this.#pool.noteCommit(routing.pinned.connection)
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {

@@ -13,7 +13,7 @@ import type { ReplicaPool } from './replica-pool.js'
  */
 export class RoutingConnection implements DatabaseConnection {
   readonly #pool: ReplicaPool
-  #pinned: { readonly backend: PgBackend; readonly role: 'primary' | 'replica'; readonly connection: DatabaseConnection } | undefined
+  #pinned: { readonly backend: PgBackend; readonly role: 'primary' | 'replica'; readonly readOnly: boolean; readonly connection: DatabaseConnection } | undefined
 
   constructor(pool: ReplicaPool) {
     this.#pool = pool
@@ -25,7 +25,7 @@ export class RoutingConnection implements DatabaseConnection {
     return this.#pinned.connection
   }
 
-  get pinned(): { readonly role: 'primary' | 'replica'; readonly connection: DatabaseConnection } | undefined {
+  get pinned(): { readonly role: 'primary' | 'replica'; readonly readOnly: boolean; readonly connection: DatabaseConnection } | undefined {
     return this.#pinned
   }
 

@@ -1,0 +1,25 @@
+import { RouteMqError } from '../../../src/routemq/errors/route-mq-error.js'
+
+/**
+ * A statement inside the transaction failed (and the error was caught), so
+ * PostgreSQL rolled the whole transaction back at COMMIT. Nothing in it was
+ * saved.
+ *
+ * @example
+ * await db.transaction().execute(async (trx) => { await trx.insertInto('t').values(row).execute().catch(() => {}) })
+ * // rejects with TransactionAbortedError when that insert failed
+ */
+export class TransactionAbortedError extends RouteMqError {
+  readonly code = 'TRANSACTION_ABORTED'
+
+  constructor() {
+    super(
+      'The transaction was rolled back at COMMIT because a statement in it failed; nothing in it was saved. ' +
+        'Do not swallow errors inside a transaction, or use a savepoint (trx.savepoint()) around the statement that may fail.',
+    )
+  }
+}
+
+export function isTransactionAbortedError(error: unknown): error is TransactionAbortedError {
+  return error instanceof TransactionAbortedError
+}

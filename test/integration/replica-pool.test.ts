@@ -6,8 +6,8 @@ import { MessageContext } from '../../src/index.js'
 import { runInMessageScope } from '../../src/routemq/message-scope.js'
 import { rootContainerForTests } from '../support/inbound-message.js'
 import {
-  isPrimaryUnavailableError, isWriteInReadOnlyScopeError, migrateToLatest, ReadOnly, readOnly, ReplicaPool, ReplicatedPostgresDialect,
-  withConsistencyKey, Write, type ReplicaPoolOptions,
+  isPrimaryUnavailableError, isTransactionAbortedError, isWriteInReadOnlyScopeError, migrateToLatest, ReadOnly, readOnly, ReplicaPool,
+  ReplicatedPostgresDialect, withConsistencyKey, Write, write, type ReplicaPoolOptions,
 } from '../../plugins/kysely/index.js'
 
 interface Database {
@@ -192,6 +192,43 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     assert.ok((await staleReads('off', 50)) > 0, 'without read-your-writes the delayed replica serves stale rows')
   })
 
+  it('lets a @ReadOnly read in the same message see a @Write made just before it', async () => {
+    const { db } = await database()
+    class Devices {
+      @Write() save(device: string) {
+        return db.insertInto('readings').values({ device, value: 7 }).execute()
+      }
+      @ReadOnly() find(device: string) {
+        return db.selectFrom('readings').select('value').where('device', '=', device).executeTakeFirst()
+      }
+    }
+    const repository = new Devices()
+    for (let i = 0; i < 10; i++) {
+      const ctx = new MessageContext({
+        topic: 't', params: {}, payload: undefined, raw: Buffer.alloc(0), qos: 0, retain: false, dup: false, properties: undefined,
+        broker: 'test', route: { pattern: 't', subscription: 't', name: undefined }, container: rootContainerForTests(), publish: async () => {},
+      })
+      await runInMessageScope(ctx, async () => {
+        await repository.save(`same-message-${i}`)
+        assert.equal((await repository.find(`same-message-${i}`))?.value, 7)
+      })
+    }
+  })
+
+  it('reports a transaction that PostgreSQL rolled back at COMMIT instead of calling it committed', async () => {
+    const { db } = await database()
+    await db.insertInto('readings').values({ id: 900_001, device: 'dup', value: 1 } as never).execute()
+    await assert.rejects(
+      db.transaction().execute(async (trx) => {
+        await trx.insertInto('readings').values({ device: 'lost', value: 1 }).execute()
+        await trx.insertInto('readings').values({ id: 900_001, device: 'dup', value: 2 } as never).execute().catch(() => undefined)
+      }),
+      isTransactionAbortedError,
+    )
+    const lost = await write(() => db.selectFrom('readings').select('id').where('device', '=', 'lost').execute())
+    assert.deepEqual(lost, [])
+  })
+
   it('fails writes fast with PrimaryUnavailableError while the primary is down, keeps reading, and writes again after', async () => {
     const { db } = await database({ connectTimeoutMs: 1000, health: { probeIntervalMs: 200 } })
     await topology.primary!.stop()
@@ -214,6 +251,17 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     }, 15_000)
     assert.ok(back)
     assert.equal((await readOnly(() => servedBy(db))).recovery, true)
+  })
+
+  it('keeps reading from replicas past maxLagMs while the primary is down', async () => {
+    const { db } = await database({ maxLagMs: 1000, health: { probeIntervalMs: 200 } })
+    await topology.primary!.stop()
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 2500))
+      for (let i = 0; i < 5; i++) assert.equal((await readOnly(() => servedBy(db))).recovery, true)
+    } finally {
+      await topology.primary!.restart()
+    }
   })
 })
 

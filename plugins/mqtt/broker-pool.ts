@@ -140,6 +140,12 @@ export class BrokerPool implements MqttTransport {
   readonly #subscriptions = new Map<string, Subscription>()
   readonly #probes = new Map<Backend<BrokerEndpoint>, ProbeSchedule>()
   readonly #lateAcks = new Map<Backend<BrokerEndpoint>, number>()
+  /** Brokers kept out whatever their probes say, for a time that doubles with each offence. */
+  readonly #holdDown = new Map<Backend<BrokerEndpoint>, { until: number; count: number }>()
+  /** Connections handing over: no longer taking traffic, not yet closed. */
+  readonly #retiring = new Set<BrokerConnection>()
+  #handingOverTo: Backend<BrokerEndpoint> | undefined
+  #redirectFrom: Backend<BrokerEndpoint> | undefined
   readonly #counts: Record<Counter, number> = {
     failovers: 0, published: 0, acknowledged: 0, resent: 0, droppedQos0: 0, rejectedBufferFull: 0, qos2Interrupted: 0,
     ackTimeouts: 0, abandoned: 0, probes: 0, probeFailures: 0,
@@ -331,6 +337,7 @@ export class BrokerPool implements MqttTransport {
     const establishing = [...this.#establishing.values()]
     await Promise.all([
       ...connections.map((connection) => connection.close(this.#options.closeTimeoutMs)),
+      ...[...this.#retiring].map((connection) => connection.close(this.#options.closeTimeoutMs)),
       ...establishing.map((connection) => connection.close(0)),
       ...[...this.#probes.values()].map((schedule) => schedule.running),
     ])
@@ -345,16 +352,22 @@ export class BrokerPool implements MqttTransport {
     const tried = new Set<Backend<BrokerEndpoint>>()
     const backoff = this.#backoff()
     while (this.#state === 'running') {
-      const backend = this.#set.pick({ prefer: this.#preference(), exclude: tried })
+      const backend = this.#set.pick({ prefer: this.#preference(), exclude: new Set([...tried, ...this.#heldDown()]) })
       if (!backend) {
         if (this.#set.available().length === 0) this.#announceAllDown()
         tried.clear()
-        await this.#idle(backoff.next())
+        if (await this.#idle(backoff.next())) backoff.reset()
         continue
       }
       tried.add(backend)
+      const handover = this.#handingOverTo === backend
+      this.#handingOverTo = undefined
       const connection = await this.#establish(backend)
-      if (!connection) continue
+      if (!connection) {
+        // A failed failback is not retried at every good probe: that would hand over in a loop.
+        if (handover) this.#holdOff(backend, 'failing back to it failed')
+        continue
+      }
       tried.clear()
       backoff.reset()
       await this.#serve(backend, connection)
@@ -365,13 +378,13 @@ export class BrokerPool implements MqttTransport {
   async #maintainBroker(backend: Backend<BrokerEndpoint>): Promise<void> {
     const backoff = this.#backoff()
     while (this.#state === 'running') {
-      if (!backend.isAvailable(Date.now())) {
-        await this.#idle(backoff.next())
+      if (!backend.isAvailable(Date.now()) || this.#isHeldDown(backend)) {
+        if (await this.#idle(backoff.next())) backoff.reset()
         continue
       }
       const connection = await this.#establish(backend)
       if (!connection) {
-        await this.#idle(backoff.next())
+        if (await this.#idle(backoff.next())) backoff.reset()
         continue
       }
       backoff.reset()
@@ -413,7 +426,10 @@ export class BrokerPool implements MqttTransport {
       this.#lastError = error
       this.#log.warn('could not connect to broker', { broker: backend.id, error })
       // A refused subscription is the configuration's fault, not the broker's health.
-      if (isSubscriptionRejectedError(error)) return undefined
+      if (isSubscriptionRejectedError(error)) {
+        this.#holdOff(backend, 'it refused a subscription')
+        return undefined
+      }
       if (isRefused(error)) this.#set.markDown(backend)
       else this.#set.reportFailure(backend, { eject: true })
       return undefined
@@ -478,7 +494,9 @@ export class BrokerPool implements MqttTransport {
     if (outcome === 'handover') await this.#handOver(backend, connection)
     if (this.#connections.get(backend) === connection) this.#connections.delete(backend)
     this.#takeBack(backend, connection)
-    if (this.#state === 'running' && outcome === 'lost') {
+    const redirected = outcome === 'lost' && this.#redirectFrom === backend
+    if (redirected) this.#redirectFrom = undefined
+    if (this.#state === 'running' && outcome === 'lost' && !redirected) {
       this.#log.warn('broker connection lost', { broker: backend.id })
       this.#lost ??= { from: backend.id, at: Date.now() }
       this.#set.markDown(backend)
@@ -488,17 +506,22 @@ export class BrokerPool implements MqttTransport {
   }
 
   /**
-   * A planned end of service (failing back): stop taking new inbound
-   * messages, let those delivered settle and publishes in flight be
-   * acknowledged, within `closeTimeoutMs`, then disconnect cleanly. Same client
+   * A planned end of service (failing back): no new publishes, let the
+   * messages delivered settle and publishes in flight be acknowledged, within
+   * `closeTimeoutMs`, then disconnect cleanly. Same client
    * id, so the new connection is made only after this one is gone.
    */
   async #handOver(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): Promise<void> {
     this.#connections.delete(backend)
-    const deadline = Date.now() + this.#options.closeTimeoutMs
-    await withinTime(connection.unsubscribe([...this.#subscriptions.keys()]), this.#options.closeTimeoutMs, 'no UNSUBACK').catch(() => undefined)
-    await withinTime(connection.inboundSettled(), Math.max(0, deadline - Date.now()), '').catch(() => undefined)
-    await connection.close(Math.max(0, deadline - Date.now()))
+    this.#retiring.add(connection)
+    try {
+      // No unsubscribe: a persistent session then keeps what arrives meanwhile for the next connection.
+      const deadline = Date.now() + this.#options.closeTimeoutMs
+      await withinTime(connection.inboundSettled(), this.#options.closeTimeoutMs, '').catch(() => undefined)
+      await connection.close(Math.max(0, deadline - Date.now()))
+    } finally {
+      this.#retiring.delete(connection)
+    }
   }
 
   /** Takes back what a finished connection had in flight: resent later, except QoS 2 and repeat offenders. */
@@ -556,8 +579,13 @@ export class BrokerPool implements MqttTransport {
         return
       }
       if ((entry.options.qos ?? 0) > 0) {
-        this.#lateAcks.delete(backend)
-        this.#set.reportSuccess(backend, Date.now() - sentAt)
+        const ackMs = Date.now() - sentAt
+        // Only a timely acknowledgement clears a late streak; a broker that is always late stays late.
+        if (ackMs <= this.#options.health.publishAckTimeoutMs) {
+          this.#lateAcks.delete(backend)
+          this.#holdDown.delete(backend)
+        }
+        this.#set.reportSuccess(backend, ackMs)
       }
       this.#queue.remove(entry)
       this.#counts.acknowledged++
@@ -581,8 +609,12 @@ export class BrokerPool implements MqttTransport {
       const streak = (this.#lateAcks.get(backend) ?? 0) + 1
       this.#lateAcks.set(backend, streak)
       this.#log.warn('publish not acknowledged in time', { broker: backend.id, timeoutMs: this.#options.health.publishAckTimeoutMs, streak })
-      if (streak >= this.#options.health.fall) this.#set.markDown(backend)
-      else this.#set.reportFailure(backend)
+      if (streak >= this.#options.health.fall) {
+        this.#holdOff(backend, 'its publishes are not acknowledged in time')
+        this.#set.markDown(backend)
+      } else {
+        this.#set.reportFailure(backend)
+      }
     }
   }
 
@@ -602,7 +634,8 @@ export class BrokerPool implements MqttTransport {
     let next: number
     // Long enough for the link as observed, short enough to notice a dead one quickly.
     const observed = schedule.roundTrip.value
-    const timeoutMs = observed === undefined
+    // A down broker gets the full connect timeout, so a link that became slower can still come back.
+    const timeoutMs = observed === undefined || backend.state === 'unhealthy'
       ? this.#options.connectTimeoutMs
       : Math.min(this.#options.connectTimeoutMs, Math.max(this.#options.health.probeTimeoutMs, observed * 4))
     try {
@@ -658,10 +691,13 @@ export class BrokerPool implements MqttTransport {
     if (this.#options.mode !== 'failover' || this.#options.strategy !== 'priority' || !this.#handover) return
     const [active] = this.#connections.keys()
     if (!active) return
-    const better = this.#set.pick({ exclude: new Set(this.#set.backends.filter((b) => b.index >= active.index || b.state !== 'healthy')) })
+    const better = this.#set.pick({
+      exclude: new Set(this.#set.backends.filter((b) => b.index >= active.index || b.state !== 'healthy' || this.#isHeldDown(b))),
+    })
     if (!better) return
     this.#log.info('failing back to a preferred broker', { from: active.id, to: better.id })
     this.#next = better
+    this.#handingOverTo = better
     this.#handover()
   }
 
@@ -671,6 +707,9 @@ export class BrokerPool implements MqttTransport {
     if (target) {
       this.#log.info('broker asked us to use another server', { from: from.id, to: target.id })
       this.#next = target
+      this.#redirectFrom = from
+      // A broker being evacuated must not be failed back to while it still answers probes.
+      this.#holdOff(from, 'it asked clients to use another server')
     } else {
       this.#log.warn('broker asked us to use a server that is not in the pool; picking among the configured ones', { from: from.id, reference: `${host}:${port}` })
     }
@@ -684,6 +723,24 @@ export class BrokerPool implements MqttTransport {
     }
     const region = this.#options.region
     return region === undefined ? undefined : (backend) => backend.region === region
+  }
+
+  /** Keeps `backend` out of failovers, failbacks and all mode for a time that doubles with each offence. */
+  #holdOff(backend: Backend<BrokerEndpoint>, reason: string): void {
+    const previous = this.#holdDown.get(backend)
+    const count = (previous?.count ?? 0) + 1
+    const base = Math.max(1000, this.#options.health.publishAckTimeoutMs)
+    const ms = Math.min(this.#options.health.backoffCapMs, base * 2 ** (count - 1))
+    this.#holdDown.set(backend, { until: Date.now() + ms, count })
+    this.#log.warn('broker held out', { broker: backend.id, reason, ms })
+  }
+
+  #isHeldDown(backend: Backend<BrokerEndpoint>): boolean {
+    return (this.#holdDown.get(backend)?.until ?? 0) > Date.now()
+  }
+
+  #heldDown(): Backend<BrokerEndpoint>[] {
+    return this.#set.backends.filter((backend) => this.#isHeldDown(backend))
   }
 
   #announceAllDown(): void {
@@ -707,16 +764,17 @@ export class BrokerPool implements MqttTransport {
     return new DecorrelatedJitterBackoff({ baseMs: this.#options.health.backoffBaseMs, capMs: this.#options.health.backoffCapMs })
   }
 
-  /** Waits `ms`, or less if a broker comes up or the pool closes. */
-  #idle(ms: number): Promise<void> {
+  /** Waits `ms`, or less if a broker comes up or the pool closes; true when woken early. */
+  #idle(ms: number): Promise<boolean> {
     return new Promise((resolve) => {
-      const done = (): void => {
+      const done = (woken: boolean): void => {
         clearTimeout(timer)
-        this.#wakers.delete(done)
-        resolve()
+        this.#wakers.delete(wake)
+        resolve(woken)
       }
-      const timer = setTimeout(done, ms)
-      this.#wakers.add(done)
+      const wake = (): void => done(true)
+      const timer = setTimeout(() => done(false), ms)
+      this.#wakers.add(wake)
     })
   }
 

@@ -100,6 +100,8 @@ export class ReplicaPool {
   readonly #consistency: ConsistencyTracker
   readonly #served: TypedEvent<QueryServed>
   readonly #counts: Record<Counter, number> = { reads: 0, writes: 0, readRetries: 0, fallbacksToPrimary: 0, consistentReads: 0 }
+  /** Replicas in recovery and within the lag limits, as of the last probes. */
+  #readable: Backend<PgBackend>[] = []
   #primary: PgBackend | undefined
   #primaryHealthy = false
   #primaryFailures = 0
@@ -297,12 +299,12 @@ export class ReplicaPool {
       this.#counts.consistentReads++
       return this.#primaryRead(compiled, kind)
     }
-    const tried = new Set<Backend<PgBackend>>()
+    let tried: Set<Backend<PgBackend>> | undefined
     let lastError: unknown
     for (let attempt = 0; attempt <= this.#options.readRetries; attempt++) {
       const replica = await this.#pickReplica(tried, needLsn)
       if (!replica) break
-      tried.add(replica)
+      ;(tried ??= new Set()).add(replica)
       if (attempt > 0) this.#counts.readRetries++
       const probe = this.#probes.get(replica)!
       const done = replica.begin()
@@ -313,7 +315,7 @@ export class ReplicaPool {
         probe.queries++
         probe.latencies.record(durationMs)
         this.#replicas.reportSuccess(replica, durationMs)
-        this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs })
+        if (this.#served.listenerCount > 0) this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs })
         return result
       } catch (error) {
         probe.errors++
@@ -335,7 +337,7 @@ export class ReplicaPool {
       return this.#primaryRead(compiled, kind)
     }
     if (replicaOnly || !this.#options.fallbackToPrimary) {
-      throw new NoReplicaAvailableError(tried.size > 0 ? 'every replica tried failed' : 'every replica is down or lagging', lastError)
+      throw new NoReplicaAvailableError(tried ? 'every replica tried failed' : 'every replica is down or lagging', lastError)
     }
     this.#counts.fallbacksToPrimary++
     return this.#primaryRead(compiled, kind)
@@ -373,24 +375,21 @@ export class ReplicaPool {
    * limits and, with `needLsn`, caught up with it. The probe's replay position
    * may be a second old, so a replica it shows behind is asked directly once.
    */
-  async #pickReplica(exclude: ReadonlySet<Backend<PgBackend>>, needLsn: bigint | undefined): Promise<Backend<PgBackend> | undefined> {
-    const unfit = new Set(exclude)
-    const behind: Backend<PgBackend>[] = []
-    for (const backend of this.#replicas.backends) {
-      const probe = this.#probes.get(backend)!
-      const lagging =
-        probe.inRecovery !== true ||
-        (probe.lagMs !== undefined && probe.lagMs > this.#options.maxLagMs) ||
-        (this.#options.maxLagBytes !== undefined && probe.lagBytes !== undefined && probe.lagBytes > this.#options.maxLagBytes)
-      const isBehind = needLsn !== undefined && (probe.replayLsn === undefined || probe.replayLsn < needLsn)
-      if (lagging || isBehind) unfit.add(backend)
-      if (!lagging && isBehind && !exclude.has(backend)) behind.push(backend)
-    }
+  async #pickReplica(exclude: ReadonlySet<Backend<PgBackend>> | undefined, needLsn: bigint | undefined): Promise<Backend<PgBackend> | undefined> {
     const region = (currentMessage()?.state as { geo?: { region?: string } } | undefined)?.geo?.region ?? this.#options.region
     const prefer = region === undefined ? undefined : (backend: Backend<PgBackend>) => backend.region === region
-    const fit = this.#replicas.pick({ exclude: unfit, prefer })
-    if (fit || needLsn === undefined || behind.length === 0) return fit
-    const candidate = this.#replicas.pick({ exclude: new Set(this.#replicas.backends.filter((b) => !behind.includes(b))), prefer })
+    if (needLsn === undefined) return this.#replicas.pickAmong(this.#readable, exclude, prefer)
+    const caughtUp: Backend<PgBackend>[] = []
+    const behind: Backend<PgBackend>[] = []
+    for (const backend of this.#readable) {
+      const replay = this.#probes.get(backend)!.replayLsn
+      if (replay !== undefined && replay >= needLsn) caughtUp.push(backend)
+      else behind.push(backend)
+    }
+    const fit = this.#replicas.pickAmong(caughtUp, exclude, prefer)
+    if (fit || behind.length === 0) return fit
+    // The probe's replay position may be a second old: ask one replica it shows behind directly.
+    const candidate = this.#replicas.pickAmong(behind, exclude, prefer)
     if (!candidate) return undefined
     try {
       const rows = await probeOn<{ replay: string | null }>(candidate.target, 'SELECT pg_last_wal_replay_lsn()::text AS replay')
@@ -441,6 +440,15 @@ export class ReplicaPool {
   async #probeAll(): Promise<void> {
     await this.#probePrimaries()
     await Promise.all(this.#replicas.backends.map((backend) => this.#probeReplica(backend)))
+    this.#readable = this.#replicas.backends.filter((backend) => this.#withinLag(this.#probes.get(backend)!))
+  }
+
+  #withinLag(probe: ReplicaProbe): boolean {
+    return (
+      probe.inRecovery === true &&
+      !(probe.lagMs !== undefined && probe.lagMs > this.#options.maxLagMs) &&
+      !(this.#options.maxLagBytes !== undefined && probe.lagBytes !== undefined && probe.lagBytes > this.#options.maxLagBytes)
+    )
   }
 
   /**

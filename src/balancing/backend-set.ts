@@ -94,6 +94,27 @@ export class BackendSet<T> {
     return this.#strategy.pick(candidates)
   }
 
+  /**
+   * Picks among `candidates` (a subset the caller keeps, e.g. replicas within
+   * their lag limit), skipping unavailable ones and those in `exclude`,
+   * preferring `prefer` ones; allocation-light, for per-query paths.
+   */
+  pickAmong(
+    candidates: readonly Backend<T>[],
+    exclude?: ReadonlySet<Backend<T>>,
+    prefer?: (backend: Backend<T>) => boolean,
+  ): Backend<T> | undefined {
+    const now = this.#now()
+    const usable: Backend<T>[] = []
+    let preferred: Backend<T>[] | undefined
+    for (const backend of candidates) {
+      if (!backend.isAvailable(now) || exclude?.has(backend)) continue
+      usable.push(backend)
+      if (prefer?.(backend)) (preferred ??= []).push(backend)
+    }
+    return this.#strategy.pick(preferred ?? usable)
+  }
+
   /** A request or probe succeeded; `latencyMs` feeds the latency average. */
   reportSuccess(backend: Backend<T>, latencyMs?: number): void {
     if (latencyMs !== undefined) backend.latency.observe(latencyMs, this.#now())

@@ -63,4 +63,5 @@ export {
   NoReplicaAvailableError, isNoReplicaAvailableError,
   WriteInReadOnlyScopeError, isWriteInReadOnlyScopeError,
   TransactionAbortedError, isTransactionAbortedError,
+  QueryTimeoutError, isQueryTimeoutError,
 } from '../plugins/kysely/index.js'

@@ -12,3 +12,4 @@ export { PrimaryUnavailableError, isPrimaryUnavailableError } from './errors/pri
 export { NoReplicaAvailableError, isNoReplicaAvailableError } from './errors/no-replica-available-error.js'
 export { WriteInReadOnlyScopeError, isWriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 export { TransactionAbortedError, isTransactionAbortedError } from './errors/transaction-aborted-error.js'
+export { QueryTimeoutError, isQueryTimeoutError } from './errors/query-timeout-error.js'

@@ -1,5 +1,6 @@
-import { PostgresDriver, type DatabaseConnection } from 'kysely'
+import { PostgresDriver, type DatabaseConnection, type PostgresPool, type PostgresPoolClient } from 'kysely'
 import pg from 'pg'
+import { QueryTimeoutError } from './errors/query-timeout-error.js'
 
 /** One PostgreSQL server of a replica pool: its identity and its own connection pool. */
 export interface PgBackend {
@@ -9,7 +10,13 @@ export interface PgBackend {
   readonly region: string | undefined
   readonly pool: pg.Pool
   /** A pool of one for probes, so that a busy application pool never makes a server look dead. */
-  readonly probePool: pg.Pool
+  readonly probePool: TimedPool
+  /**
+   * Closes the connections of every query in flight on this server, so that
+   * they fail at once (and reads are retried elsewhere) instead of waiting on
+   * a server the probes found dead.
+   */
+  readonly abortInFlight: () => number
   /** Kysely's own driver over `pool`, so results are shaped exactly as `PostgresDialect` shapes them. */
   readonly driver: PostgresDriver
 }
@@ -24,6 +31,9 @@ export interface PgBackendInit {
   readonly idleTimeoutMs: number
   /** Open sessions read-only: a replica (or a replica just promoted) then refuses any write itself. */
   readonly readOnly: boolean
+  /** Longest wait for a query's answer before its connection is closed; 0 for none. */
+  readonly queryTimeoutMs: number
+  readonly probeTimeoutMs: number
   readonly onPoolError: (backend: string, error: Error) => void
 }
 
@@ -52,24 +62,133 @@ export async function createPgBackend(init: PgBackendInit): Promise<PgBackend> {
     pool.on('connect', (client) => client.on('error', (error) => init.onPoolError(init.id, error)))
     return pool
   }
-  const pool = make(init.poolSize)
-  const probePool = make(1)
+  const pool = new TimedPool(make(init.poolSize), init.id, init.queryTimeoutMs)
+  const probePool = new TimedPool(make(1), init.id, init.probeTimeoutMs)
   const driver = new PostgresDriver({ pool })
   await driver.init()
   return Object.freeze({
     id: init.id,
     label: `${url.hostname}:${url.port || 5432}${url.pathname}`,
     region: init.region,
-    pool,
+    pool: pool.raw,
     probePool,
+    abortInFlight: () => pool.abortInFlight(),
     driver,
   })
 }
 
 /** Runs one probe query on the backend's own probe connection. */
 export async function probeOn<R extends object>(backend: PgBackend, sql: string): Promise<R[]> {
-  const { rows } = await backend.probePool.query<R>(sql)
-  return rows
+  const client = await backend.probePool.connect()
+  try {
+    const { rows } = (await client.query(sql, [])) as { rows: R[] }
+    return rows
+  } finally {
+    client.release()
+  }
+}
+
+/**
+ * The subset of a pg pool Kysely uses, with a time limit on every query: a
+ * query without an answer in time fails with `QueryTimeoutError` and its
+ * connection is destroyed rather than returned, so a silently dropped link
+ * cannot hold pool slots forever.
+ *
+ * @example
+ * new PostgresDriver({ pool: new TimedPool(pgPool, 'replica-1', 30_000) })
+ */
+export class TimedPool implements PostgresPool {
+  readonly raw: pg.Pool
+  readonly #backend: string
+  readonly #timeoutMs: number
+  readonly #wrappers = new WeakMap<pg.PoolClient, TimedClient>()
+  readonly #inUse = new Set<TimedClient>()
+
+  constructor(pool: pg.Pool, backend: string, timeoutMs: number) {
+    this.raw = pool
+    this.#backend = backend
+    this.#timeoutMs = timeoutMs
+  }
+
+  async connect(): Promise<TimedClient> {
+    const client = await this.raw.connect()
+    let wrapper = this.#wrappers.get(client)
+    if (!wrapper) this.#wrappers.set(client, (wrapper = new TimedClient(client, this.#backend, this.#timeoutMs, this.#inUse)))
+    wrapper.checkOut()
+    return wrapper
+  }
+
+  async end(): Promise<void> {
+    this.abortInFlight()
+    await this.raw.end()
+  }
+
+  /** Destroys the connections of every query in flight; returns how many. */
+  abortInFlight(): number {
+    let aborted = 0
+    for (const client of this.#inUse) if (client.destroy()) aborted++
+    return aborted
+  }
+}
+
+class TimedClient implements PostgresPoolClient {
+  readonly #client: pg.PoolClient
+  readonly #backend: string
+  readonly #timeoutMs: number
+  readonly #inUse: Set<TimedClient>
+  #broken = false
+  #querying = 0
+
+  constructor(client: pg.PoolClient, backend: string, timeoutMs: number, inUse: Set<TimedClient>) {
+    this.#client = client
+    this.#backend = backend
+    this.#timeoutMs = timeoutMs
+    this.#inUse = inUse
+  }
+
+  checkOut(): void {
+    this.#broken = false
+    this.#inUse.add(this)
+  }
+
+  query(...args: unknown[]): any {
+    const [sql, parameters] = args as [unknown, unknown[] | undefined]
+    // A cursor (streaming) is a submittable object, passed through as is.
+    if (typeof sql !== 'string') return (this.#client.query as (q: unknown) => unknown)(sql)
+    const pending = this.#client.query(sql, parameters)
+    this.#querying++
+    if (this.#timeoutMs <= 0) return pending.finally(() => this.#querying--)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.destroy()
+        reject(new QueryTimeoutError(this.#backend, this.#timeoutMs))
+      }, this.#timeoutMs)
+      pending.then(
+        (result) => {
+          clearTimeout(timer)
+          resolve(result)
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          reject(error)
+        },
+      ).finally(() => this.#querying--)
+    })
+  }
+
+  release(): void {
+    this.#inUse.delete(this)
+    // A destroyed connection goes back as broken, so the pool drops it and frees the slot.
+    this.#client.release(this.#broken ? new Error('connection closed by the replica pool') : undefined)
+  }
+
+  /** Closes the socket under a query in flight; false when there was none. */
+  destroy(): boolean {
+    if (this.#querying === 0 || this.#broken) return false
+    this.#broken = true
+    ;(this.#client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
+    return true
+  }
 }
 
 /** Runs one query on a fresh connection of the backend and gives the connection back. */

@@ -39,6 +39,12 @@ export interface ReplicaPoolOptions {
   readonly poolSize?: number
   /** How long to wait for a connection; also how fast writes fail when the primary is down. Default 2000 ms. */
   readonly connectTimeoutMs?: number
+  /**
+   * Longest wait for a query's answer; then its connection is closed and the
+   * query fails with QueryTimeoutError (a read is tried elsewhere). 0 turns the
+   * limit off. Default 30 000 ms.
+   */
+  readonly queryTimeoutMs?: number
   /** Replicas further behind than this get no reads. Default 30 000 ms. */
   readonly maxLagMs?: number
   /** Replicas further behind than this many WAL bytes get no reads. Default: no byte limit. */
@@ -83,6 +89,7 @@ export interface ResolvedReplicaPoolOptions {
   readonly region: string | undefined
   readonly poolSize: number
   readonly connectTimeoutMs: number
+  readonly queryTimeoutMs: number
   readonly maxLagMs: number
   readonly maxLagBytes: number | undefined
   readonly fallbackToPrimary: boolean
@@ -123,6 +130,7 @@ export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): Resolved
     region: options.region,
     poolSize: whole(options.poolSize, 'poolSize', 10, 1),
     connectTimeoutMs: whole(options.connectTimeoutMs, 'connectTimeoutMs', 2000, 1),
+    queryTimeoutMs: whole(options.queryTimeoutMs, 'queryTimeoutMs', 30_000, 0),
     maxLagMs: whole(options.maxLagMs, 'maxLagMs', 30_000, 0),
     maxLagBytes: options.maxLagBytes === undefined ? undefined : whole(options.maxLagBytes, 'maxLagBytes', 0, 0),
     fallbackToPrimary: options.fallbackToPrimary ?? true,

@@ -10,6 +10,7 @@ import { ConsistencyTracker } from './consistency-tracker.js'
 import { isConnectionError, isPoolWaitTimeout, isReadOnlyRefusal } from './connection-errors.js'
 import { currentScope } from './database-scope.js'
 import { NoReplicaAvailableError } from './errors/no-replica-available-error.js'
+import { isQueryTimeoutError } from './errors/query-timeout-error.js'
 import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import { parseLsn } from './lsn.js'
@@ -132,7 +133,14 @@ export class ReplicaPool {
     for (const backend of this.#replicas.backends) {
       this.#probes.set(backend, { latencies: new LatencyWindow(), inRecovery: undefined, replayLsn: undefined, lagMs: undefined, lagBytes: undefined, queries: 0, errors: 0 })
     }
-    this.#replicas.onStateChange(({ backend, to }) => this.#log.warn(`replica ${to}`, { replica: backend.id }))
+    this.#replicas.onStateChange(({ backend, to }) => {
+      this.#log.warn(`replica ${to}`, { replica: backend.id })
+      // Queries still waiting on a server found dead fail now and are retried elsewhere.
+      if (to === 'unhealthy') {
+        const aborted = backend.target.abortInFlight()
+        if (aborted > 0) this.#log.warn('aborted queries in flight on a dead replica', { replica: backend.id, aborted })
+      }
+    })
     this.#consistency = new ConsistencyTracker(options.consistency.maxKeys)
     this.#served = new TypedEvent((error) => logger.error('a query listener threw', { error }))
   }
@@ -150,6 +158,8 @@ export class ReplicaPool {
         poolSize: resolved.poolSize,
         connectTimeoutMs: resolved.connectTimeoutMs,
         idleTimeoutMs: 10_000,
+        queryTimeoutMs: resolved.queryTimeoutMs,
+        probeTimeoutMs: resolved.health.probeTimeoutMs,
         onPoolError: (backend, error) => logger.warn('idle database connection failed', { backend, error }),
       })
     const primaries = await Promise.all(resolved.primaries.map((server) => make(server, false)))
@@ -273,22 +283,22 @@ export class ReplicaPool {
     const primary = this.#requirePrimary()
     this.#counts.writes++
     const started = performance.now()
+    const connection = await this.#connectPrimary(primary)
     try {
-      const result = await runOn(primary, async (connection) => {
-        const rows = await connection.executeQuery<R>(compiled)
-        if (kind !== 'read') await this.#markWrite(connection)
-        return rows
-      })
+      const result = await connection.executeQuery<R>(compiled)
+      if (kind !== 'read') await this.#markWrite(connection)
       const durationMs = performance.now() - started
       this.#primaryQueries++
       this.#primaryLatencies.record(durationMs)
-      this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs })
+      if (this.#served.listenerCount > 0) this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs })
       return result
     } catch (error) {
       this.#primaryErrors++
       this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs: performance.now() - started, error })
-      if (isConnectionError(error)) throw this.#primaryFailed(error)
+      if (isConnectionError(error)) throw this.#primaryFailed(error, true)
       throw error
+    } finally {
+      await primary.driver.releaseConnection(connection as never)
     }
   }
 
@@ -322,7 +332,7 @@ export class ReplicaPool {
         this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs: performance.now() - started, error })
         // A replica refusing what turned out to be a write (nextval(), a lock in a subquery): nothing ran; the primary can take it.
         if (isReadOnlyRefusal(error) && !replicaOnly) return this.#primaryRead(compiled, kind)
-        if (!isConnectionError(error) && !isPoolWaitTimeout(error)) throw error
+        if (!isConnectionError(error) && !isPoolWaitTimeout(error) && !isQueryTimeoutError(error)) throw error
         lastError = error
         this.#log.warn('read failed on a replica; trying elsewhere', { replica: replica.id, error })
         // A full local pool says nothing about the server's health.
@@ -406,12 +416,13 @@ export class ReplicaPool {
     return this.#primary
   }
 
-  #primaryFailed(error: unknown): PrimaryUnavailableError {
+  #primaryFailed(error: unknown, midQuery = false): PrimaryUnavailableError {
     this.#primaryFailures = this.#options.health.fall
     this.#primarySuccesses = 0
+    if (this.#primaryHealthy) this.#primary?.abortInFlight()
     this.#primaryHealthy = false
     this.#log.error('primary unavailable', { primary: this.#primary?.id, error })
-    return new PrimaryUnavailableError(this.#primaries.map((p) => p.label), error)
+    return new PrimaryUnavailableError(this.#primaries.map((p) => p.label), error, midQuery)
   }
 
   async #markWrite(connection: DatabaseConnection): Promise<void> {
@@ -495,6 +506,7 @@ export class ReplicaPool {
     this.#primaryFailures++
     if (this.#primaryHealthy && this.#primaryFailures >= this.#options.health.fall) {
       this.#primaryHealthy = false
+      this.#primary?.abortInFlight()
       this.#log.error('no primary is available', { candidates: this.#primaries.map((p) => p.id) })
     }
   }

@@ -5,6 +5,7 @@ import { startTopology, type Topology } from '../../src/testing/index.js'
 import { MessageContext } from '../../src/index.js'
 import { runInMessageScope } from '../../src/routemq/message-scope.js'
 import { rootContainerForTests } from '../support/inbound-message.js'
+import { TcpFaultProxy } from '../support/tcp-fault-proxy.js'
 import {
   isPrimaryUnavailableError, isTransactionAbortedError, isWriteInReadOnlyScopeError, migrateToLatest, ReadOnly, readOnly, ReplicaPool,
   ReplicatedPostgresDialect, withConsistencyKey, Write, write, type ReplicaPoolOptions,
@@ -327,6 +328,67 @@ describe('ReplicaPool following lag and promotion', function () {
     }, 15_000), 'writes reach the promoted server')
     assert.equal(pool.stats.primary.id, `127.0.0.1:${promoted.port}`)
     assert.deepEqual(await servedBy(db), { port: follower.port, recovery: true }, 'reads go to the replica still in recovery')
+  })
+})
+
+describe('ReplicaPool behind a silently dropped network', function () {
+  this.timeout(90_000)
+  const cleanup: (() => Promise<unknown>)[] = []
+  afterEach(async () => {
+    while (cleanup.length) await cleanup.pop()!().catch(() => undefined)
+  })
+
+  it('moves reads off a blackholed replica without failing or hanging any, and writes again after a blackholed primary heals', async () => {
+    const topology = await startTopology({ replicas: 2 })
+    cleanup.push(() => topology.stop())
+    const admin = new pg.Client({ connectionString: topology.primary!.url })
+    await admin.connect()
+    await admin.query('CREATE TABLE readings (id serial PRIMARY KEY, device text NOT NULL, value integer NOT NULL)')
+    await admin.end()
+    const viaProxy = async (server: { host: string; port: number }): Promise<{ proxy: TcpFaultProxy; url: string }> => {
+      const proxy = await TcpFaultProxy.start({ target: { host: server.host, port: server.port } })
+      cleanup.push(() => proxy.close())
+      return { proxy, url: `postgres://postgres@127.0.0.1:${proxy.port}/postgres?sslmode=disable` }
+    }
+    const replica = await viaProxy(topology.replicas[0]!)
+    const primary = await viaProxy(topology.primary!)
+    const pool = await ReplicaPool.create({
+      primary: primary.url, replicas: [replica.url, topology.replicas[1]!.url], strategy: 'round-robin',
+      health: { probeIntervalMs: 250, probeTimeoutMs: 500 }, connectTimeoutMs: 1000,
+    })
+    const db = new Kysely<Database>({ dialect: new ReplicatedPostgresDialect(pool) })
+    cleanup.push(() => db.destroy())
+
+    let failures = 0
+    let slowest = 0
+    const deadline = Date.now() + 5000
+    const reader = async (): Promise<void> => {
+      while (Date.now() < deadline) {
+        const started = performance.now()
+        try {
+          await servedBy(db)
+        } catch {
+          failures++
+        }
+        slowest = Math.max(slowest, performance.now() - started)
+      }
+    }
+    const readers = Promise.all([reader(), reader()])
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    replica.proxy.setMode('blackhole')
+    await readers
+    assert.equal(failures, 0)
+    assert.ok(slowest < 4000, `a read waited ${slowest.toFixed(0)} ms on the blackholed replica`)
+
+    primary.proxy.setMode('blackhole')
+    const write = () => db.insertInto('readings').values({ device: 'bh', value: 1 }).execute()
+    const outcome = await Promise.race([
+      write().then(() => 'written', (error: unknown) => (isPrimaryUnavailableError(error) ? 'unavailable' : `other: ${String(error)}`)),
+      new Promise((resolve) => setTimeout(() => resolve('hung'), 10_000)),
+    ])
+    assert.equal(outcome, 'unavailable')
+    primary.proxy.setMode('pass')
+    assert.ok(await waitUntil(async () => write().then(() => true, () => false), 15_000), 'writes work again once the network heals')
   })
 })
 

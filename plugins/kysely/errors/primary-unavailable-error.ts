@@ -11,10 +11,14 @@ import { RouteMqError } from '../../../src/routemq/errors/route-mq-error.js'
 export class PrimaryUnavailableError extends RouteMqError {
   readonly code = 'PRIMARY_UNAVAILABLE'
 
-  constructor(candidates: readonly string[], cause?: unknown) {
+  /** @param midQuery the connection was lost while the statement ran, so its outcome is unknown. */
+  constructor(candidates: readonly string[], cause?: unknown, readonly midQuery = false) {
     super(
       `No PostgreSQL primary is available (tried ${candidates.join(', ')}${cause instanceof Error ? `: ${cause.message}` : ''}). ` +
-        'The write was not made. Check the primary, or list every candidate primary in database.primary so a promoted replica is found.',
+        (midQuery
+          ? 'The connection was lost while the statement ran: it may or may not have been applied; check before repeating it. '
+          : 'The statement was not sent. ') +
+        'Check the primary, or list every candidate primary in database.primary so a promoted replica is found.',
       cause === undefined ? undefined : { cause },
     )
   }

@@ -103,22 +103,31 @@ export class TimedPool implements PostgresPool {
   readonly #timeoutMs: number
   readonly #wrappers = new WeakMap<pg.PoolClient, TimedClient>()
   readonly #inUse = new Set<TimedClient>()
+  #sweeper: NodeJS.Timeout | undefined
 
   constructor(pool: pg.Pool, backend: string, timeoutMs: number) {
     this.raw = pool
     this.#backend = backend
     this.#timeoutMs = timeoutMs
+    if (timeoutMs > 0) {
+      // One sweep for all queries rather than a timer per query: the query path stays cheap.
+      this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(1000, Math.floor(timeoutMs / 4))))
+      this.#sweeper.unref()
+    }
   }
 
   async connect(): Promise<TimedClient> {
     const client = await this.raw.connect()
     let wrapper = this.#wrappers.get(client)
-    if (!wrapper) this.#wrappers.set(client, (wrapper = new TimedClient(client, this.#backend, this.#timeoutMs, this.#inUse)))
+    if (!wrapper) this.#wrappers.set(client, (wrapper = new TimedClient(client, this.#backend, this.#timeoutMs)))
     wrapper.checkOut()
+    this.#inUse.add(wrapper)
+    wrapper.onRelease = this.#released
     return wrapper
   }
 
   async end(): Promise<void> {
+    clearInterval(this.#sweeper)
     this.abortInFlight()
     await this.raw.end()
   }
@@ -126,8 +135,17 @@ export class TimedPool implements PostgresPool {
   /** Destroys the connections of every query in flight; returns how many. */
   abortInFlight(): number {
     let aborted = 0
-    for (const client of this.#inUse) if (client.destroy()) aborted++
+    for (const client of this.#inUse) if (client.destroy(undefined)) aborted++
     return aborted
+  }
+
+  readonly #released = (client: TimedClient): void => {
+    this.#inUse.delete(client)
+  }
+
+  #sweep(): void {
+    const now = performance.now()
+    for (const client of this.#inUse) client.expireIfOlder(now - this.#timeoutMs)
   }
 }
 
@@ -135,20 +153,20 @@ class TimedClient implements PostgresPoolClient {
   readonly #client: pg.PoolClient
   readonly #backend: string
   readonly #timeoutMs: number
-  readonly #inUse: Set<TimedClient>
+  onRelease: ((client: TimedClient) => void) | undefined
   #broken = false
-  #querying = 0
+  /** When the query in flight started (performance.now()), or 0. */
+  #since = 0
+  #reject: ((error: Error) => void) | undefined
 
-  constructor(client: pg.PoolClient, backend: string, timeoutMs: number, inUse: Set<TimedClient>) {
+  constructor(client: pg.PoolClient, backend: string, timeoutMs: number) {
     this.#client = client
     this.#backend = backend
     this.#timeoutMs = timeoutMs
-    this.#inUse = inUse
   }
 
   checkOut(): void {
     this.#broken = false
-    this.#inUse.add(this)
   }
 
   query(...args: unknown[]): any {
@@ -156,36 +174,42 @@ class TimedClient implements PostgresPoolClient {
     // A cursor (streaming) is a submittable object, passed through as is.
     if (typeof sql !== 'string') return (this.#client.query as (q: unknown) => unknown)(sql)
     const pending = this.#client.query(sql, parameters)
-    this.#querying++
-    if (this.#timeoutMs <= 0) return pending.finally(() => this.#querying--)
+    this.#since = performance.now()
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.destroy()
-        reject(new QueryTimeoutError(this.#backend, this.#timeoutMs))
-      }, this.#timeoutMs)
+      this.#reject = reject
       pending.then(
         (result) => {
-          clearTimeout(timer)
+          this.#since = 0
+          this.#reject = undefined
           resolve(result)
         },
         (error: unknown) => {
-          clearTimeout(timer)
+          this.#since = 0
+          this.#reject = undefined
           reject(error)
         },
-      ).finally(() => this.#querying--)
+      )
     })
   }
 
   release(): void {
-    this.#inUse.delete(this)
+    this.onRelease?.(this)
     // A destroyed connection goes back as broken, so the pool drops it and frees the slot.
     this.#client.release(this.#broken ? new Error('connection closed by the replica pool') : undefined)
   }
 
-  /** Closes the socket under a query in flight; false when there was none. */
-  destroy(): boolean {
-    if (this.#querying === 0 || this.#broken) return false
+  /** Fails the query in flight with QueryTimeoutError if it started before `deadline`. */
+  expireIfOlder(deadline: number): void {
+    if (this.#since !== 0 && this.#since < deadline) this.destroy(new QueryTimeoutError(this.#backend, this.#timeoutMs))
+  }
+
+  /** Closes the socket under a query in flight (failing it with `error`, if given); false when there was none. */
+  destroy(error: Error | undefined): boolean {
+    if (this.#since === 0 || this.#broken) return false
     this.#broken = true
+    const reject = this.#reject
+    this.#reject = undefined
+    if (error && reject) reject(error)
     ;(this.#client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
     return true
   }

@@ -312,7 +312,8 @@ export class ReplicaPool {
     let tried: Set<Backend<PgBackend>> | undefined
     let lastError: unknown
     for (let attempt = 0; attempt <= this.#options.readRetries; attempt++) {
-      const replica = await this.#pickReplica(tried, needLsn)
+      const picked = this.#pickReplica(tried, needLsn)
+      const replica = picked instanceof Promise ? await picked : picked
       if (!replica) break
       ;(tried ??= new Set()).add(replica)
       if (attempt > 0) this.#counts.readRetries++
@@ -320,7 +321,14 @@ export class ReplicaPool {
       const done = replica.begin()
       const started = performance.now()
       try {
-        const result = await runOn(replica.target, (connection) => connection.executeQuery<R>(compiled))
+        const driver = replica.target.driver
+        const connection = await driver.acquireConnection()
+        let result: QueryResult<R>
+        try {
+          result = await connection.executeQuery<R>(compiled)
+        } finally {
+          await driver.releaseConnection(connection as never)
+        }
         const durationMs = performance.now() - started
         probe.queries++
         probe.latencies.record(durationMs)
@@ -385,10 +393,21 @@ export class ReplicaPool {
    * limits and, with `needLsn`, caught up with it. The probe's replay position
    * may be a second old, so a replica it shows behind is asked directly once.
    */
-  async #pickReplica(exclude: ReadonlySet<Backend<PgBackend>> | undefined, needLsn: bigint | undefined): Promise<Backend<PgBackend> | undefined> {
+  #pickReplica(
+    exclude: ReadonlySet<Backend<PgBackend>> | undefined,
+    needLsn: bigint | undefined,
+  ): Backend<PgBackend> | undefined | Promise<Backend<PgBackend> | undefined> {
     const region = (currentMessage()?.state as { geo?: { region?: string } } | undefined)?.geo?.region ?? this.#options.region
     const prefer = region === undefined ? undefined : (backend: Backend<PgBackend>) => backend.region === region
     if (needLsn === undefined) return this.#replicas.pickAmong(this.#readable, exclude, prefer)
+    return this.#pickCaughtUp(exclude, needLsn, prefer)
+  }
+
+  async #pickCaughtUp(
+    exclude: ReadonlySet<Backend<PgBackend>> | undefined,
+    needLsn: bigint,
+    prefer: ((backend: Backend<PgBackend>) => boolean) | undefined,
+  ): Promise<Backend<PgBackend> | undefined> {
     const caughtUp: Backend<PgBackend>[] = []
     const behind: Backend<PgBackend>[] = []
     for (const backend of this.#readable) {

@@ -1,24 +1,22 @@
 import { connect, type IClientPublishOptions, type IDisconnectPacket, type MqttClient } from 'mqtt'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
-import type { AckOrder, AckSequencer } from '../../src/routemq/ack-sequencer.js'
+import type { AckSequencer } from '../../src/routemq/ack-sequencer.js'
 import { receiveWithDeferredAcks } from '../../src/routemq/deferred-ack-receiver.js'
 import { outgoingDrained } from '../../src/routemq/outgoing-drained.js'
 import { checkedSubscribe } from '../../src/routemq/subscription-grants.js'
 import type { Logger } from '../../src/routemq/logger.js'
 import type { MessageReceiver, PublishOptions, Subscription } from '../../src/routemq/mqtt-transport.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
+import type { ResolvedBrokerPoolOptions } from './broker-pool-options.js'
 import { clientOptions } from './mqtt-client-options.js'
 
-/** Options of `BrokerConnection.open`. */
-export interface BrokerConnectionOptions {
+/** Options of `BrokerConnection.open`: the pool's session settings, for one broker. */
+export interface BrokerConnectionOptions
+  extends Pick<
+    ResolvedBrokerPoolOptions,
+    'clientId' | 'clean' | 'sessionExpirySeconds' | 'protocolVersion' | 'keepaliveSeconds' | 'connectTimeoutMs' | 'ackOrder'
+  > {
   readonly endpoint: BrokerEndpoint
-  readonly clientId: string
-  readonly clean: boolean
-  readonly sessionExpirySeconds: number
-  readonly protocolVersion: 4 | 5
-  readonly keepaliveSeconds: number
-  readonly connectTimeoutMs: number
-  readonly ackOrder: AckOrder
   readonly receiver: MessageReceiver
   readonly log: Logger
 }

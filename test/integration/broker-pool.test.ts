@@ -198,7 +198,8 @@ describe('BrokerPool against faults in the network and TLS', function () {
     while (cleanup.length) await cleanup.pop()!().catch(() => undefined)
   })
 
-  it('declares a blackholed broker down within 3 s with default settings and fails over', async () => {
+  /** Two brokers, the first behind a fault proxy; a connected priority pool, so the proxied one is active. */
+  async function poolBehindProxy(): Promise<{ topology: Topology; proxy: TcpFaultProxy; transport: BrokerPool }> {
     const topology = await startTopology({ brokers: 2 })
     cleanup.push(() => topology.stop())
     const proxy = await TcpFaultProxy.start({ target: { host: topology.brokers[0]!.host, port: topology.brokers[0]!.port } })
@@ -206,6 +207,11 @@ describe('BrokerPool against faults in the network and TLS', function () {
     const transport = new BrokerPool({ brokers: [proxy.url(), topology.brokers[1]!.url], strategy: 'priority', logger: silentLogger })
     cleanup.push(() => transport.close())
     await transport.connect(() => undefined)
+    return { topology, proxy, transport }
+  }
+
+  it('declares a blackholed broker down within 3 s with default settings and fails over', async () => {
+    const { topology, proxy, transport } = await poolBehindProxy()
     assert.equal(transport.stats.active, `127.0.0.1:${proxy.port}`)
     const down = new Promise<string>((resolve) => transport.onBrokerDown((e) => resolve(e.broker)))
     const failover = new Promise<FailoverEvent>((resolve) => transport.onFailover(resolve))
@@ -219,13 +225,7 @@ describe('BrokerPool against faults in the network and TLS', function () {
   })
 
   it('rejects a QoS 2 publish in flight when its broker is lost instead of carrying it to another', async () => {
-    const topology = await startTopology({ brokers: 2 })
-    cleanup.push(() => topology.stop())
-    const proxy = await TcpFaultProxy.start({ target: { host: topology.brokers[0]!.host, port: topology.brokers[0]!.port } })
-    cleanup.push(() => proxy.close())
-    const transport = new BrokerPool({ brokers: [proxy.url(), topology.brokers[1]!.url], strategy: 'priority', logger: silentLogger })
-    cleanup.push(() => transport.close())
-    await transport.connect(() => undefined)
+    const { topology, proxy, transport } = await poolBehindProxy()
     proxy.setMode('blackhole')
     const exactlyOnce = transport.publish('billing/1', 'invoice', { qos: 2 })
     const atLeastOnce = transport.publish('billing/2', 'invoice', { qos: 1 })

@@ -116,6 +116,7 @@ export class ReplicaPool {
   #heartbeat = true
   #timer: NodeJS.Timeout | undefined
   #probing: Promise<void> | undefined
+  #probingPrimary: Promise<void> | undefined
   #closed = false
 
   private constructor(options: ResolvedReplicaPoolOptions, primaries: PgBackend[], replicas: PgBackend[], logger: Logger) {
@@ -252,7 +253,7 @@ export class ReplicaPool {
     try {
       return await primary.driver.acquireConnection()
     } catch (error) {
-      if (isConnectionError(error)) throw this.#primaryFailed(error)
+      if (isConnectionError(error)) throw this.#primaryFailed(error, primary)
       throw error
     }
   }
@@ -271,6 +272,7 @@ export class ReplicaPool {
     this.#closed = true
     clearTimeout(this.#timer)
     await this.#probing?.catch(() => undefined)
+    await this.#probingPrimary
     await Promise.all(
       [...this.#primaries, ...this.#replicas.backends.map((b) => b.target)].map(async (backend) => {
         await backend.driver.destroy()
@@ -295,7 +297,12 @@ export class ReplicaPool {
     } catch (error) {
       this.#primaryErrors++
       this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs: performance.now() - started, error })
-      if (isConnectionError(error)) throw this.#primaryFailed(error, true)
+      const unknownOutcome = isConnectionError(error) || isQueryTimeoutError(error)
+      // The statement may have committed: reads of this scope must not trust a replica for it.
+      if (unknownOutcome && kind !== 'read' && this.#options.consistency.mode !== 'off' && this.#consistency.inScope) {
+        this.#consistency.noteWrite({ lsn: UNKNOWN_POSITION, at: Date.now() })
+      }
+      if (isConnectionError(error)) throw this.#primaryFailed(error, primary, true)
       throw error
     } finally {
       await primary.driver.releaseConnection(connection as never)
@@ -339,7 +346,7 @@ export class ReplicaPool {
         probe.errors++
         this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs: performance.now() - started, error })
         // A replica refusing what turned out to be a write (nextval(), a lock in a subquery): nothing ran; the primary can take it.
-        if (isReadOnlyRefusal(error) && !replicaOnly) return this.#primaryRead(compiled, kind)
+        if (isReadOnlyRefusal(error) && !replicaOnly) return this.#write(compiled, 'write')
         if (!isConnectionError(error) && !isPoolWaitTimeout(error) && !isQueryTimeoutError(error)) throw error
         lastError = error
         this.#log.warn('read failed on a replica; trying elsewhere', { replica: replica.id, error })
@@ -369,6 +376,7 @@ export class ReplicaPool {
     if (this.#options.consistency.mode === 'window') {
       return Date.now() - mark.at < this.#options.consistency.windowMs ? PRIMARY_ONLY : NO_NEED
     }
+    if (mark.lsn === UNKNOWN_POSITION) return PRIMARY_ONLY
     return { needLsn: mark.lsn, primaryOnly: false }
   }
 
@@ -383,7 +391,7 @@ export class ReplicaPool {
       return result
     } catch (error) {
       this.#primaryErrors++
-      if (isConnectionError(error)) throw this.#primaryFailed(error)
+      if (isConnectionError(error)) throw this.#primaryFailed(error, primary)
       throw error
     }
   }
@@ -435,13 +443,24 @@ export class ReplicaPool {
     return this.#primary
   }
 
-  #primaryFailed(error: unknown, midQuery = false): PrimaryUnavailableError {
-    this.#primaryFailures = this.#options.health.fall
-    this.#primarySuccesses = 0
-    if (this.#primaryHealthy) this.#primary?.abortInFlight()
-    this.#primaryHealthy = false
-    this.#log.error('primary unavailable', { primary: this.#primary?.id, error })
+  /**
+   * One query's connection failed on the primary: evidence about that
+   * connection, not yet about the server. The primary is probed at once; only
+   * the probes (fall in a row) take it out, and abort what runs on it.
+   */
+  #primaryFailed(error: unknown, backend: PgBackend, midQuery = false): PrimaryUnavailableError {
+    if (backend === this.#primary) {
+      this.#log.warn('a query lost its connection to the primary; probing it now', { primary: backend.id, error })
+      this.#probeSoon()
+    }
     return new PrimaryUnavailableError(this.#primaries.map((p) => p.label), error, midQuery)
+  }
+
+  #probeSoon(): void {
+    if (this.#closed || this.#probingPrimary) return
+    this.#probingPrimary = this.#probePrimaries()
+      .catch((error: unknown) => this.#log.error('probing failed unexpectedly', { error }))
+      .finally(() => (this.#probingPrimary = undefined))
   }
 
   async #markWrite(connection: DatabaseConnection): Promise<void> {
@@ -508,7 +527,11 @@ export class ReplicaPool {
     }
     const found = writable.find((r) => r.backend === this.#primary) ?? writable[0]
     if (found) {
-      if (this.#primary !== found.backend) this.#log.info('primary found', { primary: found.backend.id })
+      if (this.#primary !== found.backend) {
+        this.#log.info('primary found', { primary: found.backend.id })
+        // Queries still waiting on the old primary would only wait for their timeout.
+        this.#primary?.abortInFlight()
+      }
       this.#primary = found.backend
       this.#primaryLsn = found.lsn
       this.#primaryFailures = 0

@@ -254,6 +254,26 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     assert.equal((await readOnly(() => servedBy(db))).recovery, true)
   })
 
+  it('takes one terminated connection for what it is: other writes on the primary carry on', async () => {
+    const { db } = await database()
+    const victim = write(() => sql`select pg_sleep(2)`.execute(db)).then(() => 'finished', (error: unknown) => error)
+    const admin = new pg.Client({ connectionString: topology.primary!.url })
+    await admin.connect()
+    try {
+      assert.ok(await waitUntil(async () => {
+        const { rows } = await admin.query("SELECT pid FROM pg_stat_activity WHERE query LIKE 'select pg_sleep(2)%'")
+        return rows.length === 1
+      }, 5000))
+      const concurrent = db.insertInto('readings').values({ device: 'bystander', value: 1 }).execute()
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'select pg_sleep(2)%'")
+      assert.ok(isPrimaryUnavailableError(await victim), 'the terminated query fails')
+      await concurrent
+      await db.insertInto('readings').values({ device: 'right-after', value: 1 }).execute()
+    } finally {
+      await admin.end()
+    }
+  })
+
   it('keeps reading from replicas past maxLagMs while the primary is down', async () => {
     const { db } = await database({ maxLagMs: 1000, health: { probeIntervalMs: 200 } })
     await topology.primary!.stop()

@@ -75,6 +75,8 @@ interface ReplicaProbe {
 
 const NO_NEED = Object.freeze({ needLsn: undefined, primaryOnly: false })
 const PRIMARY_ONLY = Object.freeze({ needLsn: undefined, primaryOnly: true })
+/** How long a read waits to learn whether a replica caught up before going to the primary. */
+const REPLAY_CHECK_MS = 50
 /** A write whose WAL position could not be read: no replica can be shown to have it. */
 const UNKNOWN_POSITION = 2n ** 64n
 
@@ -101,6 +103,8 @@ export class ReplicaPool {
   readonly #consistency: ConsistencyTracker
   readonly #served: TypedEvent<QueryServed>
   readonly #counts: Record<Counter, number> = { reads: 0, writes: 0, readRetries: 0, fallbacksToPrimary: 0, consistentReads: 0 }
+  /** Replay-position questions in flight, one per replica, shared by concurrent reads. */
+  readonly #replayChecks = new Map<Backend<PgBackend>, Promise<bigint | undefined>>()
   /** Replicas in recovery and within the lag limits, as of the last probes. */
   #readable: Backend<PgBackend>[] = []
   #primary: PgBackend | undefined
@@ -347,6 +351,8 @@ export class ReplicaPool {
         this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs: performance.now() - started, error })
         // A replica refusing what turned out to be a write (nextval(), a lock in a subquery): nothing ran; the primary can take it.
         if (isReadOnlyRefusal(error) && !replicaOnly) return this.#write(compiled, 'write')
+        // A slow read that timed out is not run again elsewhere unless its replica was found dead meanwhile.
+        if (isQueryTimeoutError(error) && replica.state !== 'unhealthy') throw error
         if (!isConnectionError(error) && !isPoolWaitTimeout(error) && !isQueryTimeoutError(error)) throw error
         lastError = error
         this.#log.warn('read failed on a replica; trying elsewhere', { replica: replica.id, error })
@@ -428,14 +434,33 @@ export class ReplicaPool {
     // The probe's replay position may be a second old: ask one replica it shows behind directly.
     const candidate = this.#replicas.pickAmong(behind, exclude, prefer)
     if (!candidate) return undefined
-    try {
-      const rows = await probeOn<{ replay: string | null }>(candidate.target, 'SELECT pg_last_wal_replay_lsn()::text AS replay')
-      const replay = parseLsn(rows[0]?.replay)
-      if (replay !== undefined) this.#probes.get(candidate)!.replayLsn = replay
-      return replay !== undefined && replay >= needLsn ? candidate : undefined
-    } catch {
-      return undefined
+    const replay = await this.#replayPosition(candidate)
+    return replay !== undefined && replay >= needLsn ? candidate : undefined
+  }
+
+  /**
+   * A replica's replay position right now. Concurrent reads share one
+   * question per replica, and a slow answer counts as "not caught up" so the
+   * read goes to the primary rather than waiting.
+   */
+  #replayPosition(replica: Backend<PgBackend>): Promise<bigint | undefined> {
+    let asking = this.#replayChecks.get(replica)
+    if (!asking) {
+      const question = probeOn<{ replay: string | null }>(replica.target, 'SELECT pg_last_wal_replay_lsn()::text AS replay').then(
+        (rows) => {
+          const replay = parseLsn(rows[0]?.replay)
+          const probe = this.#probes.get(replica)!
+          if (replay !== undefined && (probe.replayLsn === undefined || replay > probe.replayLsn)) probe.replayLsn = replay
+          return replay
+        },
+        () => undefined,
+      )
+      asking = question.finally(() => this.#replayChecks.delete(replica))
+      this.#replayChecks.set(replica, asking)
     }
+    let timer: NodeJS.Timeout | undefined
+    const giveUp = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), REPLAY_CHECK_MS)))
+    return Promise.race([asking, giveUp]).finally(() => clearTimeout(timer))
   }
 
   #requirePrimary(): PgBackend {

@@ -5,6 +5,7 @@ import { createStrategy } from '../../src/balancing/create-strategy.js'
 import { LatencyWindow } from '../../src/balancing/latency-window.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import { currentMessage } from '../../src/routemq/message-scope.js'
+import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import { ConsistencyTracker } from './consistency-tracker.js'
 import { isConnectionError, isPoolWaitTimeout, isReadOnlyRefusal } from './connection-errors.js'
@@ -458,9 +459,7 @@ export class ReplicaPool {
       asking = question.finally(() => this.#replayChecks.delete(replica))
       this.#replayChecks.set(replica, asking)
     }
-    let timer: NodeJS.Timeout | undefined
-    const giveUp = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), REPLAY_CHECK_MS)))
-    return Promise.race([asking, giveUp]).finally(() => clearTimeout(timer))
+    return raceTimeout(asking, REPLAY_CHECK_MS, () => undefined)
   }
 
   #requirePrimary(): PgBackend {
@@ -645,15 +644,10 @@ export class ReplicaPool {
     return replayAgeMs ?? undefined
   }
 
-  async #probeQuery<R extends object>(backend: PgBackend, sql: string): Promise<R[]> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`probe got no answer within ${this.#options.health.probeTimeoutMs} ms`)), this.#options.health.probeTimeoutMs)
+  #probeQuery<R extends object>(backend: PgBackend, sql: string): Promise<R[]> {
+    const ms = this.#options.health.probeTimeoutMs
+    return raceTimeout(probeOn<R>(backend, sql), ms, (): never => {
+      throw new Error(`probe got no answer within ${ms} ms`)
     })
-    try {
-      return await Promise.race([probeOn<R>(backend, sql), timeout])
-    } finally {
-      clearTimeout(timer)
-    }
   }
 }

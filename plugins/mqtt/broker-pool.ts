@@ -9,6 +9,7 @@ import { ConnectionFailedError } from '../../src/routemq/errors/connection-faile
 import { InvalidTopicError } from '../../src/routemq/errors/invalid-topic-error.js'
 import { isSubscriptionRejectedError } from '../../src/routemq/errors/subscription-rejected-error.js'
 import { publishTopicProblem } from '../../src/routemq/publish-topic.js'
+import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { TransportClosedError } from '../../src/routemq/errors/transport-closed-error.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import type { MessageReceiver, MqttTransport, PublishOptions, Subscription } from '../../src/routemq/mqtt-transport.js'
@@ -790,7 +791,7 @@ function isRefused(error: unknown): boolean {
 
 /** Rejects with `reason` if `promise` has not settled within `ms`. */
 function withinTime<T>(promise: Promise<T>, ms: number, reason: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${reason} within ${ms} ms`)), ms)))
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+  return raceTimeout(promise, ms, (): never => {
+    throw new Error(`${reason} within ${ms} ms`)
+  })
 }

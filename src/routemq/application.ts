@@ -3,6 +3,7 @@ import { DefaultMqttTransport, type DefaultMqttTransportOptions } from './defaul
 import { ApplicationStateError } from './errors/application-state-error.js'
 import { InvalidOptionError } from './errors/invalid-option-error.js'
 import { ConsoleLogger, safeLogger, type Logger } from './logger.js'
+import { raceTimeout } from './race-timeout.js'
 import { MessageDispatcher, type DispatchStats, type DrainResult, type MessageOrdering } from './message-dispatcher.js'
 import type { MqttTransport, PublishOptions } from './mqtt-transport.js'
 import type { ErrorPolicy } from './route.js'
@@ -190,7 +191,7 @@ export class Application {
     const deadline = Date.now() + (this.#options.drainTimeoutMs ?? 10_000)
     if (transport?.connected && !transport.persistentSession) {
       const unsubscribed = transport.unsubscribe(this.router.subscriptions().map((s) => s.topic))
-      const outcome = await within(unsubscribed, deadline - Date.now()).catch((error: unknown) => {
+      const outcome = await raceTimeout(unsubscribed.then(() => true), deadline - Date.now(), () => false).catch((error: unknown) => {
         this.logger.warn('unsubscribe on stop failed', { error })
         return true
       })
@@ -240,13 +241,6 @@ export class Application {
     this.container.register(MQTT_TRANSPORT, { useValue: transport })
     return transport
   }
-}
-
-/** Resolves true when `promise` settles within `ms`, false when the time runs out first; rejects with its error. */
-function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))))
-  return Promise.race([promise.then(() => true), timeout]).finally(() => clearTimeout(timer))
 }
 
 function encode(payload: unknown): string | Uint8Array {

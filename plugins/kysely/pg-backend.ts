@@ -9,6 +9,8 @@ export interface PgBackend {
   readonly label: string
   readonly region: string | undefined
   readonly pool: pg.Pool
+  /** `pool` with a time limit on every query, for routed single statements. */
+  readonly timed: TimedPool
   /** A pool of one for probes, so that a busy application pool never makes a server look dead. */
   readonly probePool: TimedPool
   /**
@@ -71,6 +73,7 @@ export async function createPgBackend(init: PgBackendInit): Promise<PgBackend> {
     label: `${url.hostname}:${url.port || 5432}${url.pathname}`,
     region: init.region,
     pool: pool.raw,
+    timed: pool,
     probePool,
     abortInFlight: () => pool.abortInFlight(),
     driver,
@@ -102,13 +105,23 @@ export class TimedPool implements PostgresPool {
   readonly #backend: string
   readonly #timeoutMs: number
   readonly #wrappers = new WeakMap<pg.PoolClient, TimedClient>()
-  readonly #inUse = new Set<TimedClient>()
+  /**
+   * Every connection of the pool, wrapped once when it is first checked out
+   * and forgotten when the pool removes it: the query path then does no
+   * bookkeeping of its own, and the sweep finds the queries in flight by
+   * their start time.
+   */
+  readonly #all = new Set<TimedClient>()
   #sweeper: NodeJS.Timeout | undefined
 
   constructor(pool: pg.Pool, backend: string, timeoutMs: number) {
     this.raw = pool
     this.#backend = backend
     this.#timeoutMs = timeoutMs
+    pool.on('remove', (client) => {
+      const wrapper = this.#wrappers.get(client)
+      if (wrapper) this.#all.delete(wrapper)
+    })
     if (timeoutMs > 0) {
       // One sweep for all queries rather than a timer per query: the query path stays cheap.
       this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(1000, Math.floor(timeoutMs / 4))))
@@ -116,14 +129,8 @@ export class TimedPool implements PostgresPool {
     }
   }
 
-  async connect(): Promise<TimedClient> {
-    const client = await this.raw.connect()
-    let wrapper = this.#wrappers.get(client)
-    if (!wrapper) this.#wrappers.set(client, (wrapper = new TimedClient(client, this.#backend, this.#timeoutMs)))
-    wrapper.checkOut()
-    this.#inUse.add(wrapper)
-    wrapper.onRelease = this.#released
-    return wrapper
+  connect(): Promise<TimedClient> {
+    return this.raw.connect().then(this.#wrap)
   }
 
   async end(): Promise<void> {
@@ -135,29 +142,44 @@ export class TimedPool implements PostgresPool {
   /** Destroys the connections of every query in flight; returns how many. */
   abortInFlight(): number {
     let aborted = 0
-    for (const client of this.#inUse) if (client.destroy(undefined)) aborted++
+    for (const client of this.#all) if (client.destroy(undefined)) aborted++
     return aborted
   }
 
-  readonly #released = (client: TimedClient): void => {
-    this.#inUse.delete(client)
+  readonly #wrap = (client: pg.PoolClient): TimedClient => {
+    let wrapper = this.#wrappers.get(client)
+    if (!wrapper) {
+      wrapper = new TimedClient(client, this.#backend, this.#timeoutMs)
+      this.#wrappers.set(client, wrapper)
+      this.#all.add(wrapper)
+    }
+    wrapper.checkOut()
+    return wrapper
   }
 
   #sweep(): void {
-    const now = performance.now()
-    for (const client of this.#inUse) client.expireIfOlder(now - this.#timeoutMs)
+    const deadline = performance.now() - this.#timeoutMs
+    for (const client of this.#all) client.expireIfOlder(deadline)
   }
 }
 
-class TimedClient implements PostgresPoolClient {
+/** The result shape of a pg query, as far as routing needs it. */
+export interface PgResult {
+  readonly command: string
+  readonly rowCount: number | null
+  readonly rows: unknown[]
+}
+
+/** A pooled connection whose queries can be timed out or aborted by closing its socket. */
+export class TimedClient implements PostgresPoolClient {
   readonly #client: pg.PoolClient
   readonly #backend: string
   readonly #timeoutMs: number
-  onRelease: ((client: TimedClient) => void) | undefined
   #broken = false
   /** When the query in flight started (performance.now()), or 0. */
   #since = 0
-  #reject: ((error: Error) => void) | undefined
+  /** Why the socket under the query in flight was closed, when the pool closed it with a reason. */
+  #failure: Error | undefined
 
   constructor(client: pg.PoolClient, backend: string, timeoutMs: number) {
     this.#client = client
@@ -170,30 +192,37 @@ class TimedClient implements PostgresPoolClient {
   }
 
   query(...args: unknown[]): any {
-    const [sql, parameters] = args as [unknown, unknown[] | undefined]
+    const [sql, parameters] = args as [unknown, readonly unknown[] | undefined]
     // A cursor (streaming) is a submittable object, passed through as is.
     if (typeof sql !== 'string') return (this.#client.query as (q: unknown) => unknown)(sql)
-    const pending = this.#client.query(sql, parameters)
-    this.#since = performance.now()
-    return new Promise((resolve, reject) => {
-      this.#reject = reject
-      pending.then(
-        (result) => {
-          this.#since = 0
-          this.#reject = undefined
-          resolve(result)
-        },
-        (error: unknown) => {
-          this.#since = 0
-          this.#reject = undefined
-          reject(error)
-        },
-      )
-    })
+    return this.run(sql, parameters)
+  }
+
+  /**
+   * Runs one statement; fails with `QueryTimeoutError` when the sweep closed
+   * its connection for taking too long. `startedAt` (performance.now()) lets a
+   * caller that already read the clock share its reading.
+   */
+  run(sql: string, parameters: readonly unknown[] | undefined, startedAt = performance.now()): Promise<PgResult> {
+    this.#failure = undefined
+    this.#since = startedAt
+    return (this.#client.query(sql, parameters as unknown[]) as Promise<PgResult>).then(this.#answered, this.#failed)
+  }
+
+  readonly #answered = (result: PgResult): PgResult => {
+    this.#since = 0
+    return result
+  }
+
+  // Closing the socket fails the query in flight (pg rejects it when the stream closes); the reason the pool closed it wins.
+  readonly #failed = (error: unknown): never => {
+    this.#since = 0
+    const failure = this.#failure
+    this.#failure = undefined
+    throw failure ?? error
   }
 
   release(): void {
-    this.onRelease?.(this)
     // A destroyed connection goes back as broken, so the pool drops it and frees the slot.
     this.#client.release(this.#broken ? new Error('connection closed by the replica pool') : undefined)
   }
@@ -207,9 +236,7 @@ class TimedClient implements PostgresPoolClient {
   destroy(error: Error | undefined): boolean {
     if (this.#since === 0 || this.#broken) return false
     this.#broken = true
-    const reject = this.#reject
-    this.#reject = undefined
-    if (error && reject) reject(error)
+    this.#failure = error
     ;(this.#client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
     return true
   }

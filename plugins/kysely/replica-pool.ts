@@ -15,7 +15,8 @@ import { isQueryTimeoutError } from './errors/query-timeout-error.js'
 import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import { parseLsn } from './lsn.js'
-import { createPgBackend, probeOn, runOn, type PgBackend } from './pg-backend.js'
+import { createPgBackend, probeOn, runOn, type PgBackend, type PgResult } from './pg-backend.js'
+import { toQueryResult } from './query-result.js'
 import { queryKind, type QueryKind } from './query-kind.js'
 import { resolveReplicaPoolOptions, type ReplicaPoolOptions, type ResolvedReplicaPoolOptions } from './replica-pool-options.js'
 
@@ -327,20 +328,20 @@ export class ReplicaPool {
       const picked = this.#pickReplica(tried, needLsn)
       const replica = picked instanceof Promise ? await picked : picked
       if (!replica) break
-      ;(tried ??= new Set()).add(replica)
       if (attempt > 0) this.#counts.readRetries++
       const probe = this.#probes.get(replica)!
       const done = replica.begin()
       const started = performance.now()
       try {
-        const driver = replica.target.driver
-        const connection = await driver.acquireConnection()
-        let result: QueryResult<R>
+        // Straight to the replica's pool, past Kysely's per-query connection object: this is the hot path.
+        const client = await replica.target.timed.connect()
+        let answer: PgResult
         try {
-          result = await connection.executeQuery<R>(compiled)
+          answer = await client.run(compiled.sql, compiled.parameters, started)
         } finally {
-          await driver.releaseConnection(connection as never)
+          client.release()
         }
+        const result = toQueryResult<R>(answer)
         const durationMs = performance.now() - started
         probe.queries++
         probe.latencies.record(durationMs)
@@ -349,6 +350,7 @@ export class ReplicaPool {
         return result
       } catch (error) {
         probe.errors++
+        ;(tried ??= new Set()).add(replica)
         this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs: performance.now() - started, error })
         // A replica refusing what turned out to be a write (nextval(), a lock in a subquery): nothing ran; the primary can take it.
         if (isReadOnlyRefusal(error) && !replicaOnly) return this.#write(compiled, 'write')

@@ -13,6 +13,12 @@ import { RoutingConnection } from './routing-connection.js'
  */
 export class ReplicatedDriver implements Driver {
   readonly #pool: ReplicaPool
+  /**
+   * Released connections, handed out again: Kysely remembers every connection
+   * object it has seen (a WeakSet), and a new one per query made that
+   * bookkeeping and its garbage the largest cost of a routed query.
+   */
+  readonly #free: RoutingConnection[] = []
 
   constructor(pool: ReplicaPool) {
     this.#pool = pool
@@ -22,8 +28,8 @@ export class ReplicatedDriver implements Driver {
     // The pool was started by ReplicaPool.create; Kysely calls destroy() only on a driver it initialised.
   }
 
-  async acquireConnection(): Promise<DatabaseConnection> {
-    return new RoutingConnection(this.#pool)
+  acquireConnection(): Promise<DatabaseConnection> {
+    return Promise.resolve(this.#free.pop() ?? new RoutingConnection(this.#pool))
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
@@ -60,14 +66,27 @@ export class ReplicatedDriver implements Driver {
     await connection.executeQuery(compile(savepointNode('release', name), queryId()))
   }
 
-  async releaseConnection(connection: DatabaseConnection): Promise<void> {
-    await (connection as RoutingConnection).release()
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
+    const routing = connection as RoutingConnection
+    // Unpinned (a single routed query): nothing to give back.
+    if (!routing.pinned) return this.#recycle(routing)
+    return routing.release().finally(() => this.#recycle(routing))
+  }
+
+  #recycle(connection: RoutingConnection): Promise<void> {
+    if (this.#free.length < MAX_FREE_CONNECTIONS) this.#free.push(connection)
+    return RESOLVED
   }
 
   async destroy(): Promise<void> {
     await this.#pool.close()
   }
 }
+
+const RESOLVED = Promise.resolve()
+
+/** More released connections than this are left to the garbage collector: a burst must not pin memory for good. */
+const MAX_FREE_CONNECTIONS = 256
 
 // Kysely compiles savepoint commands from raw nodes; the same text, quoted as Kysely quotes identifiers.
 function savepointNode(command: string, name: string) {

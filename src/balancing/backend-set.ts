@@ -105,6 +105,10 @@ export class BackendSet<T> {
     prefer?: (backend: Backend<T>) => boolean,
   ): Backend<T> | undefined {
     const now = this.#now()
+    // The common case, every candidate available and nothing to filter: no copy.
+    if (exclude === undefined && prefer === undefined && candidates.every((backend) => backend.isAvailable(now))) {
+      return this.#strategy.pick(candidates)
+    }
     const usable: Backend<T>[] = []
     let preferred: Backend<T>[] | undefined
     for (const backend of candidates) {

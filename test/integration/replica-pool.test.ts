@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { Kysely, sql, type Generated } from 'kysely'
+import { Kysely, PostgresDialect, sql, type Generated } from 'kysely'
 import pg from 'pg'
 import { startTopology, type Topology } from '../../src/testing/index.js'
 import { MessageContext } from '../../src/index.js'
@@ -74,6 +74,40 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     assert.deepEqual(inTransaction, { port: topology.primary!.port, recovery: false })
     const locking = await db.selectFrom('readings').select(sql<number>`inet_server_port()`.as('port')).forUpdate().executeTakeFirstOrThrow()
     assert.equal(Number(locking.port), topology.primary!.port)
+  })
+
+  it('returns exactly what PostgresDialect returns, for reads served by a replica and for writes', async () => {
+    const { db } = await database({ replicas: [topology.replicas[0]!.url] })
+    const plain = (url: string) => new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) })
+    const onReplica = plain(topology.replicas[0]!.url)
+    const onPrimary = plain(topology.primary!.url)
+    cleanup.push(() => onReplica.destroy(), () => onPrimary.destroy())
+    await db.insertInto('readings').values([{ device: 'shape', value: 1 }, { device: 'shape', value: 2 }]).execute()
+    const reads: ((k: Kysely<Database>) => Promise<unknown>)[] = [
+      (k) => k.selectFrom('readings').select(['device', 'value']).where('device', '=', 'shape').orderBy('value').execute(),
+      (k) => k.selectFrom('readings').selectAll().where('device', '=', 'no such device').execute(),
+      (k) => sql`select 1 as one, 'two' as two`.execute(k),
+      // Several statements without parameters: pg answers with an array of results.
+      (k) => sql`select 1 as one; select 2 as two`.execute(k),
+    ]
+    for (const [i, read] of reads.entries()) {
+      // Replication has its own clock: compare once the replica has replayed the table and its rows.
+      const same = async (): Promise<boolean> => JSON.stringify(await readOnly(() => read(db))) === JSON.stringify(await read(onReplica))
+      assert.ok(await waitUntil(() => same().catch(() => false), 5000), `read ${i}`)
+      assert.deepEqual(await readOnly(() => read(db)), await read(onReplica), `read ${i}`)
+    }
+    const writes: ((k: Kysely<Database>) => Promise<unknown>)[] = [
+      (k) => k.updateTable('readings').set({ value: 5 }).where('device', '=', 'shape').execute(),
+      (k) => k.insertInto('readings').values({ device: 'shape-2', value: 1 }).returning('device').execute(),
+      // Deletes the one row the insert before it left.
+      (k) => k.deleteFrom('readings').where('device', '=', 'shape-2').executeTakeFirst(),
+    ]
+    const results = async (k: Kysely<Database>): Promise<unknown[]> => {
+      const out: unknown[] = []
+      for (const change of writes) out.push(await change(k))
+      return out
+    }
+    assert.deepEqual(await results(db), await results(onPrimary))
   })
 
   it("prefers replicas of the message's region, and any healthy one when that region has none", async () => {

@@ -15,6 +15,7 @@ import { RoundRobinReplicaStrategy } from 'kysely-replication/strategy/round-rob
 import pg from 'pg'
 import { migrateToLatest, ReplicaPool, ReplicatedPostgresDialect, withConsistencyKey } from '../../plugins/kysely/index.js'
 import { startTopology, type PostgresHandle, type Topology } from '../../src/testing/index.js'
+import { cpuList, pinProcesses, postmasterPid, type Pinning } from '../support/cpu-affinity.js'
 import { printTable } from '../support/print-table.js'
 import { TcpFaultProxy } from '../support/tcp-fault-proxy.js'
 
@@ -301,6 +302,8 @@ interface OverheadResult {
   readonly cpuPerQuery: number
   /** Only for ours: reads each replica served, to see how the strategy spread a sequential load. */
   readonly spread?: string
+  /** Whether this process and the replica ran on CPUs of their own. */
+  readonly pinned: boolean
 }
 
 async function overhead(topology: Topology): Promise<OverheadResult[]> {
@@ -318,38 +321,83 @@ async function overhead(topology: Topology): Promise<OverheadResult[]> {
       const warm = await load(client.db, 1, 0, forCount(OVERHEAD_WARMUP))
       if (warm.failures > 0) throw new Error(`${client.name}: ${warm.failures} warm-up reads failed, first: ${warm.firstError}`)
     }
-    const samples = new Map<ClientName, number[]>(clients.map((client) => [client.name, []]))
-    const roundMedians = new Map<ClientName, number[]>(clients.map((client) => [client.name, []]))
-    const cpu = new Map<ClientName, number>(clients.map((client) => [client.name, 0]))
-    for (let r = 0; r < OVERHEAD_ROUNDS; r++) {
-      // Each round starts with a different client, so none always runs
-      // first (or last) after the others have warmed the servers' caches.
-      for (let c = 0; c < clients.length; c++) {
-        const client = clients[(r + c) % clients.length]!
-        const cpuBefore = process.cpuUsage()
-        const result = await load(client.db, 1, r * OVERHEAD_QUERIES_PER_ROUND, forCount(OVERHEAD_QUERIES_PER_ROUND))
-        const cpuUsed = process.cpuUsage(cpuBefore)
-        cpu.set(client.name, cpu.get(client.name)! + (cpuUsed.user + cpuUsed.system) / 1000)
-        if (result.failures > 0) throw new Error(`${client.name}: ${result.failures} reads failed, first: ${result.firstError}`)
-        samples.get(client.name)!.push(...result.latencies)
-        roundMedians.get(client.name)!.push(percentile(result.latencies, 50))
-      }
-      if ((r + 1) % 10 === 0) {
-        log(`(a) round ${r + 1}/${OVERHEAD_ROUNDS}: medians ${clients.map((c) => `${c.name} ${us(roundMedians.get(c.name)!.at(-1)!)}`).join(', ')}`)
-      }
+    const pinning = pinForOverhead(topology.replicas[0]!)
+    try {
+      return await measureOverhead(clients, pinning)
+    } finally {
+      for (const pinned of pinning ?? []) pinned.restore()
     }
-    const plainMedians = roundMedians.get('plain')!
-    return clients.map((client) => ({
-      name: client.name,
-      median: percentile(samples.get(client.name)!, 50),
-      p99: percentile(samples.get(client.name)!, 99),
-      roundRatios: roundMedians.get(client.name)!.map((median, r) => median / plainMedians[r]!),
-      cpuPerQuery: cpu.get(client.name)! / (OVERHEAD_ROUNDS * OVERHEAD_QUERIES_PER_ROUND),
-      ...(client.pool ? { spread: client.pool.stats.replicas.map((replica) => String(replica.queries)).join(' / ') } : {}),
-    }))
   } finally {
     for (const client of clients) await release(client)
   }
+}
+
+/**
+ * On two or more CPUs: this process (all its threads) on one, the replica
+ * serving the reads (postmaster and backends) on another. Left to the
+ * scheduler, each client's server backend lands on either CPU for the whole
+ * run, and that placement, not the library, decided the ratio (from 1.0 to
+ * 2.3 across runs); pinned, every client meets the same placement.
+ */
+function pinForOverhead(replica: PostgresHandle): Pinning[] | undefined {
+  const cpus = expandCpuList(cpuList(process.pid))
+  if (cpus.length < 2) {
+    log(`(a) not pinned: ${cpus.length === 0 ? 'taskset is unavailable' : 'only one CPU'}; placement noise stays in the figures`)
+    return undefined
+  }
+  const server = pinProcesses([postmasterPid(replica.dataDir)], String(cpus[1]))
+  let self: Pinning
+  try {
+    // Not its children: the servers of the topology are among them.
+    self = pinProcesses([process.pid], String(cpus[0]), false)
+  } catch (error) {
+    server.restore()
+    throw error
+  }
+  log(`(a) pinned: this process to CPU ${cpus[0]}, ${replica.name} (${server.pids.length} processes) to CPU ${cpus[1]}`)
+  return [self, server]
+}
+
+/** `0-2,5` as [0, 1, 2, 5]. */
+function expandCpuList(list: string | undefined): number[] {
+  if (list === undefined) return []
+  return list.split(',').flatMap((part) => {
+    const [from, to] = part.split('-').map(Number)
+    return to === undefined ? [from!] : Array.from({ length: to - from! + 1 }, (_, i) => from! + i)
+  })
+}
+
+async function measureOverhead(clients: readonly ClientUnderTest[], pinning: Pinning[] | undefined): Promise<OverheadResult[]> {
+  const samples = new Map<ClientName, number[]>(clients.map((client) => [client.name, []]))
+  const roundMedians = new Map<ClientName, number[]>(clients.map((client) => [client.name, []]))
+  const cpu = new Map<ClientName, number>(clients.map((client) => [client.name, 0]))
+  for (let r = 0; r < OVERHEAD_ROUNDS; r++) {
+    // Each round starts with a different client, so none always runs
+    // first (or last) after the others have warmed the servers' caches.
+    for (let c = 0; c < clients.length; c++) {
+      const client = clients[(r + c) % clients.length]!
+      const cpuBefore = process.cpuUsage()
+      const result = await load(client.db, 1, r * OVERHEAD_QUERIES_PER_ROUND, forCount(OVERHEAD_QUERIES_PER_ROUND))
+      const cpuUsed = process.cpuUsage(cpuBefore)
+      cpu.set(client.name, cpu.get(client.name)! + (cpuUsed.user + cpuUsed.system) / 1000)
+      if (result.failures > 0) throw new Error(`${client.name}: ${result.failures} reads failed, first: ${result.firstError}`)
+      samples.get(client.name)!.push(...result.latencies)
+      roundMedians.get(client.name)!.push(percentile(result.latencies, 50))
+    }
+    if ((r + 1) % 10 === 0) {
+      log(`(a) round ${r + 1}/${OVERHEAD_ROUNDS}: medians ${clients.map((c) => `${c.name} ${us(roundMedians.get(c.name)!.at(-1)!)}`).join(', ')}`)
+    }
+  }
+  const plainMedians = roundMedians.get('plain')!
+  return clients.map((client) => ({
+    name: client.name,
+    median: percentile(samples.get(client.name)!, 50),
+    p99: percentile(samples.get(client.name)!, 99),
+    roundRatios: roundMedians.get(client.name)!.map((median, r) => median / plainMedians[r]!),
+    cpuPerQuery: cpu.get(client.name)! / (OVERHEAD_ROUNDS * OVERHEAD_QUERIES_PER_ROUND),
+    ...(client.pool ? { spread: client.pool.stats.replicas.map((replica) => String(replica.queries)).join(' / ') } : {}),
+    pinned: pinning !== undefined,
+  }))
 }
 
 // ---------------------------------------------------------------------------
@@ -582,7 +630,8 @@ if (measured) {
   printTable(
     `(a) Overhead: sequential primary-key selects, ${OVERHEAD_ROUNDS} interleaved rounds x ${OVERHEAD_QUERIES_PER_ROUND} per client ` +
       `after ${OVERHEAD_WARMUP} warm-up queries, ` +
-      'order rotated each round; ratio = median / plain median; node CPU = user + system time of this process',
+      'order rotated each round; ratio = median / plain median; node CPU = user + system time of this process; ' +
+      (plain.pinned ? 'this process and replica 1 pinned to CPUs of their own' : 'not pinned (see stderr)'),
     [
       ['client', 'median', 'p99', 'ratio', 'per-round ratio p25 / p50 / p75', 'node CPU/query', 'reads per replica'],
       ...measured.overhead.map((r) => [
@@ -644,6 +693,7 @@ if (measured) {
       overhead_ratio_kr: round(kr.median / plain.median, 3),
       overhead_round_ratio_p50_ours: round(percentile(ours.roundRatios, 50), 3),
       overhead_round_ratio_p50_kr: round(percentile(kr.roundRatios, 50), 3),
+      overhead_pinned: plain.pinned,
       overhead_median_us_plain: round(plain.median * 1000, 1),
       overhead_median_us_ours: round(ours.median * 1000, 1),
       overhead_median_us_kr: round(kr.median * 1000, 1),

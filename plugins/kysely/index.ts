@@ -13,3 +13,4 @@ export { NoReplicaAvailableError, isNoReplicaAvailableError } from './errors/no-
 export { WriteInReadOnlyScopeError, isWriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 export { TransactionAbortedError, isTransactionAbortedError } from './errors/transaction-aborted-error.js'
 export { QueryTimeoutError, isQueryTimeoutError } from './errors/query-timeout-error.js'
+export { ReplicaPoolClosedError, isReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'

@@ -1,5 +1,6 @@
 import { PostgresDriver, type DatabaseConnection, type PostgresPool, type PostgresPoolClient } from 'kysely'
 import pg from 'pg'
+import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { QueryTimeoutError } from './errors/query-timeout-error.js'
 
 /** One PostgreSQL server of a replica pool: its identity and its own connection pool. */
@@ -36,7 +37,41 @@ export interface PgBackendInit {
   /** Longest wait for a query's answer before its connection is closed; 0 for none. */
   readonly queryTimeoutMs: number
   readonly probeTimeoutMs: number
+  /** An idle pooled connection failed (the server went away between queries). */
   readonly onPoolError: (backend: string, error: Error) => void
+}
+
+function ignore(): void {}
+
+/**
+ * `statement_timeout` for sessions whose queries the pool times out after
+ * `timeoutMs`: just above it, past the sweep that enforces it, so the pool
+ * always gives up first and reports QueryTimeoutError; the server then stops
+ * a statement nobody waits for any more.
+ *
+ * @example
+ * serverStatementTimeoutMs(30_000) // 32_000
+ */
+export function serverStatementTimeoutMs(timeoutMs: number): number {
+  return timeoutMs + sweepIntervalMs(timeoutMs) + 1000
+}
+
+function sweepIntervalMs(timeoutMs: number): number {
+  return Math.max(10, Math.min(1000, Math.floor(timeoutMs / 4)))
+}
+
+/**
+ * pg's settings for a connection string plus session settings (`name=value`)
+ * sent at connect. pg lets an `options` parameter in the URL replace the
+ * `options` setting, so the URL's own options are kept and ours appended.
+ */
+function withSessionSettings(connectionString: string, settings: readonly string[]): { connectionString: string; options?: string } {
+  if (settings.length === 0) return { connectionString }
+  const url = new URL(connectionString)
+  const own = url.searchParams.get('options')
+  url.searchParams.delete('options')
+  const ours = settings.map((setting) => `-c ${setting}`).join(' ')
+  return { connectionString: own === null ? connectionString : url.toString(), options: own === null ? ours : `${own} ${ours}` }
 }
 
 /**
@@ -48,24 +83,29 @@ export interface PgBackendInit {
  */
 export async function createPgBackend(init: PgBackendInit): Promise<PgBackend> {
   const url = new URL(init.connectionString)
-  const make = (max: number): pg.Pool => {
+  const make = (max: number, timeoutMs: number): pg.Pool => {
+    const settings: string[] = []
+    if (init.readOnly) settings.push('default_transaction_read_only=on')
+    // The server stops a statement the pool gave up on (its socket may never reach the server to close it).
+    if (timeoutMs > 0) settings.push(`statement_timeout=${serverStatementTimeoutMs(timeoutMs)}`)
     const pool = new pg.Pool({
-      connectionString: init.connectionString,
+      ...withSessionSettings(init.connectionString, settings),
       max,
       connectionTimeoutMillis: init.connectTimeoutMs,
       idleTimeoutMillis: init.idleTimeoutMs,
       // Idle connections alone must not keep the process alive.
       allowExitOnIdle: true,
-      ...(init.readOnly ? { options: '-c default_transaction_read_only=on' } : {}),
     })
     pool.on('error', (error) => init.onPoolError(init.id, error))
-    // pg emits 'error' on a checked-out client whose server dies; unheard, that
-    // would crash the process. The query in flight fails too, and is handled there.
-    pool.on('connect', (client) => client.on('error', (error) => init.onPoolError(init.id, error)))
+    // pg emits 'error' on a client whose connection fails; unheard, that would
+    // crash the process. An idle client's failure reaches the pool's listener
+    // above; a checked-out client's fails its query, which is handled (and
+    // logged) where the query was routed, so it is not reported twice.
+    pool.on('connect', (client) => client.on('error', ignore))
     return pool
   }
-  const pool = new TimedPool(make(init.poolSize), init.id, init.queryTimeoutMs)
-  const probePool = new TimedPool(make(1), init.id, init.probeTimeoutMs)
+  const pool = new TimedPool(make(init.poolSize, init.queryTimeoutMs), init.id, init.queryTimeoutMs)
+  const probePool = new TimedPool(make(1, init.probeTimeoutMs), init.id, init.probeTimeoutMs)
   const driver = new PostgresDriver({ pool })
   await driver.init()
   return Object.freeze({
@@ -124,7 +164,7 @@ export class TimedPool implements PostgresPool {
     })
     if (timeoutMs > 0) {
       // One sweep for all queries rather than a timer per query: the query path stays cheap.
-      this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(1000, Math.floor(timeoutMs / 4))))
+      this.#sweeper = setInterval(() => this.#sweep(), sweepIntervalMs(timeoutMs))
       this.#sweeper.unref()
     }
   }
@@ -133,10 +173,17 @@ export class TimedPool implements PostgresPool {
     return this.raw.connect().then(this.#wrap)
   }
 
-  async end(): Promise<void> {
+  /**
+   * Closes the pool: no new connection is handed out; queries and
+   * transactions holding one get `graceMs` to give it back, then their
+   * connections are closed under them.
+   */
+  async end(graceMs = 0): Promise<void> {
+    const ended = this.raw.end()
+    if (graceMs > 0 && this.raw.totalCount > this.raw.idleCount) await raceTimeout(ended, graceMs, () => undefined)
     clearInterval(this.#sweeper)
     this.abortInFlight()
-    await this.raw.end()
+    await ended
   }
 
   /** Destroys the connections of every query in flight; returns how many. */
@@ -222,9 +269,10 @@ export class TimedClient implements PostgresPoolClient {
     throw failure ?? error
   }
 
-  release(): void {
+  /** Gives the connection back; `discard` (as pg takes it: true or an Error) closes it instead, as Kysely asks after a failed ROLLBACK. */
+  release(discard?: boolean | Error): void {
     // A destroyed connection goes back as broken, so the pool drops it and frees the slot.
-    this.#client.release(this.#broken ? new Error('connection closed by the replica pool') : undefined)
+    this.#client.release(this.#broken ? new Error('connection closed by the replica pool') : discard)
   }
 
   /** Fails the query in flight with QueryTimeoutError if it started before `deadline`. */

@@ -45,7 +45,13 @@ export interface ReplicaPoolOptions {
    * limit off. Default 30 000 ms.
    */
   readonly queryTimeoutMs?: number
-  /** Replicas further behind than this get no reads. Default 30 000 ms. */
+  /** How long `close()` lets queries and transactions in flight finish before closing their connections. Default 5000 ms. */
+  readonly closeTimeoutMs?: number
+  /**
+   * Replicas further behind than this get no reads. Default 30 000 ms. Lag is
+   * measured once per probe, so under steady writes it reads up to about
+   * `health.probeIntervalMs` high: keep this well above that interval.
+   */
   readonly maxLagMs?: number
   /** Replicas further behind than this many WAL bytes get no reads. Default: no byte limit. */
   readonly maxLagBytes?: number
@@ -90,6 +96,7 @@ export interface ResolvedReplicaPoolOptions {
   readonly poolSize: number
   readonly connectTimeoutMs: number
   readonly queryTimeoutMs: number
+  readonly closeTimeoutMs: number
   readonly maxLagMs: number
   readonly maxLagBytes: number | undefined
   readonly fallbackToPrimary: boolean
@@ -131,6 +138,7 @@ export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): Resolved
     poolSize: whole(options.poolSize, 'poolSize', 10, 1),
     connectTimeoutMs: whole(options.connectTimeoutMs, 'connectTimeoutMs', 2000, 1),
     queryTimeoutMs: whole(options.queryTimeoutMs, 'queryTimeoutMs', 30_000, 0),
+    closeTimeoutMs: whole(options.closeTimeoutMs, 'closeTimeoutMs', 5000, 0),
     maxLagMs: whole(options.maxLagMs, 'maxLagMs', 30_000, 0),
     maxLagBytes: options.maxLagBytes === undefined ? undefined : whole(options.maxLagBytes, 'maxLagBytes', 0, 0),
     fallbackToPrimary: options.fallbackToPrimary ?? true,

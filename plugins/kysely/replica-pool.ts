@@ -13,11 +13,13 @@ import { currentScope } from './database-scope.js'
 import { NoReplicaAvailableError } from './errors/no-replica-available-error.js'
 import { isQueryTimeoutError } from './errors/query-timeout-error.js'
 import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
+import { ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import { parseLsn } from './lsn.js'
 import { createPgBackend, probeOn, runOn, type PgBackend, type PgResult } from './pg-backend.js'
 import { toQueryResult } from './query-result.js'
 import { queryKind, type QueryKind } from './query-kind.js'
+import type { PinnedConnection } from './routing-connection.js'
 import { resolveReplicaPoolOptions, type ReplicaPoolOptions, type ResolvedReplicaPoolOptions } from './replica-pool-options.js'
 
 /** Which server served a query, for tracing. */
@@ -171,6 +173,12 @@ export class ReplicaPool {
       })
     const primaries = await Promise.all(resolved.primaries.map((server) => make(server, false)))
     const replicas = await Promise.all(resolved.replicas.map((server) => make(server, true)))
+    if (resolved.replicas.length > 0 && resolved.maxLagMs < 2 * resolved.health.probeIntervalMs) {
+      logger.warn('maxLagMs is under twice health.probeIntervalMs: lag is measured once per probe, so under steady writes replicas may read as too far behind', {
+        maxLagMs: resolved.maxLagMs,
+        probeIntervalMs: resolved.health.probeIntervalMs,
+      })
+    }
     const pool = new ReplicaPool(resolved, primaries, replicas, logger)
     await pool.#probeAll()
     pool.#schedule()
@@ -215,6 +223,7 @@ export class ReplicaPool {
 
   /** Runs one query outside a transaction, on the server the routing rules choose. */
   async execute<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.#closed) throw new ReplicaPoolClosedError()
     const kind = queryKind(compiled.query)
     const scope = currentScope()
     if (scope?.mode === 'read-only') {
@@ -231,7 +240,8 @@ export class ReplicaPool {
    * with the scope's last write), otherwise on the primary. Give it back with
    * `release`.
    */
-  async acquire(): Promise<{ readonly backend: PgBackend; readonly role: 'primary' | 'replica'; readonly readOnly: boolean; readonly connection: DatabaseConnection }> {
+  async acquire(): Promise<PinnedConnection> {
+    if (this.#closed) throw new ReplicaPoolClosedError()
     if (currentScope()?.mode === 'read-only') {
       const { needLsn, primaryOnly } = this.#consistencyNeed()
       const tried = new Set<Backend<PgBackend>>()
@@ -239,9 +249,12 @@ export class ReplicaPool {
         const replica = await this.#pickReplica(tried, needLsn)
         if (!replica) break
         tried.add(replica)
+        // A transaction counts as outstanding on its replica, as a single read does, until it is released.
+        const done = replica.begin()
         try {
-          return { backend: replica.target, role: 'replica', readOnly: true, connection: await replica.target.driver.acquireConnection() }
+          return { backend: replica.target, role: 'replica', readOnly: true, connection: await replica.target.driver.acquireConnection(), done }
         } catch (error) {
+          done()
           if (!isConnectionError(error) && !isPoolWaitTimeout(error)) throw error
           if (isConnectionError(error)) this.#replicas.reportFailure(replica, { eject: true })
         }
@@ -249,10 +262,10 @@ export class ReplicaPool {
       if (!primaryOnly && needLsn === undefined) throw new NoReplicaAvailableError('every replica is down or lagging')
       this.#counts.consistentReads++
       const primary = this.#requirePrimary()
-      return { backend: primary, role: 'primary', readOnly: true, connection: await this.#connectPrimary(primary) }
+      return { backend: primary, role: 'primary', readOnly: true, connection: await this.#connectPrimary(primary), done: undefined }
     }
     const primary = this.#requirePrimary()
-    return { backend: primary, role: 'primary', readOnly: false, connection: await this.#connectPrimary(primary) }
+    return { backend: primary, role: 'primary', readOnly: false, connection: await this.#connectPrimary(primary), done: undefined }
   }
 
   async #connectPrimary(primary: PgBackend): Promise<DatabaseConnection> {
@@ -264,15 +277,16 @@ export class ReplicaPool {
     }
   }
 
-  async release(backend: PgBackend, connection: DatabaseConnection): Promise<void> {
-    await backend.driver.releaseConnection(connection as never)
-  }
-
   /** After a transaction committed on the primary: remember where the WAL was, for read-your-writes. */
   async noteCommit(connection: DatabaseConnection): Promise<void> {
     await this.#markWrite(connection)
   }
 
+  /**
+   * Stops probing and closes every connection. New queries are refused with
+   * `ReplicaPoolClosedError` at once; those in flight get `closeTimeoutMs` to
+   * finish before their connections are closed under them.
+   */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -280,10 +294,9 @@ export class ReplicaPool {
     await this.#probing?.catch(() => undefined)
     await this.#probingPrimary
     await Promise.all(
-      [...this.#primaries, ...this.#replicas.backends.map((b) => b.target)].map(async (backend) => {
-        await backend.driver.destroy()
-        await backend.probePool.end()
-      }),
+      [...this.#primaries, ...this.#replicas.backends.map((b) => b.target)].map((backend) =>
+        Promise.all([backend.timed.end(this.#options.closeTimeoutMs), backend.probePool.end()]),
+      ),
     )
   }
 

@@ -33,9 +33,7 @@ export class ReplicatedDriver implements Driver {
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    const routing = connection as RoutingConnection
-    const server = await routing.pin()
-    const readOnly = routing.pinned?.readOnly === true
+    const { connection: server, readOnly } = await (connection as RoutingConnection).pin()
     let sql = 'start transaction'
     if (settings.isolationLevel) sql += ` isolation level ${settings.isolationLevel}`
     if (settings.accessMode || readOnly) sql += ` ${readOnly ? 'read only' : settings.accessMode}`
@@ -51,7 +49,10 @@ export class ReplicatedDriver implements Driver {
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('rollback'))
+    const pinned = (connection as RoutingConnection).pinned
+    if (!pinned) throw new Error('rollback without a transaction: Kysely calls beginTransaction first')
+    // Kysely's own driver discards the connection when ROLLBACK fails, rather than pooling one in an unknown state.
+    await pinned.backend.driver.rollbackTransaction(pinned.connection as never)
   }
 
   async savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {

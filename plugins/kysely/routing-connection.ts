@@ -2,6 +2,18 @@ import type { CompiledQuery, DatabaseConnection, QueryResult } from 'kysely'
 import type { PgBackend } from './pg-backend.js'
 import type { ReplicaPool } from './replica-pool.js'
 
+/** A server connection held for a transaction or a stream, from `ReplicaPool.acquire`. */
+export interface PinnedConnection {
+  readonly backend: PgBackend
+  readonly role: 'primary' | 'replica'
+  /** A read-only transaction: on a replica, or on the primary for a read-only scope's consistent read. */
+  readonly readOnly: boolean
+  /** Kysely's connection from the backend's own `PostgresDriver`. */
+  readonly connection: DatabaseConnection
+  /** Ends the request's count as outstanding on its replica, for the balancing strategy. */
+  readonly done: (() => void) | undefined
+}
+
 /**
  * What Kysely gets from `acquireConnection()`: no server yet. Each query is
  * routed on its own, except inside a transaction or a stream, where the
@@ -13,19 +25,19 @@ import type { ReplicaPool } from './replica-pool.js'
  */
 export class RoutingConnection implements DatabaseConnection {
   readonly #pool: ReplicaPool
-  #pinned: { readonly backend: PgBackend; readonly role: 'primary' | 'replica'; readonly readOnly: boolean; readonly connection: DatabaseConnection } | undefined
+  #pinned: PinnedConnection | undefined
 
   constructor(pool: ReplicaPool) {
     this.#pool = pool
   }
 
   /** Pins the connection to a server (a transaction begins). */
-  async pin(): Promise<DatabaseConnection> {
+  async pin(): Promise<PinnedConnection> {
     this.#pinned ??= await this.#pool.acquire()
-    return this.#pinned.connection
+    return this.#pinned
   }
 
-  get pinned(): { readonly role: 'primary' | 'replica'; readonly readOnly: boolean; readonly connection: DatabaseConnection } | undefined {
+  get pinned(): PinnedConnection | undefined {
     return this.#pinned
   }
 
@@ -35,7 +47,7 @@ export class RoutingConnection implements DatabaseConnection {
   }
 
   async *streamQuery<R>(compiledQuery: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
-    const connection = await this.pin()
+    const { connection } = await this.pin()
     yield* connection.streamQuery<R>(compiledQuery, chunkSize)
   }
 
@@ -43,6 +55,11 @@ export class RoutingConnection implements DatabaseConnection {
   async release(): Promise<void> {
     const pinned = this.#pinned
     this.#pinned = undefined
-    if (pinned) await this.#pool.release(pinned.backend, pinned.connection)
+    if (!pinned) return
+    try {
+      await pinned.backend.driver.releaseConnection(pinned.connection as never)
+    } finally {
+      pinned.done?.()
+    }
   }
 }

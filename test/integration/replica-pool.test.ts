@@ -7,7 +7,7 @@ import { runInMessageScope } from '../../src/routemq/message-scope.js'
 import { rootContainerForTests } from '../support/inbound-message.js'
 import { TcpFaultProxy } from '../support/tcp-fault-proxy.js'
 import {
-  isPrimaryUnavailableError, isTransactionAbortedError, isWriteInReadOnlyScopeError, migrateToLatest, ReadOnly, readOnly, ReplicaPool,
+  isPrimaryUnavailableError, isQueryTimeoutError, isReplicaPoolClosedError, isTransactionAbortedError, isWriteInReadOnlyScopeError, migrateToLatest, ReadOnly, readOnly, ReplicaPool,
   ReplicatedPostgresDialect, withConsistencyKey, Write, write, type ReplicaPoolOptions,
 } from '../../plugins/kysely/index.js'
 
@@ -262,6 +262,84 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     )
     const lost = await write(() => db.selectFrom('readings').select('id').where('device', '=', 'lost').execute())
     assert.deepEqual(lost, [])
+  })
+
+  it('counts a read-only transaction as outstanding on its replica until it ends', async () => {
+    const { db, pool } = await database()
+    const outstanding = (): number => pool.stats.replicas.reduce((sum, replica) => sum + replica.outstanding, 0)
+    let inside = -1
+    await readOnly(() =>
+      db.transaction().execute(async (trx) => {
+        await servedBy(trx)
+        inside = outstanding()
+      }),
+    )
+    assert.equal(inside, 1)
+    assert.equal(outstanding(), 0)
+  })
+
+  it('fails a read that gets no answer in queryTimeoutMs with QueryTimeoutError, and the server stops the statement too', async () => {
+    const { db, pool } = await database({ queryTimeoutMs: 300, replicas: [topology.replicas[0]!.url] })
+    const started = performance.now()
+    await assert.rejects(readOnly(() => sql`select pg_sleep(60), 'routemq-timeout-probe' as marker`.execute(db)), isQueryTimeoutError)
+    const waited = performance.now() - started
+    assert.ok(waited < 1500, `the read failed after ${waited.toFixed(0)} ms`)
+    // A slow query is no dead server: the replica keeps its reads, and the read was not run again elsewhere.
+    assert.equal(pool.stats.replicas[0]!.state, 'healthy')
+    assert.equal(pool.stats.readRetries, 0)
+    assert.equal((await readOnly(() => servedBy(db))).port, topology.replicas[0]!.port)
+    // The closed socket never interrupts pg_sleep on the server; statement_timeout, just above queryTimeoutMs, does.
+    const admin = new pg.Client({ connectionString: topology.replicas[0]!.url })
+    await admin.connect()
+    cleanup.push(() => admin.end())
+    const stillRunning = async (): Promise<boolean> => {
+      const { rows } = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%routemq-timeout-probe%' AND pid <> pg_backend_pid()")
+      return rows[0].n > 0
+    }
+    assert.ok(await waitUntil(async () => !(await stillRunning()), 5000), 'the abandoned statement still runs on the replica')
+  })
+
+  it("keeps the session options of a server's URL and adds its own: read-only replicas, a statement_timeout", async () => {
+    const url = `${topology.replicas[0]!.url}&options=${encodeURIComponent('-c work_mem=7MB')}`
+    const { db } = await database({ replicas: [url], queryTimeoutMs: 30_000 })
+    const show = async (name: string): Promise<string> => {
+      const { rows } = await readOnly(() => sql<Record<string, string>>`select current_setting(${name}) as value`.execute(db))
+      return rows[0]!.value!
+    }
+    assert.deepEqual(
+      { workMem: await show('work_mem'), readOnly: await show('default_transaction_read_only'), statementTimeout: await show('statement_timeout') },
+      { workMem: '7MB', readOnly: 'on', statementTimeout: '32s' },
+    )
+  })
+
+  it('lets queries in flight finish when closed, and refuses new ones with ReplicaPoolClosedError', async () => {
+    const { db, pool } = await database()
+    let began!: () => void
+    const inTransaction = new Promise<void>((resolve) => (began = resolve))
+    const transaction = db.transaction().execute(async (trx) => {
+      began()
+      await sql`select pg_sleep(0.3)`.execute(trx)
+      return trx.insertInto('readings').values({ device: 'closing', value: 1 }).returning('device').executeTakeFirstOrThrow()
+    })
+    const inFlight = readOnly(() => sql<{ done: string }>`select pg_sleep(0.3), 'finished' as done`.execute(db))
+    // Both hold a connection before close() starts: the transaction has begun, the read has its replica connection.
+    await inTransaction
+    assert.ok(await waitUntil(async () => pool.stats.replicas.some((r) => r.connections.total > r.connections.idle), 2000))
+    const closing = pool.close()
+    await assert.rejects(db.selectFrom('readings').selectAll().execute(), isReplicaPoolClosedError)
+    assert.equal((await inFlight).rows[0]!.done, 'finished')
+    assert.deepEqual(await transaction, { device: 'closing' })
+    await closing
+  })
+
+  it('closes connections under queries that outlast closeTimeoutMs', async () => {
+    const { db, pool } = await database({ closeTimeoutMs: 100, replicas: [topology.replicas[0]!.url] })
+    const slow = readOnly(() => sql`select pg_sleep(30)`.execute(db)).then(() => 'answered', () => 'failed')
+    assert.ok(await waitUntil(async () => pool.stats.replicas[0]!.connections.total > pool.stats.replicas[0]!.connections.idle, 2000))
+    const started = performance.now()
+    await pool.close()
+    assert.ok(performance.now() - started < 2000, 'close() waited for the slow query')
+    assert.equal(await slow, 'failed')
   })
 
   it('fails writes fast with PrimaryUnavailableError while the primary is down, keeps reading, and writes again after', async () => {

@@ -81,6 +81,8 @@ describe('replica pool options', () => {
     assert.equal(resolved.consistency.mode, 'lsn')
     assert.equal(resolved.fallbackToPrimary, true)
     assert.equal(resolved.heartbeatTable, 'routemq_replication_heartbeat')
+    assert.equal(resolved.queryTimeoutMs, 30_000)
+    assert.equal(resolved.closeTimeoutMs, 5000)
   })
 
   const cases: [string, ReplicaPoolOptions, string][] = [
@@ -93,6 +95,7 @@ describe('replica pool options', () => {
     ['an unknown strategy', { primary: 'postgres://a/x', strategy: 'fastest' as never }, 'strategy'],
     ['an unknown consistency mode', { primary: 'postgres://a/x', consistency: { mode: 'strong' as never } }, 'consistency.mode'],
     ['a negative lag limit', { primary: 'postgres://a/x', maxLagMs: -1 }, 'maxLagMs'],
+    ['a fractional close timeout', { primary: 'postgres://a/x', closeTimeoutMs: 1.5 }, 'closeTimeoutMs'],
     ['a heartbeat table with SQL in it', { primary: 'postgres://a/x', heartbeatTable: 'x; drop table y' }, 'heartbeatTable'],
   ]
   for (const [name, options, field] of cases) {

@@ -2,6 +2,7 @@ import { PostgresDriver, type DatabaseConnection, type PostgresPool, type Postgr
 import pg from 'pg'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { QueryTimeoutError } from './errors/query-timeout-error.js'
+import { ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
 
 /** One PostgreSQL server of a replica pool: its identity and its own connection pool. */
 export interface PgBackend {
@@ -43,6 +44,9 @@ export interface PgBackendInit {
 
 function ignore(): void {}
 
+/** After the grace period, how long `end()` waits for holders to release the connections closed under them. */
+const RELEASE_WAIT_MS = 1000
+
 /**
  * `statement_timeout` for sessions whose queries the pool times out after
  * `timeoutMs`: just above it, past the sweep that enforces it, so the pool
@@ -63,15 +67,22 @@ function sweepIntervalMs(timeoutMs: number): number {
 /**
  * pg's settings for a connection string plus session settings (`name=value`)
  * sent at connect. pg lets an `options` parameter in the URL replace the
- * `options` setting, so the URL's own options are kept and ours appended.
+ * `options` setting, so the URL's own options are merged with ours: after our
+ * defaults (a stricter statement_timeout of the user's wins), before what
+ * must hold (replica sessions stay read-only).
  */
-function withSessionSettings(connectionString: string, settings: readonly string[]): { connectionString: string; options?: string } {
-  if (settings.length === 0) return { connectionString }
+function withSessionSettings(
+  connectionString: string,
+  settings: { readonly defaults: readonly string[]; readonly enforced: readonly string[] },
+): { connectionString: string; options?: string } {
   const url = new URL(connectionString)
   const own = url.searchParams.get('options')
   url.searchParams.delete('options')
-  const ours = settings.map((setting) => `-c ${setting}`).join(' ')
-  return { connectionString: own === null ? connectionString : url.toString(), options: own === null ? ours : `${own} ${ours}` }
+  // PostgreSQL applies -c settings in order, the last one winning: the URL's own
+  // settings override our defaults, and nothing overrides what must hold.
+  const options = [...settings.defaults.map((s) => `-c ${s}`), ...(own === null ? [] : [own]), ...settings.enforced.map((s) => `-c ${s}`)].join(' ')
+  if (options === '') return { connectionString }
+  return { connectionString: own === null ? connectionString : url.toString(), options }
 }
 
 /**
@@ -84,10 +95,11 @@ function withSessionSettings(connectionString: string, settings: readonly string
 export async function createPgBackend(init: PgBackendInit): Promise<PgBackend> {
   const url = new URL(init.connectionString)
   const make = (max: number, timeoutMs: number): pg.Pool => {
-    const settings: string[] = []
-    if (init.readOnly) settings.push('default_transaction_read_only=on')
-    // The server stops a statement the pool gave up on (its socket may never reach the server to close it).
-    if (timeoutMs > 0) settings.push(`statement_timeout=${serverStatementTimeoutMs(timeoutMs)}`)
+    const settings = {
+      // The server stops a statement the pool gave up on (its socket may never reach the server to close it).
+      defaults: timeoutMs > 0 ? [`statement_timeout=${serverStatementTimeoutMs(timeoutMs)}`] : [],
+      enforced: init.readOnly ? ['default_transaction_read_only=on'] : [],
+    }
     const pool = new pg.Pool({
       ...withSessionSettings(init.connectionString, settings),
       max,
@@ -153,6 +165,8 @@ export class TimedPool implements PostgresPool {
    */
   readonly #all = new Set<TimedClient>()
   #sweeper: NodeJS.Timeout | undefined
+  #ending: Promise<void> | undefined
+  #ended = false
 
   constructor(pool: pg.Pool, backend: string, timeoutMs: number) {
     this.raw = pool
@@ -170,20 +184,48 @@ export class TimedPool implements PostgresPool {
   }
 
   connect(): Promise<TimedClient> {
+    if (this.#ended) return Promise.reject(new ReplicaPoolClosedError())
     return this.raw.connect().then(this.#wrap)
   }
 
   /**
-   * Closes the pool: no new connection is handed out; queries and
-   * transactions holding one get `graceMs` to give it back, then their
-   * connections are closed under them.
+   * Closes the pool. Work holding or waiting for a connection gets up to
+   * `graceMs` to finish (the pool keeps serving it); then every connection
+   * still checked out, busy or between a transaction's statements, is closed
+   * under its holder, and connections handed out later are refused.
    */
-  async end(graceMs = 0): Promise<void> {
+  end(graceMs = 0): Promise<void> {
+    this.#ending ??= this.#end(graceMs)
+    return this.#ending
+  }
+
+  async #end(graceMs: number): Promise<void> {
+    if (graceMs > 0) await raceTimeout(this.#drained(), graceMs, () => undefined)
+    this.#ended = true
     const ended = this.raw.end()
-    if (graceMs > 0 && this.raw.totalCount > this.raw.idleCount) await raceTimeout(ended, graceMs, () => undefined)
+    for (const client of this.#all) client.closeIfCheckedOut(new ReplicaPoolClosedError('under-query'))
+    // pg-pool lets go of a connection only when its holder releases it, which
+    // a holder stuck elsewhere may never do; its socket is closed already.
+    await raceTimeout(ended, RELEASE_WAIT_MS, () => undefined)
     clearInterval(this.#sweeper)
-    this.abortInFlight()
-    await ended
+  }
+
+  /** Resolves once no connection is checked out, being opened or waited for. */
+  #drained(): Promise<void> {
+    const raw = this.raw
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (raw.totalCount !== raw.idleCount || raw.waitingCount !== 0) return
+        raw.off('release', later)
+        raw.off('remove', later)
+        resolve()
+      }
+      // pg-pool announces a release before it has put the connection back (or handed it to a waiter).
+      const later = (): void => void setImmediate(check)
+      raw.on('release', later)
+      raw.on('remove', later)
+      check()
+    })
   }
 
   /** Destroys the connections of every query in flight; returns how many. */
@@ -194,6 +236,11 @@ export class TimedPool implements PostgresPool {
   }
 
   readonly #wrap = (client: pg.PoolClient): TimedClient => {
+    // A connection that was still being opened when the pool closed.
+    if (this.#ended) {
+      client.release(new Error('the replica pool is closed'))
+      throw new ReplicaPoolClosedError()
+    }
     let wrapper = this.#wrappers.get(client)
     if (!wrapper) {
       wrapper = new TimedClient(client, this.#backend, this.#timeoutMs)
@@ -223,10 +270,13 @@ export class TimedClient implements PostgresPoolClient {
   readonly #backend: string
   readonly #timeoutMs: number
   #broken = false
+  #checkedOut = false
   /** When the query in flight started (performance.now()), or 0. */
   #since = 0
   /** Why the socket under the query in flight was closed, when the pool closed it with a reason. */
   #failure: Error | undefined
+  /** Why the pool closed this connection, for the statements its holder sends after. */
+  #closedWith: Error | undefined
 
   constructor(client: pg.PoolClient, backend: string, timeoutMs: number) {
     this.#client = client
@@ -236,6 +286,8 @@ export class TimedClient implements PostgresPoolClient {
 
   checkOut(): void {
     this.#broken = false
+    this.#closedWith = undefined
+    this.#checkedOut = true
   }
 
   query(...args: unknown[]): any {
@@ -245,14 +297,12 @@ export class TimedClient implements PostgresPoolClient {
     return this.run(sql, parameters)
   }
 
-  /**
-   * Runs one statement; fails with `QueryTimeoutError` when the sweep closed
-   * its connection for taking too long. `startedAt` (performance.now()) lets a
-   * caller that already read the clock share its reading.
-   */
-  run(sql: string, parameters: readonly unknown[] | undefined, startedAt = performance.now()): Promise<PgResult> {
+  /** Runs one statement; fails with `QueryTimeoutError` when the sweep closed its connection for taking too long. */
+  run(sql: string, parameters: readonly unknown[] | undefined): Promise<PgResult> {
+    // Closed by the pool with a reason (a timeout, the pool closing): later statements of its holder get that reason too.
+    if (this.#broken && this.#closedWith) return Promise.reject(this.#closedWith)
     this.#failure = undefined
-    this.#since = startedAt
+    this.#since = performance.now()
     return (this.#client.query(sql, parameters as unknown[]) as Promise<PgResult>).then(this.#answered, this.#failed)
   }
 
@@ -271,6 +321,7 @@ export class TimedClient implements PostgresPoolClient {
 
   /** Gives the connection back; `discard` (as pg takes it: true or an Error) closes it instead, as Kysely asks after a failed ROLLBACK. */
   release(discard?: boolean | Error): void {
+    this.#checkedOut = false
     // A destroyed connection goes back as broken, so the pool drops it and frees the slot.
     this.#client.release(this.#broken ? new Error('connection closed by the replica pool') : discard)
   }
@@ -283,10 +334,20 @@ export class TimedClient implements PostgresPoolClient {
   /** Closes the socket under a query in flight (failing it with `error`, if given); false when there was none. */
   destroy(error: Error | undefined): boolean {
     if (this.#since === 0 || this.#broken) return false
-    this.#broken = true
-    this.#failure = error
-    ;(this.#client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
+    this.#close(error)
     return true
+  }
+
+  /** Closes the socket of a checked-out connection, whether a query runs on it or its holder is between statements. */
+  closeIfCheckedOut(error: Error): void {
+    if (this.#checkedOut && !this.#broken) this.#close(error)
+  }
+
+  #close(error: Error | undefined): void {
+    this.#broken = true
+    this.#closedWith = error
+    this.#failure = this.#since === 0 ? undefined : error
+    ;(this.#client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
   }
 }
 

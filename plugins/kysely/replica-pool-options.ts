@@ -137,7 +137,7 @@ export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): Resolved
     region: options.region,
     poolSize: whole(options.poolSize, 'poolSize', 10, 1),
     connectTimeoutMs: whole(options.connectTimeoutMs, 'connectTimeoutMs', 2000, 1),
-    queryTimeoutMs: whole(options.queryTimeoutMs, 'queryTimeoutMs', 30_000, 0),
+    queryTimeoutMs: whole(options.queryTimeoutMs, 'queryTimeoutMs', 30_000, 0, MAX_TIMEOUT_MS),
     closeTimeoutMs: whole(options.closeTimeoutMs, 'closeTimeoutMs', 5000, 0),
     maxLagMs: whole(options.maxLagMs, 'maxLagMs', 30_000, 0),
     maxLagBytes: options.maxLagBytes === undefined ? undefined : whole(options.maxLagBytes, 'maxLagBytes', 0, 0),
@@ -150,7 +150,7 @@ export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): Resolved
     },
     health: {
       probeIntervalMs: whole(options.health?.probeIntervalMs, 'health.probeIntervalMs', 1000, 1),
-      probeTimeoutMs: whole(options.health?.probeTimeoutMs, 'health.probeTimeoutMs', 1000, 1),
+      probeTimeoutMs: whole(options.health?.probeTimeoutMs, 'health.probeTimeoutMs', 1000, 1, MAX_TIMEOUT_MS),
       rise: whole(options.health?.rise, 'health.rise', 2, 1),
       fall: whole(options.health?.fall, 'health.fall', 2, 1),
     },
@@ -188,8 +188,13 @@ function resolveServer(server: string | PgServerConfig, field: string): Resolved
   })
 }
 
-function whole(value: number | undefined, field: string, fallback: number, min: number): number {
+function whole(value: number | undefined, field: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback
-  if (!Number.isInteger(value) || value < min) throw new InvalidOptionError(field, `must be a whole number of at least ${min}`)
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(field, max === Number.MAX_SAFE_INTEGER ? `must be a whole number of at least ${min}` : `must be a whole number from ${min} to ${max}`)
+  }
   return value
 }
+
+/** PostgreSQL's statement_timeout takes at most 2^31 - 1 ms, and the pool sets it a little above queryTimeoutMs. */
+const MAX_TIMEOUT_MS = 2_000_000_000

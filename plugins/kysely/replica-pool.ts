@@ -126,6 +126,7 @@ export class ReplicaPool {
   #probing: Promise<void> | undefined
   #probingPrimary: Promise<void> | undefined
   #closed = false
+  #closing: Promise<void> | undefined
 
   private constructor(options: ResolvedReplicaPoolOptions, primaries: PgBackend[], replicas: PgBackend[], logger: Logger) {
     this.#options = options
@@ -238,7 +239,8 @@ export class ReplicaPool {
    * A connection for a transaction or a stream: on a replica inside a
    * read-only scope (on the primary, read only, when no replica has caught up
    * with the scope's last write), otherwise on the primary. Give it back with
-   * `release`.
+   * `backend.driver.releaseConnection(connection)`, then call `done` if set
+   * (`RoutingConnection.release()` does both).
    */
   async acquire(): Promise<PinnedConnection> {
     if (this.#closed) throw new ReplicaPoolClosedError()
@@ -287,17 +289,20 @@ export class ReplicaPool {
    * `ReplicaPoolClosedError` at once; those in flight get `closeTimeoutMs` to
    * finish before their connections are closed under them.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true
     clearTimeout(this.#timer)
     await this.#probing?.catch(() => undefined)
     await this.#probingPrimary
-    await Promise.all(
-      [...this.#primaries, ...this.#replicas.backends.map((b) => b.target)].map((backend) =>
-        Promise.all([backend.timed.end(this.#options.closeTimeoutMs), backend.probePool.end()]),
-      ),
-    )
+    const backends = [...this.#primaries, ...this.#replicas.backends.map((b) => b.target)]
+    // Probe connections last: reads finishing in the grace period may still ask a replica how far it has replayed.
+    await Promise.all(backends.map((backend) => backend.timed.end(this.#options.closeTimeoutMs)))
+    await Promise.all(backends.map((backend) => backend.probePool.end()))
   }
 
   async #write<R>(compiled: CompiledQuery, kind: QueryKind): Promise<QueryResult<R>> {
@@ -350,7 +355,7 @@ export class ReplicaPool {
         const client = await replica.target.timed.connect()
         let answer: PgResult
         try {
-          answer = await client.run(compiled.sql, compiled.parameters, started)
+          answer = await client.run(compiled.sql, compiled.parameters)
         } finally {
           client.release()
         }

@@ -299,8 +299,9 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     assert.ok(await waitUntil(async () => !(await stillRunning()), 5000), 'the abandoned statement still runs on the replica')
   })
 
-  it("keeps the session options of a server's URL and adds its own: read-only replicas, a statement_timeout", async () => {
-    const url = `${topology.replicas[0]!.url}&options=${encodeURIComponent('-c work_mem=7MB')}`
+  it("merges the session options of a server's URL with its own: read-only replicas, a statement_timeout", async () => {
+    // The URL's stricter statement_timeout wins over ours; its attempt to make replica sessions writable does not.
+    const url = `${topology.replicas[0]!.url}&options=${encodeURIComponent('-c work_mem=7MB -c statement_timeout=5s -c default_transaction_read_only=off')}`
     const { db } = await database({ replicas: [url], queryTimeoutMs: 30_000 })
     const show = async (name: string): Promise<string> => {
       const { rows } = await readOnly(() => sql<Record<string, string>>`select current_setting(${name}) as value`.execute(db))
@@ -308,7 +309,7 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     }
     assert.deepEqual(
       { workMem: await show('work_mem'), readOnly: await show('default_transaction_read_only'), statementTimeout: await show('statement_timeout') },
-      { workMem: '7MB', readOnly: 'on', statementTimeout: '32s' },
+      { workMem: '7MB', readOnly: 'on', statementTimeout: '5s' },
     )
   })
 
@@ -330,6 +331,53 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     assert.equal((await inFlight).rows[0]!.done, 'finished')
     assert.deepEqual(await transaction, { device: 'closing' })
     await closing
+  })
+
+  it('counts only the query, not the wait for a free connection, against queryTimeoutMs', async () => {
+    const { db } = await database({ queryTimeoutMs: 500, poolSize: 1, replicas: [topology.replicas[0]!.url] })
+    // Each takes 300 ms, under the limit; the third waits 600 ms for the one connection first.
+    const reads = Array.from({ length: 3 }, () => readOnly(() => sql`select pg_sleep(0.3)`.execute(db)).then(() => 'ok', (e: unknown) => String(e)))
+    assert.deepEqual(await Promise.all(reads), ['ok', 'ok', 'ok'])
+  })
+
+  it('serves work queued for a connection during the grace period of close()', async () => {
+    const { db, pool } = await database({ poolSize: 1, connectTimeoutMs: 5000, replicas: [topology.replicas[0]!.url] })
+    const first = readOnly(() => sql`select pg_sleep(0.2)`.execute(db))
+    const queued = readOnly(() => sql<{ n: number }>`select 2 as n`.execute(db))
+    assert.ok(await waitUntil(async () => pool.stats.replicas[0]!.connections.waiting === 1, 2000), 'the second read waits for the one connection')
+    await pool.close()
+    await first
+    assert.equal((await queued).rows[0]!.n, 2)
+  })
+
+  it('closes a transaction still open when closeTimeoutMs ends, and close() returns', async () => {
+    const { db, pool } = await database({ closeTimeoutMs: 100 })
+    let began!: () => void
+    const inTransaction = new Promise<void>((resolve) => (began = resolve))
+    let carryOn!: () => void
+    const held = new Promise<void>((resolve) => (carryOn = resolve))
+    const transaction = db
+      .transaction()
+      .execute(async (trx) => {
+        await trx.insertInto('readings').values({ device: 'held-open', value: 1 }).execute()
+        began()
+        // Between statements, holding the connection: no query runs on it when the grace period ends.
+        await held
+        await trx.insertInto('readings').values({ device: 'held-open', value: 2 }).execute()
+      })
+      .then(() => 'committed', (error: unknown) => error)
+    await inTransaction
+    const started = performance.now()
+    await pool.close()
+    assert.ok(performance.now() - started < 3000, `close() took ${(performance.now() - started).toFixed(0)} ms`)
+    carryOn()
+    const outcome = await transaction
+    assert.ok(isReplicaPoolClosedError(outcome) && outcome.when === 'under-query', `the transaction ended with ${String(outcome)}`)
+    const admin = new pg.Client({ connectionString: topology.primary!.url })
+    await admin.connect()
+    cleanup.push(() => admin.end())
+    const { rows } = await admin.query("SELECT count(*)::int AS n FROM readings WHERE device = 'held-open'")
+    assert.equal(rows[0].n, 0, 'nothing of the closed transaction was committed')
   })
 
   it('closes connections under queries that outlast closeTimeoutMs', async () => {

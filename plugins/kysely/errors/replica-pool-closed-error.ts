@@ -12,8 +12,14 @@ import { RouteMqError } from '../../../src/routemq/errors/route-mq-error.js'
 export class ReplicaPoolClosedError extends RouteMqError {
   readonly code = 'REPLICA_POOL_CLOSED'
 
-  constructor() {
-    super('The replica pool is closed, so no new query can start. Run queries before closing it (or destroying its Kysely instance), or create a new pool.')
+  /** `'under-query'`: the query was running, or its transaction open, when the grace period ended. */
+  constructor(readonly when: 'before-query' | 'under-query' = 'before-query') {
+    super(
+      when === 'before-query'
+        ? 'The replica pool is closed, so no new query can start. Run queries before closing it (or destroying its Kysely instance), or create a new pool.'
+        : 'The replica pool closed this connection under its query or transaction: it was still held closeTimeoutMs after close() was called. ' +
+            'Let work finish before closing the pool, or raise closeTimeoutMs.',
+    )
   }
 }
 

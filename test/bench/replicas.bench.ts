@@ -27,13 +27,14 @@ type ClientName = 'plain' | 'ours' | 'kr'
 
 const ROWS = 1000
 const OVERHEAD_WARMUP = 500
-// Many short rounds rather than a few long ones: on a small shared machine
-// the round-trip time drifts by tens of percent within seconds (other
-// processes, where the scheduler puts the server backends), far more than
-// the differences measured here; short rounds let every client see the same
-// drift.
+// On a small shared machine the round-trip time drifts by tens of percent
+// within seconds, far more than the differences measured here: the clients
+// take turns query by query, so every one sees the same drift. A "round" is
+// a slice of 200 consecutive turns, for the spread of the ratio.
 const OVERHEAD_ROUNDS = 50
 const OVERHEAD_QUERIES_PER_ROUND = 200
+/** Blocks of OVERHEAD_QUERIES_PER_ROUND queries per client for the CPU figure. */
+const OVERHEAD_CPU_ROUNDS = 10
 const WORKERS = 4
 const SLOW_LATENCY_MS = 10
 const SLOW_WARMUP_QUERIES = 400
@@ -367,34 +368,51 @@ function expandCpuList(list: string | undefined): number[] {
   })
 }
 
+/**
+ * Latency: the clients take turns query by query (the order rotating each
+ * turn), so whatever drifts on the machine drifts for all of them alike; per
+ * "round", the medians of consecutive slices of each client's queries, which
+ * span the same stretch of time. CPU: measured apart, each client running a
+ * block of queries alone, since one process's CPU time cannot be split
+ * between interleaved clients.
+ */
 async function measureOverhead(clients: readonly ClientUnderTest[], pinning: Pinning[] | undefined): Promise<OverheadResult[]> {
   const samples = new Map<ClientName, number[]>(clients.map((client) => [client.name, []]))
-  const roundMedians = new Map<ClientName, number[]>(clients.map((client) => [client.name, []]))
-  const cpu = new Map<ClientName, number>(clients.map((client) => [client.name, 0]))
-  for (let r = 0; r < OVERHEAD_ROUNDS; r++) {
-    // Each round starts with a different client, so none always runs
-    // first (or last) after the others have warmed the servers' caches.
+  const total = OVERHEAD_ROUNDS * OVERHEAD_QUERIES_PER_ROUND
+  for (let i = 0; i < total; i++) {
     for (let c = 0; c < clients.length; c++) {
-      const client = clients[(r + c) % clients.length]!
-      const cpuBefore = process.cpuUsage()
-      const result = await load(client.db, 1, r * OVERHEAD_QUERIES_PER_ROUND, forCount(OVERHEAD_QUERIES_PER_ROUND))
-      const cpuUsed = process.cpuUsage(cpuBefore)
-      cpu.set(client.name, cpu.get(client.name)! + (cpuUsed.user + cpuUsed.system) / 1000)
-      if (result.failures > 0) throw new Error(`${client.name}: ${result.failures} reads failed, first: ${result.firstError}`)
-      samples.get(client.name)!.push(...result.latencies)
-      roundMedians.get(client.name)!.push(percentile(result.latencies, 50))
+      const client = clients[(i + c) % clients.length]!
+      const started = performance.now()
+      await selectItem(client.db, keyAt(i))
+      samples.get(client.name)!.push(performance.now() - started)
     }
-    if ((r + 1) % 10 === 0) {
-      log(`(a) round ${r + 1}/${OVERHEAD_ROUNDS}: medians ${clients.map((c) => `${c.name} ${us(roundMedians.get(c.name)!.at(-1)!)}`).join(', ')}`)
+    if ((i + 1) % (total / 5) === 0) {
+      const recent = (name: ClientName) => us(percentile(samples.get(name)!.slice(-(total / 5)), 50))
+      log(`(a) ${i + 1}/${total} turns: medians of the last ${total / 5} ${clients.map((c) => `${c.name} ${recent(c.name)}`).join(', ')}`)
     }
   }
-  const plainMedians = roundMedians.get('plain')!
+  const cpu = new Map<ClientName, number>(clients.map((client) => [client.name, 0]))
+  for (let r = 0; r < OVERHEAD_CPU_ROUNDS; r++) {
+    for (let c = 0; c < clients.length; c++) {
+      const client = clients[(r + c) % clients.length]!
+      const before = process.cpuUsage()
+      const result = await load(client.db, 1, r * OVERHEAD_QUERIES_PER_ROUND, forCount(OVERHEAD_QUERIES_PER_ROUND))
+      const used = process.cpuUsage(before)
+      if (result.failures > 0) throw new Error(`${client.name}: ${result.failures} reads failed, first: ${result.firstError}`)
+      cpu.set(client.name, cpu.get(client.name)! + (used.user + used.system) / 1000)
+    }
+  }
+  const roundMedians = (name: ClientName): number[] =>
+    Array.from({ length: OVERHEAD_ROUNDS }, (_, r) =>
+      percentile(samples.get(name)!.slice(r * OVERHEAD_QUERIES_PER_ROUND, (r + 1) * OVERHEAD_QUERIES_PER_ROUND), 50),
+    )
+  const plainMedians = roundMedians('plain')
   return clients.map((client) => ({
     name: client.name,
     median: percentile(samples.get(client.name)!, 50),
     p99: percentile(samples.get(client.name)!, 99),
-    roundRatios: roundMedians.get(client.name)!.map((median, r) => median / plainMedians[r]!),
-    cpuPerQuery: cpu.get(client.name)! / (OVERHEAD_ROUNDS * OVERHEAD_QUERIES_PER_ROUND),
+    roundRatios: roundMedians(client.name).map((median, r) => median / plainMedians[r]!),
+    cpuPerQuery: cpu.get(client.name)! / (OVERHEAD_CPU_ROUNDS * OVERHEAD_QUERIES_PER_ROUND),
     ...(client.pool ? { spread: client.pool.stats.replicas.map((replica) => String(replica.queries)).join(' / ') } : {}),
     pinned: pinning !== undefined,
   }))
@@ -628,9 +646,10 @@ if (measured) {
   }
   const plain = by(measured.overhead, 'plain')
   printTable(
-    `(a) Overhead: sequential primary-key selects, ${OVERHEAD_ROUNDS} interleaved rounds x ${OVERHEAD_QUERIES_PER_ROUND} per client ` +
-      `after ${OVERHEAD_WARMUP} warm-up queries, ` +
-      'order rotated each round; ratio = median / plain median; node CPU = user + system time of this process; ' +
+    `(a) Overhead: sequential primary-key selects, ${OVERHEAD_ROUNDS * OVERHEAD_QUERIES_PER_ROUND} per client taking turns query by query ` +
+      `after ${OVERHEAD_WARMUP} warm-up queries; a round is ${OVERHEAD_QUERIES_PER_ROUND} consecutive turns; ` +
+      'order rotated each turn; ratio = median / plain median; node CPU = user + system time of this process, ' +
+      `over ${OVERHEAD_CPU_ROUNDS} blocks of ${OVERHEAD_QUERIES_PER_ROUND} queries per client run alone; ` +
       (plain.pinned ? 'this process and replica 1 pinned to CPUs of their own' : 'not pinned (see stderr)'),
     [
       ['client', 'median', 'p99', 'ratio', 'per-round ratio p25 / p50 / p75', 'node CPU/query', 'reads per replica'],

@@ -1,6 +1,7 @@
 import { PostgresDriver, type DatabaseConnection, type PostgresPool, type PostgresPoolClient } from 'kysely'
 import pg from 'pg'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
+import { isPoolWaitTimeout } from './connection-errors.js'
 import { QueryTimeoutError } from './errors/query-timeout-error.js'
 import { ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
 
@@ -68,10 +69,10 @@ function sweepIntervalMs(timeoutMs: number): number {
  * pg's settings for a connection string plus session settings (`name=value`)
  * sent at connect. pg lets an `options` parameter in the URL replace the
  * `options` setting, so the URL's own options are merged with ours: after our
- * defaults (a stricter statement_timeout of the user's wins), before what
- * must hold (replica sessions stay read-only).
+ * defaults (a statement_timeout of the user's wins, whatever its value),
+ * before what must hold (replica sessions stay read-only).
  */
-function withSessionSettings(
+export function withSessionSettings(
   connectionString: string,
   settings: { readonly defaults: readonly string[]; readonly enforced: readonly string[] },
 ): { connectionString: string; options?: string } {
@@ -167,6 +168,8 @@ export class TimedPool implements PostgresPool {
   #sweeper: NodeJS.Timeout | undefined
   #ending: Promise<void> | undefined
   #ended = false
+  /** While end() waits for the pool to drain: look again. */
+  #drainCheck: (() => void) | undefined
 
   constructor(pool: pg.Pool, backend: string, timeoutMs: number) {
     this.raw = pool
@@ -185,7 +188,7 @@ export class TimedPool implements PostgresPool {
 
   connect(): Promise<TimedClient> {
     if (this.#ended) return Promise.reject(new ReplicaPoolClosedError())
-    return this.raw.connect().then(this.#wrap)
+    return this.raw.connect().then(this.#wrap, this.#notConnected)
   }
 
   /**
@@ -203,6 +206,9 @@ export class TimedPool implements PostgresPool {
     if (graceMs > 0) await raceTimeout(this.#drained(), graceMs, () => undefined)
     this.#ended = true
     const ended = this.raw.end()
+    // pg-pool serves no waiter once ending: each would wait out its connect timeout. Fail them now.
+    const waiting = (this.raw as unknown as { _pendingQueue?: { callback?: (error: Error) => void }[] })._pendingQueue
+    if (Array.isArray(waiting)) for (const waiter of waiting.splice(0)) waiter.callback?.(new ReplicaPoolClosedError())
     for (const client of this.#all) client.closeIfCheckedOut(new ReplicaPoolClosedError('under-query'))
     // pg-pool lets go of a connection only when its holder releases it, which
     // a holder stuck elsewhere may never do; its socket is closed already.
@@ -218,14 +224,22 @@ export class TimedPool implements PostgresPool {
         if (raw.totalCount !== raw.idleCount || raw.waitingCount !== 0) return
         raw.off('release', later)
         raw.off('remove', later)
+        this.#drainCheck = undefined
         resolve()
       }
       // pg-pool announces a release before it has put the connection back (or handed it to a waiter).
       const later = (): void => void setImmediate(check)
       raw.on('release', later)
       raw.on('remove', later)
+      // A connection that failed to open, or a wait that timed out, leaves the pool without any event.
+      this.#drainCheck = later
       check()
     })
+  }
+
+  readonly #notConnected = (error: unknown): never => {
+    this.#drainCheck?.()
+    throw this.#ended && isPoolWaitTimeout(error) ? new ReplicaPoolClosedError() : error
   }
 
   /** Destroys the connections of every query in flight; returns how many. */

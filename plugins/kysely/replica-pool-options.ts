@@ -136,20 +136,20 @@ export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): Resolved
     strategy,
     region: options.region,
     poolSize: whole(options.poolSize, 'poolSize', 10, 1),
-    connectTimeoutMs: whole(options.connectTimeoutMs, 'connectTimeoutMs', 2000, 1),
+    connectTimeoutMs: whole(options.connectTimeoutMs, 'connectTimeoutMs', 2000, 1, MAX_TIMEOUT_MS),
     queryTimeoutMs: whole(options.queryTimeoutMs, 'queryTimeoutMs', 30_000, 0, MAX_TIMEOUT_MS),
-    closeTimeoutMs: whole(options.closeTimeoutMs, 'closeTimeoutMs', 5000, 0),
+    closeTimeoutMs: whole(options.closeTimeoutMs, 'closeTimeoutMs', 5000, 0, MAX_TIMEOUT_MS),
     maxLagMs: whole(options.maxLagMs, 'maxLagMs', 30_000, 0),
     maxLagBytes: options.maxLagBytes === undefined ? undefined : whole(options.maxLagBytes, 'maxLagBytes', 0, 0),
     fallbackToPrimary: options.fallbackToPrimary ?? true,
     readRetries: whole(options.readRetries, 'readRetries', 2, 0),
     consistency: {
       mode,
-      windowMs: whole(options.consistency?.windowMs, 'consistency.windowMs', 2000, 0),
+      windowMs: whole(options.consistency?.windowMs, 'consistency.windowMs', 2000, 0, MAX_TIMEOUT_MS),
       maxKeys: whole(options.consistency?.maxKeys, 'consistency.maxKeys', 10_000, 1),
     },
     health: {
-      probeIntervalMs: whole(options.health?.probeIntervalMs, 'health.probeIntervalMs', 1000, 1),
+      probeIntervalMs: whole(options.health?.probeIntervalMs, 'health.probeIntervalMs', 1000, 1, MAX_TIMEOUT_MS),
       probeTimeoutMs: whole(options.health?.probeTimeoutMs, 'health.probeTimeoutMs', 1000, 1, MAX_TIMEOUT_MS),
       rise: whole(options.health?.rise, 'health.rise', 2, 1),
       fall: whole(options.health?.fall, 'health.fall', 2, 1),
@@ -196,5 +196,5 @@ function whole(value: number | undefined, field: string, fallback: number, min: 
   return value
 }
 
-/** PostgreSQL's statement_timeout takes at most 2^31 - 1 ms, and the pool sets it a little above queryTimeoutMs. */
+/** Node's timers and PostgreSQL's statement_timeout take at most 2^31 - 1 ms; the pool sets the latter a little above queryTimeoutMs. */
 const MAX_TIMEOUT_MS = 2_000_000_000

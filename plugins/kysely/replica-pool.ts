@@ -13,7 +13,7 @@ import { currentScope } from './database-scope.js'
 import { NoReplicaAvailableError } from './errors/no-replica-available-error.js'
 import { isQueryTimeoutError } from './errors/query-timeout-error.js'
 import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
-import { ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
+import { isReplicaPoolClosedError, ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import { parseLsn } from './lsn.js'
 import { createPgBackend, probeOn, runOn, type PgBackend, type PgResult } from './pg-backend.js'
@@ -57,6 +57,8 @@ export interface ReplicaPoolStats {
     readonly queries: number
     readonly errors: number
     readonly p99LatencyMs: number | undefined
+    /** The current primary's connection pool; zeros while none is known. */
+    readonly connections: { readonly total: number; readonly idle: number; readonly waiting: number }
   }
   readonly replicas: readonly ReplicaStatus[]
   readonly reads: number
@@ -127,6 +129,9 @@ export class ReplicaPool {
   #probingPrimary: Promise<void> | undefined
   #closed = false
   #closing: Promise<void> | undefined
+  /** Queries and acquisitions accepted and not yet settled. */
+  #inFlight = 0
+  #allSettled: (() => void) | undefined
 
   private constructor(options: ResolvedReplicaPoolOptions, primaries: PgBackend[], replicas: PgBackend[], logger: Logger) {
     this.#options = options
@@ -199,6 +204,7 @@ export class ReplicaPool {
         queries: this.#primaryQueries,
         errors: this.#primaryErrors,
         p99LatencyMs: this.#primaryLatencies.percentile(0.99),
+        connections: connectionCounts(this.#primary?.pool),
       },
       replicas: this.#replicas.backends.map((backend) => {
         const probe = this.#probes.get(backend)!
@@ -212,7 +218,7 @@ export class ReplicaPool {
           latencyMs: backend.latencyMs,
           p99LatencyMs: probe.latencies.percentile(0.99),
           outstanding: backend.outstanding,
-          connections: { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount },
+          connections: connectionCounts(pool),
           queries: probe.queries,
           errors: probe.errors,
           region: backend.region,
@@ -244,31 +250,37 @@ export class ReplicaPool {
    * (`RoutingConnection.release()` does both).
    */
   async acquire(): Promise<PinnedConnection> {
-    if (this.#closed) throw new ReplicaPoolClosedError()
-    if (currentScope()?.mode === 'read-only') {
-      const { needLsn, primaryOnly } = this.#consistencyNeed()
-      const tried = new Set<Backend<PgBackend>>()
-      for (let attempt = 0; !primaryOnly && attempt <= this.#options.readRetries; attempt++) {
-        const replica = await this.#pickReplica(tried, needLsn)
-        if (!replica) break
-        tried.add(replica)
-        // A transaction counts as outstanding on its replica, as a single read does, until it is released.
-        const done = replica.begin()
-        try {
-          return { backend: replica.target, role: 'replica', readOnly: true, connection: await replica.target.driver.acquireConnection(), done }
-        } catch (error) {
-          done()
-          if (!isConnectionError(error) && !isPoolWaitTimeout(error)) throw error
-          if (isConnectionError(error)) this.#replicas.reportFailure(replica, { eject: true })
+    // Accepted work: close() lets it finish within its grace period.
+    this.#inFlight++
+    try {
+      if (this.#closed) throw new ReplicaPoolClosedError()
+      if (currentScope()?.mode === 'read-only') {
+        const { needLsn, primaryOnly } = this.#consistencyNeed()
+        const tried = new Set<Backend<PgBackend>>()
+        for (let attempt = 0; !primaryOnly && attempt <= this.#options.readRetries; attempt++) {
+          const replica = await this.#pickReplica(tried, needLsn)
+          if (!replica) break
+          tried.add(replica)
+          // A transaction counts as outstanding on its replica, as a single read does, until it is released.
+          const done = replica.begin()
+          try {
+            return { backend: replica.target, role: 'replica', readOnly: true, connection: await replica.target.driver.acquireConnection(), done }
+          } catch (error) {
+            done()
+            if (!isConnectionError(error) && !isPoolWaitTimeout(error)) throw error
+            if (isConnectionError(error)) this.#replicas.reportFailure(replica, { eject: true })
+          }
         }
+        if (!primaryOnly && needLsn === undefined) throw new NoReplicaAvailableError('every replica is down or lagging')
+        this.#counts.consistentReads++
+        const primary = this.#requirePrimary()
+        return { backend: primary, role: 'primary', readOnly: true, connection: await this.#connectPrimary(primary), done: undefined }
       }
-      if (!primaryOnly && needLsn === undefined) throw new NoReplicaAvailableError('every replica is down or lagging')
-      this.#counts.consistentReads++
       const primary = this.#requirePrimary()
-      return { backend: primary, role: 'primary', readOnly: true, connection: await this.#connectPrimary(primary), done: undefined }
+      return { backend: primary, role: 'primary', readOnly: false, connection: await this.#connectPrimary(primary), done: undefined }
+    } finally {
+      this.#settled()
     }
-    const primary = this.#requirePrimary()
-    return { backend: primary, role: 'primary', readOnly: false, connection: await this.#connectPrimary(primary), done: undefined }
   }
 
   async #connectPrimary(primary: PgBackend): Promise<DatabaseConnection> {
@@ -288,7 +300,9 @@ export class ReplicaPool {
   /**
    * Stops probing and closes every connection. New queries are refused with
    * `ReplicaPoolClosedError` at once; those in flight get `closeTimeoutMs` to
-   * finish before their connections are closed under them.
+   * finish before their connections are closed under them. Resolves within
+   * about `closeTimeoutMs` plus a second (a probe round in progress, closing
+   * connections).
    */
   close(): Promise<void> {
     this.#closing ??= this.#close()
@@ -298,102 +312,125 @@ export class ReplicaPool {
   async #close(): Promise<void> {
     this.#closed = true
     clearTimeout(this.#timer)
+    const deadline = performance.now() + this.#options.closeTimeoutMs
+    // Queries accepted before close() may still be choosing a server, or retrying on another one.
+    if (this.#inFlight > 0) await raceTimeout(new Promise<void>((resolve) => (this.#allSettled = resolve)), this.#options.closeTimeoutMs, () => undefined)
     await this.#probing?.catch(() => undefined)
     await this.#probingPrimary
     const backends = [...this.#primaries, ...this.#replicas.backends.map((b) => b.target)]
-    // Probe connections last: reads finishing in the grace period may still ask a replica how far it has replayed.
-    await Promise.all(backends.map((backend) => backend.timed.end(this.#options.closeTimeoutMs)))
+    // Then transactions still holding connections; probe connections last, since reads finishing meanwhile may ask a replica how far it has replayed.
+    const grace = Math.max(0, deadline - performance.now())
+    await Promise.all(backends.map((backend) => backend.timed.end(grace)))
     await Promise.all(backends.map((backend) => backend.probePool.end()))
   }
 
+  #settled(): void {
+    if (--this.#inFlight === 0 && this.#allSettled) {
+      this.#allSettled()
+      this.#allSettled = undefined
+    }
+  }
+
   async #write<R>(compiled: CompiledQuery, kind: QueryKind): Promise<QueryResult<R>> {
-    const primary = this.#requirePrimary()
-    this.#counts.writes++
-    const started = performance.now()
-    const connection = await this.#connectPrimary(primary)
+    // Accepted work: close() lets it finish within its grace period.
+    this.#inFlight++
     try {
-      const result = await connection.executeQuery<R>(compiled)
-      if (kind !== 'read') await this.#markWrite(connection)
-      const durationMs = performance.now() - started
-      this.#primaryQueries++
-      this.#primaryLatencies.record(durationMs)
-      if (this.#served.listenerCount > 0) this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs })
-      return result
-    } catch (error) {
-      this.#primaryErrors++
-      this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs: performance.now() - started, error })
-      const unknownOutcome = isConnectionError(error) || isQueryTimeoutError(error)
-      // The statement may have committed: reads of this scope must not trust a replica for it.
-      if (unknownOutcome && kind !== 'read' && this.#options.consistency.mode !== 'off' && this.#consistency.inScope) {
-        this.#consistency.noteWrite({ lsn: UNKNOWN_POSITION, at: Date.now() })
+      const primary = this.#requirePrimary()
+      this.#counts.writes++
+      const started = performance.now()
+      const connection = await this.#connectPrimary(primary)
+      try {
+        const result = await connection.executeQuery<R>(compiled)
+        if (kind !== 'read') await this.#markWrite(connection)
+        const durationMs = performance.now() - started
+        this.#primaryQueries++
+        this.#primaryLatencies.record(durationMs)
+        if (this.#served.listenerCount > 0) this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs })
+        return result
+      } catch (error) {
+        this.#primaryErrors++
+        this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs: performance.now() - started, error })
+        const unknownOutcome = isConnectionError(error) || isQueryTimeoutError(error) || (isReplicaPoolClosedError(error) && error.when === 'under-query')
+        // The statement may have committed: reads of this scope must not trust a replica for it.
+        if (unknownOutcome && kind !== 'read' && this.#options.consistency.mode !== 'off' && this.#consistency.inScope) {
+          this.#consistency.noteWrite({ lsn: UNKNOWN_POSITION, at: Date.now() })
+        }
+        if (isConnectionError(error)) throw this.#primaryFailed(error, primary, true)
+        throw error
+      } finally {
+        await primary.driver.releaseConnection(connection as never)
       }
-      if (isConnectionError(error)) throw this.#primaryFailed(error, primary, true)
-      throw error
     } finally {
-      await primary.driver.releaseConnection(connection as never)
+      this.#settled()
     }
   }
 
   async #read<R>(compiled: CompiledQuery, kind: QueryKind, replicaOnly: boolean): Promise<QueryResult<R>> {
-    this.#counts.reads++
-    const { needLsn, primaryOnly } = this.#consistencyNeed()
-    if (primaryOnly) {
-      this.#counts.consistentReads++
-      return this.#primaryRead(compiled, kind)
-    }
-    let tried: Set<Backend<PgBackend>> | undefined
-    let lastError: unknown
-    for (let attempt = 0; attempt <= this.#options.readRetries; attempt++) {
-      const picked = this.#pickReplica(tried, needLsn)
-      const replica = picked instanceof Promise ? await picked : picked
-      if (!replica) break
-      if (attempt > 0) this.#counts.readRetries++
-      const probe = this.#probes.get(replica)!
-      const done = replica.begin()
-      const started = performance.now()
-      try {
-        // Straight to the replica's pool, past Kysely's per-query connection object: this is the hot path.
-        const client = await replica.target.timed.connect()
-        let answer: PgResult
-        try {
-          answer = await client.run(compiled.sql, compiled.parameters)
-        } finally {
-          client.release()
-        }
-        const result = toQueryResult<R>(answer)
-        const durationMs = performance.now() - started
-        probe.queries++
-        probe.latencies.record(durationMs)
-        this.#replicas.reportSuccess(replica, durationMs)
-        if (this.#served.listenerCount > 0) this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs })
-        return result
-      } catch (error) {
-        probe.errors++
-        ;(tried ??= new Set()).add(replica)
-        this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs: performance.now() - started, error })
-        // A replica refusing what turned out to be a write (nextval(), a lock in a subquery): nothing ran; the primary can take it.
-        if (isReadOnlyRefusal(error) && !replicaOnly) return this.#write(compiled, 'write')
-        // A slow read that timed out is not run again elsewhere unless its replica was found dead meanwhile.
-        if (isQueryTimeoutError(error) && replica.state !== 'unhealthy') throw error
-        if (!isConnectionError(error) && !isPoolWaitTimeout(error) && !isQueryTimeoutError(error)) throw error
-        lastError = error
-        this.#log.warn('read failed on a replica; trying elsewhere', { replica: replica.id, error })
-        // A full local pool says nothing about the server's health.
-        if (isConnectionError(error)) this.#replicas.reportFailure(replica, { eject: true })
-      } finally {
-        done()
+    // Accepted work: close() lets it finish within its grace period (hence `return await` below: the count ends when the work does).
+    this.#inFlight++
+    try {
+      this.#counts.reads++
+      const { needLsn, primaryOnly } = this.#consistencyNeed()
+      if (primaryOnly) {
+        this.#counts.consistentReads++
+        return await this.#primaryRead(compiled, kind)
       }
+      let tried: Set<Backend<PgBackend>> | undefined
+      let lastError: unknown
+      for (let attempt = 0; attempt <= this.#options.readRetries; attempt++) {
+        const picked = this.#pickReplica(tried, needLsn)
+        const replica = picked instanceof Promise ? await picked : picked
+        if (!replica) break
+        if (attempt > 0) this.#counts.readRetries++
+        const probe = this.#probes.get(replica)!
+        const done = replica.begin()
+        const started = performance.now()
+        try {
+          // Straight to the replica's pool, past Kysely's per-query connection object: this is the hot path.
+          const client = await replica.target.timed.connect()
+          let answer: PgResult
+          try {
+            answer = await client.run(compiled.sql, compiled.parameters)
+          } finally {
+            client.release()
+          }
+          const result = toQueryResult<R>(answer)
+          const durationMs = performance.now() - started
+          probe.queries++
+          probe.latencies.record(durationMs)
+          this.#replicas.reportSuccess(replica, durationMs)
+          if (this.#served.listenerCount > 0) this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs })
+          return result
+        } catch (error) {
+          probe.errors++
+          ;(tried ??= new Set()).add(replica)
+          this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs: performance.now() - started, error })
+          // A replica refusing what turned out to be a write (nextval(), a lock in a subquery): nothing ran; the primary can take it.
+          if (isReadOnlyRefusal(error) && !replicaOnly) return this.#write(compiled, 'write')
+          // A slow read that timed out is not run again elsewhere unless its replica was found dead meanwhile.
+          if (isQueryTimeoutError(error) && replica.state !== 'unhealthy') throw error
+          if (!isConnectionError(error) && !isPoolWaitTimeout(error) && !isQueryTimeoutError(error)) throw error
+          lastError = error
+          this.#log.warn('read failed on a replica; trying elsewhere', { replica: replica.id, error })
+          // A full local pool says nothing about the server's health.
+          if (isConnectionError(error)) this.#replicas.reportFailure(replica, { eject: true })
+        } finally {
+          done()
+        }
+      }
+      if (needLsn !== undefined) {
+        // No replica has caught up with this scope's last write: the primary has it, and reading is no write.
+        this.#counts.consistentReads++
+        return await this.#primaryRead(compiled, kind)
+      }
+      if (replicaOnly || !this.#options.fallbackToPrimary) {
+        throw new NoReplicaAvailableError(tried ? 'every replica tried failed' : 'every replica is down or lagging', lastError)
+      }
+      this.#counts.fallbacksToPrimary++
+      return await this.#primaryRead(compiled, kind)
+    } finally {
+      this.#settled()
     }
-    if (needLsn !== undefined) {
-      // No replica has caught up with this scope's last write: the primary has it, and reading is no write.
-      this.#counts.consistentReads++
-      return this.#primaryRead(compiled, kind)
-    }
-    if (replicaOnly || !this.#options.fallbackToPrimary) {
-      throw new NoReplicaAvailableError(tried ? 'every replica tried failed' : 'every replica is down or lagging', lastError)
-    }
-    this.#counts.fallbacksToPrimary++
-    return this.#primaryRead(compiled, kind)
   }
 
   /** What this scope's last write demands of a read: a WAL position to have replayed, or the primary itself. */
@@ -671,4 +708,8 @@ export class ReplicaPool {
       throw new Error(`probe got no answer within ${ms} ms`)
     })
   }
+}
+
+function connectionCounts(pool: { totalCount: number; idleCount: number; waitingCount: number } | undefined): ReplicaStatus['connections'] {
+  return pool ? { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount } : { total: 0, idle: 0, waiting: 0 }
 }

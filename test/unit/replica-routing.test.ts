@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { InvalidOptionError } from '../../src/index.js'
+import { serverStatementTimeoutMs, withSessionSettings } from '../../plugins/kysely/pg-backend.js'
 import { isWriteInReadOnlyScopeError, readOnly, resolveReplicaPoolOptions, write, currentScope, type ReplicaPoolOptions } from '../../plugins/kysely/index.js'
 import { parseLsn } from '../../plugins/kysely/lsn.js'
 import { queryKind } from '../../plugins/kysely/query-kind.js'
@@ -96,6 +97,9 @@ describe('replica pool options', () => {
     ['an unknown consistency mode', { primary: 'postgres://a/x', consistency: { mode: 'strong' as never } }, 'consistency.mode'],
     ['a negative lag limit', { primary: 'postgres://a/x', maxLagMs: -1 }, 'maxLagMs'],
     ['a fractional close timeout', { primary: 'postgres://a/x', closeTimeoutMs: 1.5 }, 'closeTimeoutMs'],
+    ['a close timeout no timer can wait', { primary: 'postgres://a/x', closeTimeoutMs: 2 ** 31 }, 'closeTimeoutMs'],
+    ['a query timeout PostgreSQL cannot take', { primary: 'postgres://a/x', queryTimeoutMs: 2 ** 31 }, 'queryTimeoutMs'],
+    ['a connect timeout no timer can wait', { primary: 'postgres://a/x', connectTimeoutMs: 2 ** 31 }, 'connectTimeoutMs'],
     ['a heartbeat table with SQL in it', { primary: 'postgres://a/x', heartbeatTable: 'x; drop table y' }, 'heartbeatTable'],
   ]
   for (const [name, options, field] of cases) {
@@ -103,4 +107,32 @@ describe('replica pool options', () => {
       assert.throws(() => resolveReplicaPoolOptions(options), (e: unknown) => e instanceof InvalidOptionError && e.field === field && !e.message.includes('pw'))
     })
   }
+})
+
+describe('session settings sent at connect', () => {
+  const settings = { defaults: ['statement_timeout=32000'], enforced: ['default_transaction_read_only=on'] }
+
+  it('sends ours alone when the URL has none', () => {
+    assert.deepEqual(withSessionSettings('postgres://app@db-1:5432/app?sslmode=disable', settings), {
+      connectionString: 'postgres://app@db-1:5432/app?sslmode=disable',
+      options: '-c statement_timeout=32000 -c default_transaction_read_only=on',
+    })
+  })
+
+  it("puts the URL's own between our defaults and what must hold, and takes them out of the URL", () => {
+    const url = `postgres://app:pw@db-1:5432/app?options=${encodeURIComponent('-c statement_timeout=5s -c default_transaction_read_only=off')}&sslmode=disable`
+    assert.deepEqual(withSessionSettings(url, settings), {
+      connectionString: 'postgres://app:pw@db-1:5432/app?sslmode=disable',
+      options: '-c statement_timeout=32000 -c statement_timeout=5s -c default_transaction_read_only=off -c default_transaction_read_only=on',
+    })
+  })
+
+  it('leaves a URL alone when there is nothing to add', () => {
+    assert.deepEqual(withSessionSettings('postgres://app@db-1/app', { defaults: [], enforced: [] }), { connectionString: 'postgres://app@db-1/app' })
+  })
+
+  it('sets statement_timeout past the sweep that enforces queryTimeoutMs', () => {
+    assert.equal(serverStatementTimeoutMs(30_000), 32_000)
+    assert.equal(serverStatementTimeoutMs(300), 1375)
+  })
 })

@@ -17,8 +17,8 @@ export class ReplicaPoolClosedError extends RouteMqError {
     super(
       when === 'before-query'
         ? 'The replica pool is closed, so no new query can start. Run queries before closing it (or destroying its Kysely instance), or create a new pool.'
-        : 'The replica pool closed this connection under its query or transaction: it was still held closeTimeoutMs after close() was called. ' +
-            'Let work finish before closing the pool, or raise closeTimeoutMs.',
+        : 'The replica pool closed this connection under its query or transaction: it was still held closeTimeoutMs after close() was called, ' +
+            'so a write or COMMIT in flight may or may not have taken effect. Let work finish before closing the pool, or raise closeTimeoutMs.',
     )
   }
 }

@@ -1,4 +1,4 @@
-import { PostgresDriver, type DatabaseConnection, type PostgresPool, type PostgresPoolClient } from 'kysely'
+import { PostgresDriver, type DatabaseConnection, type PostgresCursorConstructor, type PostgresPool, type PostgresPoolClient } from 'kysely'
 import pg from 'pg'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { isPoolWaitTimeout } from './connection-errors.js'
@@ -39,6 +39,8 @@ export interface PgBackendInit {
   /** Longest wait for a query's answer before its connection is closed; 0 for none. */
   readonly queryTimeoutMs: number
   readonly probeTimeoutMs: number
+  /** pg-cursor's Cursor class, for streaming; none to leave streaming off. */
+  readonly cursor: PostgresCursorConstructor | undefined
   /** An idle pooled connection failed (the server went away between queries). */
   readonly onPoolError: (backend: string, error: Error) => void
 }
@@ -119,7 +121,7 @@ export async function createPgBackend(init: PgBackendInit): Promise<PgBackend> {
   }
   const pool = new TimedPool(make(init.poolSize, init.queryTimeoutMs), init.id, init.queryTimeoutMs)
   const probePool = new TimedPool(make(1, init.probeTimeoutMs), init.id, init.probeTimeoutMs)
-  const driver = new PostgresDriver({ pool })
+  const driver = new PostgresDriver({ pool, ...(init.cursor ? { cursor: init.cursor } : {}) })
   await driver.init()
   return Object.freeze({
     id: init.id,

@@ -1,3 +1,4 @@
+import type { PostgresCursorConstructor } from 'kysely'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import type { Logger } from '../../src/routemq/logger.js'
 import { isStrategyName, STRATEGY_NAMES } from '../../src/balancing/create-strategy.js'
@@ -76,6 +77,12 @@ export interface ReplicaPoolOptions {
   }
   /** The replication heartbeat table the pool updates on the primary (see migrations/). `false` to rely on replay timestamps. */
   readonly heartbeatTable?: string | false
+  /**
+   * pg-cursor's `Cursor` class, for `.stream()`, as Kysely's PostgresDialect
+   * takes it: `import Cursor from 'pg-cursor'`. Without it, streaming fails
+   * with an error naming this option.
+   */
+  readonly cursor?: PostgresCursorConstructor
   readonly logger?: Logger
 }
 
@@ -104,6 +111,7 @@ export interface ResolvedReplicaPoolOptions {
   readonly consistency: { readonly mode: ConsistencyMode; readonly windowMs: number; readonly maxKeys: number }
   readonly health: { readonly probeIntervalMs: number; readonly probeTimeoutMs: number; readonly rise: number; readonly fall: number }
   readonly heartbeatTable: string | false
+  readonly cursor: PostgresCursorConstructor | undefined
 }
 
 /**
@@ -130,7 +138,11 @@ export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): Resolved
   if (heartbeatTable !== false && !/^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/i.test(heartbeatTable)) {
     throw new InvalidOptionError('heartbeatTable', 'must be a table name such as routemq_replication_heartbeat, or false')
   }
+  if (options.cursor !== undefined && typeof options.cursor !== 'function') {
+    throw new InvalidOptionError('cursor', "must be pg-cursor's Cursor class: import Cursor from 'pg-cursor'")
+  }
   return Object.freeze({
+    cursor: options.cursor,
     primaries,
     replicas,
     strategy,

@@ -175,6 +175,7 @@ export class ReplicaPool {
         idleTimeoutMs: 10_000,
         queryTimeoutMs: resolved.queryTimeoutMs,
         probeTimeoutMs: resolved.health.probeTimeoutMs,
+        cursor: resolved.cursor,
         onPoolError: (backend, error) => logger.warn('idle database connection failed', { backend, error }),
       })
     const primaries = await Promise.all(resolved.primaries.map((server) => make(server, false)))
@@ -189,6 +190,11 @@ export class ReplicaPool {
     await pool.#probeAll()
     pool.#schedule()
     return pool
+  }
+
+  /** Whether `.stream()` works: the `cursor` option was given. */
+  get canStream(): boolean {
+    return this.#options.cursor !== undefined
   }
 
   /** Every query's server, role, kind and duration: for tracing and debugging. */
@@ -243,41 +249,47 @@ export class ReplicaPool {
   }
 
   /**
-   * A connection for a transaction or a stream: on a replica inside a
-   * read-only scope (on the primary, read only, when no replica has caught up
-   * with the scope's last write), otherwise on the primary. Give it back with
-   * `backend.driver.releaseConnection(connection)`, then call `done` if set
-   * (`RoutingConnection.release()` does both).
+   * A connection held for a transaction (`kind` 'transaction', the default)
+   * or a stream of one query of `kind`. On a replica inside a read-only scope
+   * and for a stream of a plain read outside a write scope; else on the
+   * primary. When no replica can serve: a read-only scope falls to the
+   * primary (read only) only for a consistent read after its own write, a
+   * plain read as a single read would (`fallbackToPrimary`). Give it back
+   * with `backend.driver.releaseConnection(connection)`, then call `done` if
+   * set (`RoutingConnection.release()` does both).
    */
-  async acquire(): Promise<PinnedConnection> {
+  async acquire(kind: QueryKind | 'transaction' = 'transaction'): Promise<PinnedConnection> {
     // Accepted work: close() lets it finish within its grace period.
     this.#inFlight++
     try {
       if (this.#closed) throw new ReplicaPoolClosedError()
-      if (currentScope()?.mode === 'read-only') {
-        const { needLsn, primaryOnly } = this.#consistencyNeed()
-        const tried = new Set<Backend<PgBackend>>()
-        for (let attempt = 0; !primaryOnly && attempt <= this.#options.readRetries; attempt++) {
-          const replica = await this.#pickReplica(tried, needLsn)
-          if (!replica) break
-          tried.add(replica)
-          // A transaction counts as outstanding on its replica, as a single read does, until it is released.
-          const done = replica.begin()
-          try {
-            return { backend: replica.target, role: 'replica', readOnly: true, connection: await replica.target.driver.acquireConnection(), done }
-          } catch (error) {
-            done()
-            if (!isConnectionError(error) && !isPoolWaitTimeout(error)) throw error
-            if (isConnectionError(error)) this.#replicas.reportFailure(replica, { eject: true })
-          }
-        }
-        if (!primaryOnly && needLsn === undefined) throw new NoReplicaAvailableError('every replica is down or lagging')
-        this.#counts.consistentReads++
+      const scope = currentScope()?.mode
+      if (scope === 'read-only' && kind === 'write') throw new WriteInReadOnlyScopeError('A streamed write')
+      if (scope !== 'read-only' && (kind !== 'read' || scope === 'write')) {
         const primary = this.#requirePrimary()
-        return { backend: primary, role: 'primary', readOnly: true, connection: await this.#connectPrimary(primary), done: undefined }
+        return { backend: primary, role: 'primary', readOnly: false, connection: await this.#connectPrimary(primary), done: undefined }
       }
+      const { needLsn, primaryOnly } = this.#consistencyNeed()
+      const tried = new Set<Backend<PgBackend>>()
+      for (let attempt = 0; !primaryOnly && attempt <= this.#options.readRetries; attempt++) {
+        const replica = await this.#pickReplica(tried, needLsn)
+        if (!replica) break
+        tried.add(replica)
+        // Counted as outstanding on its replica, as a single read is, until it is released.
+        const done = replica.begin()
+        try {
+          return { backend: replica.target, role: 'replica', readOnly: true, connection: await replica.target.driver.acquireConnection(), done }
+        } catch (error) {
+          done()
+          if (!isConnectionError(error) && !isPoolWaitTimeout(error)) throw error
+          if (isConnectionError(error)) this.#replicas.reportFailure(replica, { eject: true })
+        }
+      }
+      if (primaryOnly || needLsn !== undefined) this.#counts.consistentReads++
+      else if (scope === 'read-only' || !this.#options.fallbackToPrimary) throw new NoReplicaAvailableError('every replica is down or lagging')
+      else this.#counts.fallbacksToPrimary++
       const primary = this.#requirePrimary()
-      return { backend: primary, role: 'primary', readOnly: false, connection: await this.#connectPrimary(primary), done: undefined }
+      return { backend: primary, role: 'primary', readOnly: scope === 'read-only', connection: await this.#connectPrimary(primary), done: undefined }
     } finally {
       this.#settled()
     }

@@ -1,5 +1,7 @@
 import type { CompiledQuery, DatabaseConnection, QueryResult } from 'kysely'
+import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import type { PgBackend } from './pg-backend.js'
+import { queryKind } from './query-kind.js'
 import type { ReplicaPool } from './replica-pool.js'
 
 /** A server connection held for a transaction or a stream, from `ReplicaPool.acquire`. */
@@ -46,9 +48,13 @@ export class RoutingConnection implements DatabaseConnection {
     return this.#pool.execute<R>(compiledQuery)
   }
 
+  /** A stream holds one server connection (a replica for a plain read) until Kysely releases this connection. */
   async *streamQuery<R>(compiledQuery: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
-    const { connection } = await this.pin()
-    yield* connection.streamQuery<R>(compiledQuery, chunkSize)
+    if (!this.#pool.canStream) {
+      throw new InvalidOptionError('cursor', "streaming needs pg-cursor: npm install pg-cursor, then pass { cursor: Cursor } (import Cursor from 'pg-cursor') to ReplicaPool.create")
+    }
+    this.#pinned ??= await this.#pool.acquire(queryKind(compiledQuery.query))
+    yield* this.#pinned.connection.streamQuery<R>(compiledQuery, chunkSize)
   }
 
   /** Gives a pinned server connection back to its pool. */

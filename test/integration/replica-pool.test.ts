@@ -6,6 +6,8 @@ import { MessageContext } from '../../src/index.js'
 import { runInMessageScope } from '../../src/routemq/message-scope.js'
 import { rootContainerForTests } from '../support/inbound-message.js'
 import { TcpFaultProxy } from '../support/tcp-fault-proxy.js'
+import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import Cursor from 'pg-cursor'
 import {
   isPrimaryUnavailableError, isQueryTimeoutError, isReplicaPoolClosedError, isTransactionAbortedError, isWriteInReadOnlyScopeError, migrateToLatest, ReadOnly, readOnly, ReplicaPool,
   ReplicatedPostgresDialect, withConsistencyKey, Write, write, type ReplicaPoolOptions,
@@ -108,6 +110,46 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
       return out
     }
     assert.deepEqual(await results(db), await results(onPrimary))
+  })
+
+  it('streams a read from a replica, in a write scope from the primary, once given pg-cursor', async () => {
+    const { db: withoutCursor } = await database()
+    await assert.rejects(
+      async () => {
+        for await (const row of withoutCursor.selectFrom('readings').selectAll().stream()) void row
+      },
+      (e: unknown) => e instanceof InvalidOptionError && e.field === 'cursor',
+    )
+    const { db, pool } = await database({ cursor: Cursor })
+    await write(() => db.insertInto('readings').values(Array.from({ length: 250 }, (_, i) => ({ device: 'streamed', value: i }))).execute())
+    const streamed = async (): Promise<{ ports: Set<number>; values: number[]; outstanding: number }> => {
+      const ports = new Set<number>()
+      const values: number[] = []
+      let outstanding = 0
+      const query = db
+        .selectFrom('readings')
+        .select(['value', sql<number>`inet_server_port()`.as('port')])
+        .where('device', '=', 'streamed')
+        .orderBy('value')
+      for await (const row of query.stream(40)) {
+        ports.add(Number(row.port))
+        values.push(row.value)
+        outstanding = Math.max(outstanding, pool.stats.replicas.reduce((sum, r) => sum + r.outstanding, 0))
+      }
+      return { ports, values, outstanding }
+    }
+    const replicaPorts = new Set(topology.replicas.map((r) => r.port))
+    // Replication has its own clock: stream once a replica shows all the rows.
+    assert.ok(await waitUntil(() => streamed().then((s) => s.values.length === 250, () => false), 5000))
+    const fromReplica = await streamed()
+    assert.deepEqual(fromReplica.values, Array.from({ length: 250 }, (_, i) => i))
+    assert.equal(fromReplica.ports.size, 1)
+    assert.ok(replicaPorts.has([...fromReplica.ports][0]!), 'a plain read streams from a replica')
+    assert.equal(fromReplica.outstanding, 1, 'the stream counts as in flight on its replica')
+    assert.equal(pool.stats.replicas.reduce((sum, r) => sum + r.outstanding, 0), 0)
+    const fromPrimary = await write(() => streamed())
+    assert.deepEqual([...fromPrimary.ports], [topology.primary!.port])
+    assert.equal(fromPrimary.values.length, 250)
   })
 
   it("prefers replicas of the message's region, and any healthy one when that region has none", async () => {

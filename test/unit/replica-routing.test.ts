@@ -97,6 +97,7 @@ describe('replica pool options', () => {
     ['an unknown consistency mode', { primary: 'postgres://a/x', consistency: { mode: 'strong' as never } }, 'consistency.mode'],
     ['a negative lag limit', { primary: 'postgres://a/x', maxLagMs: -1 }, 'maxLagMs'],
     ['a fractional close timeout', { primary: 'postgres://a/x', closeTimeoutMs: 1.5 }, 'closeTimeoutMs'],
+    ['a cursor that is not a class', { primary: 'postgres://a/x', cursor: 'pg-cursor' as never }, 'cursor'],
     ['a close timeout no timer can wait', { primary: 'postgres://a/x', closeTimeoutMs: 2 ** 31 }, 'closeTimeoutMs'],
     ['a query timeout PostgreSQL cannot take', { primary: 'postgres://a/x', queryTimeoutMs: 2 ** 31 }, 'queryTimeoutMs'],
     ['a connect timeout no timer can wait', { primary: 'postgres://a/x', connectTimeoutMs: 2 ** 31 }, 'connectTimeoutMs'],

@@ -1,5 +1,5 @@
-const NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])
-// SQLSTATE 57P01-03: the server is shutting down, crashed, or not accepting connections yet.
+const NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])
+// SQLSTATE 57P01-03: the session was terminated, the server crashed, or it does not accept connections yet.
 const SQL_STATES = new Set(['57P01', '57P02', '57P03'])
 
 /**
@@ -13,7 +13,36 @@ export function isConnectionError(error: unknown): boolean {
   if (!(error instanceof Error)) return false
   const code = (error as { code?: unknown }).code
   if (typeof code === 'string' && (NODE_CODES.has(code) || SQL_STATES.has(code) || code.startsWith('08'))) return true
-  return /Connection terminated|connect ECONNREFUSED|Client has encountered a connection error|Connection ended unexpectedly/i.test(error.message)
+  return /Connection terminated|connect ECONNREFUSED|Client has encountered a connection error|Connection ended unexpectedly|Client was closed and is not queryable/i.test(
+    error.message,
+  )
+}
+
+/**
+ * True for a connection error that says nothing of the server as a whole:
+ * one session terminated by an administrator (57P01, `pg_terminate_backend`),
+ * or a server with no connection slot left (53300). Worth another server,
+ * not worth ejecting this one; if the server is going down, its probes say so.
+ *
+ * @example
+ * if (isSessionOnlyError(error)) retryElsewhereWithoutEjecting()
+ */
+export function isSessionOnlyError(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code
+  return code === '57P01' || code === '53300'
+}
+
+/**
+ * SQLSTATE 40001 and 40P01 on a replica: a read cancelled because replay
+ * needed what it was reading (a conflict with recovery), or a deadlock. The
+ * read did nothing; it can run again elsewhere.
+ *
+ * @example
+ * if (isRetryableReadFailure(error)) tryAnotherReplica()
+ */
+export function isRetryableReadFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code
+  return code === '40001' || code === '40P01' || code === '53300'
 }
 
 /**

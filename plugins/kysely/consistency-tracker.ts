@@ -6,6 +6,8 @@ export interface WriteMark {
   /** The primary's WAL insert position right after the write. */
   readonly lsn: bigint | undefined
   readonly at: number
+  /** When `lsn` is UNKNOWN_POSITION: when the latest write of unknown outcome was noted. */
+  readonly unknownAt?: number
 }
 
 const explicitKey = new AsyncLocalStorage<string>()
@@ -34,9 +36,16 @@ export class ConsistencyTracker {
   readonly #byMessage = new WeakMap<object, WriteMark>()
   readonly #byKey = new Map<string, WriteMark>()
   readonly #maxKeys: number
+  readonly #unknownHorizonMs: number
 
-  constructor(maxKeys: number) {
+  /**
+   * @param unknownHorizonMs how long after a write of unknown outcome it may
+   * still take effect (the server's statement_timeout); a known position
+   * noted later than that replaces it. Infinity when there is no bound.
+   */
+  constructor(maxKeys: number, unknownHorizonMs: number) {
     this.#maxKeys = maxKeys
+    this.#unknownHorizonMs = unknownHorizonMs
   }
 
   /** True when the running code has a consistency scope. */
@@ -44,38 +53,52 @@ export class ConsistencyTracker {
     return explicitKey.getStore() !== undefined || currentMessage() !== undefined
   }
 
+  /** Remembers a write for the explicit key and for the message being handled, whichever are in force. */
   noteWrite(mark: WriteMark): void {
     const key = explicitKey.getStore()
     if (key !== undefined) {
-      const merged = later(this.#byKey.get(key), mark)
+      const merged = this.#later(this.#byKey.get(key), mark)
       this.#byKey.delete(key)
       this.#byKey.set(key, merged)
       if (this.#byKey.size > this.#maxKeys) this.#byKey.delete(this.#byKey.keys().next().value!)
-      return
     }
     const message = currentMessage()
-    if (message) this.#byMessage.set(message, later(this.#byMessage.get(message), mark))
+    if (message) this.#byMessage.set(message, this.#later(this.#byMessage.get(message), mark))
   }
 
+  /** The later of the explicit key's and the message's last writes: a read must see both. */
   lastWrite(): WriteMark | undefined {
-    const key = explicitKey.getStore()
-    if (key !== undefined) {
-      const mark = this.#byKey.get(key)
-      if (mark) {
-        // Used keys stay: the map forgets the least recently used one.
-        this.#byKey.delete(key)
-        this.#byKey.set(key, mark)
-      }
-      return mark
-    }
     const message = currentMessage()
-    return message ? this.#byMessage.get(message) : undefined
+    const byMessage = message ? this.#byMessage.get(message) : undefined
+    const key = explicitKey.getStore()
+    if (key === undefined) return byMessage
+    const byKey = this.#byKey.get(key)
+    if (byKey) {
+      // Used keys stay: the map forgets the least recently used one.
+      this.#byKey.delete(key)
+      this.#byKey.set(key, byKey)
+    }
+    return byMessage && byKey ? this.#later(byKey, byMessage) : (byKey ?? byMessage)
   }
+
+  /**
+   * Concurrent writes of one scope may finish out of order: the mark only
+   * moves forward. A write of unknown outcome wins, until a known position
+   * noted after the horizon, when it can no longer take effect unseen.
+   */
+  #later(previous: WriteMark | undefined, next: WriteMark): WriteMark {
+    const marks = previous ? [previous, next] : [next]
+    const at = Math.max(...marks.map((mark) => mark.at))
+    const unknownAt = Math.max(...marks.map((mark) => (mark.lsn === UNKNOWN_POSITION ? (mark.unknownAt ?? mark.at) : Number.NEGATIVE_INFINITY)))
+    const known = marks.filter((mark) => mark.lsn !== undefined && mark.lsn !== UNKNOWN_POSITION)
+    if (unknownAt !== Number.NEGATIVE_INFINITY && !known.some((mark) => mark.at - unknownAt > this.#unknownHorizonMs)) {
+      return { lsn: UNKNOWN_POSITION, at, unknownAt }
+    }
+    const lsn = known.reduce<bigint | undefined>((max, mark) => (max === undefined || mark.lsn! > max ? mark.lsn : max), undefined)
+    return { lsn, at }
+  }
+
 }
 
-/** Concurrent writes of one scope may finish out of order: the mark only moves forward. */
-function later(previous: WriteMark | undefined, next: WriteMark): WriteMark {
-  if (!previous) return next
-  const lsn = previous.lsn === undefined ? next.lsn : next.lsn === undefined ? previous.lsn : previous.lsn > next.lsn ? previous.lsn : next.lsn
-  return { lsn, at: Math.max(previous.at, next.at) }
-}
+/** The mark of a write whose WAL position could not be read, or whose outcome is unknown: no replica can be shown to have it. */
+export const UNKNOWN_POSITION = 2n ** 64n

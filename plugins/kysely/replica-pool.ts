@@ -7,8 +7,8 @@ import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.
 import { currentMessage } from '../../src/routemq/message-scope.js'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
-import { ConsistencyTracker } from './consistency-tracker.js'
-import { isConnectionError, isPoolWaitTimeout, isReadOnlyRefusal } from './connection-errors.js'
+import { ConsistencyTracker, UNKNOWN_POSITION } from './consistency-tracker.js'
+import { isConnectionError, isPoolWaitTimeout, isReadOnlyRefusal, isRetryableReadFailure, isSessionOnlyError } from './connection-errors.js'
 import { currentScope } from './database-scope.js'
 import { NoReplicaAvailableError } from './errors/no-replica-available-error.js'
 import { isQueryTimeoutError } from './errors/query-timeout-error.js'
@@ -16,7 +16,7 @@ import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
 import { isReplicaPoolClosedError, ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import { parseLsn } from './lsn.js'
-import { createPgBackend, probeOn, runOn, type PgBackend, type PgResult } from './pg-backend.js'
+import { createPgBackend, probeOn, runOn, serverStatementTimeoutMs, type PgBackend, type PgResult } from './pg-backend.js'
 import { toQueryResult } from './query-result.js'
 import { queryKind, type QueryKind } from './query-kind.js'
 import type { PinnedConnection } from './routing-connection.js'
@@ -83,8 +83,6 @@ const NO_NEED = Object.freeze({ needLsn: undefined, primaryOnly: false })
 const PRIMARY_ONLY = Object.freeze({ needLsn: undefined, primaryOnly: true })
 /** How long a read waits to learn whether a replica caught up before going to the primary. */
 const REPLAY_CHECK_MS = 50
-/** A write whose WAL position could not be read: no replica can be shown to have it. */
-const UNKNOWN_POSITION = 2n ** 64n
 
 type Counter = 'reads' | 'writes' | 'readRetries' | 'fallbacksToPrimary' | 'consistentReads'
 
@@ -117,6 +115,8 @@ export class ReplicaPool {
   #primaryHealthy = false
   #primaryFailures = 0
   #primaryLsn: bigint | undefined
+  /** When #primaryLsn was read (epoch ms). */
+  #primaryLsnAt = 0
   #primaryQueries = 0
   #primaryErrors = 0
   #primarySuccesses = 0
@@ -156,7 +156,10 @@ export class ReplicaPool {
         if (aborted > 0) this.#log.warn('aborted queries in flight on a dead replica', { replica: backend.id, aborted })
       }
     })
-    this.#consistency = new ConsistencyTracker(options.consistency.maxKeys)
+    this.#consistency = new ConsistencyTracker(
+      options.consistency.maxKeys,
+      options.queryTimeoutMs > 0 ? serverStatementTimeoutMs(options.queryTimeoutMs) : Number.POSITIVE_INFINITY,
+    )
     this.#served = new TypedEvent((error) => logger.error('a query listener threw', { error }))
   }
 
@@ -281,8 +284,8 @@ export class ReplicaPool {
           return { backend: replica.target, role: 'replica', readOnly: true, connection: await replica.target.driver.acquireConnection(), done }
         } catch (error) {
           done()
-          if (!isConnectionError(error) && !isPoolWaitTimeout(error)) throw error
-          if (isConnectionError(error)) this.#replicas.reportFailure(replica, { eject: true })
+          if (!isConnectionError(error) && !isPoolWaitTimeout(error) && !isRetryableReadFailure(error)) throw error
+          if (isConnectionError(error) && !isSessionOnlyError(error)) this.#replicas.reportFailure(replica, { eject: true })
         }
       }
       if (primaryOnly || needLsn !== undefined) this.#counts.consistentReads++
@@ -302,6 +305,26 @@ export class ReplicaPool {
       if (isConnectionError(error)) throw this.#primaryFailed(error, primary)
       throw error
     }
+  }
+
+  /**
+   * A COMMIT on the primary failed. When its outcome is unknown (the
+   * connection was lost, timed out or closed under it), reads of the scope
+   * must not trust a replica for it; a lost connection is reported as
+   * `PrimaryUnavailableError` (mid-query), as a single write's would be.
+   * Returns the error to throw.
+   */
+  commitFailed(error: unknown, backend: PgBackend): unknown {
+    if (this.#unknownOutcome(error)) this.#noteUnknownWrite()
+    return isConnectionError(error) ? this.#primaryFailed(error, backend, true) : error
+  }
+
+  #unknownOutcome(error: unknown): boolean {
+    return isConnectionError(error) || isQueryTimeoutError(error) || (isReplicaPoolClosedError(error) && error.when === 'under-query')
+  }
+
+  #noteUnknownWrite(): void {
+    if (this.#options.consistency.mode !== 'off' && this.#consistency.inScope) this.#consistency.noteWrite({ lsn: UNKNOWN_POSITION, at: Date.now() })
   }
 
   /** After a transaction committed on the primary: remember where the WAL was, for read-your-writes. */
@@ -362,11 +385,8 @@ export class ReplicaPool {
       } catch (error) {
         this.#primaryErrors++
         this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs: performance.now() - started, error })
-        const unknownOutcome = isConnectionError(error) || isQueryTimeoutError(error) || (isReplicaPoolClosedError(error) && error.when === 'under-query')
-        // The statement may have committed: reads of this scope must not trust a replica for it.
-        if (unknownOutcome && kind !== 'read' && this.#options.consistency.mode !== 'off' && this.#consistency.inScope) {
-          this.#consistency.noteWrite({ lsn: UNKNOWN_POSITION, at: Date.now() })
-        }
+          // The statement may have committed: reads of this scope must not trust a replica for it.
+        if (kind !== 'read' && this.#unknownOutcome(error)) this.#noteUnknownWrite()
         if (isConnectionError(error)) throw this.#primaryFailed(error, primary, true)
         throw error
       } finally {
@@ -421,11 +441,11 @@ export class ReplicaPool {
           if (isReadOnlyRefusal(error) && !replicaOnly) return this.#write(compiled, 'write')
           // A slow read that timed out is not run again elsewhere unless its replica was found dead meanwhile.
           if (isQueryTimeoutError(error) && replica.state !== 'unhealthy') throw error
-          if (!isConnectionError(error) && !isPoolWaitTimeout(error) && !isQueryTimeoutError(error)) throw error
+          if (!isConnectionError(error) && !isPoolWaitTimeout(error) && !isQueryTimeoutError(error) && !isRetryableReadFailure(error)) throw error
           lastError = error
           this.#log.warn('read failed on a replica; trying elsewhere', { replica: replica.id, error })
-          // A full local pool says nothing about the server's health.
-          if (isConnectionError(error)) this.#replicas.reportFailure(replica, { eject: true })
+          // A full local pool, a read cancelled by replay or one terminated session say nothing about the server's health.
+          if (isConnectionError(error) && !isSessionOnlyError(error)) this.#replicas.reportFailure(replica, { eject: true })
         } finally {
           done()
         }
@@ -453,7 +473,12 @@ export class ReplicaPool {
     if (this.#options.consistency.mode === 'window') {
       return Date.now() - mark.at < this.#options.consistency.windowMs ? PRIMARY_ONLY : NO_NEED
     }
-    if (mark.lsn === UNKNOWN_POSITION) return PRIMARY_ONLY
+    if (mark.lsn === UNKNOWN_POSITION) {
+      // Once the write can no longer take effect, a primary position probed after that covers it.
+      const horizon = this.#options.queryTimeoutMs > 0 ? serverStatementTimeoutMs(this.#options.queryTimeoutMs) : Number.POSITIVE_INFINITY
+      if (this.#primaryLsn !== undefined && this.#primaryLsnAt - (mark.unknownAt ?? mark.at) > horizon) return { needLsn: this.#primaryLsn, primaryOnly: false }
+      return PRIMARY_ONLY
+    }
     return { needLsn: mark.lsn, primaryOnly: false }
   }
 
@@ -628,6 +653,7 @@ export class ReplicaPool {
       }
       this.#primary = found.backend
       this.#primaryLsn = found.lsn
+      this.#primaryLsnAt = Date.now()
       this.#primaryFailures = 0
       this.#primarySuccesses++
       if (!this.#primaryHealthy && (this.#primarySuccesses >= this.#options.health.rise || this.#primaryEverHealthy === false)) {

@@ -33,7 +33,9 @@ export class ReplicatedDriver implements Driver {
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    const { connection: server, readOnly } = await (connection as RoutingConnection).pin()
+    const routing = connection as RoutingConnection
+    const { connection: server, readOnly } = await routing.pin()
+    routing.readOnlyTransaction = readOnly || settings.accessMode === 'read only'
     let sql = 'start transaction'
     if (settings.isolationLevel) sql += ` isolation level ${settings.isolationLevel}`
     if (settings.accessMode || readOnly) sql += ` ${readOnly ? 'read only' : settings.accessMode}`
@@ -42,10 +44,17 @@ export class ReplicatedDriver implements Driver {
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const routing = connection as RoutingConnection
-    const { rows } = await routing.executeQuery<{ command?: string }>(CompiledQuery.raw('commit'))
+    const writing = routing.pinned?.role === 'primary' && !routing.readOnlyTransaction
+    let rows: { command?: string }[]
+    try {
+      ;({ rows } = await routing.executeQuery<{ command?: string }>(CompiledQuery.raw('commit')))
+    } catch (error) {
+      // The connection may have died after the server committed: the outcome is unknown.
+      throw writing ? this.#pool.commitFailed(error, routing.pinned!.backend) : error
+    }
     // PostgreSQL answers COMMIT with ROLLBACK when an earlier statement aborted the transaction.
     if (rows[0]?.command === 'ROLLBACK') throw new TransactionAbortedError()
-    if (routing.pinned?.role === 'primary' && !routing.pinned.readOnly) await this.#pool.noteCommit(routing.pinned.connection)
+    if (writing) await this.#pool.noteCommit(routing.pinned!.connection)
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {

@@ -2,6 +2,7 @@ import type { CompiledQuery, DatabaseConnection, QueryResult } from 'kysely'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import type { PgBackend } from './pg-backend.js'
 import { queryKind } from './query-kind.js'
+import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import type { ReplicaPool } from './replica-pool.js'
 
 /** A server connection held for a transaction or a stream, from `ReplicaPool.acquire`. */
@@ -43,9 +44,16 @@ export class RoutingConnection implements DatabaseConnection {
     return this.#pinned
   }
 
+  /** The transaction on this connection was begun read only (by scope or by Kysely's `accessMode`). */
+  readOnlyTransaction = false
+
   executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    if (this.#pinned) return this.#pinned.connection.executeQuery<R>(compiledQuery)
-    return this.#pool.execute<R>(compiledQuery)
+    if (!this.#pinned) return this.#pool.execute<R>(compiledQuery)
+    // Refused here, as a single write in a read-only scope is, rather than by the server with a bare SQLSTATE 25006.
+    if (this.#pinned.readOnly && queryKind(compiledQuery.query) === 'write') {
+      return Promise.reject(new WriteInReadOnlyScopeError(`A ${compiledQuery.query.kind.replace(/Node$/, '')} in a read-only transaction`))
+    }
+    return this.#pinned.connection.executeQuery<R>(compiledQuery)
   }
 
   /** A stream holds one server connection (a replica for a plain read) until Kysely releases this connection. */
@@ -61,6 +69,7 @@ export class RoutingConnection implements DatabaseConnection {
   async release(): Promise<void> {
     const pinned = this.#pinned
     this.#pinned = undefined
+    this.readOnlyTransaction = false
     if (!pinned) return
     try {
       await pinned.backend.driver.releaseConnection(pinned.connection as never)

@@ -34,11 +34,44 @@ function wrap(scope: <T>(fn: () => T) => T): MethodDecorator {
   return (_target, _key, descriptor) => {
     const original = descriptor.value as unknown as AnyMethod
     if (typeof original !== 'function') throw new TypeError('@ReadOnly() and @Write() decorate methods only')
+    // An async method reports a refused scope as a rejection, as its callers expect, not as a synchronous throw.
+    const isAsync = original.constructor?.name === 'AsyncFunction'
     const decorated = function (this: unknown, ...args: unknown[]) {
-      return scope(() => original.apply(this, args))
+      let result: unknown
+      try {
+        result = scope(() => original.apply(this, args))
+      } catch (error) {
+        if (isAsync) return Promise.reject(error)
+        throw error
+      }
+      return isAsyncIterator(result) ? inScope(scope, result) : result
     }
     Object.defineProperty(decorated, 'name', { value: original.name })
     ;(descriptor as PropertyDescriptor).value = decorated
     return descriptor
   }
+}
+
+function isAsyncIterator(value: unknown): value is AsyncIterator<unknown> & AsyncIterable<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as AsyncIterator<unknown>).next === 'function' &&
+    typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+  )
+}
+
+/**
+ * A method returning a stream (`.stream()`, an async generator) runs its
+ * queries when the caller iterates, after the method returned: each step
+ * runs in the method's scope again.
+ */
+function inScope(scope: <T>(fn: () => T) => T, iterator: AsyncIterator<unknown>): AsyncIterableIterator<unknown> {
+  const wrapped: AsyncIterableIterator<unknown> = {
+    next: (...args: [] | [unknown]) => scope(() => iterator.next(...args)),
+    return: (value?: unknown) => scope(() => iterator.return?.(value) ?? Promise.resolve({ done: true, value })),
+    throw: (error?: unknown) => scope(() => iterator.throw?.(error) ?? Promise.reject(error)),
+    [Symbol.asyncIterator]: () => wrapped,
+  }
+  return wrapped
 }

@@ -1,3 +1,5 @@
+import { realpathSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
 import { Kysely, Migrator, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { migrations } from '../../migrations/index.js'
@@ -22,7 +24,7 @@ export async function migrateToLatest(connectionString: string): Promise<readonl
 }
 
 // `npm run migrate -- <url>` or DATABASE_URL=... npm run migrate
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   const url = process.argv[2] ?? process.env.DATABASE_URL
   if (!url) {
     console.error('Give the primary\'s URL: npm run migrate -- postgres://user@host:5432/db (or set DATABASE_URL).')

@@ -306,6 +306,47 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     assert.deepEqual(lost, [])
   })
 
+  it('gives the connection of a controlled transaction rolled back at COMMIT back to the pool', async () => {
+    const { db, pool } = await database({ poolSize: 1 })
+    await db.insertInto('readings').values({ id: 900_002, device: 'dup-2', value: 1 } as never).execute()
+    const trx = await db.startTransaction().execute()
+    await trx.insertInto('readings').values({ id: 900_002, device: 'dup-2', value: 2 } as never).execute().catch(() => undefined)
+    await assert.rejects(trx.commit().execute(), isTransactionAbortedError)
+    assert.equal(trx.isRolledBack, true)
+    assert.deepEqual(pool.stats.primary.connections, { total: 1, idle: 1, waiting: 0 })
+    await db.insertInto('readings').values({ device: 'after-abort', value: 1 }).execute()
+  })
+
+  it('refuses a write inside a read-only transaction with WriteInReadOnlyScopeError', async () => {
+    const { db } = await database()
+    await assert.rejects(
+      readOnly(() => db.transaction().execute((trx) => trx.insertInto('readings').values({ device: 'ro-trx', value: 1 }).execute())),
+      isWriteInReadOnlyScopeError,
+    )
+  })
+
+  it('treats a COMMIT whose outcome is unknown as a write its scope must see', async () => {
+    const admin = new pg.Client({ connectionString: topology.primary!.url })
+    await admin.connect()
+    cleanup.push(() => admin.end())
+    // A deferred trigger makes COMMIT itself slow, past queryTimeoutMs.
+    await admin.query(`
+      CREATE TABLE IF NOT EXISTS slow_commits (id serial PRIMARY KEY);
+      CREATE OR REPLACE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.8); RETURN NULL; END $$;
+      DROP TRIGGER IF EXISTS slow_commit ON slow_commits;
+      CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON slow_commits DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();`)
+    const { db, pool } = await database({ queryTimeoutMs: 400 })
+    await withConsistencyKey('unknown-commit', async () => {
+      await assert.rejects(
+        db.transaction().execute((trx) => sql`insert into slow_commits default values`.execute(trx)),
+        isQueryTimeoutError,
+      )
+      const before = pool.stats.consistentReads
+      await db.selectFrom('readings').select('id').limit(1).execute()
+      assert.equal(pool.stats.consistentReads, before + 1, 'the read went where the unknown commit is sure to be seen')
+    })
+  })
+
   it('counts a read-only transaction as outstanding on its replica until it ends', async () => {
     const { db, pool } = await database()
     const outstanding = (): number => pool.stats.replicas.reduce((sum, replica) => sum + replica.outstanding, 0)

@@ -3,10 +3,10 @@ import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { InvalidOptionError } from '../../src/index.js'
 import { serverStatementTimeoutMs, withSessionSettings } from '../../plugins/kysely/pg-backend.js'
-import { isWriteInReadOnlyScopeError, readOnly, resolveReplicaPoolOptions, write, currentScope, type ReplicaPoolOptions } from '../../plugins/kysely/index.js'
+import { isWriteInReadOnlyScopeError, readOnly, ReadOnly, resolveReplicaPoolOptions, write, Write, currentScope, type ReplicaPoolOptions } from '../../plugins/kysely/index.js'
 import { parseLsn } from '../../plugins/kysely/lsn.js'
 import { queryKind } from '../../plugins/kysely/query-kind.js'
-import { isConnectionError } from '../../plugins/kysely/connection-errors.js'
+import { isConnectionError, isRetryableReadFailure, isSessionOnlyError } from '../../plugins/kysely/connection-errors.js'
 
 interface Database {
   t: { id: number; v: string }
@@ -50,6 +50,38 @@ describe('routing scopes', () => {
       assert.equal(currentScope()?.mode, 'read-only')
     })
   })
+
+  class Repository {
+    @Write() async save(): Promise<string | undefined> {
+      return currentScope()?.mode
+    }
+    @Write() saveNow(): string | undefined {
+      return currentScope()?.mode
+    }
+    @ReadOnly() async *rows(): AsyncGenerator<string | undefined> {
+      yield currentScope()?.mode
+      await new Promise((resolve) => setImmediate(resolve))
+      yield currentScope()?.mode
+    }
+  }
+
+  it('refuses an async @Write method in a read-only scope with a rejection, a plain one with a throw', async () => {
+    const repository = new Repository()
+    assert.equal(await repository.save(), 'write')
+    const pending = readOnly(() => repository.save())
+    assert.ok(pending instanceof Promise)
+    await assert.rejects(pending, isWriteInReadOnlyScopeError)
+    assert.throws(() => readOnly(() => repository.saveNow()), isWriteInReadOnlyScopeError)
+  })
+
+  it("runs a decorated method's stream in its scope while the caller iterates outside it", async () => {
+    const seen: (string | undefined)[] = []
+    for await (const mode of new Repository().rows()) {
+      assert.equal(currentScope(), undefined)
+      seen.push(mode)
+    }
+    assert.deepEqual(seen, ['read-only', 'read-only'])
+  })
 })
 
 describe('WAL positions', () => {
@@ -71,6 +103,17 @@ describe('connection errors', () => {
     assert.equal(isConnectionError(Object.assign(new Error('could not connect'), { code: '08006' })), true)
     assert.equal(isConnectionError(Object.assign(new Error('relation "x" does not exist'), { code: '42P01' })), false)
     assert.equal(isConnectionError(Object.assign(new Error('duplicate key'), { code: '23505' })), false)
+    assert.equal(isConnectionError(Object.assign(new Error('connect ENETUNREACH'), { code: 'ENETUNREACH' })), true)
+    assert.equal(isConnectionError(new Error('Client was closed and is not queryable')), true)
+  })
+
+  it('tells which failures say nothing of the server as a whole', () => {
+    const terminated = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })
+    assert.equal(isSessionOnlyError(terminated), true)
+    assert.equal(isSessionOnlyError(Object.assign(new Error('the database system is shutting down'), { code: '57P03' })), false)
+    assert.equal(isRetryableReadFailure(Object.assign(new Error('canceling statement due to conflict with recovery'), { code: '40001' })), true)
+    assert.equal(isRetryableReadFailure(Object.assign(new Error('sorry, too many clients already'), { code: '53300' })), true)
+    assert.equal(isRetryableReadFailure(Object.assign(new Error('division by zero'), { code: '22012' })), false)
   })
 })
 

@@ -1,6 +1,7 @@
 import { PostgresDriver, type DatabaseConnection, type PostgresCursorConstructor, type PostgresPool, type PostgresPoolClient } from 'kysely'
 import pg from 'pg'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
+import { closableCursor } from './closable-cursor.js'
 import { isPoolWaitTimeout } from './connection-errors.js'
 import { QueryTimeoutError } from './errors/query-timeout-error.js'
 import { ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
@@ -121,7 +122,7 @@ export async function createPgBackend(init: PgBackendInit): Promise<PgBackend> {
   }
   const pool = new TimedPool(make(init.poolSize, init.queryTimeoutMs), init.id, init.queryTimeoutMs)
   const probePool = new TimedPool(make(1, init.probeTimeoutMs), init.id, init.probeTimeoutMs)
-  const driver = new PostgresDriver({ pool, ...(init.cursor ? { cursor: init.cursor } : {}) })
+  const driver = new PostgresDriver({ pool, ...(init.cursor ? { cursor: closableCursor(init.cursor) } : {}) })
   await driver.init()
   return Object.freeze({
     id: init.id,
@@ -244,10 +245,14 @@ export class TimedPool implements PostgresPool {
     throw this.#ended && isPoolWaitTimeout(error) ? new ReplicaPoolClosedError() : error
   }
 
-  /** Destroys the connections of every query in flight; returns how many. */
+  /**
+   * Closes every connection checked out on this server, whether a query or a
+   * stream runs on it or a transaction waits between statements; returns how
+   * many. For a server found dead: what waits on it would only wait.
+   */
   abortInFlight(): number {
     let aborted = 0
-    for (const client of this.#all) if (client.destroy(undefined)) aborted++
+    for (const client of this.#all) if (client.closeIfCheckedOut(undefined)) aborted++
     return aborted
   }
 
@@ -354,9 +359,15 @@ export class TimedClient implements PostgresPoolClient {
     return true
   }
 
-  /** Closes the socket of a checked-out connection, whether a query runs on it or its holder is between statements. */
-  closeIfCheckedOut(error: Error): void {
-    if (this.#checkedOut && !this.#broken) this.#close(error)
+  /**
+   * Closes the socket of a checked-out connection, whether a query runs on it
+   * or its holder is between statements; `error` (if given) is what its query
+   * and later statements fail with. False when it was not checked out.
+   */
+  closeIfCheckedOut(error: Error | undefined): boolean {
+    if (!this.#checkedOut || this.#broken) return false
+    this.#close(error)
+    return true
   }
 
   #close(error: Error | undefined): void {

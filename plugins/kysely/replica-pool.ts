@@ -405,7 +405,7 @@ export class ReplicaPool {
       const { needLsn, primaryOnly } = this.#consistencyNeed()
       if (primaryOnly) {
         this.#counts.consistentReads++
-        return await this.#primaryRead(compiled, kind)
+        return await this.#primaryRead(compiled, kind, replicaOnly)
       }
       let tried: Set<Backend<PgBackend>> | undefined
       let lastError: unknown
@@ -438,7 +438,10 @@ export class ReplicaPool {
           ;(tried ??= new Set()).add(replica)
           this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs: performance.now() - started, error })
           // A replica refusing what turned out to be a write (nextval(), a lock in a subquery): nothing ran; the primary can take it.
-          if (isReadOnlyRefusal(error) && !replicaOnly) return this.#write(compiled, 'write')
+          if (isReadOnlyRefusal(error)) {
+            if (!replicaOnly) return this.#write(compiled, 'write')
+            throw new WriteInReadOnlyScopeError('A statement the server found to write', error)
+          }
           // A slow read that timed out is not run again elsewhere unless its replica was found dead meanwhile.
           if (isQueryTimeoutError(error) && replica.state !== 'unhealthy') throw error
           if (!isConnectionError(error) && !isPoolWaitTimeout(error) && !isQueryTimeoutError(error) && !isRetryableReadFailure(error)) throw error
@@ -453,13 +456,13 @@ export class ReplicaPool {
       if (needLsn !== undefined) {
         // No replica has caught up with this scope's last write: the primary has it, and reading is no write.
         this.#counts.consistentReads++
-        return await this.#primaryRead(compiled, kind)
+        return await this.#primaryRead(compiled, kind, replicaOnly)
       }
       if (replicaOnly || !this.#options.fallbackToPrimary) {
         throw new NoReplicaAvailableError(tried ? 'every replica tried failed' : 'every replica is down or lagging', lastError)
       }
       this.#counts.fallbacksToPrimary++
-      return await this.#primaryRead(compiled, kind)
+      return await this.#primaryRead(compiled, kind, replicaOnly)
     } finally {
       this.#settled()
     }
@@ -482,11 +485,16 @@ export class ReplicaPool {
     return { needLsn: mark.lsn, primaryOnly: false }
   }
 
-  async #primaryRead<R>(compiled: CompiledQuery, kind: QueryKind): Promise<QueryResult<R>> {
+  /**
+   * A read served by the primary. From a read-only scope it runs in a
+   * read-only transaction: raw SQL or a function with side effects must not
+   * write there either (two more round trips, only for such reads).
+   */
+  async #primaryRead<R>(compiled: CompiledQuery, kind: QueryKind, readOnly: boolean): Promise<QueryResult<R>> {
     const primary = this.#requirePrimary()
     const started = performance.now()
     try {
-      const result = await runOn(primary, (connection) => connection.executeQuery<R>(compiled))
+      const result = await runOn(primary, (connection) => (readOnly ? inReadOnlyTransaction<R>(connection, compiled) : connection.executeQuery<R>(compiled)))
       this.#primaryQueries++
       this.#primaryLatencies.record(performance.now() - started)
       this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs: performance.now() - started })
@@ -494,6 +502,7 @@ export class ReplicaPool {
     } catch (error) {
       this.#primaryErrors++
       if (isConnectionError(error)) throw this.#primaryFailed(error, primary)
+      if (readOnly && isReadOnlyRefusal(error)) throw new WriteInReadOnlyScopeError('A statement the server found to write', error)
       throw error
     }
   }
@@ -750,4 +759,16 @@ export class ReplicaPool {
 
 function connectionCounts(pool: { totalCount: number; idleCount: number; waitingCount: number } | undefined): ReplicaStatus['connections'] {
   return pool ? { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount } : { total: 0, idle: 0, waiting: 0 }
+}
+
+async function inReadOnlyTransaction<R>(connection: DatabaseConnection, compiled: CompiledQuery): Promise<QueryResult<R>> {
+  await connection.executeQuery(CompiledQuery.raw('start transaction read only'))
+  try {
+    const result = await connection.executeQuery<R>(compiled)
+    await connection.executeQuery(CompiledQuery.raw('commit'))
+    return result
+  } catch (error) {
+    await connection.executeQuery(CompiledQuery.raw('rollback')).catch(() => undefined)
+    throw error
+  }
 }

@@ -1,4 +1,4 @@
-import type { CompiledQuery, DatabaseConnection, QueryResult } from 'kysely'
+import { CompiledQuery, type DatabaseConnection, type QueryResult } from 'kysely'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import type { PgBackend } from './pg-backend.js'
 import { queryKind } from './query-kind.js'
@@ -56,13 +56,41 @@ export class RoutingConnection implements DatabaseConnection {
     return this.#pinned.connection.executeQuery<R>(compiledQuery)
   }
 
-  /** A stream holds one server connection (a replica for a plain read) until Kysely releases this connection. */
+  /**
+   * A stream holds one server connection (a replica for a plain read) until
+   * it ends, in a transaction of its own: read only where its scope is, and
+   * without the sessions' statement_timeout, which would cut off a stream
+   * that simply takes long to consume. A streamed write is remembered for
+   * read-your-writes once committed. Inside a transaction, it runs there.
+   */
   async *streamQuery<R>(compiledQuery: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
     if (!this.#pool.canStream) {
       throw new InvalidOptionError('cursor', "streaming needs pg-cursor: npm install pg-cursor, then pass { cursor: Cursor } (import Cursor from 'pg-cursor') to ReplicaPool.create")
     }
-    this.#pinned ??= await this.#pool.acquire(queryKind(compiledQuery.query))
-    yield* this.#pinned.connection.streamQuery<R>(compiledQuery, chunkSize)
+    if (this.#pinned) {
+      yield* this.#pinned.connection.streamQuery<R>(compiledQuery, chunkSize)
+      return
+    }
+    const kind = queryKind(compiledQuery.query)
+    const pinned = (this.#pinned = await this.#pool.acquire(kind))
+    const { connection } = pinned
+    let failed = false
+    try {
+      await connection.executeQuery(CompiledQuery.raw(`start transaction${pinned.readOnly ? ' read only' : ''}; set local statement_timeout = 0`))
+      yield* connection.streamQuery<R>(compiledQuery, chunkSize)
+    } catch (error) {
+      failed = true
+      throw error
+    } finally {
+      // A consumer that stopped early ends the stream as autocommit would: what ran is committed.
+      const ended = await connection.executeQuery(CompiledQuery.raw(failed ? 'rollback' : 'commit')).then(
+        () => true,
+        () => false,
+      )
+      if (ended && !failed && kind !== 'read' && pinned.role === 'primary' && !pinned.readOnly) await this.#pool.noteCommit(connection)
+      // Only this stream pinned the connection: the queries after it are routed again.
+      await this.release()
+    }
   }
 
   /** Gives a pinned server connection back to its pool. */

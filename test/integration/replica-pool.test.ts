@@ -152,6 +152,77 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     assert.equal(fromPrimary.values.length, 250)
   })
 
+  it('ends a stream outside a transaction with the stream: later queries of the connection are routed again', async () => {
+    const { db } = await database({ cursor: Cursor })
+    const ports = await db.connection().execute(async (connection) => {
+      const first = await connection.insertInto('readings').values({ device: 'around-a-stream', value: 1 }).returning(sql<number>`inet_server_port()`.as('port')).executeTakeFirstOrThrow()
+      for await (const row of connection.selectFrom('readings').select('id').limit(3).stream()) void row
+      const second = await connection.insertInto('readings').values({ device: 'around-a-stream', value: 2 }).returning(sql<number>`inet_server_port()`.as('port')).executeTakeFirstOrThrow()
+      return [Number(first.port), Number(second.port)]
+    })
+    assert.deepEqual(ports, [topology.primary!.port, topology.primary!.port])
+  })
+
+  it('lets a stream take longer than the sessions\' statement_timeout, and remembers a streamed write', async () => {
+    const { db, pool } = await database({ cursor: Cursor, queryTimeoutMs: 300, consistency: { mode: 'window', windowMs: 60_000 } })
+    await write(() => db.insertInto('readings').values(Array.from({ length: 60 }, (_, i) => ({ device: 'slow-stream', value: i }))).execute())
+    // statement_timeout is 1375 ms here; this stream is consumed over about 2 s.
+    let rows = 0
+    await write(async () => {
+      for await (const row of db.selectFrom('readings').select('value').where('device', '=', 'slow-stream').stream(10)) {
+        void row
+        if (++rows % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 350))
+      }
+    })
+    assert.equal(rows, 60)
+    await withConsistencyKey('streamed-write', async () => {
+      for await (const row of db.insertInto('readings').values({ device: 'streamed-write', value: 1 }).returning('id').stream()) void row
+      const before = pool.stats.consistentReads
+      await db.selectFrom('readings').select('id').where('device', '=', 'streamed-write').execute()
+      assert.equal(pool.stats.consistentReads, before + 1, 'the read after the streamed write went to the primary')
+    })
+  })
+
+  it('fails a stream whose replica went silent once the probes find it dead, instead of hanging', async () => {
+    const proxy = await TcpFaultProxy.start({ target: { host: topology.replicas[0]!.host, port: topology.replicas[0]!.port } })
+    cleanup.push(() => proxy.close())
+    const { db, pool } = await database({
+      cursor: Cursor, replicas: [`postgres://postgres@127.0.0.1:${proxy.port}/postgres?sslmode=disable`],
+      health: { probeIntervalMs: 250, probeTimeoutMs: 500 },
+    })
+    await write(() => db.insertInto('readings').values(Array.from({ length: 30 }, (_, i) => ({ device: 'silenced', value: i }))).execute())
+    const replicated = (): Promise<boolean> =>
+      db.selectFrom('readings').select('id').where('device', '=', 'silenced').execute().then((rows) => rows.length === 30, () => false)
+    assert.ok(await waitUntil(replicated, 5000))
+    const started = performance.now()
+    const outcome = await (async () => {
+      let rows = 0
+      for await (const row of db.selectFrom('readings').select('id').where('device', '=', 'silenced').stream(5)) {
+        void row
+        // After the first chunk the network to the replica drops every byte, silently.
+        if (++rows === 5) proxy.setMode('blackhole')
+      }
+      return `all ${rows} rows`
+    })().catch((error: unknown) => error)
+    assert.ok(outcome instanceof Error, `the stream ended with ${String(outcome)}`)
+    assert.ok(performance.now() - started < 8000, `the stream hung ${(performance.now() - started).toFixed(0)} ms`)
+    assert.equal(pool.stats.replicas[0]!.state, 'unhealthy')
+  })
+
+  it('keeps a read-only scope read-only when its read falls to the primary', async () => {
+    const { db } = await database({ consistency: { mode: 'window', windowMs: 60_000 } })
+    await withConsistencyKey('read-only-on-primary', async () => {
+      await db.insertInto('readings').values({ device: 'before-ro', value: 1 }).execute()
+      // Raw SQL only the server can tell is a write, sent to the primary because of the write just made.
+      await assert.rejects(
+        readOnly(() => sql`insert into readings (device, value) values ('sneaked-in', 1)`.execute(db)),
+        isWriteInReadOnlyScopeError,
+      )
+    })
+    const rows = await write(() => db.selectFrom('readings').select('id').where('device', '=', 'sneaked-in').execute())
+    assert.deepEqual(rows, [])
+  })
+
   it("prefers replicas of the message's region, and any healthy one when that region has none", async () => {
     const [eu, us] = topology.replicas
     const pool = await ReplicaPool.create({

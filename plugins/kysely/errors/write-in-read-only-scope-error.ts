@@ -2,7 +2,9 @@ import { RouteMqError } from '../../../src/routemq/errors/route-mq-error.js'
 
 /**
  * A write was attempted inside a `@ReadOnly()` method (or `readOnly()` call).
- * It was refused before reaching any database.
+ * It was refused before reaching any database, or, for raw SQL that only the
+ * server could tell was a write, by the server's read-only session (then
+ * `cause` holds the server's error).
  *
  * @example
  * class Devices {
@@ -12,8 +14,11 @@ import { RouteMqError } from '../../../src/routemq/errors/route-mq-error.js'
 export class WriteInReadOnlyScopeError extends RouteMqError {
   readonly code = 'WRITE_IN_READ_ONLY_SCOPE'
 
-  constructor(what: string) {
-    super(`${what} inside a read-only scope was refused. Move the write into a @Write() method, or out of the @ReadOnly() one.`)
+  constructor(what: string, cause?: unknown) {
+    super(
+      `${what} inside a read-only scope was refused. Move the write into a @Write() method, or out of the @ReadOnly() one.`,
+      cause === undefined ? undefined : { cause },
+    )
   }
 }
 

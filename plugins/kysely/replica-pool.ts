@@ -16,6 +16,7 @@ import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
 import { isReplicaPoolClosedError, ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import { parseLsn } from './lsn.js'
+import { WalHistory } from './wal-history.js'
 import { createPgBackend, probeOn, runOn, serverStatementTimeoutMs, type PgBackend, type PgResult } from './pg-backend.js'
 import { toQueryResult } from './query-result.js'
 import { queryKind, type QueryKind } from './query-kind.js'
@@ -117,6 +118,9 @@ export class ReplicaPool {
   #primaryLsn: bigint | undefined
   /** When #primaryLsn was read (epoch ms). */
   #primaryLsnAt = 0
+  /** The primary's WAL positions as the probes saw them, to tell a replica's lag in time without the heartbeat. */
+  readonly #primaryHistory = new WalHistory(128)
+  #splitBrain = false
   #primaryQueries = 0
   #primaryErrors = 0
   #primarySuccesses = 0
@@ -648,10 +652,19 @@ export class ReplicaPool {
       }),
     )
     const writable = results.filter((r) => r.recovery === false)
-    if (writable.length > 1) {
+    if (writable.length > 1 && !this.#splitBrain) {
       this.#log.error('more than one candidate primary accepts writes (split brain); staying with the current one', {
         candidates: writable.map((r) => r.backend.id),
       })
+    }
+    this.#splitBrain = writable.length > 1
+    // The current primary not answering one probe is no failover: like any
+    // server, it is given `fall` probes before another candidate takes over.
+    const current = results.find((r) => r.backend === this.#primary)
+    if (current?.recovery === undefined && this.#primaryHealthy && this.#primaryFailures + 1 < this.#options.health.fall) {
+      this.#primarySuccesses = 0
+      this.#primaryFailures++
+      return
     }
     const found = writable.find((r) => r.backend === this.#primary) ?? writable[0]
     if (found) {
@@ -663,6 +676,7 @@ export class ReplicaPool {
       this.#primary = found.backend
       this.#primaryLsn = found.lsn
       this.#primaryLsnAt = Date.now()
+      if (found.lsn !== undefined) this.#primaryHistory.record(this.#primaryLsnAt, found.lsn)
       this.#primaryFailures = 0
       this.#primarySuccesses++
       if (!this.#primaryHealthy && (this.#primarySuccesses >= this.#options.health.rise || this.#primaryEverHealthy === false)) {
@@ -745,6 +759,12 @@ export class ReplicaPool {
         // No heartbeat on this replica yet: fall back below.
       }
     }
+    // Without a heartbeat: how long ago the primary was where this replica is now.
+    if (replay !== undefined && this.#primaryHealthy) {
+      const behindSince = this.#primaryHistory.behindSince(replay)
+      if (behindSince !== undefined) return Math.max(0, Date.now() - behindSince)
+    }
+    // The primary is down: a replica that replayed all it received is as fresh as it can be.
     if (replay !== undefined && receive !== undefined && replay >= receive) return 0
     return replayAgeMs ?? undefined
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { Kysely, PostgresDialect, sql, type Generated } from 'kysely'
 import pg from 'pg'
-import { startTopology, type Topology } from '../../src/testing/index.js'
+import { startTopology, type PostgresHandle, type Topology } from '../../src/testing/index.js'
 import { MessageContext } from '../../src/index.js'
 import { runInMessageScope } from '../../src/routemq/message-scope.js'
 import { rootContainerForTests } from '../support/inbound-message.js'
@@ -641,6 +641,56 @@ describe('ReplicaPool following lag and promotion', function () {
     assert.ok(pool.stats.fallbacksToPrimary > 0)
     await setApplyDelay(topology.replicas[0]!.url, 0)
     assert.ok(await waitUntil(async () => (await servedBy(db)).recovery, 15_000), 'the caught-up replica serves again')
+  })
+
+  /** A primary with one replica, and a fault proxy in front of the primary. */
+  async function primaryBehindProxy(): Promise<{ primary: PostgresHandle; replica: PostgresHandle; proxy: TcpFaultProxy }> {
+    const topology = await startTopology({ replicas: 1 })
+    cleanup.push(() => topology.stop())
+    const proxy = await TcpFaultProxy.start({ target: { host: topology.primary!.host, port: topology.primary!.port } })
+    cleanup.push(() => proxy.close())
+    return { primary: topology.primary!, replica: topology.replicas[0]!, proxy }
+  }
+
+  it('without the heartbeat, sees a replica cut off from the primary fall behind', async () => {
+    const { primary, replica, proxy: link } = await primaryBehindProxy()
+    await replica.follow({ host: '127.0.0.1', port: link.port })
+    const pool = await ReplicaPool.create({
+      primary: primary.url, replicas: [replica.url], heartbeatTable: false, maxLagMs: 1500, health: { probeIntervalMs: 200 },
+    })
+    const db = new Kysely<Database>({ dialect: new ReplicatedPostgresDialect(pool) })
+    cleanup.push(() => db.destroy())
+    await write(() => sql`create table if not exists cut_off (id serial primary key)`.execute(db))
+    assert.ok(await waitUntil(async () => pool.stats.replicas[0]!.lagMs === 0, 10_000), 'the replica starts caught up')
+    // The replication link drops every byte from now on; the replica has replayed all it received.
+    link.setMode('blackhole')
+    const deadline = Date.now() + 10_000
+    while (Date.now() < deadline && !((pool.stats.replicas[0]!.lagMs ?? 0) > 1500)) {
+      await write(() => sql`insert into cut_off default values`.execute(db))
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    assert.ok((pool.stats.replicas[0]!.lagMs ?? 0) > 1500, `lag reads ${pool.stats.replicas[0]!.lagMs} ms`)
+    assert.deepEqual(await servedBy(db), { port: primary.port, recovery: false }, 'reads leave the cut-off replica')
+  })
+
+  it('under split brain, stays with the current primary through a missed probe, and moves after fall misses', async () => {
+    const { replica: promoted, proxy } = await primaryBehindProxy()
+    // Both accept writes from here on.
+    await promoted.promote()
+    const pool = await ReplicaPool.create({
+      primary: [`postgres://postgres@127.0.0.1:${proxy.port}/postgres?sslmode=disable`, promoted.url],
+      health: { probeIntervalMs: 200, probeTimeoutMs: 300, fall: 4 },
+    })
+    cleanup.push(() => pool.close())
+    assert.equal(pool.stats.primary.id, `127.0.0.1:${proxy.port}`, 'the first candidate listed is taken')
+    // About one probe round (200 ms apart, 300 ms to fail) without an answer: fewer than `fall` misses.
+    proxy.setMode('blackhole')
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    proxy.setMode('pass')
+    assert.equal(pool.stats.primary.id, `127.0.0.1:${proxy.port}`, 'one missed probe moved the writes')
+    // A real outage: the other candidate takes over.
+    proxy.setMode('blackhole')
+    assert.ok(await waitUntil(async () => pool.stats.primary.id === `127.0.0.1:${promoted.port}`, 10_000), 'the other candidate takes over')
   })
 
   it('sends writes to a promoted replica after the primary stopped', async () => {

@@ -23,11 +23,11 @@ import { queryKind, type QueryKind } from './query-kind.js'
 import type { PinnedConnection } from './routing-connection.js'
 import { resolveReplicaPoolOptions, type ReplicaPoolOptions, type ResolvedReplicaPoolOptions } from './replica-pool-options.js'
 
-/** Which server served a query, for tracing. */
+/** Which server served a single statement (not one inside a transaction or a stream), for tracing. */
 export interface QueryServed {
   readonly backend: string
   readonly role: 'primary' | 'replica'
-  readonly kind: QueryKind | 'transaction'
+  readonly kind: QueryKind
   readonly durationMs: number
   /** Set when the query failed. */
   readonly error?: unknown

@@ -520,10 +520,17 @@ export class ReplicaPool {
     exclude: ReadonlySet<Backend<PgBackend>> | undefined,
     needLsn: bigint | undefined,
   ): Backend<PgBackend> | undefined | Promise<Backend<PgBackend> | undefined> {
-    const region = (currentMessage()?.state as { geo?: { region?: string } } | undefined)?.geo?.region ?? this.#options.region
+    const messageRegion = (currentMessage()?.state as { geo?: { region?: string } } | undefined)?.geo?.region
+    const region = messageRegion ?? this.#options.region
     const prefer = region === undefined ? undefined : (backend: Backend<PgBackend>) => backend.region === region
-    if (needLsn === undefined) return this.#replicas.pickAmong(this.#readable, exclude, prefer)
-    return this.#pickCaughtUp(exclude, needLsn, prefer)
+    if (needLsn !== undefined) return this.#pickCaughtUp(exclude, needLsn, prefer)
+    const picked = this.#replicas.pickAmong(this.#readable, exclude, prefer)
+    // None in the message's region: the pool's own region is the next best.
+    const home = this.#options.region
+    if (picked && messageRegion !== undefined && picked.region !== messageRegion && home !== undefined && home !== messageRegion && picked.region !== home) {
+      return this.#replicas.pickAmong(this.#readable, exclude, (backend) => backend.region === home) ?? picked
+    }
+    return picked
   }
 
   async #pickCaughtUp(

@@ -223,11 +223,12 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     assert.deepEqual(rows, [])
   })
 
-  it("prefers replicas of the message's region, and any healthy one when that region has none", async () => {
+  it("prefers replicas of the message's region, then of the pool's own, then any healthy one", async () => {
     const [eu, us] = topology.replicas
     const pool = await ReplicaPool.create({
       primary: topology.primary!.url,
       replicas: [{ url: eu!.url, region: 'eu' }, { url: us!.url, region: 'us' }],
+      region: 'us',
     })
     const db = new Kysely<Database>({ dialect: new ReplicatedPostgresDialect(pool) })
     cleanup.push(() => db.destroy())
@@ -245,7 +246,11 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     }
     assert.deepEqual([...await readsFrom('us')], [us!.port])
     assert.deepEqual([...await readsFrom('eu')], [eu!.port])
-    assert.equal((await readsFrom('ap')).size > 0, true)
+    assert.deepEqual([...await readsFrom('ap')], [us!.port], "no replica in the message's region: the pool's own region")
+    assert.deepEqual(new Set(await Promise.all(Array.from({ length: 20 }, async () => (await servedBy(db)).port))), new Set([us!.port]))
+    // Neither region has a replica: any healthy one.
+    const { db: elsewhere } = await database({ replicas: [{ url: eu!.url, region: 'eu' }], region: 'ap' })
+    assert.equal((await servedBy(elsewhere)).port, eu!.port)
   })
 
   it('keeps @ReadOnly methods on replicas and refuses their writes before any database sees them', async () => {

@@ -66,9 +66,12 @@ export class ConsistencyTracker {
     if (message) this.#byMessage.set(message, this.#later(this.#byMessage.get(message), mark))
   }
 
-  /** The later of the explicit key's and the message's last writes: a read must see both. */
-  lastWrite(): WriteMark | undefined {
-    const message = currentMessage()
+  /**
+   * The later of the explicit key's and the message's last writes: a read
+   * must see both. `message` is the one being handled (a caller that already
+   * looked it up passes it).
+   */
+  lastWrite(message: object | undefined = currentMessage()): WriteMark | undefined {
     const byMessage = message ? this.#byMessage.get(message) : undefined
     const key = explicitKey.getStore()
     if (key === undefined) return byMessage

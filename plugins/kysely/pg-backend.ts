@@ -12,17 +12,10 @@ export interface PgBackend {
   /** Where it is, without credentials: `host:port/database`. */
   readonly label: string
   readonly region: string | undefined
-  readonly pool: pg.Pool
-  /** `pool` with a time limit on every query, for routed single statements. */
+  /** Its connection pool, with a time limit on every query (`timed.raw` is pg's own pool). */
   readonly timed: TimedPool
   /** A pool of one for probes, so that a busy application pool never makes a server look dead. */
   readonly probePool: TimedPool
-  /**
-   * Closes the connections of every query in flight on this server, so that
-   * they fail at once (and reads are retried elsewhere) instead of waiting on
-   * a server the probes found dead.
-   */
-  readonly abortInFlight: () => number
   /** Kysely's own driver over `pool`, so results are shaped exactly as `PostgresDialect` shapes them. */
   readonly driver: PostgresDriver
 }
@@ -128,10 +121,8 @@ export async function createPgBackend(init: PgBackendInit): Promise<PgBackend> {
     id: init.id,
     label: `${url.hostname}:${url.port || 5432}${url.pathname}`,
     region: init.region,
-    pool: pool.raw,
     timed: pool,
     probePool,
-    abortInFlight: () => pool.abortInFlight(),
     driver,
   })
 }
@@ -294,9 +285,7 @@ export class TimedClient implements PostgresPoolClient {
   #checkedOut = false
   /** When the query in flight started (performance.now()), or 0. */
   #since = 0
-  /** Why the socket under the query in flight was closed, when the pool closed it with a reason. */
-  #failure: Error | undefined
-  /** Why the pool closed this connection, for the statements its holder sends after. */
+  /** Why the pool closed this connection (when it gave a reason): what its query in flight and later statements fail with. */
   #closedWith: Error | undefined
 
   constructor(client: pg.PoolClient, backend: string, timeoutMs: number) {
@@ -322,7 +311,6 @@ export class TimedClient implements PostgresPoolClient {
   run(sql: string, parameters: readonly unknown[] | undefined): Promise<PgResult> {
     // Closed by the pool with a reason (a timeout, the pool closing): later statements of its holder get that reason too.
     if (this.#broken && this.#closedWith) return Promise.reject(this.#closedWith)
-    this.#failure = undefined
     this.#since = performance.now()
     return (this.#client.query(sql, parameters as unknown[]) as Promise<PgResult>).then(this.#answered, this.#failed)
   }
@@ -335,9 +323,7 @@ export class TimedClient implements PostgresPoolClient {
   // Closing the socket fails the query in flight (pg rejects it when the stream closes); the reason the pool closed it wins.
   readonly #failed = (error: unknown): never => {
     this.#since = 0
-    const failure = this.#failure
-    this.#failure = undefined
-    throw failure ?? error
+    throw this.#closedWith ?? error
   }
 
   /** Gives the connection back; `discard` (as pg takes it: true or an Error) closes it instead, as Kysely asks after a failed ROLLBACK. */
@@ -349,14 +335,7 @@ export class TimedClient implements PostgresPoolClient {
 
   /** Fails the query in flight with QueryTimeoutError if it started before `deadline`. */
   expireIfOlder(deadline: number): void {
-    if (this.#since !== 0 && this.#since < deadline) this.destroy(new QueryTimeoutError(this.#backend, this.#timeoutMs))
-  }
-
-  /** Closes the socket under a query in flight (failing it with `error`, if given); false when there was none. */
-  destroy(error: Error | undefined): boolean {
-    if (this.#since === 0 || this.#broken) return false
-    this.#close(error)
-    return true
+    if (this.#since !== 0 && this.#since < deadline && !this.#broken) this.#close(new QueryTimeoutError(this.#backend, this.#timeoutMs))
   }
 
   /**
@@ -373,7 +352,6 @@ export class TimedClient implements PostgresPoolClient {
   #close(error: Error | undefined): void {
     this.#broken = true
     this.#closedWith = error
-    this.#failure = this.#since === 0 ? undefined : error
     ;(this.#client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy()
   }
 }

@@ -4,6 +4,7 @@ import { BackendSet } from '../../src/balancing/backend-set.js'
 import { createStrategy } from '../../src/balancing/create-strategy.js'
 import { LatencyWindow } from '../../src/balancing/latency-window.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
+import type { MessageContext } from '../../src/routemq/message-context.js'
 import { currentMessage } from '../../src/routemq/message-scope.js'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
@@ -106,6 +107,7 @@ export class ReplicaPool {
   readonly #replicas: BackendSet<PgBackend>
   readonly #probes = new Map<Backend<PgBackend>, ReplicaProbe>()
   readonly #consistency: ConsistencyTracker
+  readonly #unknownHorizonMs: number
   readonly #served: TypedEvent<QueryServed>
   readonly #counts: Record<Counter, number> = { reads: 0, writes: 0, readRetries: 0, fallbacksToPrimary: 0, consistentReads: 0 }
   /** Replay-position questions in flight, one per replica, shared by concurrent reads. */
@@ -156,14 +158,13 @@ export class ReplicaPool {
       this.#log.warn(`replica ${to}`, { replica: backend.id })
       // Queries still waiting on a server found dead fail now and are retried elsewhere.
       if (to === 'unhealthy') {
-        const aborted = backend.target.abortInFlight()
+        const aborted = backend.target.timed.abortInFlight()
         if (aborted > 0) this.#log.warn('aborted queries in flight on a dead replica', { replica: backend.id, aborted })
       }
     })
-    this.#consistency = new ConsistencyTracker(
-      options.consistency.maxKeys,
-      options.queryTimeoutMs > 0 ? serverStatementTimeoutMs(options.queryTimeoutMs) : Number.POSITIVE_INFINITY,
-    )
+    // How long a write of unknown outcome may still take effect: the server stops it at its statement_timeout.
+    this.#unknownHorizonMs = options.queryTimeoutMs > 0 ? serverStatementTimeoutMs(options.queryTimeoutMs) : Number.POSITIVE_INFINITY
+    this.#consistency = new ConsistencyTracker(options.consistency.maxKeys, this.#unknownHorizonMs)
     this.#served = new TypedEvent((error) => logger.error('a query listener threw', { error }))
   }
 
@@ -217,11 +218,11 @@ export class ReplicaPool {
         queries: this.#primaryQueries,
         errors: this.#primaryErrors,
         p99LatencyMs: this.#primaryLatencies.percentile(0.99),
-        connections: connectionCounts(this.#primary?.pool),
+        connections: connectionCounts(this.#primary?.timed.raw),
       },
       replicas: this.#replicas.backends.map((backend) => {
         const probe = this.#probes.get(backend)!
-        const pool = backend.target.pool
+        const pool = backend.target.timed.raw
         return {
           id: backend.id,
           state: backend.state,
@@ -276,10 +277,11 @@ export class ReplicaPool {
         const primary = this.#requirePrimary()
         return { backend: primary, role: 'primary', readOnly: false, connection: await this.#connectPrimary(primary), done: undefined }
       }
-      const { needLsn, primaryOnly } = this.#consistencyNeed()
+      const message = currentMessage()
+      const { needLsn, primaryOnly } = this.#consistencyNeed(message)
       const tried = new Set<Backend<PgBackend>>()
       for (let attempt = 0; !primaryOnly && attempt <= this.#options.readRetries; attempt++) {
-        const replica = await this.#pickReplica(tried, needLsn)
+        const replica = await this.#pickReplica(tried, needLsn, message)
         if (!replica) break
         tried.add(replica)
         // Counted as outstanding on its replica, as a single read is, until it is released.
@@ -288,8 +290,7 @@ export class ReplicaPool {
           return { backend: replica.target, role: 'replica', readOnly: true, connection: await replica.target.driver.acquireConnection(), done }
         } catch (error) {
           done()
-          if (!isConnectionError(error) && !isPoolWaitTimeout(error) && !isRetryableReadFailure(error)) throw error
-          if (isConnectionError(error) && !isSessionOnlyError(error)) this.#replicas.reportFailure(replica, { eject: true })
+          if (!this.#worthAnother(replica, error)) throw error
         }
       }
       if (primaryOnly || needLsn !== undefined) this.#counts.consistentReads++
@@ -406,7 +407,9 @@ export class ReplicaPool {
     this.#inFlight++
     try {
       this.#counts.reads++
-      const { needLsn, primaryOnly } = this.#consistencyNeed()
+      // One look at the message scope per read: its consistency mark and its region.
+      const message = currentMessage()
+      const { needLsn, primaryOnly } = this.#consistencyNeed(message)
       if (primaryOnly) {
         this.#counts.consistentReads++
         return await this.#primaryRead(compiled, kind, replicaOnly)
@@ -414,7 +417,7 @@ export class ReplicaPool {
       let tried: Set<Backend<PgBackend>> | undefined
       let lastError: unknown
       for (let attempt = 0; attempt <= this.#options.readRetries; attempt++) {
-        const picked = this.#pickReplica(tried, needLsn)
+        const picked = this.#pickReplica(tried, needLsn, message)
         const replica = picked instanceof Promise ? await picked : picked
         if (!replica) break
         if (attempt > 0) this.#counts.readRetries++
@@ -448,11 +451,9 @@ export class ReplicaPool {
           }
           // A slow read that timed out is not run again elsewhere unless its replica was found dead meanwhile.
           if (isQueryTimeoutError(error) && replica.state !== 'unhealthy') throw error
-          if (!isConnectionError(error) && !isPoolWaitTimeout(error) && !isQueryTimeoutError(error) && !isRetryableReadFailure(error)) throw error
+          if (!this.#worthAnother(replica, error)) throw error
           lastError = error
           this.#log.warn('read failed on a replica; trying elsewhere', { replica: replica.id, error })
-          // A full local pool, a read cancelled by replay or one terminated session say nothing about the server's health.
-          if (isConnectionError(error) && !isSessionOnlyError(error)) this.#replicas.reportFailure(replica, { eject: true })
         } finally {
           done()
         }
@@ -472,18 +473,29 @@ export class ReplicaPool {
     }
   }
 
-  /** What this scope's last write demands of a read: a WAL position to have replayed, or the primary itself. */
-  #consistencyNeed(): { readonly needLsn: bigint | undefined; readonly primaryOnly: boolean } {
+  /**
+   * A replica failed a read (or gave no connection for one): true when
+   * another server may serve it. A failure that says the server is gone
+   * ejects the replica; a full local pool, a read cancelled by replay or one
+   * terminated session say nothing about the server's health.
+   */
+  #worthAnother(replica: Backend<PgBackend>, error: unknown): boolean {
+    if (!isConnectionError(error) && !isPoolWaitTimeout(error) && !isQueryTimeoutError(error) && !isRetryableReadFailure(error)) return false
+    if (isConnectionError(error) && !isSessionOnlyError(error)) this.#replicas.reportFailure(replica, { eject: true })
+    return true
+  }
+
+  /** What the last write of this scope (`message`, and the consistency key in force) demands of a read: a WAL position to have replayed, or the primary itself. */
+  #consistencyNeed(message: MessageContext | undefined): { readonly needLsn: bigint | undefined; readonly primaryOnly: boolean } {
     if (this.#options.consistency.mode === 'off') return NO_NEED
-    const mark = this.#consistency.lastWrite()
+    const mark = this.#consistency.lastWrite(message)
     if (!mark) return NO_NEED
     if (this.#options.consistency.mode === 'window') {
       return Date.now() - mark.at < this.#options.consistency.windowMs ? PRIMARY_ONLY : NO_NEED
     }
     if (mark.lsn === UNKNOWN_POSITION) {
       // Once the write can no longer take effect, a primary position probed after that covers it.
-      const horizon = this.#options.queryTimeoutMs > 0 ? serverStatementTimeoutMs(this.#options.queryTimeoutMs) : Number.POSITIVE_INFINITY
-      if (this.#primaryLsn !== undefined && this.#primaryLsnAt - (mark.unknownAt ?? mark.at) > horizon) return { needLsn: this.#primaryLsn, primaryOnly: false }
+      if (this.#primaryLsn !== undefined && this.#primaryLsnAt - (mark.unknownAt ?? mark.at) > this.#unknownHorizonMs) return { needLsn: this.#primaryLsn, primaryOnly: false }
       return PRIMARY_ONLY
     }
     return { needLsn: mark.lsn, primaryOnly: false }
@@ -519,8 +531,9 @@ export class ReplicaPool {
   #pickReplica(
     exclude: ReadonlySet<Backend<PgBackend>> | undefined,
     needLsn: bigint | undefined,
+    message: MessageContext | undefined,
   ): Backend<PgBackend> | undefined | Promise<Backend<PgBackend> | undefined> {
-    const messageRegion = (currentMessage()?.state as { geo?: { region?: string } } | undefined)?.geo?.region
+    const messageRegion = (message?.state as { geo?: { region?: string } } | undefined)?.geo?.region
     const region = messageRegion ?? this.#options.region
     const prefer = region === undefined ? undefined : (backend: Backend<PgBackend>) => backend.region === region
     if (needLsn !== undefined) return this.#pickCaughtUp(exclude, needLsn, prefer)
@@ -678,7 +691,7 @@ export class ReplicaPool {
       if (this.#primary !== found.backend) {
         this.#log.info('primary found', { primary: found.backend.id })
         // Queries still waiting on the old primary would only wait for their timeout.
-        this.#primary?.abortInFlight()
+        this.#primary?.timed.abortInFlight()
       }
       this.#primary = found.backend
       this.#primaryLsn = found.lsn
@@ -698,7 +711,7 @@ export class ReplicaPool {
     this.#primaryFailures++
     if (this.#primaryHealthy && this.#primaryFailures >= this.#options.health.fall) {
       this.#primaryHealthy = false
-      this.#primary?.abortInFlight()
+      this.#primary?.timed.abortInFlight()
       this.#log.error('no primary is available', { candidates: this.#primaries.map((p) => p.id) })
     }
   }

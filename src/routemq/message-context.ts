@@ -18,20 +18,12 @@ export interface MatchedRoute {
   readonly name: string | undefined
 }
 
-/** Everything a `MessageContext` is built from. */
-export interface MessageContextInit<P extends RouteParams> {
-  readonly topic: string
-  readonly params: P
-  readonly payload: unknown
-  readonly raw: Buffer
-  readonly qos: QoS
-  readonly retain: boolean
-  readonly dup: boolean
-  readonly properties: MessageProperties | undefined
-  readonly broker: string
-  readonly route: MatchedRoute
+/** Everything a `MessageContext` is built from: its public fields (documented there), and the container its own child container derives from. */
+export type MessageContextInit<P extends RouteParams> = Pick<
+  MessageContext<P>,
+  'topic' | 'params' | 'payload' | 'raw' | 'qos' | 'retain' | 'dup' | 'properties' | 'broker' | 'route' | 'publish'
+> & {
   readonly container: DependencyContainer
-  readonly publish: Publish
 }
 
 /**

@@ -40,7 +40,13 @@ function signal(pid: number, name: NodeJS.Signals): void {
   }
 }
 
-function childrenOf(pid: number): number[] {
+/**
+ * The pids `pid` forked that still run (Linux only; elsewhere none).
+ *
+ * @example
+ * const children = childrenOf(process.pid)
+ */
+export function childrenOf(pid: number): number[] {
   if (process.platform !== 'linux') {
     return []
   }

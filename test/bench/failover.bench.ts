@@ -8,6 +8,7 @@ import type { Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connect } from 'mqtt'
 import { BrokerPool } from '../../plugins/mqtt/index.js'
+import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { startTopology, type BrokerHandle, type Topology } from '../../src/testing/index.js'
 import { IdCounter } from '../support/id-counter.js'
 import { printTable } from '../support/print-table.js'
@@ -245,14 +246,8 @@ async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<b
 }
 
 /** Whether `promise` settles (either way) within `ms`; never leaves a timer behind. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, ms, false)))
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return raceTimeout(promise.then(() => true, () => true), ms, () => false)
 }
 
 /** Nearest-rank percentile; NaN (null in JSON) when there is nothing to rank. */

@@ -14,6 +14,7 @@ import { KyselyReplicationDialect } from 'kysely-replication'
 import { RoundRobinReplicaStrategy } from 'kysely-replication/strategy/round-robin'
 import pg from 'pg'
 import { migrateToLatest, ReplicaPool, ReplicatedPostgresDialect, withConsistencyKey } from '../../plugins/kysely/index.js'
+import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { startTopology, type PostgresHandle, type Topology } from '../../src/testing/index.js'
 import { cpuList, pinProcesses, postmasterPid, type Pinning } from '../support/cpu-affinity.js'
 import { printTable } from '../support/print-table.js'
@@ -277,19 +278,6 @@ function forDuration(durationMs: number): (issued: number) => boolean {
   return () => performance.now() >= end
 }
 
-/** `promise`, or an error when it has not settled within `ms`; never leaves a timer behind. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 // ---------------------------------------------------------------------------
 // (a) Overhead.
 
@@ -497,7 +485,9 @@ async function killedReplica(topology: Topology): Promise<KillResult[]> {
       await sleep(KILL_AT_MS)
       await victim.kill()
       log(`(c) ${client.name}: killed ${victim.name} at ~${KILL_AT_MS} ms`)
-      result = await within(running, KILL_RUN_MS + WORKERS_STOP_TIMEOUT_MS, `${client.name}'s readers`)
+      result = await raceTimeout(running, KILL_RUN_MS + WORKERS_STOP_TIMEOUT_MS, (): never => {
+        throw new Error(`${client.name}'s readers did not finish within ${KILL_RUN_MS + WORKERS_STOP_TIMEOUT_MS} ms`)
+      })
     } finally {
       stats = client.pool?.stats
       await release(client)

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
+import { childrenOf } from '../../src/testing/kill-process-tree.js'
 
 /** What `pinProcesses` changed, to put back. */
 export interface Pinning {
@@ -75,27 +76,5 @@ export function postmasterPid(dataDir: string): number {
 }
 
 function descendants(pid: number): number[] {
-  const found: number[] = []
-  const visit = (parent: number): void => {
-    let tasks: string[]
-    try {
-      tasks = readdirSync(`/proc/${parent}/task`)
-    } catch {
-      return
-    }
-    for (const task of tasks) {
-      let children = ''
-      try {
-        children = readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8')
-      } catch {
-        continue
-      }
-      for (const child of children.split(' ').filter(Boolean).map(Number)) {
-        found.push(child)
-        visit(child)
-      }
-    }
-  }
-  visit(pid)
-  return found
+  return childrenOf(pid).flatMap((child) => [child, ...descendants(child)])
 }

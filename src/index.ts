@@ -45,6 +45,23 @@ export {
 } from './balancing/index.js'
 export { TypedEvent, type Disposer } from './typed-event.js'
 export {
+  type HealthCheckDefinition, type HealthCheckSource, type CheckObservation, type CheckStatus, type HealthStatus,
+  type HealthSummary, type HealthChange,
+  HealthMonitor, type HealthMonitorOptions, type FailoverCallback,
+  healthGate, HealthGate, type HealthGateOptions, type HealthGateStats,
+  HealthServer, type HealthServerOptions, type HealthResponse, type CheckResult, type ResponseStatus,
+  GracefulShutdown, type GracefulShutdownOptions, type ShutdownSteps,
+  HealthModule, type HealthModuleOptions,
+  scrubSecrets,
+  DependencyUnavailableError, isDependencyUnavailableError, type GateRejection,
+} from './health/index.js'
+export {
+  LoadBalancingMetrics, type LoadBalancingMetricsOptions, type MeasuredApplication, type MeasuredGate,
+  type MeasuredPool, type PoolMetricsSnapshot, type BackendMetrics, type RequestObserved,
+  healthScore, HealthScoreWindow, type HealthScoreInputs,
+} from './metrics/index.js'
+export { HEALTH_MONITOR, METRICS } from './tokens.js'
+export {
   BrokerPool, type ActiveBrokerEvent, type FailoverEvent, type BrokerDownEvent, type BrokerUpEvent, type AllDownEvent, type BrokerStatus, type BrokerPoolStats,
   resolveBrokerPoolOptions, type BrokerPoolOptions, type BrokerConfig, type BrokerPoolMode, type BrokerHealthOptions,
   type OfflineBufferOptions, type ResolvedBrokerPoolOptions, type BrokerEndpoint,

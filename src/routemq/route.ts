@@ -86,6 +86,8 @@ export interface Route extends MatchedRoute {
   readonly shared: string | undefined
   readonly payload: PayloadFormat
   readonly onError: ErrorPolicy | undefined
+  /** Group middleware then route middleware, in the order they run (for modules that look for their own, like health gates). */
+  readonly middleware: readonly MiddlewareLike[]
   /** Group middleware, route middleware, then the handler, composed once. */
   readonly run: Next
 }

@@ -143,6 +143,7 @@ export class Router implements RouteRegistrar {
       shared,
       payload: options.payload ?? 'auto',
       onError: options.onError,
+      middleware: Object.freeze(middleware),
       run: composeMiddleware(middleware, toTerminal(pattern.pattern, handler)),
     })
     const existing = this.#trie.insert(pattern.levels, route)

@@ -1,0 +1,218 @@
+import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import type { MessageContext } from '../routemq/message-context.js'
+import type { Middleware, Next } from '../routemq/middleware.js'
+import { HEALTH_MONITOR } from '../tokens.js'
+import { DependencyUnavailableError, type GateRejection } from './errors/dependency-unavailable-error.js'
+import type { HealthMonitor } from './health-monitor.js'
+
+/** Options of `healthGate`. */
+export interface HealthGateOptions {
+  /**
+   * `'hold'` (default): while a dependency is not healthy, messages wait
+   * unacknowledged and go on, in arrival order per route, once it is;
+   * `'reject'`: they fail at once with `DependencyUnavailableError`.
+   */
+  readonly mode?: 'hold' | 'reject'
+  /** Messages held at once by this gate, over every route it guards; one more is rejected. Default 1000. */
+  readonly maxHeld?: number
+  /** Longest a message is held, from when it was first held; then it is rejected. Default 60 000 ms. */
+  readonly maxHoldMs?: number
+  /** The monitor to ask. Default: the one `HealthModule` attaches, else `HEALTH_MONITOR` from the container. */
+  readonly monitor?: HealthMonitor
+}
+
+/** What a gate did since it was created. */
+export interface HealthGateStats {
+  /** Messages waiting now. */
+  readonly held: number
+  /** Messages that had to wait, ever. */
+  readonly heldTotal: number
+  /** Messages let through after waiting. */
+  readonly released: number
+  /** Handlers run again after they failed because a dependency went down under them. */
+  readonly outageRetries: number
+  readonly rejected: Readonly<Record<GateRejection, number>>
+}
+
+interface Held {
+  /** Arrival order at the gate, kept when a message waits again after an outage. */
+  readonly seq: number
+  /** The dependencies must have passed a check started at or after this (epoch ms). */
+  readonly since: number
+  readonly release: () => void
+}
+
+/**
+ * Creates the gate middleware for a route whose handler needs `dependencies`
+ * (health check names, e.g. `'primary'`).
+ *
+ * @example
+ * router.on('devices/{id}/telemetry', saveReading, { qos: 1, middleware: [healthGate('primary', { maxHoldMs: 30_000 })] })
+ */
+export function healthGate(dependencies: string | readonly string[], options: HealthGateOptions = {}): HealthGate {
+  return new HealthGate(typeof dependencies === 'string' ? [dependencies] : dependencies, options)
+}
+
+/**
+ * Holds or rejects a route's messages while a dependency is down, so that
+ * they wait for it instead of failing. A held message stays unacknowledged:
+ * the broker's in-flight window then slows delivery by itself, and what the
+ * client does not take stays queued at the broker. In `hold` mode a handler
+ * that fails with an error its dependency's check calls an outage (a write
+ * meeting a primary that just died, before the probes noticed) is held too,
+ * and run again once the dependency passed a check after that failure; so
+ * handlers must be idempotent, as at-least-once delivery asks anyway.
+ */
+export class HealthGate implements Middleware {
+  readonly dependencies: readonly string[]
+  readonly mode: 'hold' | 'reject'
+  readonly maxHeld: number
+  readonly maxHoldMs: number
+  #monitor: HealthMonitor | undefined
+  readonly #queues = new Map<string, Held[]>()
+  readonly #pumping = new Set<string>()
+  /** Per route: aborts the pump's wait when the head of the queue changed. */
+  readonly #wake = new Map<string, AbortController>()
+  #seq = 0
+  #held = 0
+  #heldTotal = 0
+  #released = 0
+  #outageRetries = 0
+  readonly #rejected: Record<GateRejection, number> = { unhealthy: 0, 'max-held': 0, 'max-hold-ms': 0 }
+
+  constructor(dependencies: readonly string[], options: HealthGateOptions = {}) {
+    if (!Array.isArray(dependencies) || dependencies.length === 0 || dependencies.some((d) => typeof d !== 'string' || d === '')) {
+      throw new InvalidOptionError('healthGate.dependencies', "name one or more health checks, e.g. healthGate(['primary'])")
+    }
+    const mode = options.mode ?? 'hold'
+    if (mode !== 'hold' && mode !== 'reject') throw new InvalidOptionError('healthGate.mode', "must be 'hold' or 'reject'")
+    const maxHeld = options.maxHeld ?? 1000
+    if (!Number.isInteger(maxHeld) || maxHeld < 1) throw new InvalidOptionError('healthGate.maxHeld', 'must be a whole number of at least 1')
+    const maxHoldMs = options.maxHoldMs ?? 60_000
+    if (!Number.isFinite(maxHoldMs) || maxHoldMs <= 0) throw new InvalidOptionError('healthGate.maxHoldMs', 'must be a number of milliseconds above 0')
+    this.dependencies = Object.freeze([...dependencies])
+    this.mode = mode
+    this.maxHeld = maxHeld
+    this.maxHoldMs = maxHoldMs
+    this.#monitor = options.monitor
+  }
+
+  /** Sets the monitor when none was given; `HealthModule` does this at start. */
+  attach(monitor: HealthMonitor): void {
+    this.#monitor ??= monitor
+  }
+
+  get stats(): HealthGateStats {
+    return Object.freeze({
+      held: this.#held,
+      heldTotal: this.#heldTotal,
+      released: this.#released,
+      outageRetries: this.#outageRetries,
+      rejected: Object.freeze({ ...this.#rejected }),
+    })
+  }
+
+  async handle(ctx: MessageContext, next: Next): Promise<unknown> {
+    const monitor = this.#monitor ?? resolveMonitor(ctx)
+    const route = ctx.route.pattern
+    const seq = ++this.#seq
+    let since = 0
+    let deadline: number | undefined
+    let released = false
+    for (;;) {
+      if (released || (!this.#queues.get(route)?.length && monitor.isHealthy(this.dependencies, since))) {
+        released = false
+        try {
+          return await next(ctx)
+        } catch (error) {
+          if (this.mode !== 'hold' || !this.dependencies.some((name) => monitor.isOutage(name, error))) throw error
+          // Before the probes noticed: hold it until a check that started after this failure passes.
+          since = Date.now()
+          this.#outageRetries++
+        }
+      } else if (this.mode === 'reject') {
+        throw this.#reject(route, 'unhealthy', `${this.#describe(monitor)}`)
+      }
+      deadline ??= Date.now() + this.maxHoldMs
+      await this.#hold(monitor, route, seq, since, deadline)
+      released = true
+    }
+  }
+
+  #hold(monitor: HealthMonitor, route: string, seq: number, since: number, deadline: number): Promise<void> {
+    if (this.#held >= this.maxHeld) {
+      return Promise.reject(this.#reject(route, 'max-held', `${this.maxHeld} messages are held already while ${this.#describe(monitor)}`))
+    }
+    return new Promise<void>((resolve, reject) => {
+      let queue = this.#queues.get(route)
+      if (!queue) this.#queues.set(route, (queue = []))
+      const entry: Held = {
+        seq,
+        since,
+        release: () => {
+          clearTimeout(timer)
+          this.#held--
+          this.#released++
+          resolve()
+        },
+      }
+      const timer = setTimeout(() => {
+        const at = queue.indexOf(entry)
+        if (at >= 0) queue.splice(at, 1)
+        this.#held--
+        reject(this.#reject(route, 'max-hold-ms', `it was held ${this.maxHoldMs} ms while ${this.#describe(monitor)}`))
+        // The head may have gone: whoever is next must not wait on its condition.
+        if (at === 0) this.#wake.get(route)?.abort()
+      }, Math.max(0, deadline - Date.now()))
+      // Arrival order: a message held again after an outage goes back to its place.
+      let at = queue.length
+      while (at > 0 && queue[at - 1]!.seq > seq) at--
+      queue.splice(at, 0, entry)
+      this.#held++
+      this.#heldTotal++
+      if (at === 0) this.#wake.get(route)?.abort()
+      void this.#pump(monitor, route, queue)
+    })
+  }
+
+  /** One loop per route: waits until the head of the queue may go, then lets everything that may go, in order. */
+  async #pump(monitor: HealthMonitor, route: string, queue: Held[]): Promise<void> {
+    if (this.#pumping.has(route)) return
+    this.#pumping.add(route)
+    try {
+      while (queue.length > 0) {
+        const wake = new AbortController()
+        this.#wake.set(route, wake)
+        const ready = await monitor.whenHealthy(this.dependencies, queue[0]!.since, wake.signal).then(() => true, () => false)
+        this.#wake.delete(route)
+        if (!ready) continue
+        while (queue.length > 0 && monitor.isHealthy(this.dependencies, queue[0]!.since)) queue.shift()!.release()
+      }
+    } finally {
+      this.#pumping.delete(route)
+      if (queue.length === 0 && this.#queues.get(route) === queue) this.#queues.delete(route)
+    }
+  }
+
+  #reject(route: string, reason: GateRejection, detail: string): DependencyUnavailableError {
+    this.#rejected[reason]++
+    return new DependencyUnavailableError(route, this.dependencies, reason, detail)
+  }
+
+  #describe(monitor: HealthMonitor): string {
+    const down = this.dependencies.filter((name) => monitor.state(name) !== 'healthy')
+    if (down.length === 0) return `${this.dependencies.join(', ')} had not yet passed a check after an outage`
+    return down
+      .map((name) => {
+        const status = monitor.status(name)
+        if (!status) return `${name} is not a registered health check`
+        return `${name} is ${status.state}${status.lastError ? ` (${status.lastError})` : ''}`
+      })
+      .join('; ')
+  }
+}
+
+function resolveMonitor(ctx: MessageContext): HealthMonitor {
+  if (ctx.container.isRegistered(HEALTH_MONITOR, true)) return ctx.container.resolve<HealthMonitor>(HEALTH_MONITOR)
+  throw new InvalidOptionError('healthGate.monitor', 'no HealthMonitor: add HealthModule to the application, or pass { monitor }')
+}

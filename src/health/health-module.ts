@@ -1,0 +1,152 @@
+import type { Application } from '../routemq/application.js'
+import type { DependencyContainer } from '../routemq/container.js'
+import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import type { RouteMqModule } from '../routemq/route-mq-module.js'
+import { LoadBalancingMetrics, type LoadBalancingMetricsOptions } from '../metrics/load-balancing-metrics.js'
+import type { MeasuredPool } from '../metrics/measured-pool.js'
+import { HEALTH_MONITOR, METRICS } from '../tokens.js'
+import type { Disposer } from '../typed-event.js'
+import { GracefulShutdown, type GracefulShutdownOptions } from './graceful-shutdown.js'
+import type { HealthCheckDefinition, HealthCheckSource } from './health-check.js'
+import { HealthGate } from './health-gate.js'
+import { HealthMonitor } from './health-monitor.js'
+import { HealthServer } from './health-server.js'
+
+/** Options of `HealthModule`. */
+export interface HealthModuleOptions {
+  /** Default: a monitor of its own, logging to the application's logger. */
+  readonly monitor?: HealthMonitor
+  /** Pools (a `BrokerPool`, a `ReplicaPool`) whose checks are registered, and whose metrics are collected. */
+  readonly sources?: readonly HealthCheckSource[]
+  /** Checks of your own. */
+  readonly checks?: readonly HealthCheckDefinition[]
+  /** The HTTP endpoints; `false` for none. Default `{ host: '127.0.0.1', port: 9464 }`. */
+  readonly http?: { readonly host?: string; readonly port?: number } | false
+  /** Metrics on `/metrics`: options, an existing `LoadBalancingMetrics`, or `false`. Default `{}`. */
+  readonly metrics?: LoadBalancingMetricsOptions | LoadBalancingMetrics | false
+  /** Graceful shutdown on signals; `false` to leave signals to you. Default `{}`. */
+  readonly shutdown?: GracefulShutdownOptions | false
+}
+
+/**
+ * Health monitoring for a RouteMQ application: registers `HEALTH_MONITOR`
+ * and `METRICS` in its container; at start registers the pools' and your
+ * checks, attaches every `healthGate` of the router to the monitor (an
+ * unknown dependency name fails the start, naming the route), runs every
+ * check once, serves `/health`, `/ready` and `/metrics`, and turns SIGTERM
+ * into a graceful shutdown.
+ *
+ * @example
+ * const app = Application.create({
+ *   router, transport: brokers,
+ *   modules: [new HealthModule({ sources: [brokers, replicas], http: { host: '0.0.0.0', port: 9464 } })],
+ * })
+ */
+export class HealthModule implements RouteMqModule {
+  readonly name = 'health'
+  readonly monitor: HealthMonitor
+  readonly metrics: LoadBalancingMetrics | undefined
+  readonly #options: HealthModuleOptions
+  #server: HealthServer | undefined
+  #shutdown: GracefulShutdown | undefined
+  #disposers: Disposer[] = []
+
+  constructor(options: HealthModuleOptions = {}) {
+    this.#options = Object.freeze({ ...options })
+    this.monitor = options.monitor ?? new HealthMonitor()
+    const metrics = options.metrics ?? {}
+    this.metrics = metrics === false ? undefined : metrics instanceof LoadBalancingMetrics ? metrics : new LoadBalancingMetrics(metrics)
+    for (const [index, source] of (options.sources ?? []).entries()) {
+      if (typeof source?.healthChecks !== 'function') {
+        throw new InvalidOptionError(`health.sources[${index}]`, 'must be a pool with healthChecks(), such as a BrokerPool or a ReplicaPool')
+      }
+    }
+  }
+
+  /** The HTTP server, once started (`undefined` with `http: false`). */
+  get server(): HealthServer | undefined {
+    return this.#server
+  }
+
+  /** Fails readiness, waits the drain delay, stops the app; as SIGTERM does. */
+  shutdown(reason?: string): Promise<void> {
+    if (!this.#shutdown) throw new InvalidOptionError('health.shutdown', 'graceful shutdown is off, or the module has not started')
+    return this.#shutdown.shutdown(reason)
+  }
+
+  register(container: DependencyContainer): void {
+    container.register(HEALTH_MONITOR, { useValue: this.monitor })
+    if (this.metrics) container.register(METRICS, { useValue: this.metrics })
+  }
+
+  async start(app: Application): Promise<void> {
+    try {
+      await this.#start(app)
+    } catch (error) {
+      // The application stops only the modules that started: undo what this one did.
+      await this.stop()
+      throw error
+    }
+  }
+
+  async #start(app: Application): Promise<void> {
+    const disposers = this.#disposers
+    for (const source of this.#options.sources ?? []) disposers.push(this.monitor.registerSource(source))
+    for (const check of this.#options.checks ?? []) disposers.push(this.monitor.register(check))
+    const metrics = this.metrics
+    if (metrics) {
+      disposers.push(metrics.observeApplication(app), metrics.observeHealth(this.monitor))
+      for (const source of this.#options.sources ?? []) if (isMeasuredPool(source)) disposers.push(metrics.observePool(source))
+    }
+    for (const route of app.router.routes) {
+      for (const layer of route.middleware) {
+        if (!(layer instanceof HealthGate)) continue
+        const unknown = layer.dependencies.filter((name) => !this.monitor.has(name))
+        if (unknown.length > 0) {
+          throw new InvalidOptionError(
+            `healthGate on route "${route.pattern}"`,
+            `no health check named ${unknown.map((n) => `"${n}"`).join(', ')}; registered: ${this.monitor.names.join(', ') || 'none'}`,
+          )
+        }
+        layer.attach(this.monitor)
+        if (metrics) disposers.push(metrics.observeGate(layer))
+      }
+    }
+    await this.monitor.start()
+    const http = this.#options.http ?? {}
+    if (http !== false) {
+      this.#server = new HealthServer({
+        monitor: this.monitor,
+        metrics,
+        host: http.host,
+        port: http.port,
+        logger: app.logger,
+        transportConnected: () => app.state === 'started' && app.transport?.connected === true,
+      })
+      await this.#server.start()
+      app.logger.info('health endpoints listening', { url: this.#server.url })
+    }
+    const shutdown = this.#options.shutdown ?? {}
+    if (shutdown !== false) {
+      this.#shutdown = new GracefulShutdown(shutdown, {
+        beginShutdown: () => this.#server?.beginShutdown(),
+        stop: () => app.stop(),
+        logger: app.logger,
+      })
+      this.#shutdown.install()
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#shutdown?.uninstall()
+    this.#shutdown = undefined
+    this.monitor.stop()
+    for (const dispose of this.#disposers.splice(0)) dispose()
+    await this.#server?.close()
+  }
+}
+
+function isMeasuredPool(source: object): source is MeasuredPool {
+  const pool = source as Partial<MeasuredPool>
+  return typeof pool.metricsSnapshot === 'function' && typeof pool.onRequest === 'function' && typeof pool.metricsLabel === 'string'
+}

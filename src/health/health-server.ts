@@ -1,0 +1,160 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { safeLogger, silentLogger, type Logger } from '../routemq/logger.js'
+import type { LoadBalancingMetrics } from '../metrics/load-balancing-metrics.js'
+import type { HealthMonitor } from './health-monitor.js'
+import { livenessResponse, readinessResponse, type HealthResponse } from './health-response.js'
+
+/** Options of `HealthServer`. */
+export interface HealthServerOptions {
+  readonly monitor: HealthMonitor
+  /** Served on `/metrics`; without it `/metrics` answers 404. */
+  readonly metrics?: LoadBalancingMetrics
+  /** Default `'127.0.0.1'`; use `'0.0.0.0'` (or `'::'`) for probes from outside the host, as in Kubernetes. */
+  readonly host?: string
+  /** Default 9464; 0 picks a free port (see `port` once started). */
+  readonly port?: number
+  /** Whether the app's transport is connected; `undefined` while there is none. Readiness needs `true`. */
+  readonly transportConnected?: () => boolean | undefined
+  readonly logger?: Logger
+}
+
+const HEALTH_JSON = 'application/health+json'
+
+/**
+ * `/health` (liveness), `/ready` (readiness) and `/metrics` (Prometheus) on
+ * node:http. Bodies are built from the monitor's latest results, so an
+ * answer never waits for a check; none holds a URL or a secret.
+ *
+ * @example
+ * const server = new HealthServer({ monitor, metrics, host: '0.0.0.0', port: 9464 })
+ * await server.start()
+ */
+export class HealthServer {
+  readonly #options: HealthServerOptions
+  readonly #log: Logger
+  readonly #server: Server
+  readonly #started = Date.now()
+  #shuttingDown = false
+  #listening: Promise<void> | undefined
+
+  constructor(options: HealthServerOptions) {
+    const port = options.port ?? 9464
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidOptionError('health.port', 'must be a whole number from 0 to 65535')
+    if (options.host !== undefined && (typeof options.host !== 'string' || options.host === '')) {
+      throw new InvalidOptionError('health.host', "must be a host name or address, e.g. '0.0.0.0'")
+    }
+    this.#options = Object.freeze({ ...options })
+    this.#log = safeLogger(options.logger ?? silentLogger)
+    this.#server = createServer((request, response) => this.#serve(request, response))
+    this.#server.keepAliveTimeout = 5_000
+  }
+
+  /** Listens; rejects with `InvalidOptionError` naming `health.port` when the address is taken. */
+  start(): Promise<void> {
+    this.#listening ??= new Promise<void>((resolve, reject) => {
+      const failed = (error: NodeJS.ErrnoException): void => {
+        this.#listening = undefined
+        const where = `${this.#options.host ?? '127.0.0.1'}:${this.#options.port ?? 9464}`
+        reject(error.code === 'EADDRINUSE' || error.code === 'EACCES'
+          ? new InvalidOptionError('health.port', `cannot listen on ${where} (${error.code}); choose another port`)
+          : error)
+      }
+      this.#server.once('error', failed)
+      this.#server.listen(this.#options.port ?? 9464, this.#options.host ?? '127.0.0.1', () => {
+        this.#server.off('error', failed)
+        resolve()
+      })
+    })
+    return this.#listening
+  }
+
+  /** The port listened on, once started. */
+  get port(): number | undefined {
+    const address = this.#server.address()
+    return address && typeof address === 'object' ? (address as AddressInfo).port : undefined
+  }
+
+  /** `http://host:port`, once started. */
+  get url(): string | undefined {
+    const port = this.port
+    if (port === undefined) return undefined
+    const host = this.#options.host ?? '127.0.0.1'
+    const shown = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host
+    return `http://${shown}:${port}`
+  }
+
+  /** From now on `/ready` fails, so balancers and Kubernetes stop sending work. */
+  beginShutdown(): void {
+    this.#shuttingDown = true
+  }
+
+  get shuttingDown(): boolean {
+    return this.#shuttingDown
+  }
+
+  /** Stops listening and closes open connections. */
+  async close(): Promise<void> {
+    if (!this.#server.listening) return
+    await new Promise<void>((resolve) => {
+      this.#server.close(() => resolve())
+      this.#server.closeAllConnections()
+    })
+    this.#listening = undefined
+  }
+
+  #serve(request: IncomingMessage, response: ServerResponse): void {
+    const path = (request.url ?? '/').split('?', 1)[0]
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('use GET or HEAD\n')
+      return
+    }
+    const head = request.method === 'HEAD'
+    const summary = () => this.#options.monitor.summary()
+    switch (path) {
+      case '/health':
+      case '/healthz':
+      case '/live':
+        return send(response, livenessResponse(summary(), (Date.now() - this.#started) / 1000), head)
+      case '/ready':
+      case '/readyz':
+        return send(response, readinessResponse(summary(), {
+          transportConnected: this.#options.transportConnected?.(),
+          shuttingDown: this.#shuttingDown,
+        }), head)
+      case '/metrics':
+        return this.#metrics(response, head)
+      default:
+        response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /health, /ready or /metrics\n')
+    }
+  }
+
+  #metrics(response: ServerResponse, head: boolean): void {
+    const metrics = this.#options.metrics
+    if (!metrics) {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('metrics are not enabled\n')
+      return
+    }
+    metrics.text().then(
+      (text) => {
+        response.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' })
+        response.end(head ? undefined : text)
+      },
+      (error: unknown) => {
+        this.#log.error('collecting metrics failed', { error })
+        response.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed; see the application log\n')
+      },
+    )
+  }
+}
+
+function send(response: ServerResponse, body: HealthResponse, head: boolean): void {
+  const text = JSON.stringify(body)
+  response.writeHead(body.status === 'fail' ? 503 : 200, {
+    'content-type': HEALTH_JSON,
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text),
+  })
+  response.end(head ? undefined : text)
+}

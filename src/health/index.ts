@@ -1,0 +1,11 @@
+export type {
+  HealthCheckDefinition, HealthCheckSource, CheckObservation, CheckStatus, HealthStatus, HealthSummary, HealthChange,
+} from './health-check.js'
+export { HealthMonitor, type HealthMonitorOptions, type FailoverCallback } from './health-monitor.js'
+export { healthGate, HealthGate, type HealthGateOptions, type HealthGateStats } from './health-gate.js'
+export { HealthServer, type HealthServerOptions } from './health-server.js'
+export { type HealthResponse, type CheckResult, type ResponseStatus } from './health-response.js'
+export { GracefulShutdown, type GracefulShutdownOptions, type ShutdownSteps } from './graceful-shutdown.js'
+export { HealthModule, type HealthModuleOptions } from './health-module.js'
+export { scrubSecrets } from './scrub-secrets.js'
+export { DependencyUnavailableError, isDependencyUnavailableError, type GateRejection } from './errors/dependency-unavailable-error.js'

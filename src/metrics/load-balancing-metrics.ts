@@ -1,0 +1,248 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { DispatchStats } from '../routemq/message-dispatcher.js'
+import type { Disposer } from '../typed-event.js'
+import type { HealthGateStats } from '../health/health-gate.js'
+import type { HealthMonitor } from '../health/health-monitor.js'
+import { healthScore, HealthScoreWindow } from './health-score.js'
+import type { MeasuredPool } from './measured-pool.js'
+
+/** Options of `LoadBalancingMetrics`. */
+export interface LoadBalancingMetricsOptions {
+  /** Where the metrics are registered. Default: a registry of their own (never prom-client's global one). */
+  readonly registry?: Registry
+  /** Put before every name. Default `'routemq_'`. */
+  readonly prefix?: string
+  /** Also collect prom-client's process and Node.js metrics (CPU, memory, event loop lag, ...). Default true. */
+  readonly defaultMetrics?: boolean
+}
+
+/** Anything with dispatch counters: an `Application`. */
+export interface MeasuredApplication {
+  readonly stats: DispatchStats
+}
+
+/** Anything with gate counters: a `HealthGate`. */
+export interface MeasuredGate {
+  readonly dependencies: readonly string[]
+  readonly stats: HealthGateStats
+}
+
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+const OUTCOMES = ['received', 'handled', 'failed', 'unmatched', 'malformed', 'refused', 'deadLettered', 'withheld', 'dropped', 'duplicateCopies'] as const
+
+/**
+ * The Prometheus metrics of the application, its pools, gates and health
+ * checks, in a prom-client registry (served on `/metrics` by `HealthServer`).
+ * Figures the pools already count are read at scrape time; only per-request
+ * counters and durations are recorded as requests complete.
+ *
+ * @example
+ * const metrics = new LoadBalancingMetrics()
+ * metrics.observePool(brokerPool)
+ * metrics.observePool(replicaPool)
+ * await metrics.registry.metrics() // Prometheus text
+ */
+export class LoadBalancingMetrics {
+  readonly registry: Registry
+  readonly #pools = new Set<MeasuredPool>()
+  readonly #apps = new Set<MeasuredApplication>()
+  readonly #gates = new Set<MeasuredGate>()
+  readonly #monitors = new Set<HealthMonitor>()
+  readonly #requests: Counter<'pool' | 'backend'>
+  readonly #failures: Counter<'pool' | 'backend'>
+  readonly #duration: Histogram<'pool' | 'backend'>
+  readonly #score: HealthScoreWindow
+
+  constructor(options: LoadBalancingMetricsOptions = {}) {
+    const registry = (this.registry = options.registry ?? new Registry())
+    const p = options.prefix ?? 'routemq_'
+    const registers = [registry]
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry })
+    this.#score = new HealthScoreWindow(() => this.#totalFailovers())
+    const pools = this.#pools
+    const apps = this.#apps
+    const gates = this.#gates
+    const monitors = this.#monitors
+    const score = this.#score
+
+    this.#requests = new Counter({
+      name: `${p}pool_requests_total`, help: 'Requests served by a backend: publishes acknowledged or not by a broker, statements run on a database server.',
+      labelNames: ['pool', 'backend'], registers,
+    })
+    this.#failures = new Counter({
+      name: `${p}pool_request_failures_total`, help: 'Requests that failed on a backend.', labelNames: ['pool', 'backend'], registers,
+    })
+    this.#duration = new Histogram({
+      name: `${p}pool_request_duration_seconds`, help: 'How long requests took on a backend, in seconds.',
+      labelNames: ['pool', 'backend'], buckets: DURATION_BUCKETS, registers,
+    })
+    new Counter({
+      name: `${p}pool_failovers_total`, help: 'Moves to another backend after a failure: broker failovers, database reads retried elsewhere or sent to the primary.',
+      labelNames: ['pool'], registers,
+      collect() {
+        this.reset()
+        for (const pool of pools) this.inc({ pool: pool.metricsLabel }, pool.metricsSnapshot().failovers)
+      },
+    })
+    new Gauge({
+      name: `${p}pool_backend_up`, help: 'Whether a backend is healthy and taking requests (1) or not (0).', labelNames: ['pool', 'backend'], registers,
+      collect() {
+        this.reset()
+        for (const pool of pools) for (const b of pool.metricsSnapshot().backends) this.set({ pool: pool.metricsLabel, backend: b.id }, b.up ? 1 : 0)
+      },
+    })
+    new Gauge({
+      name: `${p}replica_lag_seconds`, help: 'How far a replica is behind its primary, in seconds, as last measured.', labelNames: ['pool', 'backend'], registers,
+      collect() {
+        this.reset()
+        for (const pool of pools) {
+          for (const b of pool.metricsSnapshot().backends) if (b.lagSeconds !== undefined) this.set({ pool: pool.metricsLabel, backend: b.id }, b.lagSeconds)
+        }
+      },
+    })
+    new Gauge({
+      name: `${p}replica_lag_bytes`, help: 'How far a replica is behind its primary, in bytes of WAL, as last measured.', labelNames: ['pool', 'backend'], registers,
+      collect() {
+        this.reset()
+        for (const pool of pools) {
+          for (const b of pool.metricsSnapshot().backends) if (b.lagBytes !== undefined) this.set({ pool: pool.metricsLabel, backend: b.id }, b.lagBytes)
+        }
+      },
+    })
+    new Gauge({
+      name: `${p}offline_buffer_messages`, help: 'Publishes taken and not yet acknowledged by a broker (buffered while none is connected, or in flight).', labelNames: ['pool'], registers,
+      collect() {
+        this.reset()
+        for (const pool of pools) {
+          const buffer = pool.metricsSnapshot().offlineBuffer
+          if (buffer) this.set({ pool: pool.metricsLabel }, buffer.messages)
+        }
+      },
+    })
+    new Gauge({
+      name: `${p}offline_buffer_bytes`, help: 'Payload bytes of the publishes counted by offline_buffer_messages.', labelNames: ['pool'], registers,
+      collect() {
+        this.reset()
+        for (const pool of pools) {
+          const buffer = pool.metricsSnapshot().offlineBuffer
+          if (buffer) this.set({ pool: pool.metricsLabel }, buffer.bytes)
+        }
+      },
+    })
+    new Counter({
+      name: `${p}messages_total`, help: 'Inbound messages by outcome (received counts every one).', labelNames: ['outcome'], registers,
+      collect() {
+        this.reset()
+        for (const app of apps) {
+          const stats = app.stats
+          for (const outcome of OUTCOMES) this.inc({ outcome: snake(outcome) }, stats[outcome])
+        }
+      },
+    })
+    new Gauge({
+      name: `${p}messages_in_flight`, help: 'Inbound messages accepted and not yet settled (running, waiting, or held by a gate).', registers,
+      collect() {
+        this.set([...apps].reduce((sum, app) => sum + app.stats.inFlight, 0))
+      },
+    })
+    new Gauge({
+      name: `${p}held_messages`, help: 'Messages a health gate holds now, waiting for its dependencies.', labelNames: ['gate'], registers,
+      collect() {
+        this.reset()
+        for (const gate of gates) this.inc({ gate: gate.dependencies.join(',') }, gate.stats.held)
+      },
+    })
+    new Counter({
+      name: `${p}held_messages_total`, help: 'Messages a health gate had to hold.', labelNames: ['gate'], registers,
+      collect() {
+        this.reset()
+        for (const gate of gates) this.inc({ gate: gate.dependencies.join(',') }, gate.stats.heldTotal)
+      },
+    })
+    new Counter({
+      name: `${p}gate_rejections_total`, help: 'Messages a health gate turned away, by reason.', labelNames: ['gate', 'reason'], registers,
+      collect() {
+        this.reset()
+        for (const gate of gates) {
+          for (const [reason, count] of Object.entries(gate.stats.rejected)) this.inc({ gate: gate.dependencies.join(','), reason }, count)
+        }
+      },
+    })
+    new Gauge({
+      name: `${p}health_check_up`, help: 'Whether a health check is healthy (1) or unhealthy or not yet known (0).', labelNames: ['check', 'critical'], registers,
+      collect() {
+        this.reset()
+        for (const monitor of monitors) {
+          for (const check of monitor.summary().checks) this.set({ check: check.name, critical: String(check.critical) }, check.state === 'healthy' ? 1 : 0)
+        }
+      },
+    })
+    new Gauge({
+      name: `${p}health_check_duration_seconds`, help: "How long a health check's last run took, in seconds.", labelNames: ['check'], registers,
+      collect() {
+        this.reset()
+        for (const monitor of monitors) {
+          for (const check of monitor.summary().checks) if (check.latencyMs !== undefined) this.set({ check: check.name }, check.latencyMs / 1000)
+        }
+      },
+    })
+    new Gauge({
+      name: `${p}health_score`,
+      help: 'From 0 to 1 over the last minute: share of pool requests that succeeded, less up to 0.2 for slowness (0.02 per 100 ms mean) and up to 0.3 for failovers (0.05 each).',
+      registers,
+      collect() {
+        this.set(healthScore(score.inputs()))
+      },
+    })
+  }
+
+  /** Counts a pool's requests and reads its state at each scrape. The disposer stops both. */
+  observePool(pool: MeasuredPool): Disposer {
+    this.#pools.add(pool)
+    const label = pool.metricsLabel
+    const off = pool.onRequest(({ backend, durationMs, failed }) => {
+      const labels = { pool: label, backend }
+      this.#requests.inc(labels)
+      if (failed) this.#failures.inc(labels)
+      this.#duration.observe(labels, durationMs / 1000)
+      this.#score.record(durationMs, failed)
+    })
+    return () => {
+      off()
+      this.#pools.delete(pool)
+    }
+  }
+
+  /** Reads an application's message counters at each scrape. */
+  observeApplication(app: MeasuredApplication): Disposer {
+    this.#apps.add(app)
+    return () => this.#apps.delete(app)
+  }
+
+  /** Reads a health gate's counters at each scrape. */
+  observeGate(gate: MeasuredGate): Disposer {
+    this.#gates.add(gate)
+    return () => this.#gates.delete(gate)
+  }
+
+  /** Reads a monitor's check states at each scrape. */
+  observeHealth(monitor: HealthMonitor): Disposer {
+    this.#monitors.add(monitor)
+    return () => this.#monitors.delete(monitor)
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  text(): Promise<string> {
+    return this.registry.metrics()
+  }
+
+  #totalFailovers(): number {
+    let total = 0
+    for (const pool of this.#pools) total += pool.metricsSnapshot().failovers
+    return total
+  }
+}
+
+function snake(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`)
+}

@@ -1,0 +1,178 @@
+import assert from 'node:assert/strict'
+import {
+  DependencyUnavailableError, healthGate, HealthMonitor, InvalidOptionError, MessageDispatcher, Router, silentLogger,
+  type ErrorPolicy, type HealthGateOptions,
+} from '../../src/index.js'
+import { inbound, rootContainerForTests, type RecordedMessage } from '../support/inbound-message.js'
+
+class Outage extends Error {}
+
+/** A monitor with one dependency, `db`, whose health the test switches; and a route gated on it. */
+async function setup(gateOptions: Omit<HealthGateOptions, 'monitor'> = {}, onError: ErrorPolicy = 'ack') {
+  const monitor = new HealthMonitor({ recheckMinIntervalMs: 5 })
+  const db: { up: boolean; answer?: Promise<void> } = { up: true }
+  monitor.register({
+    name: 'db', rise: 1, fall: 1, intervalMs: 60_000,
+    check: async () => {
+      await db.answer
+      if (!db.up) throw new Error('db down')
+    },
+    isOutage: (error) => error instanceof Outage,
+  })
+  await monitor.start()
+  const handled: string[] = []
+  /** Per message: whether its handler had finished when it was settled. */
+  const handledAtSettle = new Map<string, boolean>()
+  let failNext = 0
+  const gate = healthGate('db', { monitor, ...gateOptions })
+  const router = new Router()
+  router.on('devices/{id}', async (ctx) => {
+    if (failNext > 0) {
+      failNext--
+      throw new Outage('connection refused')
+    }
+    handled.push(String(ctx.payload))
+  }, { qos: 1, middleware: [gate] })
+  const dispatcher = new MessageDispatcher({
+    router, container: rootContainerForTests(), publish: async () => undefined, logger: silentLogger,
+    onError, maxInFlight: 100, maxQueued: 1000, ordering: 'none',
+  })
+  const send = (id: string, body: string): RecordedMessage => {
+    const message = inbound(`devices/${id}`, body)
+    const settle = message.settle.bind(message)
+    const recorded: RecordedMessage = {
+      ...message,
+      settle(ack) {
+        handledAtSettle.set(body, handled.includes(body))
+        settle(ack)
+      },
+    }
+    dispatcher.receive(recorded)
+    return recorded
+  }
+  const setDb = async (up: boolean) => {
+    db.up = up
+    await monitor.check('db')
+  }
+  /** Until `answer()` is called, checks hang. */
+  const slowChecks = () => {
+    let answer!: () => void
+    db.answer = new Promise<void>((resolve) => (answer = resolve))
+    return () => {
+      db.answer = undefined
+      answer()
+    }
+  }
+  return { monitor, gate, dispatcher, send, setDb, handled, handledAtSettle, slowChecks, failOutages: (n: number) => (failNext = n) }
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+describe('healthGate', () => {
+  it('lets messages straight through while the dependency is healthy', async () => {
+    const { send, handled, monitor } = await setup()
+    assert.equal(await send('1', 'a').settled, true)
+    assert.deepEqual(handled, ['a'])
+    monitor.stop()
+  })
+
+  it('holds messages unacknowledged while the dependency is down and replays them in arrival order per route', async () => {
+    const { send, setDb, handled, handledAtSettle, gate, monitor } = await setup()
+    await setDb(false)
+    const messages = ['m1', 'm2', 'm3', 'm4', 'm5'].map((body, i) => send(String(i % 2), body))
+    await tick()
+    assert.deepEqual(handled, [])
+    assert.equal(gate.stats.held, 5)
+    assert.ok(messages.every((m) => m.settlements.length === 0), 'nothing settled while held')
+    await setDb(true)
+    assert.deepEqual(await Promise.all(messages.map((m) => m.settled)), [true, true, true, true, true])
+    assert.deepEqual(handled, ['m1', 'm2', 'm3', 'm4', 'm5'])
+    assert.ok([...handledAtSettle.values()].every(Boolean), 'each was acknowledged only after its handler ran')
+    assert.deepEqual({ held: gate.stats.held, heldTotal: gate.stats.heldTotal, released: gate.stats.released }, { held: 0, heldTotal: 5, released: 5 })
+    monitor.stop()
+  })
+
+  it('keeps a newcomer behind a message already held, though the dependency reads healthy', async () => {
+    const { send, handled, monitor, gate, failOutages, slowChecks } = await setup()
+    failOutages(1)
+    const answer = slowChecks()
+    const first = send('1', 'first')
+    await tick()
+    assert.equal(gate.stats.held, 1, 'held after its outage, until a check passes again')
+    assert.equal(monitor.state('db'), 'healthy')
+    const second = send('1', 'second')
+    await tick()
+    assert.deepEqual(handled, [], 'the newcomer waits behind it')
+    assert.equal(gate.stats.held, 2)
+    answer()
+    await Promise.all([first.settled, second.settled])
+    assert.deepEqual(handled, ['first', 'second'])
+    monitor.stop()
+  })
+
+  it('rejects at once in reject mode, and the error policy decides', async () => {
+    const { send, setDb, handled, monitor, gate } = await setup({ mode: 'reject' }, 'redeliver')
+    await setDb(false)
+    const message = send('1', 'x')
+    assert.equal(await message.settled, false, "'redeliver' leaves it unacknowledged")
+    assert.deepEqual(handled, [])
+    assert.equal(gate.stats.rejected.unhealthy, 1)
+    monitor.stop()
+  })
+
+  it('rejects beyond maxHeld and after maxHoldMs with DependencyUnavailableError', async () => {
+    const { send, setDb, handled, monitor, gate } = await setup({ maxHeld: 2, maxHoldMs: 80 })
+    await setDb(false)
+    const held = [send('1', 'a'), send('2', 'b')]
+    const third = send('3', 'c')
+    assert.equal(await third.settled, true, "the default 'ack' policy acknowledges a rejected message")
+    assert.equal(gate.stats.rejected['max-held'], 1)
+    const started = Date.now()
+    await Promise.all(held.map((m) => m.settled))
+    assert.ok(Date.now() - started >= 60, 'held until maxHoldMs')
+    assert.equal(gate.stats.rejected['max-hold-ms'], 2)
+    assert.deepEqual(handled, [])
+    monitor.stop()
+  })
+
+  it('holds and reruns a handler that met an outage before the check noticed it', async () => {
+    const { send, handled, monitor, gate, failOutages } = await setup()
+    failOutages(2)
+    const message = send('1', 'a')
+    assert.equal(await message.settled, true)
+    assert.deepEqual(handled, ['a'], 'handled once, after two outage failures')
+    assert.equal(gate.stats.outageRetries, 2)
+    monitor.stop()
+  })
+
+  it('rethrows other handler errors at once', async () => {
+    const monitor = new HealthMonitor()
+    monitor.register({ name: 'db', check: () => undefined })
+    await monitor.start()
+    const gate = healthGate('db', { monitor })
+    let error: unknown
+    const ctx = { route: { pattern: 'x' } } as never
+    await gate.handle(ctx, async () => {
+      throw new Error('bug')
+    }).catch((e: unknown) => (error = e))
+    assert.equal((error as Error).message, 'bug')
+    assert.equal(gate.stats.outageRetries, 0)
+    monitor.stop()
+  })
+
+  it('describes why in the error and names bad options', async () => {
+    const monitor = new HealthMonitor()
+    monitor.register({ name: 'db', check: () => Promise.reject(new Error('refused')), fall: 1 })
+    await monitor.start()
+    const gate = healthGate(['db'], { monitor, mode: 'reject' })
+    const error = await gate.handle({ route: { pattern: 'orders/{id}' } } as never, async () => undefined).catch((e: unknown) => e)
+    assert.ok(error instanceof DependencyUnavailableError)
+    assert.equal(error.reason, 'unhealthy')
+    assert.match(error.message, /orders\/\{id\}: not handled because db is unhealthy \(refused\)/)
+    monitor.stop()
+    assert.throws(() => healthGate([]), (e: unknown) => e instanceof InvalidOptionError && e.field === 'healthGate.dependencies')
+    assert.throws(() => healthGate('db', { mode: 'drop' as never }), /healthGate\.mode/)
+    assert.throws(() => healthGate('db', { maxHeld: 0 }), /healthGate\.maxHeld/)
+    assert.throws(() => healthGate('db', { maxHoldMs: -1 }), /healthGate\.maxHoldMs/)
+  })
+})

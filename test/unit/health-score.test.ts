@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict'
+import { healthScore, HealthScoreWindow, scrubSecrets } from '../../src/index.js'
+
+describe('healthScore', () => {
+  it('is the success share less slowness and failover penalties, within 0 and 1', () => {
+    assert.equal(healthScore({ requests: 0, failures: 0, meanLatencyMs: 0, failovers: 0 }), 1)
+    assert.equal(healthScore({ requests: 1000, failures: 10, meanLatencyMs: 50, failovers: 1 }).toFixed(3), '0.930')
+    assert.equal(healthScore({ requests: 10, failures: 0, meanLatencyMs: 5000, failovers: 0 }), 0.8, 'slowness costs at most 0.2')
+    assert.equal(healthScore({ requests: 10, failures: 0, meanLatencyMs: 0, failovers: 100 }), 0.7, 'failovers cost at most 0.3')
+    assert.equal(healthScore({ requests: 10, failures: 10, meanLatencyMs: 900, failovers: 9 }), 0)
+  })
+})
+
+describe('HealthScoreWindow', () => {
+  it('forgets requests and failovers older than its window', () => {
+    let now = 0
+    let failovers = 3
+    const window = new HealthScoreWindow(() => failovers, { windowMs: 60_000, buckets: 6, now: () => now })
+    window.record(10, false)
+    window.record(30, true)
+    failovers = 5
+    assert.deepEqual(window.inputs(), { requests: 2, failures: 1, meanLatencyMs: 20, failovers: 2 })
+    now = 30_000
+    window.record(40, false)
+    assert.deepEqual(window.inputs(), { requests: 3, failures: 1, meanLatencyMs: 80 / 3, failovers: 2 })
+    now = 65_000
+    assert.deepEqual(window.inputs(), { requests: 1, failures: 0, meanLatencyMs: 40, failovers: 0 }, 'the first bucket left the window')
+    now = 200_000
+    assert.deepEqual(window.inputs(), { requests: 0, failures: 0, meanLatencyMs: 0, failovers: 0 })
+  })
+})
+
+describe('scrubSecrets', () => {
+  it('reduces URLs to host:port and blanks password pairs', () => {
+    assert.equal(scrubSecrets('to postgres://app:s3cret@db-1:5432/app?sslmode=require now'), 'to db-1:5432 now')
+    assert.equal(scrubSecrets('mqtts://u:p@[::1]:8883/x'), '[::1]:8883')
+    assert.equal(scrubSecrets('host=db password=s3cret user=app'), 'host=db password=<redacted> user=app')
+    assert.equal(scrubSecrets('no secrets here: ECONNREFUSED 127.0.0.1:5432'), 'no secrets here: ECONNREFUSED 127.0.0.1:5432')
+  })
+})

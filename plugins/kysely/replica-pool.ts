@@ -8,12 +8,15 @@ import type { MessageContext } from '../../src/routemq/message-context.js'
 import { currentMessage } from '../../src/routemq/message-scope.js'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
+import type { HealthCheckDefinition, HealthCheckSource } from '../../src/health/health-check.js'
+import type { MeasuredPool, PoolMetricsSnapshot, RequestObserved } from '../../src/metrics/measured-pool.js'
+import { scrubSecrets } from '../../src/health/scrub-secrets.js'
 import { ConsistencyTracker, UNKNOWN_POSITION } from './consistency-tracker.js'
 import { isConnectionError, isPoolWaitTimeout, isReadOnlyRefusal, isRetryableReadFailure, isSessionOnlyError } from './connection-errors.js'
 import { currentScope } from './database-scope.js'
-import { NoReplicaAvailableError } from './errors/no-replica-available-error.js'
+import { isNoReplicaAvailableError, NoReplicaAvailableError } from './errors/no-replica-available-error.js'
 import { isQueryTimeoutError } from './errors/query-timeout-error.js'
-import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
+import { isPrimaryUnavailableError, PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
 import { isReplicaPoolClosedError, ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import { parseLsn } from './lsn.js'
@@ -100,7 +103,9 @@ type Counter = 'reads' | 'writes' | 'readRetries' | 'fallbacksToPrimary' | 'cons
  * const pool = await ReplicaPool.create({ primary: PRIMARY_URL, replicas: [REPLICA_1, REPLICA_2] })
  * const db = new Kysely<Database>({ dialect: new ReplicatedPostgresDialect(pool) })
  */
-export class ReplicaPool {
+export class ReplicaPool implements HealthCheckSource, MeasuredPool {
+  /** The `pool` label of its metrics. */
+  readonly metricsLabel = 'postgres'
   readonly #options: ResolvedReplicaPoolOptions
   readonly #log: Logger
   readonly #primaries: readonly PgBackend[]
@@ -123,6 +128,10 @@ export class ReplicaPool {
   /** The primary's WAL positions as the probes saw them, to tell a replica's lag in time without the heartbeat. */
   readonly #primaryHistory = new WalHistory(128)
   #splitBrain = false
+  /** Why the last probe found no primary, for health bodies. */
+  #primaryError: string | undefined
+  /** The primary's health, a replica's, or the set of readable replicas may have changed. */
+  readonly #healthChanged = new TypedEvent<void>()
   #primaryQueries = 0
   #primaryErrors = 0
   #primarySuccesses = 0
@@ -161,6 +170,7 @@ export class ReplicaPool {
         const aborted = backend.target.timed.abortInFlight()
         if (aborted > 0) this.#log.warn('aborted queries in flight on a dead replica', { replica: backend.id, aborted })
       }
+      this.#healthChanged.emit()
     })
     // How long a write of unknown outcome may still take effect: the server stops it at its statement_timeout.
     this.#unknownHorizonMs = options.queryTimeoutMs > 0 ? serverStatementTimeoutMs(options.queryTimeoutMs) : Number.POSITIVE_INFINITY
@@ -208,6 +218,81 @@ export class ReplicaPool {
   /** Every query's server, role, kind and duration: for tracing and debugging. */
   onQuery(listener: (served: QueryServed) => void): Disposer {
     return this.#served.on(listener)
+  }
+
+  /** Each single statement (as `onQuery` reports them), for metrics. */
+  onRequest(listener: (request: RequestObserved) => void): Disposer {
+    return this.#served.on((served) => listener({ backend: served.backend, durationMs: served.durationMs, failed: served.error !== undefined }))
+  }
+
+  /** The primary and replicas up or down, replica lag, and reads moved after failures, for metrics. */
+  metricsSnapshot(): PoolMetricsSnapshot {
+    const backends: PoolMetricsSnapshot['backends'][number][] = this.#primaries.map((primary) => ({
+      id: primary.id,
+      up: primary === this.#primary && this.#primaryHealthy,
+    }))
+    for (const backend of this.#replicas.backends) {
+      const probe = this.#probes.get(backend)!
+      backends.push({
+        id: backend.id,
+        up: backend.state === 'healthy' && this.#readable.includes(backend),
+        ...(probe.lagMs !== undefined ? { lagSeconds: probe.lagMs / 1000 } : {}),
+        ...(probe.lagBytes !== undefined ? { lagBytes: probe.lagBytes } : {}),
+      })
+    }
+    return { backends, failovers: this.#counts.readRetries + this.#counts.fallbacksToPrimary }
+  }
+
+  /**
+   * The pool's checks, reading what its own probes found (no extra query),
+   * run again at once whenever the probes see a change:
+   * - `primary` (critical): a primary accepts writes. A write failing with
+   *   `PrimaryUnavailableError` counts as its outage, for `healthGate`.
+   * - `replicas` (not critical): at least one replica can serve reads
+   *   (healthy and within the lag limits); `NoReplicaAvailableError` is its outage.
+   * - `replica/<id>` (not critical): that replica is healthy and within the lag limits.
+   */
+  healthChecks(): readonly HealthCheckDefinition[] {
+    const watch = (recheck: () => void): Disposer => this.#healthChanged.on(recheck)
+    const common = { componentType: 'datastore', rise: 1, fall: 1, intervalMs: this.#options.health.probeIntervalMs, watch } as const
+    const checks: HealthCheckDefinition[] = [
+      {
+        ...common,
+        name: 'primary',
+        critical: true,
+        isOutage: isPrimaryUnavailableError,
+        check: () => {
+          if (!this.#primaryHealthy) throw new Error(`no primary accepts writes: ${this.#primaryError ?? 'not found yet'}`)
+        },
+      },
+    ]
+    if (this.#replicas.backends.length === 0) return checks
+    checks.push({
+      ...common,
+      name: 'replicas',
+      critical: false,
+      isOutage: isNoReplicaAvailableError,
+      check: () => {
+        if (this.#readable.length === 0) throw new Error('no replica is healthy and within the lag limits')
+        return { observedValue: this.#readable.length, observedUnit: 'replicas' }
+      },
+    })
+    for (const backend of this.#replicas.backends) {
+      checks.push({
+        ...common,
+        name: `replica/${backend.id}`,
+        critical: false,
+        check: () => {
+          const probe = this.#probes.get(backend)!
+          if (backend.state === 'unknown') return { pending: true }
+          if (backend.state === 'unhealthy') throw new Error('its probes fail')
+          if (probe.inRecovery === false) throw new Error('it is not in recovery (promoted?), so it takes no reads')
+          if (!this.#readable.includes(backend)) throw new Error(`it is behind by ${Math.round(probe.lagMs ?? 0)} ms / ${probe.lagBytes ?? '?'} bytes, past the lag limits`)
+          return probe.lagMs === undefined ? undefined : { observedValue: Math.round(probe.lagMs), observedUnit: 'ms' }
+        },
+      })
+    }
+    return checks
   }
 
   get stats(): ReplicaPoolStats {
@@ -641,7 +726,10 @@ export class ReplicaPool {
   async #probeAll(): Promise<void> {
     await this.#probePrimaries()
     await Promise.all(this.#replicas.backends.map((backend) => this.#probeReplica(backend)))
-    this.#readable = this.#replicas.backends.filter((backend) => this.#withinLag(this.#probes.get(backend)!))
+    const readable = this.#replicas.backends.filter((backend) => this.#withinLag(this.#probes.get(backend)!))
+    const changed = readable.length !== this.#readable.length || readable.some((backend, i) => backend !== this.#readable[i])
+    this.#readable = readable
+    if (changed) this.#healthChanged.emit()
   }
 
   #withinLag(probe: ReplicaProbe): boolean {
@@ -703,16 +791,24 @@ export class ReplicaPool {
         this.#log.info('primary available', { primary: found.backend.id })
         this.#primaryHealthy = true
         this.#primaryEverHealthy = true
+        this.#primaryError = undefined
+        this.#healthChanged.emit()
       }
       if (await this.#beat(found.backend)) this.#lastBeatAt = Date.now()
       return
     }
     this.#primarySuccesses = 0
     this.#primaryFailures++
+    const failed = current ?? results.find((r) => 'error' in r)
+    const cause = failed && 'error' in failed ? failed.error : undefined
+    this.#primaryError = results.length > 0 && results.every((r) => r.recovery === true)
+      ? 'every candidate is in recovery (a replica); promote one'
+      : scrubSecrets(cause instanceof Error ? cause.message : 'no candidate answered')
     if (this.#primaryHealthy && this.#primaryFailures >= this.#options.health.fall) {
       this.#primaryHealthy = false
       this.#primary?.timed.abortInFlight()
       this.#log.error('no primary is available', { candidates: this.#primaries.map((p) => p.id) })
+      this.#healthChanged.emit()
     }
   }
 

@@ -14,6 +14,8 @@ import { TransportClosedError } from '../../src/routemq/errors/transport-closed-
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import type { MessageReceiver, MqttTransport, PublishOptions, Subscription } from '../../src/routemq/mqtt-transport.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
+import type { HealthCheckDefinition, HealthCheckSource } from '../../src/health/health-check.js'
+import type { MeasuredPool, PoolMetricsSnapshot, RequestObserved } from '../../src/metrics/measured-pool.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { BrokerConnection } from './broker-connection.js'
 import { resolveBrokerPoolOptions, type BrokerPoolOptions, type ResolvedBrokerPoolOptions } from './broker-pool-options.js'
@@ -128,7 +130,9 @@ const ABANDON_AFTER_LOSSES = 3
  * const app = Application.create({ router, transport: pool })
  * pool.onFailover((e) => log.warn('failover', e))
  */
-export class BrokerPool implements MqttTransport {
+export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPool {
+  /** The `pool` label of its metrics. */
+  readonly metricsLabel = 'mqtt'
   readonly #options: ResolvedBrokerPoolOptions
   readonly #log: Logger
   readonly #set: BackendSet<BrokerEndpoint>
@@ -157,6 +161,7 @@ export class BrokerPool implements MqttTransport {
   readonly #allDown: TypedEvent<AllDownEvent>
   readonly #activeChanged: TypedEvent<ActiveBrokerEvent>
   readonly #ready = new TypedEvent<boolean>()
+  readonly #requests: TypedEvent<RequestObserved>
   #previousActive: string | undefined
   #receiver: MessageReceiver | undefined
   #state: 'created' | 'running' | 'closed' = 'created'
@@ -190,6 +195,7 @@ export class BrokerPool implements MqttTransport {
     this.#brokerUp = new TypedEvent(onListenerError)
     this.#allDown = new TypedEvent(onListenerError)
     this.#activeChanged = new TypedEvent(onListenerError)
+    this.#requests = new TypedEvent(onListenerError)
     this.#set.onStateChange((change) => this.#onStateChange(change))
   }
 
@@ -251,6 +257,54 @@ export class BrokerPool implements MqttTransport {
   /** No broker is healthy. Publishes are buffered (within bounds) until one is. */
   onAllDown(listener: (event: AllDownEvent) => void): Disposer {
     return this.#allDown.on(listener)
+  }
+
+  /** Each publish as a broker acknowledged it (QoS 0: wrote it) or its connection failed under it, for metrics. */
+  onRequest(listener: (request: RequestObserved) => void): Disposer {
+    return this.#requests.on(listener)
+  }
+
+  /** Brokers up or down, failovers and the offline buffer, for metrics. */
+  metricsSnapshot(): PoolMetricsSnapshot {
+    return {
+      backends: this.#set.backends.map((backend) => ({ id: backend.id, up: backend.state === 'healthy' })),
+      failovers: this.#counts.failovers,
+      offlineBuffer: { messages: this.#queue.size, bytes: this.#queue.bytes },
+    }
+  }
+
+  /**
+   * One non-critical check per broker, `broker/<id>`, reading what the
+   * pool's own probes and connections found (no extra connection), and run
+   * again at once whenever a broker goes down or up. Readiness needs the
+   * transport connected, which is the pool as a whole.
+   */
+  healthChecks(): readonly HealthCheckDefinition[] {
+    const watch = (recheck: () => void): Disposer => {
+      const offDown = this.#brokerDown.on(recheck)
+      const offUp = this.#brokerUp.on(recheck)
+      return () => {
+        offDown()
+        offUp()
+      }
+    }
+    return this.#set.backends.map((backend) => ({
+      name: `broker/${backend.id}`,
+      componentType: 'mqtt-broker',
+      critical: false,
+      rise: 1,
+      fall: 1,
+      intervalMs: this.#options.health.probeIntervalMs,
+      watch,
+      check: () => {
+        if (backend.state === 'unknown') return { pending: true }
+        if (backend.state === 'unhealthy') {
+          const held = this.#holdDown.get(backend)
+          throw new Error(held && held.until > Date.now() ? 'held out after misbehaving (late acknowledgements, refused subscriptions or redirects)' : 'its probes fail')
+        }
+        return backend.latencyMs === undefined ? undefined : { observedValue: Math.round(backend.latencyMs * 100) / 100, observedUnit: 'ms' }
+      },
+    }))
   }
 
   async connect(receiver: MessageReceiver): Promise<void> {
@@ -573,6 +627,7 @@ export class BrokerPool implements MqttTransport {
     connection.publish(entry.topic, entry.payload, entry.options, (error) => {
       if (entry.attempt !== attempt || entry.connection !== connection || !this.#queue.has(entry)) return
       if (error) {
+        if (this.#requests.listenerCount > 0) this.#requests.emit({ backend: backend.id, durationMs: Date.now() - sentAt, failed: true })
         // A lost connection's publishes are taken back and resent; any other error is the caller's.
         if (!connection.open) return
         this.#queue.remove(entry)
@@ -590,6 +645,7 @@ export class BrokerPool implements MqttTransport {
       }
       this.#queue.remove(entry)
       this.#counts.acknowledged++
+      if (this.#requests.listenerCount > 0) this.#requests.emit({ backend: backend.id, durationMs: Date.now() - sentAt, failed: false })
       entry.resolve()
     })
   }

@@ -1,6 +1,7 @@
 import type { Application } from '../routemq/application.js'
 import type { DependencyContainer } from '../routemq/container.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import type { Logger } from '../routemq/logger.js'
 import type { RouteMqModule } from '../routemq/route-mq-module.js'
 import { LoadBalancingMetrics, type LoadBalancingMetricsOptions } from '../metrics/load-balancing-metrics.js'
 import type { MeasuredPool } from '../metrics/measured-pool.js'
@@ -47,19 +48,49 @@ export class HealthModule implements RouteMqModule {
   readonly monitor: HealthMonitor
   readonly metrics: LoadBalancingMetrics | undefined
   readonly #options: HealthModuleOptions
-  #server: HealthServer | undefined
-  #shutdown: GracefulShutdown | undefined
+  readonly #server: HealthServer | undefined
+  readonly #shutdown: GracefulShutdown | undefined
+  #app: Application | undefined
   #disposers: Disposer[] = []
+  /** The application's logger, once there is an application. */
+  readonly #log: Logger = {
+    debug: (message, fields) => this.#app?.logger.debug(message, fields),
+    info: (message, fields) => this.#app?.logger.info(message, fields),
+    warn: (message, fields) => this.#app?.logger.warn(message, fields),
+    error: (message, fields) => this.#app?.logger.error(message, fields),
+  }
 
   constructor(options: HealthModuleOptions = {}) {
     this.#options = Object.freeze({ ...options })
-    this.monitor = options.monitor ?? new HealthMonitor()
+    this.monitor = options.monitor ?? new HealthMonitor({ logger: this.#log })
     const metrics = options.metrics ?? {}
     this.metrics = metrics === false ? undefined : metrics instanceof LoadBalancingMetrics ? metrics : new LoadBalancingMetrics(metrics)
     for (const [index, source] of (options.sources ?? []).entries()) {
       if (typeof source?.healthChecks !== 'function') {
         throw new InvalidOptionError(`health.sources[${index}]`, 'must be a pool with healthChecks(), such as a BrokerPool or a ReplicaPool')
       }
+    }
+    // Built now, so that a wrong option fails Application.create and nothing starts.
+    const http = options.http ?? {}
+    if (http !== false) {
+      this.#server = new HealthServer({
+        monitor: this.monitor,
+        metrics: this.metrics,
+        host: http.host,
+        port: http.port,
+        logger: this.#log,
+        transportConnected: () => this.#app?.state === 'started' && this.#app.transport?.connected === true,
+      })
+    }
+    const shutdown = options.shutdown ?? {}
+    if (shutdown !== false) {
+      this.#shutdown = new GracefulShutdown(shutdown, {
+        beginShutdown: () => this.#server?.beginShutdown(),
+        stop: async () => {
+          await this.#app?.stop()
+        },
+        logger: this.#log,
+      })
     }
   }
 
@@ -70,7 +101,7 @@ export class HealthModule implements RouteMqModule {
 
   /** Fails readiness, waits the drain delay, stops the app; as SIGTERM does. */
   shutdown(reason?: string): Promise<void> {
-    if (!this.#shutdown) throw new InvalidOptionError('health.shutdown', 'graceful shutdown is off, or the module has not started')
+    if (!this.#shutdown || !this.#app) throw new InvalidOptionError('health.shutdown', 'graceful shutdown is off, or the module has not started')
     return this.#shutdown.shutdown(reason)
   }
 
@@ -90,6 +121,7 @@ export class HealthModule implements RouteMqModule {
   }
 
   async #start(app: Application): Promise<void> {
+    this.#app = app
     const disposers = this.#disposers
     for (const source of this.#options.sources ?? []) disposers.push(this.monitor.registerSource(source))
     for (const check of this.#options.checks ?? []) disposers.push(this.monitor.register(check))
@@ -113,33 +145,15 @@ export class HealthModule implements RouteMqModule {
       }
     }
     await this.monitor.start()
-    const http = this.#options.http ?? {}
-    if (http !== false) {
-      this.#server = new HealthServer({
-        monitor: this.monitor,
-        metrics,
-        host: http.host,
-        port: http.port,
-        logger: app.logger,
-        transportConnected: () => app.state === 'started' && app.transport?.connected === true,
-      })
+    if (this.#server) {
       await this.#server.start()
       app.logger.info('health endpoints listening', { url: this.#server.url })
     }
-    const shutdown = this.#options.shutdown ?? {}
-    if (shutdown !== false) {
-      this.#shutdown = new GracefulShutdown(shutdown, {
-        beginShutdown: () => this.#server?.beginShutdown(),
-        stop: () => app.stop(),
-        logger: app.logger,
-      })
-      this.#shutdown.install()
-    }
+    this.#shutdown?.install()
   }
 
   async stop(): Promise<void> {
     this.#shutdown?.uninstall()
-    this.#shutdown = undefined
     this.monitor.stop()
     for (const dispose of this.#disposers.splice(0)) dispose()
     await this.#server?.close()

@@ -4,7 +4,7 @@ import type { Disposer } from '../typed-event.js'
 import type { HealthGateStats } from '../health/health-gate.js'
 import type { HealthMonitor } from '../health/health-monitor.js'
 import { healthScore, HealthScoreWindow } from './health-score.js'
-import type { MeasuredPool } from './measured-pool.js'
+import type { MeasuredPool, PoolMetricsSnapshot } from './measured-pool.js'
 
 /** Options of `LoadBalancingMetrics`. */
 export interface LoadBalancingMetricsOptions {
@@ -84,50 +84,35 @@ export class LoadBalancingMetrics {
         for (const pool of pools) this.inc({ pool: pool.metricsLabel }, pool.metricsSnapshot().failovers)
       },
     })
-    new Gauge({
-      name: `${p}pool_backend_up`, help: 'Whether a backend is healthy and taking requests (1) or not (0).', labelNames: ['pool', 'backend'], registers,
-      collect() {
-        this.reset()
-        for (const pool of pools) for (const b of pool.metricsSnapshot().backends) this.set({ pool: pool.metricsLabel, backend: b.id }, b.up ? 1 : 0)
-      },
+    /** A gauge read from every observed pool's snapshot at each scrape. */
+    const poolGauge = (
+      name: string,
+      help: string,
+      labelNames: readonly string[],
+      read: (label: string, snapshot: PoolMetricsSnapshot, set: (labels: Record<string, string>, value: number) => void) => void,
+    ): void => {
+      new Gauge({
+        name: `${p}${name}`, help, labelNames, registers,
+        collect() {
+          this.reset()
+          for (const pool of pools) read(pool.metricsLabel, pool.metricsSnapshot(), (labels, value) => this.set(labels, value))
+        },
+      })
+    }
+    poolGauge('pool_backend_up', 'Whether a backend is healthy and taking requests (1) or not (0).', ['pool', 'backend'], (pool, snapshot, set) => {
+      for (const b of snapshot.backends) set({ pool, backend: b.id }, b.up ? 1 : 0)
     })
-    new Gauge({
-      name: `${p}replica_lag_seconds`, help: 'How far a replica is behind its primary, in seconds, as last measured.', labelNames: ['pool', 'backend'], registers,
-      collect() {
-        this.reset()
-        for (const pool of pools) {
-          for (const b of pool.metricsSnapshot().backends) if (b.lagSeconds !== undefined) this.set({ pool: pool.metricsLabel, backend: b.id }, b.lagSeconds)
-        }
-      },
+    poolGauge('replica_lag_seconds', 'How far a replica is behind its primary, in seconds, as last measured.', ['pool', 'backend'], (pool, snapshot, set) => {
+      for (const b of snapshot.backends) if (b.lagSeconds !== undefined) set({ pool, backend: b.id }, b.lagSeconds)
     })
-    new Gauge({
-      name: `${p}replica_lag_bytes`, help: 'How far a replica is behind its primary, in bytes of WAL, as last measured.', labelNames: ['pool', 'backend'], registers,
-      collect() {
-        this.reset()
-        for (const pool of pools) {
-          for (const b of pool.metricsSnapshot().backends) if (b.lagBytes !== undefined) this.set({ pool: pool.metricsLabel, backend: b.id }, b.lagBytes)
-        }
-      },
+    poolGauge('replica_lag_bytes', 'How far a replica is behind its primary, in bytes of WAL, as last measured.', ['pool', 'backend'], (pool, snapshot, set) => {
+      for (const b of snapshot.backends) if (b.lagBytes !== undefined) set({ pool, backend: b.id }, b.lagBytes)
     })
-    new Gauge({
-      name: `${p}offline_buffer_messages`, help: 'Publishes taken and not yet acknowledged by a broker (buffered while none is connected, or in flight).', labelNames: ['pool'], registers,
-      collect() {
-        this.reset()
-        for (const pool of pools) {
-          const buffer = pool.metricsSnapshot().offlineBuffer
-          if (buffer) this.set({ pool: pool.metricsLabel }, buffer.messages)
-        }
-      },
+    poolGauge('offline_buffer_messages', 'Publishes taken and not yet acknowledged by a broker (buffered while none is connected, or in flight).', ['pool'], (pool, snapshot, set) => {
+      if (snapshot.offlineBuffer) set({ pool }, snapshot.offlineBuffer.messages)
     })
-    new Gauge({
-      name: `${p}offline_buffer_bytes`, help: 'Payload bytes of the publishes counted by offline_buffer_messages.', labelNames: ['pool'], registers,
-      collect() {
-        this.reset()
-        for (const pool of pools) {
-          const buffer = pool.metricsSnapshot().offlineBuffer
-          if (buffer) this.set({ pool: pool.metricsLabel }, buffer.bytes)
-        }
-      },
+    poolGauge('offline_buffer_bytes', 'Payload bytes of the publishes counted by offline_buffer_messages.', ['pool'], (pool, snapshot, set) => {
+      if (snapshot.offlineBuffer) set({ pool }, snapshot.offlineBuffer.bytes)
     })
     new Counter({
       name: `${p}messages_total`, help: 'Inbound messages by outcome (received counts every one).', labelNames: ['outcome'], registers,

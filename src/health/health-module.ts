@@ -17,7 +17,10 @@ import { HealthServer } from './health-server.js'
 export interface HealthModuleOptions {
   /** Default: a monitor of its own, logging to the application's logger. */
   readonly monitor?: HealthMonitor
-  /** Pools (a `BrokerPool`, a `ReplicaPool`) whose checks are registered, and whose metrics are collected. */
+  /**
+   * Pools (a `ReplicaPool`, a `BrokerPool`) whose checks are registered and whose metrics are collected.
+   * The application's transport is added when it is such a pool.
+   */
   readonly sources?: readonly HealthCheckSource[]
   /** Checks of your own. */
   readonly checks?: readonly HealthCheckDefinition[]
@@ -31,9 +34,10 @@ export interface HealthModuleOptions {
 
 /**
  * Health monitoring for a RouteMQ application: registers `HEALTH_MONITOR`
- * and `METRICS` in its container; at start registers the pools' and your
- * checks, attaches every `healthGate` of the router to the monitor (an
- * unknown dependency name fails the start, naming the route), runs every
+ * and `METRICS` in its container; at start registers the checks of the
+ * pools (the app's transport included, when it is a `BrokerPool`) and yours,
+ * attaches every `healthGate` of the router to the monitor (an unknown
+ * dependency name fails the start, naming the route), runs every
  * check once, serves `/health`, `/ready` and `/metrics`, and turns SIGTERM
  * into a graceful shutdown.
  *
@@ -123,12 +127,16 @@ export class HealthModule implements RouteMqModule {
   async #start(app: Application): Promise<void> {
     this.#app = app
     const disposers = this.#disposers
-    for (const source of this.#options.sources ?? []) disposers.push(this.monitor.registerSource(source))
+    // The app's transport counts as a source when it describes itself (a BrokerPool), listed or not.
+    const transport = app.transport as Partial<HealthCheckSource> | undefined
+    const sources = [...(this.#options.sources ?? [])]
+    if (typeof transport?.healthChecks === 'function' && !sources.includes(transport as HealthCheckSource)) sources.push(transport as HealthCheckSource)
+    for (const source of sources) disposers.push(this.monitor.registerSource(source))
     for (const check of this.#options.checks ?? []) disposers.push(this.monitor.register(check))
     const metrics = this.metrics
     if (metrics) {
       disposers.push(metrics.observeApplication(app), metrics.observeHealth(this.monitor))
-      for (const source of this.#options.sources ?? []) if (isMeasuredPool(source)) disposers.push(metrics.observePool(source))
+      for (const source of sources) if (isMeasuredPool(source)) disposers.push(metrics.observePool(source))
     }
     for (const route of app.router.routes) {
       for (const layer of route.middleware) {

@@ -104,7 +104,7 @@ export class Application {
     return new Application(options)
   }
 
-  /** The transport in use; available once `start()` has begun. */
+  /** The transport in use; available once `start()` has begun (modules see it in their `start`, not yet connected). */
   get transport(): MqttTransport | undefined {
     return this.#transport
   }
@@ -167,12 +167,13 @@ export class Application {
 
   async #start(): Promise<void> {
     this.#state = 'starting'
+    // Resolved before the modules start, so they can see it (a health module registers its checks), though it is not connected yet.
+    const transport = this.#resolveTransport()
+    this.#transport = transport
     for (const module of this.#modules) {
       await module.start?.(this)
       this.#started.push(module)
     }
-    const transport = this.#resolveTransport()
-    this.#transport = transport
     if (!transport.persistentSession && this.#usesRedeliver()) {
       this.logger.warn(
         "onError 'redeliver' with a clean session: failed messages are never redelivered, and each holds one of the broker's in-flight slots until the connection drops; use clean: false with a stable clientId",

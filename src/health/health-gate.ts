@@ -164,6 +164,8 @@ export class HealthGate implements Middleware {
         // The head may have gone: whoever is next must not wait on its condition.
         if (at === 0) this.#wake.get(route)?.abort()
       }, Math.max(0, deadline - Date.now()))
+      // A held message must not keep a stopped application's process alive.
+      timer.unref()
       // Arrival order: a message held again after an outage goes back to its place.
       let at = queue.length
       while (at > 0 && queue[at - 1]!.seq > seq) at--

@@ -323,6 +323,7 @@ export class HealthMonitor {
     check.running ??= this.#runOnce(check).finally(() => {
       check.running = undefined
       this.#scheduleNext(check)
+      this.#rerunForWaiters(check)
     })
     return check.running
   }
@@ -439,6 +440,18 @@ export class HealthMonitor {
         this.#waiters.delete(waiter)
         waiter.resolve()
       }
+    }
+  }
+
+  /**
+   * After a run: one that was already under way when a waiter asked for a
+   * fresh pass cannot satisfy it, so ask again while the check still reads
+   * healthy. Once it is unhealthy, its interval and its watch bring the recovery.
+   */
+  #rerunForWaiters(check: Check): void {
+    if (check.tracker.state !== 'healthy') return
+    for (const waiter of this.#waiters) {
+      if (check.passStartedAt < waiter.since && waiter.names.includes(check.name)) return this.#requestRun(check)
     }
   }
 

@@ -178,6 +178,29 @@ describe('HealthMonitor', () => {
     await assert.rejects(waiting, /gave up/)
   })
 
+  it('runs again for a waiter whose fresh pass the run under way cannot give', async function () {
+    this.timeout(2000)
+    monitor = new HealthMonitor({ recheckMinIntervalMs: 5 })
+    let release!: () => void
+    let runs = 0
+    monitor.register({
+      name: 'db', rise: 1, fall: 1, intervalMs: 60_000,
+      check: () => {
+        runs++
+        // The second run hangs until released; the others pass at once.
+        return runs === 2 ? new Promise<void>((resolve) => (release = resolve)) : undefined
+      },
+    })
+    await monitor.start()
+    const underWay = monitor.check('db')
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    const fresh = monitor.whenHealthy(['db'], Date.now())
+    release()
+    await underWay
+    await fresh
+    assert.equal(runs, 3, 'a third run, right after the one under way')
+  })
+
   it('names the offending field of a bad definition', () => {
     monitor = new HealthMonitor()
     const bad: [Record<string, unknown>, string][] = [

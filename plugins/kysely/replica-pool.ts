@@ -128,6 +128,8 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   /** The primary's WAL positions as the probes saw them, to tell a replica's lag in time without the heartbeat. */
   readonly #primaryHistory = new WalHistory(128)
   #splitBrain = false
+  /** Reads sent to the primary because the replicas they were tried on failed, for the failover metric. */
+  #failedOverReads = 0
   /** Why the last probe found no primary, for health bodies. */
   #primaryError: string | undefined
   /** The primary's health, a replica's, or the set of readable replicas may have changed. */
@@ -225,7 +227,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     return this.#served.on((served) => listener({ backend: served.backend, durationMs: served.durationMs, failed: served.error !== undefined }))
   }
 
-  /** The primary and replicas up or down, replica lag, and reads moved after failures, for metrics. */
+  /** The primary and replicas up or down, replica lag, and reads moved to another server after a failure, for metrics. */
   metricsSnapshot(): PoolMetricsSnapshot {
     const backends: PoolMetricsSnapshot['backends'][number][] = this.#primaries.map((primary) => ({
       id: primary.id,
@@ -240,7 +242,8 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
         ...(probe.lagBytes !== undefined ? { lagBytes: probe.lagBytes } : {}),
       })
     }
-    return { backends, failovers: this.#counts.readRetries + this.#counts.fallbacksToPrimary }
+    // Not every fallback to the primary: a pool without replicas, or with every replica lagging, sends reads there with nothing failing.
+    return { backends, failovers: this.#counts.readRetries + this.#failedOverReads }
   }
 
   /**
@@ -552,6 +555,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
         throw new NoReplicaAvailableError(tried ? 'every replica tried failed' : 'every replica is down or lagging', lastError)
       }
       this.#counts.fallbacksToPrimary++
+      if (lastError !== undefined) this.#failedOverReads++
       return await this.#primaryRead(compiled, kind, replicaOnly)
     } finally {
       this.#settled()

@@ -1,5 +1,6 @@
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
 import type { Logger } from '../routemq/logger.js'
+import { MAX_TIMER_MS } from '../timer-limit.js'
 
 /** Options of graceful shutdown on a signal. */
 export interface GracefulShutdownOptions {
@@ -39,6 +40,8 @@ export class GracefulShutdown {
   readonly #exit: boolean
   readonly #steps: ShutdownSteps
   #running: Promise<void> | undefined
+  /** True while a shutdown is under way: the handlers stay, so that a second signal exits at once. */
+  #stopping = false
   #installed = false
 
   constructor(options: GracefulShutdownOptions, steps: ShutdownSteps) {
@@ -46,8 +49,8 @@ export class GracefulShutdown {
     if (!Array.isArray(signals) || signals.some((s) => typeof s !== 'string' || !s.startsWith('SIG'))) {
       throw new InvalidOptionError('health.shutdown.signals', "list signal names, e.g. ['SIGTERM', 'SIGINT']")
     }
-    if (!Number.isFinite(drainDelayMs) || drainDelayMs < 0) {
-      throw new InvalidOptionError('health.shutdown.drainDelayMs', 'must be a number of milliseconds, 0 or more')
+    if (!Number.isFinite(drainDelayMs) || drainDelayMs < 0 || drainDelayMs > MAX_TIMER_MS) {
+      throw new InvalidOptionError('health.shutdown.drainDelayMs', `must be a number of milliseconds from 0 to ${MAX_TIMER_MS}`)
     }
     this.#signals = Object.freeze([...signals])
     this.#drainDelayMs = drainDelayMs
@@ -63,7 +66,7 @@ export class GracefulShutdown {
 
   /** Removes the signal handlers, unless a shutdown is under way (a second signal must still exit at once). */
   uninstall(): void {
-    if (!this.#installed || this.#running) return
+    if (!this.#installed || this.#stopping) return
     this.#installed = false
     for (const signal of this.#signals) process.off(signal, this.#onSignal)
   }
@@ -75,7 +78,7 @@ export class GracefulShutdown {
   }
 
   readonly #onSignal = (signal: NodeJS.Signals): void => {
-    if (this.#running) {
+    if (this.#stopping) {
       this.#steps.logger.warn(`${signal} again while shutting down: exiting now`)
       if (this.#exit) process.exit(1)
       return
@@ -85,6 +88,7 @@ export class GracefulShutdown {
 
   async #run(reason: string): Promise<void> {
     const { logger } = this.#steps
+    this.#stopping = true
     this.#steps.beginShutdown()
     logger.info(`${reason}: readiness now fails; stopping in ${this.#drainDelayMs} ms`)
     if (this.#drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#drainDelayMs))
@@ -96,5 +100,7 @@ export class GracefulShutdown {
       logger.error('stopping the application failed', { error })
     }
     if (this.#exit) process.exit(code)
+    this.#stopping = false
+    this.uninstall()
   }
 }

@@ -1,6 +1,9 @@
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { trackOutcome } from '../routemq/handler-completion.js'
 import type { MessageContext } from '../routemq/message-context.js'
+import { parkMessage } from '../routemq/message-parking.js'
 import type { Middleware, Next } from '../routemq/middleware.js'
+import { MAX_TIMER_MS } from '../timer-limit.js'
 import { HEALTH_MONITOR } from '../tokens.js'
 import { DependencyUnavailableError, type GateRejection } from './errors/dependency-unavailable-error.js'
 import type { HealthMonitor } from './health-monitor.js'
@@ -40,6 +43,7 @@ interface Held {
   /** The dependencies must have passed a check started at or after this (epoch ms). */
   readonly since: number
   readonly release: () => void
+  readonly reject: (error: Error) => void
 }
 
 /**
@@ -78,7 +82,7 @@ export class HealthGate implements Middleware {
   #heldTotal = 0
   #released = 0
   #outageRetries = 0
-  readonly #rejected: Record<GateRejection, number> = { unhealthy: 0, 'max-held': 0, 'max-hold-ms': 0 }
+  readonly #rejected: Record<GateRejection, number> = { unhealthy: 0, 'max-held': 0, 'max-hold-ms': 0, stopped: 0 }
 
   constructor(dependencies: readonly string[], options: HealthGateOptions = {}) {
     if (!Array.isArray(dependencies) || dependencies.length === 0 || dependencies.some((d) => typeof d !== 'string' || d === '')) {
@@ -89,7 +93,9 @@ export class HealthGate implements Middleware {
     const maxHeld = options.maxHeld ?? 1000
     if (!Number.isInteger(maxHeld) || maxHeld < 1) throw new InvalidOptionError('healthGate.maxHeld', 'must be a whole number of at least 1')
     const maxHoldMs = options.maxHoldMs ?? 60_000
-    if (!Number.isFinite(maxHoldMs) || maxHoldMs <= 0) throw new InvalidOptionError('healthGate.maxHoldMs', 'must be a number of milliseconds above 0')
+    if (!Number.isFinite(maxHoldMs) || maxHoldMs <= 0 || maxHoldMs > MAX_TIMER_MS) {
+      throw new InvalidOptionError('healthGate.maxHoldMs', `must be a number of milliseconds above 0 and at most ${MAX_TIMER_MS}`)
+    }
     this.dependencies = Object.freeze([...dependencies])
     this.mode = mode
     this.maxHeld = maxHeld
@@ -112,7 +118,34 @@ export class HealthGate implements Middleware {
     })
   }
 
-  async handle(ctx: MessageContext, next: Next): Promise<unknown> {
+  /** The monitor given or attached, if any. */
+  get monitor(): HealthMonitor | undefined {
+    return this.#monitor
+  }
+
+  handle(ctx: MessageContext, next: Next): Promise<unknown> {
+    const outcome = this.#handle(ctx, next)
+    // The message settles by what the gate decides, even behind a middleware that did not await next(ctx).
+    trackOutcome(ctx, outcome)
+    return outcome
+  }
+
+  /**
+   * Ends every hold with `DependencyUnavailableError` (`reason: 'stopped'`);
+   * `HealthModule` calls it when the application stopped, whose dispatcher
+   * then leaves those messages unacknowledged. Later messages are held again.
+   */
+  close(): void {
+    for (const [route, queue] of this.#queues) {
+      for (const entry of queue.splice(0)) {
+        this.#rejected.stopped++
+        entry.reject(new DependencyUnavailableError(route, this.dependencies, 'stopped', 'the application stopped while it was held'))
+      }
+      this.#wake.get(route)?.abort()
+    }
+  }
+
+  async #handle(ctx: MessageContext, next: Next): Promise<unknown> {
     const monitor = this.#monitor ?? resolveMonitor(ctx)
     const route = ctx.route.pattern
     const seq = ++this.#seq
@@ -134,33 +167,42 @@ export class HealthGate implements Middleware {
         throw this.#reject(route, 'unhealthy', `${this.#describe(monitor)}`)
       }
       deadline ??= Date.now() + this.maxHoldMs
-      await this.#hold(monitor, route, seq, since, deadline)
+      await this.#hold(ctx, monitor, route, seq, since, deadline)
       released = true
     }
   }
 
-  #hold(monitor: HealthMonitor, route: string, seq: number, since: number, deadline: number): Promise<void> {
+  #hold(ctx: MessageContext, monitor: HealthMonitor, route: string, seq: number, since: number, deadline: number): Promise<void> {
     if (this.#held >= this.maxHeld) {
       return Promise.reject(this.#reject(route, 'max-held', `${this.maxHeld} messages are held already while ${this.#describe(monitor)}`))
     }
     return new Promise<void>((resolve, reject) => {
       let queue = this.#queues.get(route)
       if (!queue) this.#queues.set(route, (queue = []))
+      // Waiting takes no handler slot: other routes (and released messages) run meanwhile.
+      const unpark = parkMessage(ctx)
+      const end = (): void => {
+        clearTimeout(timer)
+        this.#held--
+        unpark()
+      }
       const entry: Held = {
         seq,
         since,
         release: () => {
-          clearTimeout(timer)
-          this.#held--
+          end()
           this.#released++
           resolve()
+        },
+        reject: (error) => {
+          end()
+          reject(error)
         },
       }
       const timer = setTimeout(() => {
         const at = queue.indexOf(entry)
         if (at >= 0) queue.splice(at, 1)
-        this.#held--
-        reject(this.#reject(route, 'max-hold-ms', `it was held ${this.maxHoldMs} ms while ${this.#describe(monitor)}`))
+        entry.reject(this.#reject(route, 'max-hold-ms', `it was held ${this.maxHoldMs} ms while ${this.#describe(monitor)}`))
         // The head may have gone: whoever is next must not wait on its condition.
         if (at === 0) this.#wake.get(route)?.abort()
       }, Math.max(0, deadline - Date.now()))
@@ -187,6 +229,7 @@ export class HealthGate implements Middleware {
         this.#wake.set(route, wake)
         const ready = await monitor.whenHealthy(this.dependencies, queue[0]!.since, wake.signal).then(() => true, () => false)
         this.#wake.delete(route)
+        if (!ready && !wake.signal.aborted) return // the monitor stopped; close() ends the holds
         if (!ready) continue
         while (queue.length > 0 && monitor.isHealthy(this.dependencies, queue[0]!.since)) queue.shift()!.release()
       }

@@ -69,6 +69,8 @@ export class HealthModule implements RouteMqModule {
     this.monitor = options.monitor ?? new HealthMonitor({ logger: this.#log })
     const metrics = options.metrics ?? {}
     this.metrics = metrics === false ? undefined : metrics instanceof LoadBalancingMetrics ? metrics : new LoadBalancingMetrics(metrics)
+    // Registered now, so that a wrong definition fails Application.create; they run from start() on.
+    for (const check of options.checks ?? []) this.monitor.register(check)
     for (const [index, source] of (options.sources ?? []).entries()) {
       if (typeof source?.healthChecks !== 'function') {
         throw new InvalidOptionError(`health.sources[${index}]`, 'must be a pool with healthChecks(), such as a BrokerPool or a ReplicaPool')
@@ -132,7 +134,6 @@ export class HealthModule implements RouteMqModule {
     const sources = [...(this.#options.sources ?? [])]
     if (typeof transport?.healthChecks === 'function' && !sources.includes(transport as HealthCheckSource)) sources.push(transport as HealthCheckSource)
     for (const source of sources) disposers.push(this.monitor.registerSource(source))
-    for (const check of this.#options.checks ?? []) disposers.push(this.monitor.register(check))
     const metrics = this.metrics
     if (metrics) {
       disposers.push(metrics.observeApplication(app), metrics.observeHealth(this.monitor))
@@ -141,14 +142,17 @@ export class HealthModule implements RouteMqModule {
     for (const route of app.router.routes) {
       for (const layer of route.middleware) {
         if (!(layer instanceof HealthGate)) continue
-        const unknown = layer.dependencies.filter((name) => !this.monitor.has(name))
+        const monitor = layer.monitor ?? this.monitor
+        const unknown = layer.dependencies.filter((name) => !monitor.has(name))
         if (unknown.length > 0) {
           throw new InvalidOptionError(
             `healthGate on route "${route.pattern}"`,
-            `no health check named ${unknown.map((n) => `"${n}"`).join(', ')}; registered: ${this.monitor.names.join(', ') || 'none'}`,
+            `no health check named ${unknown.map((n) => `"${n}"`).join(', ')}; registered: ${monitor.names.join(', ') || 'none'}`,
           )
         }
         layer.attach(this.monitor)
+        // Ended when the app has stopped, so nothing stays held in a stopped app.
+        disposers.push(() => layer.close())
         if (metrics) disposers.push(metrics.observeGate(layer))
       }
     }

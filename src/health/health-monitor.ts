@@ -2,6 +2,7 @@ import { HealthTracker, type HealthState } from '../balancing/health-tracker.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
 import { safeLogger, silentLogger, type Logger } from '../routemq/logger.js'
 import { raceTimeout } from '../routemq/race-timeout.js'
+import { MAX_TIMER_MS } from '../timer-limit.js'
 import { TypedEvent, type Disposer } from '../typed-event.js'
 import type {
   CheckObservation, CheckStatus, HealthChange, HealthCheckDefinition, HealthCheckSource, HealthStatus, HealthSummary,
@@ -54,6 +55,7 @@ interface Waiter {
   readonly names: readonly string[]
   readonly since: number
   readonly resolve: () => void
+  readonly reject: (error: Error) => void
 }
 
 const NAME = /^[\w.:/[\]-]+$/
@@ -111,10 +113,18 @@ export class HealthMonitor {
 
   /** Registers every check a pool describes itself by; the disposer removes them all. */
   registerSource(source: HealthCheckSource): Disposer {
-    const disposers = source.healthChecks().map((definition) => this.register(definition))
-    return () => {
-      for (const dispose of disposers) dispose()
+    const disposers: Disposer[] = []
+    const disposeAll = (): void => {
+      for (const dispose of disposers.splice(0)) dispose()
     }
+    try {
+      for (const definition of source.healthChecks()) disposers.push(this.register(definition))
+    } catch (error) {
+      // All or nothing: a retried start must not find half of them registered.
+      disposeAll()
+      throw error
+    }
+    return disposeAll
   }
 
   /** Runs every check once (each bounded by its timeout), then keeps running them in the background. */
@@ -125,11 +135,18 @@ export class HealthMonitor {
     await Promise.all([...this.#checks.values()].map((check) => this.#run(check)))
   }
 
-  /** Stops running checks. States stay as they were last seen. */
+  /**
+   * Stops running checks; `whenHealthy` waits still pending reject, since
+   * nothing would end them. States stay as they were last seen; `start()`
+   * runs the checks again.
+   */
   stop(): void {
     if (this.#state !== 'running') return
     this.#state = 'stopped'
     for (const check of this.#checks.values()) this.#deactivate(check)
+    const waiters = [...this.#waiters]
+    this.#waiters.clear()
+    for (const waiter of waiters) waiter.reject(new Error('the health monitor stopped'))
   }
 
   /** The registered check names. */
@@ -173,11 +190,13 @@ export class HealthMonitor {
   /**
    * Resolves once `isHealthy(names, since)` holds. With a `since` later than
    * a check's last pass, asks that check to run early (at most once per
-   * `recheckMinIntervalMs`). Rejects with the signal's reason when aborted.
+   * `recheckMinIntervalMs`). Rejects with the signal's reason when aborted,
+   * and when the monitor is not running or stops.
    */
   whenHealthy(names: readonly string[], since = 0, signal?: AbortSignal): Promise<void> {
     if (this.isHealthy(names, since)) return Promise.resolve()
     if (signal?.aborted) return Promise.reject(signal.reason)
+    if (this.#state !== 'running') return Promise.reject(new Error('the health monitor is not running'))
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         names,
@@ -185,6 +204,10 @@ export class HealthMonitor {
         resolve: () => {
           signal?.removeEventListener('abort', abort)
           resolve()
+        },
+        reject: (error) => {
+          signal?.removeEventListener('abort', abort)
+          reject(error)
         },
       }
       const abort = (): void => {
@@ -263,14 +286,16 @@ export class HealthMonitor {
     if (!definition || typeof definition !== 'object') throw new InvalidOptionError('check', 'pass { name, check, ... }')
     const { name } = definition
     if (typeof name !== 'string' || !NAME.test(name)) {
-      throw new InvalidOptionError('check.name', 'use letters, digits and . _ - / : [ ] only')
+      throw new InvalidOptionError('check.name', `${JSON.stringify(name) ?? String(name)} is not a check name: use letters, digits and . _ - / : [ ] only`)
     }
     const field = (key: string): string => `checks["${name}"].${key}`
     if (this.#checks.has(name)) throw new InvalidOptionError(field('name'), 'another check has this name')
     if (typeof definition.check !== 'function') throw new InvalidOptionError(field('check'), 'must be a function (signal) => void | Promise<void>')
     const positive = (key: 'intervalMs' | 'timeoutMs', fallback: number): number => {
       const value = definition[key] ?? fallback
-      if (!Number.isFinite(value) || value <= 0) throw new InvalidOptionError(field(key), 'must be a number of milliseconds above 0')
+      if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
+        throw new InvalidOptionError(field(key), `must be a number of milliseconds above 0 and at most ${MAX_TIMER_MS}`)
+      }
       return value
     }
     const count = (key: 'rise' | 'fall'): number => {

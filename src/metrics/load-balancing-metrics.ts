@@ -12,7 +12,7 @@ export interface LoadBalancingMetricsOptions {
   readonly registry?: Registry
   /** Put before every name. Default `'routemq_'`. */
   readonly prefix?: string
-  /** Also collect prom-client's process and Node.js metrics (CPU, memory, event loop lag, ...). Default true. */
+  /** Also collect prom-client's process and Node.js metrics (CPU, memory, event loop lag, ...), unless the registry has them already. Default true. */
   readonly defaultMetrics?: boolean
 }
 
@@ -57,7 +57,10 @@ export class LoadBalancingMetrics {
     const registry = (this.registry = options.registry ?? new Registry())
     const p = options.prefix ?? 'routemq_'
     const registers = [registry]
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry })
+    // A registry of yours may collect them already; registering them twice would throw.
+    if ((options.defaultMetrics ?? true) && registry.getSingleMetric('process_cpu_user_seconds_total') === undefined) {
+      collectDefaultMetrics({ register: registry })
+    }
     this.#score = new HealthScoreWindow(() => this.#totalFailovers())
     const pools = this.#pools
     const apps = this.#apps
@@ -77,7 +80,7 @@ export class LoadBalancingMetrics {
       labelNames: ['pool', 'backend'], buckets: DURATION_BUCKETS, registers,
     })
     new Counter({
-      name: `${p}pool_failovers_total`, help: 'Moves to another backend after a failure: broker failovers, database reads retried elsewhere or sent to the primary.',
+      name: `${p}pool_failovers_total`, help: 'Moves to another backend after a failure: broker failovers, database reads moved to another server after a failure.',
       labelNames: ['pool'], registers,
       collect() {
         this.reset()

@@ -19,7 +19,7 @@ export interface BackendMetrics {
 /** A pool's state, read at each scrape. */
 export interface PoolMetricsSnapshot {
   readonly backends: readonly BackendMetrics[]
-  /** Moves to another backend since the pool was created: broker failovers, reads sent elsewhere after a failure. */
+  /** Moves to another backend after a failure since the pool was created: broker failovers, reads moved to another server. */
   readonly failovers: number
   /** Publishes taken and not yet acknowledged by a broker (broker pools). */
   readonly offlineBuffer?: { readonly messages: number; readonly bytes: number }

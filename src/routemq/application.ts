@@ -201,6 +201,7 @@ export class Application {
     this.#dispatcher.refuse()
     const result: StopResult = await this.#dispatcher.drain(deadline - Date.now())
     if (!result.drained) {
+      this.#dispatcher.abandon()
       this.logger.warn('stop: handlers still running after the drain timeout; their messages stay unacknowledged', {
         abandoned: result.abandoned,
       })

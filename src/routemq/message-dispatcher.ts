@@ -7,6 +7,7 @@ import { decodePayload } from './payload.js'
 import type { ErrorPolicy, Route } from './route.js'
 import type { RouteMatch, Router } from './router.js'
 import { handlerSettled } from './handler-completion.js'
+import { assignParkingLot, type ParkingLot } from './message-parking.js'
 
 /** How messages of one topic relate to each other while being handled. */
 export type MessageOrdering = 'topic' | 'none'
@@ -98,6 +99,19 @@ export class MessageDispatcher {
   #accepted = 0
   #running = 0
   #refusing = false
+  /** Set when stop() gave up waiting: whatever settles later is left unacknowledged, as the stop log says. */
+  #abandoned = false
+  /** Messages waiting outside (a health gate) give their handler slot back meanwhile. */
+  readonly #lot: ParkingLot = {
+    park: () => {
+      this.#running--
+      this.#startReady()
+    },
+    unpark: () => {
+      // Over the limit for a moment, if need be: a message that may go on must not wait for a slot again.
+      this.#running++
+    },
+  }
   #idle: (() => void)[] = []
 
   constructor(options: MessageDispatcherOptions) {
@@ -147,6 +161,16 @@ export class MessageDispatcher {
   /** Takes messages again after `refuse()` (a failed start being retried). */
   accept(): void {
     this.#refusing = false
+    this.#abandoned = false
+  }
+
+  /**
+   * After a drain that timed out: messages still running or held settle
+   * unacknowledged whatever their outcome (the transport is closing; a
+   * persistent session gets them again).
+   */
+  abandon(): void {
+    this.#abandoned = true
   }
 
   /** Waits until every accepted message settled, or `timeoutMs` passed. */
@@ -183,7 +207,7 @@ export class MessageDispatcher {
     const settle = (acknowledge: boolean): void => {
       if (settled) return
       settled = true
-      message.settle(acknowledge)
+      message.settle(acknowledge && !this.#abandoned)
     }
     try {
       await this.#handle(message, match, settle)
@@ -210,14 +234,18 @@ export class MessageDispatcher {
       if (next) this.#ready.push(next)
       else this.#topics.delete(topic)
     }
-    while (this.#running < this.#options.maxInFlight && this.#ready.length > 0) {
-      this.#running++
-      void this.#run(this.#ready.shift()!)
-    }
+    this.#startReady()
     if (this.#accepted === 0 && this.#idle.length > 0) {
       const idle = this.#idle
       this.#idle = []
       for (const wake of idle) wake()
+    }
+  }
+
+  #startReady(): void {
+    while (this.#running < this.#options.maxInFlight && this.#ready.length > 0) {
+      this.#running++
+      void this.#run(this.#ready.shift()!)
     }
   }
 
@@ -246,6 +274,7 @@ export class MessageDispatcher {
       // A body that failed to parse fails the same way on every redelivery, so it is never redelivered.
       return this.#settleFailed(message, typeof policy === 'object' ? policy : 'ack', settle)
     }
+    assignParkingLot(ctx, this.#lot)
     try {
       await runInMessageScope(ctx, () => route.run(ctx))
       // A middleware that called next(ctx) without awaiting it must not get the message acknowledged early.

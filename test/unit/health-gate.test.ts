@@ -1,14 +1,21 @@
 import assert from 'node:assert/strict'
 import {
   DependencyUnavailableError, healthGate, HealthMonitor, InvalidOptionError, MessageDispatcher, Router, silentLogger,
-  type ErrorPolicy, type HealthGateOptions,
+  type ErrorPolicy, type HealthGateOptions, type MiddlewareFunction,
 } from '../../src/index.js'
 import { inbound, rootContainerForTests, type RecordedMessage } from '../support/inbound-message.js'
 
 class Outage extends Error {}
 
 /** A monitor with one dependency, `db`, whose health the test switches; and a route gated on it. */
-async function setup(gateOptions: Omit<HealthGateOptions, 'monitor'> = {}, onError: ErrorPolicy = 'ack') {
+interface SetupOptions {
+  readonly onError?: ErrorPolicy
+  /** Middleware put before the gate. */
+  readonly before?: readonly MiddlewareFunction[]
+  readonly maxInFlight?: number
+}
+
+async function setup(gateOptions: Omit<HealthGateOptions, 'monitor'> = {}, { onError = 'ack', before = [], maxInFlight = 100 }: SetupOptions = {}) {
   const monitor = new HealthMonitor({ recheckMinIntervalMs: 5 })
   const db: { up: boolean; answer?: Promise<void> } = { up: true }
   monitor.register({
@@ -32,13 +39,16 @@ async function setup(gateOptions: Omit<HealthGateOptions, 'monitor'> = {}, onErr
       throw new Outage('connection refused')
     }
     handled.push(String(ctx.payload))
-  }, { qos: 1, middleware: [gate] })
+  }, { qos: 1, middleware: [...before, gate] })
+  router.on('other/{id}', (ctx) => {
+    handled.push(String(ctx.payload))
+  }, { qos: 1 })
   const dispatcher = new MessageDispatcher({
     router, container: rootContainerForTests(), publish: async () => undefined, logger: silentLogger,
-    onError, maxInFlight: 100, maxQueued: 1000, ordering: 'none',
+    onError, maxInFlight, maxQueued: 1000, ordering: 'none',
   })
-  const send = (id: string, body: string): RecordedMessage => {
-    const message = inbound(`devices/${id}`, body)
+  const send = (id: string, body: string, prefix = 'devices'): RecordedMessage => {
+    const message = inbound(`${prefix}/${id}`, body)
     const settle = message.settle.bind(message)
     const recorded: RecordedMessage = {
       ...message,
@@ -110,8 +120,52 @@ describe('healthGate', () => {
     monitor.stop()
   })
 
+  it('acknowledges nothing early behind a middleware that does not await next(ctx)', async () => {
+    const careless: MiddlewareFunction = (ctx, next) => {
+      void next(ctx)
+    }
+    const { send, setDb, handled, handledAtSettle, monitor } = await setup({}, { before: [careless] })
+    await setDb(false)
+    const message = send('1', 'a')
+    await tick()
+    assert.deepEqual(message.settlements, [], 'held, so not settled')
+    await setDb(true)
+    assert.equal(await message.settled, true)
+    assert.deepEqual(handled, ['a'])
+    assert.equal(handledAtSettle.get('a'), true, 'acknowledged after the handler ran')
+    monitor.stop()
+  })
+
+  it("gives a held message's handler slot to other messages meanwhile", async () => {
+    const { send, setDb, handled, gate, monitor } = await setup({}, { maxInFlight: 2 })
+    await setDb(false)
+    const held = ['h1', 'h2', 'h3', 'h4'].map((body, i) => send(String(i), body))
+    const other = send('1', 'free', 'other')
+    assert.equal(await other.settled, true, 'an ungated route runs although more messages are held than there are slots')
+    assert.deepEqual(handled, ['free'])
+    assert.equal(gate.stats.held, 4)
+    await setDb(true)
+    await Promise.all(held.map((m) => m.settled))
+    assert.deepEqual(handled.slice(1), ['h1', 'h2', 'h3', 'h4'])
+    monitor.stop()
+  })
+
+  it('ends every hold when closed, and an abandoned dispatcher leaves those messages unacknowledged', async () => {
+    const { send, setDb, handled, gate, dispatcher, monitor } = await setup()
+    await setDb(false)
+    const held = [send('1', 'a'), send('2', 'b')]
+    await tick()
+    dispatcher.abandon()
+    gate.close()
+    assert.deepEqual(await Promise.all(held.map((m) => m.settled)), [false, false], "not acknowledged, though the policy is 'ack'")
+    assert.deepEqual(handled, [])
+    assert.equal(gate.stats.rejected.stopped, 2)
+    assert.equal(gate.stats.held, 0)
+    monitor.stop()
+  })
+
   it('rejects at once in reject mode, and the error policy decides', async () => {
-    const { send, setDb, handled, monitor, gate } = await setup({ mode: 'reject' }, 'redeliver')
+    const { send, setDb, handled, monitor, gate } = await setup({ mode: 'reject' }, { onError: 'redeliver' })
     await setDb(false)
     const message = send('1', 'x')
     assert.equal(await message.settled, false, "'redeliver' leaves it unacknowledged")
@@ -174,5 +228,6 @@ describe('healthGate', () => {
     assert.throws(() => healthGate('db', { mode: 'drop' as never }), /healthGate\.mode/)
     assert.throws(() => healthGate('db', { maxHeld: 0 }), /healthGate\.maxHeld/)
     assert.throws(() => healthGate('db', { maxHoldMs: -1 }), /healthGate\.maxHoldMs/)
+    assert.throws(() => healthGate('db', { maxHoldMs: 3e9 }), /healthGate\.maxHoldMs/, 'longer than a timer can wait')
   })
 })

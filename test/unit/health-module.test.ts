@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { collectDefaultMetrics, Registry } from 'prom-client'
 import { GracefulShutdown, HealthModule, InvalidOptionError, LoadBalancingMetrics, silentLogger } from '../../src/index.js'
 
 describe('HealthModule options', () => {
@@ -9,12 +10,22 @@ describe('HealthModule options', () => {
     ['an empty host', { http: { host: '' } }, 'health.host'],
     ['a negative drain delay', { shutdown: { drainDelayMs: -1 } }, 'health.shutdown.drainDelayMs'],
     ['a signal that is no signal', { shutdown: { signals: ['TERM'] } }, 'health.shutdown.signals'],
+    ['a drain delay no timer can wait', { shutdown: { drainDelayMs: 3e9 } }, 'health.shutdown.drainDelayMs'],
+    ['a check with a bad timeout', { checks: [{ name: 'db', check: () => undefined, timeoutMs: 'soon' }] }, 'checks["db"].timeoutMs'],
   ]
   for (const [what, options, field] of cases) {
     it(`names ${field} for ${what}, when the module is created`, () => {
       assert.throws(() => new HealthModule(options as never), (e: unknown) => e instanceof InvalidOptionError && e.field === field)
     })
   }
+
+  it('shares a registry that already collects the default metrics', async () => {
+    const registry = new Registry()
+    collectDefaultMetrics({ register: registry })
+    const metrics = new LoadBalancingMetrics({ registry })
+    assert.match(await metrics.text(), /routemq_health_score/)
+    assert.match(await metrics.text(), /process_cpu_user_seconds_total/)
+  })
 
   it('takes an existing metrics registry, or none', () => {
     const metrics = new LoadBalancingMetrics({ defaultMetrics: false })
@@ -41,5 +52,24 @@ describe('GracefulShutdown', () => {
     await Promise.all([shutdown.shutdown(), shutdown.shutdown()])
     assert.deepEqual(steps, ['not ready', 'stop'])
     assert.ok(performance.now() - started >= 25, 'waited the drain delay')
+  })
+
+  it('takes its signal handlers away once a shutdown that does not exit is over', async () => {
+    const before = process.listenerCount('SIGTERM')
+    let stopped!: () => void
+    const stopping = new Promise<void>((resolve) => (stopped = resolve))
+    const shutdown = new GracefulShutdown({ drainDelayMs: 0, exit: false }, {
+      beginShutdown: () => undefined,
+      stop: () => stopping,
+      logger: silentLogger,
+    })
+    shutdown.install()
+    assert.equal(process.listenerCount('SIGTERM'), before + 1)
+    const done = shutdown.shutdown()
+    shutdown.uninstall()
+    assert.equal(process.listenerCount('SIGTERM'), before + 1, 'kept while stopping, so a second signal still exits')
+    stopped()
+    await done
+    assert.equal(process.listenerCount('SIGTERM'), before)
   })
 })

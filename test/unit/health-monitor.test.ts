@@ -201,12 +201,25 @@ describe('HealthMonitor', () => {
     assert.equal(runs, 3, 'a third run, right after the one under way')
   })
 
+  it('rejects waits when it stops, and registers a source all or nothing', async () => {
+    monitor = new HealthMonitor()
+    monitor.register({ name: 'db', check: () => Promise.reject(new Error('down')), fall: 1, intervalMs: 60_000 })
+    await monitor.start()
+    const waiting = monitor.whenHealthy(['db'])
+    monitor.stop()
+    await assert.rejects(waiting, /stopped/)
+    const source = { healthChecks: () => [{ name: 'a', check: () => undefined }, { name: 'db', check: () => undefined }] }
+    assert.throws(() => monitor.registerSource(source), /another check has this name/)
+    assert.equal(monitor.has('a'), false, 'the first one was taken back')
+  })
+
   it('names the offending field of a bad definition', () => {
     monitor = new HealthMonitor()
     const bad: [Record<string, unknown>, string][] = [
       [{ name: 'a b', check: () => undefined }, 'check.name'],
       [{ name: 'db', check: 'SELECT 1' }, 'checks["db"].check'],
       [{ name: 'db', check: () => undefined, timeoutMs: 0 }, 'checks["db"].timeoutMs'],
+      [{ name: 'db', check: () => undefined, intervalMs: 3e9 }, 'checks["db"].intervalMs'],
       [{ name: 'db', check: () => undefined, rise: 1.5 }, 'checks["db"].rise'],
       [{ name: 'db', check: () => undefined, isOutage: true }, 'checks["db"].isOutage'],
     ]

@@ -36,5 +36,17 @@ describe('scrubSecrets', () => {
     assert.equal(scrubSecrets('mqtts://u:p@[::1]:8883/x'), '[::1]:8883')
     assert.equal(scrubSecrets('host=db password=s3cret user=app'), 'host=db password=<redacted> user=app')
     assert.equal(scrubSecrets('no secrets here: ECONNREFUSED 127.0.0.1:5432'), 'no secrets here: ECONNREFUSED 127.0.0.1:5432')
+    const cases: [string, string][] = [
+      ['postgres://app:p@ss@db:5432/app', 'db:5432'],
+      ['access_token=abc123 next', 'access_token=<redacted> next'],
+      ['PGPASSWORD=hunter2', 'PGPASSWORD=<redacted>'],
+      ['db_password: hunter2', 'db_password: <redacted>'],
+      ['{"password":"hunter2","user":"app"}', '{"password":"<redacted>","user":"app"}'],
+      ['connect app:hunter2@db.internal:5432 failed', 'connect db.internal:5432 failed'],
+      ['Authorization: Bearer eyJhbGciOi.J9x-y_z', 'Authorization: Bearer <redacted>'],
+      ['probe got no answer within 700 ms', 'probe got no answer within 700 ms'],
+      ['replica/127.0.0.1:5433 is behind', 'replica/127.0.0.1:5433 is behind'],
+    ]
+    for (const [input, expected] of cases) assert.equal(scrubSecrets(input), expected, input)
   })
 })

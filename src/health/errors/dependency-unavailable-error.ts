@@ -1,12 +1,13 @@
 import { RouteMqError } from '../../routemq/errors/route-mq-error.js'
 
 /** Why a health gate turned a message away. */
-export type GateRejection = 'unhealthy' | 'max-held' | 'max-hold-ms'
+export type GateRejection = 'unhealthy' | 'max-held' | 'max-hold-ms' | 'stopped'
 
 /**
  * A `healthGate` did not let a message through: a dependency it names was
  * not healthy (`reject` mode), or, in `hold` mode, too many messages were
- * held already (`maxHeld`) or this one waited longer than `maxHoldMs`. The
+ * held already (`maxHeld`), this one waited longer than `maxHoldMs`, or the
+ * application stopped while it waited (`'stopped'`). The
  * message then fails like any handler error, so the route's error policy
  * decides its fate (acknowledge, redeliver or dead-letter); its handler did
  * not run.
@@ -31,6 +32,7 @@ const ADVICE: Readonly<Record<GateRejection, string>> = {
   unhealthy: "Use mode 'hold' to keep such messages until the dependency recovers.",
   'max-held': 'Raise maxHeld, or lower the rate (the broker keeps what the client does not take).',
   'max-hold-ms': 'Raise maxHoldMs if outages last longer, or dead-letter such messages with onError.',
+  stopped: 'It stays unacknowledged, so a persistent session gets it again on the next start.',
 }
 
 export function isDependencyUnavailableError(error: unknown): error is DependencyUnavailableError {

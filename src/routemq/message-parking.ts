@@ -1,0 +1,40 @@
+import type { MessageContext } from './message-context.js'
+
+/** What runs messages and counts them against a concurrency limit: the dispatcher. */
+export interface ParkingLot {
+  /** The message no longer takes a handler slot. */
+  park(): void
+  /** It takes one again. */
+  unpark(): void
+}
+
+const lots = new WeakMap<MessageContext, ParkingLot>()
+
+/** @internal The dispatcher says who counts this message's handler slot. */
+export function assignParkingLot(ctx: MessageContext, lot: ParkingLot): void {
+  lots.set(ctx, lot)
+}
+
+/**
+ * Frees the handler slot of a message that waits on something outside the
+ * application (a health gate holding it), so other messages run meanwhile;
+ * call the returned function, exactly once, when it goes on. A message not
+ * run by a dispatcher has no slot: then both do nothing.
+ *
+ * @example
+ * const unpark = parkMessage(ctx)
+ * try { await dependencyRecovered } finally { unpark() }
+ */
+export function parkMessage(ctx: MessageContext): () => void {
+  const lot = lots.get(ctx)
+  if (!lot) return noop
+  lot.park()
+  let done = false
+  return () => {
+    if (done) return
+    done = true
+    lot.unpark()
+  }
+}
+
+function noop(): void {}

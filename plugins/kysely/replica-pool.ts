@@ -264,7 +264,9 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
         name: 'primary',
         critical: true,
         isOutage: isPrimaryUnavailableError,
-        check: () => {
+        check: async () => {
+          // A query that just lost the primary started a probe: answer from its result, not from before it.
+          await this.#probingPrimary
           if (!this.#primaryHealthy) throw new Error(`no primary accepts writes: ${this.#primaryError ?? 'not found yet'}`)
         },
       },

@@ -1,6 +1,7 @@
 import type { DependencyContainer } from './container.js'
 import type { MessageProperties, PublishOptions, QoS } from './mqtt-transport.js'
 import type { MessageState } from './message-state.js'
+import type { ParkingLot } from './message-parking.js'
 import { MESSAGE_CONTEXT } from './tokens.js'
 
 /** Parameters taken from a route's `{name}` levels. */
@@ -24,7 +25,11 @@ export type MessageContextInit<P extends RouteParams> = Pick<
   'topic' | 'params' | 'payload' | 'raw' | 'qos' | 'retain' | 'dup' | 'properties' | 'broker' | 'route' | 'publish'
 > & {
   readonly container: DependencyContainer
+  /** Who counts this message's handler slot (the dispatcher), so that a waiting middleware can give it back. */
+  readonly parking?: ParkingLot
 }
+
+let parkingLotOfContext: (ctx: MessageContext) => ParkingLot | undefined
 
 /**
  * One inbound message on its way through middleware to a handler.
@@ -58,7 +63,12 @@ export class MessageContext<P extends RouteParams = RouteParams> {
   /** Publishes a message; resolves once the broker acknowledged it (QoS ≥ 1). */
   readonly publish: Publish
   readonly #parent: DependencyContainer
+  readonly #parking: ParkingLot | undefined
   #container: DependencyContainer | undefined
+
+  static {
+    parkingLotOfContext = (ctx) => ctx.#parking
+  }
 
   constructor(init: MessageContextInit<P>) {
     this.topic = init.topic
@@ -73,6 +83,7 @@ export class MessageContext<P extends RouteParams = RouteParams> {
     this.route = init.route
     this.publish = init.publish
     this.#parent = init.container
+    this.#parking = init.parking
   }
 
   /**
@@ -92,4 +103,9 @@ export class MessageContext<P extends RouteParams = RouteParams> {
     const value = this.properties?.userProperties?.[name]
     return typeof value === 'string' ? value : value?.[0]
   }
+}
+
+/** @internal The parking lot a context was created with (see `parkMessage`). */
+export function parkingLotOf(ctx: MessageContext): ParkingLot | undefined {
+  return parkingLotOfContext(ctx)
 }

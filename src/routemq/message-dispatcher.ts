@@ -7,7 +7,7 @@ import { decodePayload } from './payload.js'
 import type { ErrorPolicy, Route } from './route.js'
 import type { RouteMatch, Router } from './router.js'
 import { handlerSettled } from './handler-completion.js'
-import { assignParkingLot, type ParkingLot } from './message-parking.js'
+import type { ParkingLot } from './message-parking.js'
 
 /** How messages of one topic relate to each other while being handled. */
 export type MessageOrdering = 'topic' | 'none'
@@ -267,6 +267,7 @@ export class MessageDispatcher {
         route,
         container: this.#options.container,
         publish: this.#options.publish,
+        parking: this.#lot,
       })
     } catch (error) {
       this.#counts.malformed++
@@ -274,7 +275,6 @@ export class MessageDispatcher {
       // A body that failed to parse fails the same way on every redelivery, so it is never redelivered.
       return this.#settleFailed(message, typeof policy === 'object' ? policy : 'ack', settle)
     }
-    assignParkingLot(ctx, this.#lot)
     try {
       await runInMessageScope(ctx, () => route.run(ctx))
       // A middleware that called next(ctx) without awaiting it must not get the message acknowledged early.

@@ -1,4 +1,4 @@
-import type { MessageContext } from './message-context.js'
+import { parkingLotOf, type MessageContext } from './message-context.js'
 
 /** What runs messages and counts them against a concurrency limit: the dispatcher. */
 export interface ParkingLot {
@@ -6,13 +6,6 @@ export interface ParkingLot {
   park(): void
   /** It takes one again. */
   unpark(): void
-}
-
-const lots = new WeakMap<MessageContext, ParkingLot>()
-
-/** @internal The dispatcher says who counts this message's handler slot. */
-export function assignParkingLot(ctx: MessageContext, lot: ParkingLot): void {
-  lots.set(ctx, lot)
 }
 
 /**
@@ -26,7 +19,7 @@ export function assignParkingLot(ctx: MessageContext, lot: ParkingLot): void {
  * try { await dependencyRecovered } finally { unpark() }
  */
 export function parkMessage(ctx: MessageContext): () => void {
-  const lot = lots.get(ctx)
+  const lot = parkingLotOf(ctx)
   if (!lot) return noop
   lot.park()
   let done = false

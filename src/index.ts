@@ -52,7 +52,7 @@ export {
   HealthServer, type HealthServerOptions, type HealthResponse, type CheckResult, type ResponseStatus,
   GracefulShutdown, type GracefulShutdownOptions, type ShutdownSteps,
   HealthModule, type HealthModuleOptions,
-  scrubSecrets,
+  scrubSecrets, preciseNow,
   DependencyUnavailableError, isDependencyUnavailableError, type GateRejection,
 } from './health/index.js'
 export {

@@ -6,6 +6,7 @@ import type { Middleware, Next } from '../routemq/middleware.js'
 import { MAX_TIMER_MS } from '../timer-limit.js'
 import { HEALTH_MONITOR } from '../tokens.js'
 import { DependencyUnavailableError, type GateRejection } from './errors/dependency-unavailable-error.js'
+import { preciseNow } from './precise-now.js'
 import type { HealthMonitor } from './health-monitor.js'
 
 /** Options of `healthGate`. */
@@ -126,7 +127,7 @@ export class HealthGate implements Middleware {
   handle(ctx: MessageContext, next: Next): Promise<unknown> {
     const outcome = this.#handle(ctx, next)
     // The message settles by what the gate decides, even behind a middleware that did not await next(ctx).
-    trackOutcome(ctx, outcome)
+    trackOutcome(ctx, outcome, this)
     return outcome
   }
 
@@ -160,7 +161,7 @@ export class HealthGate implements Middleware {
         } catch (error) {
           if (this.mode !== 'hold' || !this.dependencies.some((name) => monitor.isOutage(name, error))) throw error
           // Before the probes noticed: hold it until a check that started after this failure passes.
-          since = Date.now()
+          since = preciseNow()
           this.#outageRetries++
         }
       } else if (this.mode === 'reject') {
@@ -179,8 +180,7 @@ export class HealthGate implements Middleware {
     return new Promise<void>((resolve, reject) => {
       let queue = this.#queues.get(route)
       if (!queue) this.#queues.set(route, (queue = []))
-      // Waiting takes no handler slot: other routes (and released messages) run meanwhile.
-      const unpark = parkMessage(ctx)
+      let unpark = (): void => undefined
       const end = (): void => {
         clearTimeout(timer)
         this.#held--
@@ -216,6 +216,8 @@ export class HealthGate implements Middleware {
       this.#heldTotal++
       if (at === 0) this.#wake.get(route)?.abort()
       void this.#pump(monitor, route, queue)
+      // Last: giving the slot back may run other messages at once, which must find this one queued and counted.
+      unpark = parkMessage(ctx)
     })
   }
 

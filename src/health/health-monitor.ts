@@ -7,6 +7,7 @@ import { TypedEvent, type Disposer } from '../typed-event.js'
 import type {
   CheckObservation, CheckStatus, HealthChange, HealthCheckDefinition, HealthCheckSource, HealthStatus, HealthSummary,
 } from './health-check.js'
+import { preciseNow } from './precise-now.js'
 import { scrubSecrets } from './scrub-secrets.js'
 
 /** Options of `HealthMonitor`. */
@@ -44,7 +45,7 @@ interface Check {
   checkedAt: number | undefined
   changedAt: number | undefined
   observation: CheckObservation | undefined
-  /** When the last passing run started (epoch ms); 0 before any. */
+  /** When the last passing run started (epoch ms, sub-millisecond, see preciseNow); 0 before any. */
   passStartedAt: number
   /** When a waiter last made it run early. */
   requestedAt: number
@@ -165,12 +166,13 @@ export class HealthMonitor {
 
   /**
    * True when every named check is registered and healthy, and (with
-   * `since`) its last passing run started at or after `since` (epoch ms).
+   * `since`) its last passing run started after `since` (epoch ms, as
+   * `preciseNow()` gives it).
    */
   isHealthy(names: readonly string[], since = 0): boolean {
     for (const name of names) {
       const check = this.#checks.get(name)
-      if (!check || check.tracker.state !== 'healthy' || check.passStartedAt < since) return false
+      if (!check || check.tracker.state !== 'healthy' || (since > 0 && check.passStartedAt <= since)) return false
     }
     return true
   }
@@ -190,13 +192,14 @@ export class HealthMonitor {
   /**
    * Resolves once `isHealthy(names, since)` holds. With a `since` later than
    * a check's last pass, asks that check to run early (at most once per
-   * `recheckMinIntervalMs`). Rejects with the signal's reason when aborted,
-   * and when the monitor is not running or stops.
+   * `recheckMinIntervalMs`). Before `start()` it waits for the first runs.
+   * Rejects with the signal's reason when aborted, and when the monitor is
+   * or gets stopped.
    */
   whenHealthy(names: readonly string[], since = 0, signal?: AbortSignal): Promise<void> {
     if (this.isHealthy(names, since)) return Promise.resolve()
     if (signal?.aborted) return Promise.reject(signal.reason)
-    if (this.#state !== 'running') return Promise.reject(new Error('the health monitor is not running'))
+    if (this.#state === 'stopped') return Promise.reject(new Error('the health monitor is stopped'))
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         names,
@@ -218,7 +221,7 @@ export class HealthMonitor {
       this.#waiters.add(waiter)
       for (const name of names) {
         const check = this.#checks.get(name)
-        if (check && check.passStartedAt < since) this.#requestRun(check)
+        if (check && check.passStartedAt <= since) this.#requestRun(check)
       }
     })
   }
@@ -378,7 +381,7 @@ export class HealthMonitor {
 
   async #runOnce(check: Check): Promise<void> {
     clearTimeout(check.timer)
-    const startedAt = Date.now()
+    const startedAt = preciseNow()
     const started = performance.now()
     if (check.invocation) {
       // Never a second call while the first still hangs: a check that ignores its signal must not pile up.
@@ -476,7 +479,7 @@ export class HealthMonitor {
   #rerunForWaiters(check: Check): void {
     if (check.tracker.state !== 'healthy') return
     for (const waiter of this.#waiters) {
-      if (check.passStartedAt < waiter.since && waiter.names.includes(check.name)) return this.#requestRun(check)
+      if (check.passStartedAt <= waiter.since && waiter.names.includes(check.name)) return this.#requestRun(check)
     }
   }
 

@@ -8,4 +8,5 @@ export { type HealthResponse, type CheckResult, type ResponseStatus } from './he
 export { GracefulShutdown, type GracefulShutdownOptions, type ShutdownSteps } from './graceful-shutdown.js'
 export { HealthModule, type HealthModuleOptions } from './health-module.js'
 export { scrubSecrets } from './scrub-secrets.js'
+export { preciseNow } from './precise-now.js'
 export { DependencyUnavailableError, isDependencyUnavailableError, type GateRejection } from './errors/dependency-unavailable-error.js'

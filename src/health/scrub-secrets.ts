@@ -1,22 +1,27 @@
-// scheme://[anything up to the last @ of the token]host[:port][rest]
-const URL_PATTERN = /\b[a-z][a-z0-9+.-]*:\/\/(?:\S*@)?([^\s/?#@]*)\S*/gi
-// user:password@host without a scheme
-const USERINFO = /(?<![\w.-])[^\s:/@'"]+:[^\s@/'"]+@([\w.-]+|\[[0-9a-f:.]+\])/gi
-// password=..., "db_password": "...", PGPASSWORD=..., api_key: ...
-const SECRET_PAIR = /([\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|credential)s?)(["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&;,}]+)/gi
-const AUTHORIZATION = /\b(Bearer|Basic)\s+[\w.~+/=-]+/g
+/** Longer texts are cut first: every pattern below stays cheap however a server words its errors. */
+const MAX_LENGTH = 2000
+// scheme://[userinfo up to the last @ before the path]host[:port][rest]
+const URL_PATTERN = /(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,30}:\/\/(?:[^\s/?#]*@)?([^\s/?#@]*)\S*/gi
+// user:password@host, without a scheme
+const USERINFO = /(?<![\w.:@-])[\w.-]{1,128}:[^\s/'"]*@((?:[\w-]+\.)*[\w-]+(?::\d+)?|\[[0-9a-f:.]+\](?::\d+)?)/gi
+// password=..., "db_password": "...", PGPASSWORD=..., AWS_SECRET_ACCESS_KEY=..., private_key: ...
+const SECRET_PAIR =
+  /(?<![\w-])([\w-]{0,64}?(?:password|passwd|pwd|secret|token|api[_-]?key|private[_-]?key|access[_-]?key|credential)[\w-]{0,32})(["']?\s*[=:]\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\n&;,}]+)/gi
+const AUTHORIZATION = /\b(bearer|basic)\s+[\w.~+/=-]+/gi
 
 /**
  * Text safe to show outside the process (health bodies, metrics): every URL
  * is reduced to its `host:port` (no scheme, user, password, path or query),
- * `user:password@host` to the host, and `password=...`-style pairs and
- * bearer tokens lose their values.
+ * `user:password@host` to the host, the values of `password=...`-style pairs
+ * (to the end of the line when unquoted) and bearer tokens are blanked, and
+ * the text is cut to 2000 characters.
  *
  * @example
  * scrubSecrets('connect to postgres://app:s3cret@db:5432/app failed') // 'connect to db:5432 failed'
  */
 export function scrubSecrets(text: string): string {
-  return text
+  const bounded = text.length > MAX_LENGTH ? `${text.slice(0, MAX_LENGTH)}…` : text
+  return bounded
     .replace(URL_PATTERN, (_url, host: string) => host || '<address>')
     .replace(USERINFO, '$1')
     .replace(SECRET_PAIR, (_pair, key: string, separator: string, value: string) => {

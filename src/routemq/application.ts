@@ -132,6 +132,8 @@ export class Application {
       // finish before the modules they use are stopped.
       this.#dispatcher.refuse()
       await this.#dispatcher.drain(this.#options.drainTimeoutMs ?? 10_000)
+      // What is still running or held belongs to the failed attempt: never acknowledged.
+      this.#dispatcher.abandon()
       await this.#shutdown().catch((cleanup: unknown) => this.logger.error('cleanup after failed start failed', { error: cleanup }))
       this.#dispatcher.accept()
       this.#starting = undefined

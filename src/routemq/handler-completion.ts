@@ -1,8 +1,14 @@
 import type { MessageContext } from './message-context.js'
 
 const running = new WeakMap<MessageContext, Promise<unknown>>()
+
+interface Ownership {
+  readonly owner: object
+  pending: boolean
+}
+
 /** Contexts whose outcome a middleware took over (`trackOutcome`); the handler's own promise no longer counts. */
-const owned = new WeakSet<MessageContext>()
+const owners = new WeakMap<MessageContext, Ownership>()
 
 /**
  * Runs the route's handler and remembers its promise, so the dispatcher can
@@ -14,7 +20,7 @@ const owned = new WeakSet<MessageContext>()
  * const terminal = (ctx) => trackHandler(ctx, handler(ctx))
  */
 export function trackHandler(ctx: MessageContext, result: unknown): unknown {
-  if (result instanceof Promise && !owned.has(ctx)) {
+  if (result instanceof Promise && !owners.has(ctx)) {
     running.set(ctx, result)
     result.catch(noop)
   }
@@ -25,17 +31,24 @@ export function trackHandler(ctx: MessageContext, result: unknown): unknown {
  * For middleware that decides when, and how often, the rest of the chain
  * runs (a health gate holding a message, or running its handler again after
  * an outage): the message settles by `outcome`, not by the handler's own
- * promise, even if a middleware before it did not await `next(ctx)`. The
- * outermost such middleware wins.
+ * promise, even if a middleware before it did not await `next(ctx)`. While
+ * one owner's outcome is pending, another's is ignored (the outermost gate
+ * wins); the same owner, or anyone once it settled (a retrying middleware
+ * before the gate), replaces it.
  *
  * @example
- * handle(ctx, next) { const outcome = this.#hold(ctx, next); trackOutcome(ctx, outcome); return outcome }
+ * handle(ctx, next) { const outcome = this.#hold(ctx, next); trackOutcome(ctx, outcome, this); return outcome }
  */
-export function trackOutcome(ctx: MessageContext, outcome: Promise<unknown>): void {
-  if (owned.has(ctx)) return
-  owned.add(ctx)
+export function trackOutcome(ctx: MessageContext, outcome: Promise<unknown>, owner: object): void {
+  const current = owners.get(ctx)
+  if (current && current.pending && current.owner !== owner) return
+  const ownership: Ownership = { owner, pending: true }
+  owners.set(ctx, ownership)
   running.set(ctx, outcome)
-  outcome.catch(noop)
+  const settled = (): void => {
+    ownership.pending = false
+  }
+  outcome.then(settled, settled)
 }
 
 /** Resolves when the handler of `ctx` (or the middleware that owns its outcome) settled; rejects with its error. */

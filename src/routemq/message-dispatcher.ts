@@ -99,8 +99,8 @@ export class MessageDispatcher {
   #accepted = 0
   #running = 0
   #refusing = false
-  /** Set when stop() gave up waiting: whatever settles later is left unacknowledged, as the stop log says. */
-  #abandoned = false
+  /** Raised by abandon(): messages accepted before it settle unacknowledged, whatever their outcome. */
+  #generation = 0
   /** Messages waiting outside (a health gate) give their handler slot back meanwhile. */
   readonly #lot: ParkingLot = {
     park: () => {
@@ -161,16 +161,16 @@ export class MessageDispatcher {
   /** Takes messages again after `refuse()` (a failed start being retried). */
   accept(): void {
     this.#refusing = false
-    this.#abandoned = false
   }
 
   /**
-   * After a drain that timed out: messages still running or held settle
-   * unacknowledged whatever their outcome (the transport is closing; a
-   * persistent session gets them again).
+   * After a drain that timed out: the messages accepted so far settle
+   * unacknowledged, whatever their outcome (the transport is closing; a
+   * persistent session gets them again). Messages accepted afterwards (a
+   * retried start) are not affected.
    */
   abandon(): void {
-    this.#abandoned = true
+    this.#generation++
   }
 
   /** Waits until every accepted message settled, or `timeoutMs` passed. */
@@ -204,10 +204,11 @@ export class MessageDispatcher {
 
   async #run({ message, match }: Pending): Promise<void> {
     let settled = false
+    const generation = this.#generation
     const settle = (acknowledge: boolean): void => {
       if (settled) return
       settled = true
-      message.settle(acknowledge && !this.#abandoned)
+      message.settle(acknowledge && generation === this.#generation)
     }
     try {
       await this.#handle(message, match, settle)
@@ -281,6 +282,9 @@ export class MessageDispatcher {
       const handler = handlerSettled(ctx)
       if (handler) await handler
     } catch (error) {
+      // A middleware that failed (a timeout racing next(ctx)) while the handler, or a gate holding
+      // the message, is still at work: settling now would acknowledge a message nothing handled yet.
+      await handlerSettled(ctx)?.catch(noop)
       this.#counts.failed++
       this.#log.error('handler failed', { topic: message.topic, route: route.name ?? route.pattern, error })
       return this.#settleFailed(message, policy, settle)
@@ -323,6 +327,8 @@ export class MessageDispatcher {
     message.settle(true)
   }
 }
+
+function noop(): void {}
 
 /** True when the message carries subscription identifiers and none is its matched route's. */
 function isOverlapCopy(message: InboundMessage, route: Route): boolean {

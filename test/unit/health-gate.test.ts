@@ -13,9 +13,14 @@ interface SetupOptions {
   /** Middleware put before the gate. */
   readonly before?: readonly MiddlewareFunction[]
   readonly maxInFlight?: number
+  /** Start the monitor before any message. Default true. */
+  readonly start?: boolean
 }
 
-async function setup(gateOptions: Omit<HealthGateOptions, 'monitor'> = {}, { onError = 'ack', before = [], maxInFlight = 100 }: SetupOptions = {}) {
+async function setup(
+  gateOptions: Omit<HealthGateOptions, 'monitor'> = {},
+  { onError = 'ack', before = [], maxInFlight = 100, start = true }: SetupOptions = {},
+) {
   const monitor = new HealthMonitor({ recheckMinIntervalMs: 5 })
   const db: { up: boolean; answer?: Promise<void> } = { up: true }
   monitor.register({
@@ -26,17 +31,22 @@ async function setup(gateOptions: Omit<HealthGateOptions, 'monitor'> = {}, { onE
     },
     isOutage: (error) => error instanceof Outage,
   })
-  await monitor.start()
+  if (start) await monitor.start()
   const handled: string[] = []
   /** Per message: whether its handler had finished when it was settled. */
   const handledAtSettle = new Map<string, boolean>()
   let failNext = 0
+  let failPlainly = 0
   const gate = healthGate('db', { monitor, ...gateOptions })
   const router = new Router()
   router.on('devices/{id}', async (ctx) => {
     if (failNext > 0) {
       failNext--
       throw new Outage('connection refused')
+    }
+    if (failPlainly > 0) {
+      failPlainly--
+      throw new Error('flaky')
     }
     handled.push(String(ctx.payload))
   }, { qos: 1, middleware: [...before, gate] })
@@ -73,7 +83,7 @@ async function setup(gateOptions: Omit<HealthGateOptions, 'monitor'> = {}, { onE
       answer()
     }
   }
-  return { monitor, gate, dispatcher, send, setDb, handled, handledAtSettle, slowChecks, failOutages: (n: number) => (failNext = n) }
+  return { monitor, gate, dispatcher, send, setDb, handled, handledAtSettle, slowChecks, failOutages: (n: number) => (failNext = n), failPlainly: (n: number) => (failPlainly = n) }
 }
 
 const tick = () => new Promise((resolve) => setImmediate(resolve))
@@ -133,6 +143,69 @@ describe('healthGate', () => {
     assert.equal(await message.settled, true)
     assert.deepEqual(handled, ['a'])
     assert.equal(handledAtSettle.get('a'), true, 'acknowledged after the handler ran')
+    monitor.stop()
+  })
+
+  it('settles by the last run when a middleware before the gate retries a failed handler', async () => {
+    const retry: MiddlewareFunction = async (ctx, next) => {
+      try {
+        return await next(ctx)
+      } catch {
+        return await next(ctx)
+      }
+    }
+    const { send, handled, monitor, dispatcher, failPlainly } = await setup({}, { before: [retry], onError: 'redeliver' })
+    failPlainly(1)
+    assert.equal(await send('1', 'a').settled, true, 'the retry succeeded, so it is acknowledged')
+    assert.deepEqual(handled, ['a'])
+    assert.deepEqual([dispatcher.stats.handled, dispatcher.stats.failed], [1, 0])
+    monitor.stop()
+  })
+
+  it('waits for a held message when a middleware before the gate gives up on it, and keeps the slot limit', async () => {
+    const impatient: MiddlewareFunction = (ctx, next) =>
+      Promise.race([next(ctx), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), 20))])
+    const { send, setDb, handled, handledAtSettle, monitor, dispatcher } = await setup({}, { before: [impatient], maxInFlight: 1 })
+    await setDb(false)
+    const held = send('1', 'h')
+    await new Promise((resolve) => setTimeout(resolve, 40))
+    assert.deepEqual(held.settlements, [], 'not settled while held, though the middleware gave up')
+    await setDb(true)
+    assert.equal(await held.settled, true, "then failed, and acknowledged by the 'ack' policy")
+    assert.equal(handledAtSettle.get('h'), true, 'after its handler ran')
+    assert.deepEqual(handled, ['h'])
+    assert.equal(dispatcher.stats.failed, 1)
+    const others = [send('1', 'o1', 'other'), send('2', 'o2', 'other')]
+    await Promise.all(others.map((m) => m.settled))
+    assert.equal(dispatcher.stats.inFlight, 0, 'every slot given back')
+    monitor.stop()
+  })
+
+  it('releases messages held before the monitor started once it has', async () => {
+    const { send, handled, monitor, gate } = await setup({ maxHoldMs: 30_000 }, { start: false })
+    const message = send('1', 'a')
+    await tick()
+    assert.equal(gate.stats.held, 1)
+    await monitor.start()
+    assert.equal(await message.settled, true)
+    assert.deepEqual(handled, ['a'])
+    assert.equal(gate.stats.rejected['max-hold-ms'], 0)
+    monitor.stop()
+  })
+
+  it('counts a held message before giving its slot away, so maxHeld and the order hold with one slot', async () => {
+    const { send, handled, monitor, gate, failOutages, slowChecks } = await setup({ maxHeld: 1 }, { maxInFlight: 1 })
+    failOutages(1)
+    const answer = slowChecks()
+    const first = send('1', 'first')
+    const second = send('2', 'second')
+    await tick()
+    assert.equal(gate.stats.held, 1, 'first is held after its outage; second was turned away, not held too')
+    assert.equal(gate.stats.rejected['max-held'], 1)
+    assert.deepEqual(handled, [], 'second did not overtake first')
+    answer()
+    await Promise.all([first.settled, second.settled])
+    assert.deepEqual(handled, ['first'])
     monitor.stop()
   })
 

@@ -34,11 +34,18 @@ describe('scrubSecrets', () => {
   it('reduces URLs to host:port and blanks password pairs', () => {
     assert.equal(scrubSecrets('to postgres://app:s3cret@db-1:5432/app?sslmode=require now'), 'to db-1:5432 now')
     assert.equal(scrubSecrets('mqtts://u:p@[::1]:8883/x'), '[::1]:8883')
-    assert.equal(scrubSecrets('host=db password=s3cret user=app'), 'host=db password=<redacted> user=app')
+    assert.equal(scrubSecrets('host=db password=s3cret user=app'), 'host=db password=<redacted>', 'unquoted: to the end of the line')
     assert.equal(scrubSecrets('no secrets here: ECONNREFUSED 127.0.0.1:5432'), 'no secrets here: ECONNREFUSED 127.0.0.1:5432')
     const cases: [string, string][] = [
       ['postgres://app:p@ss@db:5432/app', 'db:5432'],
-      ['access_token=abc123 next', 'access_token=<redacted> next'],
+      ['access_token=abc123&next=1', 'access_token=<redacted>&next=1'],
+      ['password=my secret phrase', 'password=<redacted>'],
+      ['user:p@ss@db.internal:5432 refused', 'db.internal:5432 refused'],
+      ['http://api/x?email=bob@corp.example', 'api'],
+      ['AWS_SECRET_ACCESS_KEY=abc', 'AWS_SECRET_ACCESS_KEY=<redacted>'],
+      ['private_key: "-----BEGIN KEY-----"', 'private_key: "<redacted>"'],
+      ['authorization: bearer abc.def', 'authorization: bearer <redacted>'],
+      ['{"password":"pa\\"ss word","user":"app"}', '{"password":"<redacted>","user":"app"}'],
       ['PGPASSWORD=hunter2', 'PGPASSWORD=<redacted>'],
       ['db_password: hunter2', 'db_password: <redacted>'],
       ['{"password":"hunter2","user":"app"}', '{"password":"<redacted>","user":"app"}'],
@@ -48,5 +55,8 @@ describe('scrubSecrets', () => {
       ['replica/127.0.0.1:5433 is behind', 'replica/127.0.0.1:5433 is behind'],
     ]
     for (const [input, expected] of cases) assert.equal(scrubSecrets(input), expected, input)
+    const long = scrubSecrets(`${'a:'.repeat(20_000)} password=x`)
+    assert.ok(long.length <= 2001, 'cut to 2000 characters')
+    assert.ok(!long.includes('password=x'))
   })
 })

@@ -10,7 +10,7 @@ export {
   composeMiddleware, type Middleware, type MiddlewareFunction, type MiddlewareLike, type Next,
   MessageContext, type MessageContextInit, type MatchedRoute, type RouteParams, type Publish,
   type MessageState,
-  currentMessage,
+  currentMessage, parkMessage, type ParkingLot, trackOutcome, runToHandler,
   MessageDispatcher, type MessageDispatcherOptions, type DispatchStats, type DrainResult, type MessageOrdering,
   type RouteMqModule,
   type MqttTransport, type InboundMessage, type MessageReceiver, type MessageProperties, type PublishOptions,

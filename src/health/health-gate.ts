@@ -1,5 +1,5 @@
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { trackOutcome } from '../routemq/handler-completion.js'
+import { runToHandler, trackOutcome } from '../routemq/handler-completion.js'
 import type { MessageContext } from '../routemq/message-context.js'
 import { parkMessage } from '../routemq/message-parking.js'
 import type { Middleware, Next } from '../routemq/middleware.js'
@@ -157,7 +157,7 @@ export class HealthGate implements Middleware {
       if (released || (!this.#queues.get(route)?.length && monitor.isHealthy(this.dependencies, since))) {
         released = false
         try {
-          return await next(ctx)
+          return await runToHandler(ctx, next)
         } catch (error) {
           if (this.mode !== 'hold' || !this.dependencies.some((name) => monitor.isOutage(name, error))) throw error
           // Before the probes noticed: hold it until a check that started after this failure passes.
@@ -180,23 +180,22 @@ export class HealthGate implements Middleware {
     return new Promise<void>((resolve, reject) => {
       let queue = this.#queues.get(route)
       if (!queue) this.#queues.set(route, (queue = []))
-      let unpark = (): void => undefined
-      const end = (): void => {
+      let unpark = (): Promise<void> => Promise.resolve()
+      // Whatever ends the hold, the message goes on (or fails) only once it has a handler slot again.
+      const end = (): Promise<void> => {
         clearTimeout(timer)
         this.#held--
-        unpark()
+        return unpark()
       }
       const entry: Held = {
         seq,
         since,
         release: () => {
-          end()
           this.#released++
-          resolve()
+          void end().then(resolve)
         },
         reject: (error) => {
-          end()
-          reject(error)
+          void end().then(() => reject(error))
         },
       }
       const timer = setTimeout(() => {

@@ -107,7 +107,9 @@ export class HealthModule implements RouteMqModule {
 
   /** Fails readiness, waits the drain delay, stops the app; as SIGTERM does. */
   shutdown(reason?: string): Promise<void> {
-    if (!this.#shutdown || !this.#app) throw new InvalidOptionError('health.shutdown', 'graceful shutdown is off, or the module has not started')
+    if (!this.#shutdown || !this.#app) {
+      return Promise.reject(new InvalidOptionError('health.shutdown', 'graceful shutdown is off, or the module has not started'))
+    }
     return this.#shutdown.shutdown(reason)
   }
 

@@ -14,13 +14,14 @@ const AUTHORIZATION = /\b(bearer|basic)\s+[\w.~+/=-]+/gi
  * is reduced to its `host:port` (no scheme, user, password, path or query),
  * `user:password@host` to the host, the values of `password=...`-style pairs
  * (to the end of the line when unquoted) and bearer tokens are blanked, and
- * the text is cut to 2000 characters.
+ * the text is cut to 2000 characters (the token the cut falls in is dropped).
  *
  * @example
  * scrubSecrets('connect to postgres://app:s3cret@db:5432/app failed') // 'connect to db:5432 failed'
  */
 export function scrubSecrets(text: string): string {
-  const bounded = text.length > MAX_LENGTH ? `${text.slice(0, MAX_LENGTH)}…` : text
+  // The cut drops the token it falls in: half a URL or user:password@host would no longer match below.
+  const bounded = text.length > MAX_LENGTH ? `${text.slice(0, MAX_LENGTH).replace(/\S*$/, '')}…` : text
   return bounded
     .replace(URL_PATTERN, (_url, host: string) => host || '<address>')
     .replace(USERINFO, '$1')

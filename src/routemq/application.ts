@@ -25,7 +25,9 @@ export interface ApplicationOptions {
   readonly mqtt?: DefaultMqttTransportOptions
   /**
    * An explicit transport; a module registering `MQTT_TRANSPORT` wins over it.
-   * A failed `start()` closes it, so a retry needs the default transport (`mqtt`) or a module.
+   * A `start()` that fails once connecting closes it, so a retry then needs the
+   * default transport (`mqtt`) or a module; one that fails before (a module's
+   * start) leaves it untouched.
    */
   readonly transport?: MqttTransport
   /** Default `new ConsoleLogger()`. */
@@ -70,6 +72,8 @@ export class Application {
   readonly #dispatcher: MessageDispatcher
   readonly #transportFromModule: boolean
   #transport: MqttTransport | undefined
+  /** Whether this start got as far as connecting: only then has the transport anything to close. */
+  #connecting = false
   #started: RouteMqModule[] = []
   #state: State = 'created'
   #starting: Promise<void> | undefined
@@ -181,6 +185,7 @@ export class Application {
         "onError 'redeliver' with a clean session: failed messages are never redelivered, and each holds one of the broker's in-flight slots until the connection drops; use clean: false with a stable clientId",
       )
     }
+    this.#connecting = true
     await transport.connect(this.#dispatcher.receive)
     await transport.subscribe(this.router.subscriptions())
     this.#state = 'started'
@@ -217,10 +222,12 @@ export class Application {
   async #shutdown(): Promise<void> {
     const errors: unknown[] = []
     try {
-      await this.#transport?.close()
+      // A start that failed before connecting leaves the transport as it found it, so start() can be retried with it.
+      if (this.#connecting) await this.#transport?.close()
     } catch (error) {
       errors.push(error)
     }
+    this.#connecting = false
     for (const module of this.#started.reverse()) {
       try {
         await module.stop?.(this)

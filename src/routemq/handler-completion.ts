@@ -1,13 +1,15 @@
 import type { MessageContext } from './message-context.js'
 
-const running = new WeakMap<MessageContext, Promise<unknown>>()
+/** The latest promise of each context's handler. */
+const handlers = new WeakMap<MessageContext, Promise<unknown>>()
 
 interface Ownership {
   readonly owner: object
+  readonly outcome: Promise<unknown>
   pending: boolean
 }
 
-/** Contexts whose outcome a middleware took over (`trackOutcome`); the handler's own promise no longer counts. */
+/** Contexts whose outcome a middleware took over (`trackOutcome`). */
 const owners = new WeakMap<MessageContext, Ownership>()
 
 /**
@@ -20,8 +22,8 @@ const owners = new WeakMap<MessageContext, Ownership>()
  * const terminal = (ctx) => trackHandler(ctx, handler(ctx))
  */
 export function trackHandler(ctx: MessageContext, result: unknown): unknown {
-  if (result instanceof Promise && !owners.has(ctx)) {
-    running.set(ctx, result)
+  if (result instanceof Promise) {
+    handlers.set(ctx, result)
     result.catch(noop)
   }
   return result
@@ -34,7 +36,9 @@ export function trackHandler(ctx: MessageContext, result: unknown): unknown {
  * promise, even if a middleware before it did not await `next(ctx)`. While
  * one owner's outcome is pending, another's is ignored (the outermost gate
  * wins); the same owner, or anyone once it settled (a retrying middleware
- * before the gate), replaces it.
+ * before the gate), replaces it. Such middleware should itself wait for the
+ * handler it let run (`runToHandler`), in case a middleware after it did not
+ * await `next(ctx)`.
  *
  * @example
  * handle(ctx, next) { const outcome = this.#hold(ctx, next); trackOutcome(ctx, outcome, this); return outcome }
@@ -42,18 +46,36 @@ export function trackHandler(ctx: MessageContext, result: unknown): unknown {
 export function trackOutcome(ctx: MessageContext, outcome: Promise<unknown>, owner: object): void {
   const current = owners.get(ctx)
   if (current && current.pending && current.owner !== owner) return
-  const ownership: Ownership = { owner, pending: true }
+  const ownership: Ownership = { owner, outcome, pending: true }
   owners.set(ctx, ownership)
-  running.set(ctx, outcome)
   const settled = (): void => {
     ownership.pending = false
   }
   outcome.then(settled, settled)
 }
 
-/** Resolves when the handler of `ctx` (or the middleware that owns its outcome) settled; rejects with its error. */
+/**
+ * Runs `next(ctx)` and then waits for the handler it started, if any, even
+ * when a middleware further in did not await its own `next(ctx)`; rejects
+ * with the handler's error.
+ *
+ * @example
+ * const result = await runToHandler(ctx, next)
+ */
+export async function runToHandler(ctx: MessageContext, next: (ctx: MessageContext) => Promise<unknown>): Promise<unknown> {
+  const before = handlers.get(ctx)
+  const result = await next(ctx)
+  const handler = handlers.get(ctx)
+  if (handler !== undefined && handler !== before) await handler
+  return result
+}
+
+/**
+ * What the dispatcher waits for before settling: the outcome a middleware
+ * took over, else the handler's latest promise; rejects with its error.
+ */
 export function handlerSettled(ctx: MessageContext): Promise<unknown> | undefined {
-  return running.get(ctx)
+  return owners.get(ctx)?.outcome ?? handlers.get(ctx)
 }
 
 function noop(): void {}

@@ -7,6 +7,8 @@ export { composeMiddleware, type Middleware, type MiddlewareFunction, type Middl
 export { MessageContext, type MessageContextInit, type MatchedRoute, type RouteParams, type Publish } from './message-context.js'
 export type { MessageState } from './message-state.js'
 export { currentMessage } from './message-scope.js'
+export { parkMessage, type ParkingLot } from './message-parking.js'
+export { trackOutcome, runToHandler } from './handler-completion.js'
 export {
   MessageDispatcher, type MessageDispatcherOptions, type DispatchStats, type DrainResult, type MessageOrdering,
 } from './message-dispatcher.js'

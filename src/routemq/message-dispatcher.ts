@@ -101,16 +101,19 @@ export class MessageDispatcher {
   #refusing = false
   /** Raised by abandon(): messages accepted before it settle unacknowledged, whatever their outcome. */
   #generation = 0
+  /** Parked messages that may go on, waiting for a slot; served before #ready. */
+  readonly #resuming: (() => void)[] = []
   /** Messages waiting outside (a health gate) give their handler slot back meanwhile. */
   readonly #lot: ParkingLot = {
     park: () => {
       this.#running--
       this.#startReady()
     },
-    unpark: () => {
-      // Over the limit for a moment, if need be: a message that may go on must not wait for a slot again.
-      this.#running++
-    },
+    unpark: () =>
+      new Promise<void>((resume) => {
+        this.#resuming.push(resume)
+        this.#startReady()
+      }),
   }
   #idle: (() => void)[] = []
 
@@ -211,7 +214,7 @@ export class MessageDispatcher {
       message.settle(acknowledge && generation === this.#generation)
     }
     try {
-      await this.#handle(message, match, settle)
+      await this.#handle(message, match, settle, generation)
     } catch (error) {
       this.#log.error('message handling failed unexpectedly; left unacknowledged', { topic: message.topic, error })
     } finally {
@@ -244,13 +247,17 @@ export class MessageDispatcher {
   }
 
   #startReady(): void {
+    while (this.#running < this.#options.maxInFlight && this.#resuming.length > 0) {
+      this.#running++
+      this.#resuming.shift()!()
+    }
     while (this.#running < this.#options.maxInFlight && this.#ready.length > 0) {
       this.#running++
       void this.#run(this.#ready.shift()!)
     }
   }
 
-  async #handle(message: InboundMessage, match: RouteMatch, settle: (acknowledge: boolean) => void): Promise<void> {
+  async #handle(message: InboundMessage, match: RouteMatch, settle: (acknowledge: boolean) => void, generation: number): Promise<void> {
     const { route } = match
     const policy = route.onError ?? this.#options.onError
     let ctx: MessageContext
@@ -285,6 +292,8 @@ export class MessageDispatcher {
       // A middleware that failed (a timeout racing next(ctx)) while the handler, or a gate holding
       // the message, is still at work: settling now would acknowledge a message nothing handled yet.
       await handlerSettled(ctx)?.catch(noop)
+      // Abandoned by stop(): no error policy (no dead letter, no acknowledgement); it stays for redelivery.
+      if (generation !== this.#generation) return settle(false)
       this.#counts.failed++
       this.#log.error('handler failed', { topic: message.topic, route: route.name ?? route.pattern, error })
       return this.#settleFailed(message, policy, settle)

@@ -4,30 +4,31 @@ import { parkingLotOf, type MessageContext } from './message-context.js'
 export interface ParkingLot {
   /** The message no longer takes a handler slot. */
   park(): void
-  /** It takes one again. */
-  unpark(): void
+  /** It takes one again; resolves once one is free (before messages that wait to start). */
+  unpark(): Promise<void>
 }
 
 /**
  * Frees the handler slot of a message that waits on something outside the
- * application (a health gate holding it), so other messages run meanwhile;
- * call the returned function, exactly once, when it goes on. A message not
- * run by a dispatcher has no slot: then both do nothing.
+ * application (a health gate holding it), so other messages run meanwhile.
+ * Call the returned function, once, when it may go on, and go on when its
+ * promise resolves: it waits for a free slot, ahead of messages not yet
+ * started, so released messages never run more handlers than `maxInFlight`
+ * allows. A message not run by a dispatcher has no slot: then both do nothing.
  *
  * @example
  * const unpark = parkMessage(ctx)
- * try { await dependencyRecovered } finally { unpark() }
+ * await dependencyRecovered
+ * await unpark()
  */
-export function parkMessage(ctx: MessageContext): () => void {
+export function parkMessage(ctx: MessageContext): () => Promise<void> {
   const lot = parkingLotOf(ctx)
-  if (!lot) return noop
+  if (!lot) return resolved
   lot.park()
-  let done = false
-  return () => {
-    if (done) return
-    done = true
-    lot.unpark()
-  }
+  let taken: Promise<void> | undefined
+  return () => (taken ??= lot.unpark())
 }
 
-function noop(): void {}
+function resolved(): Promise<void> {
+  return Promise.resolve()
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { connectAsync, type MqttClient } from 'mqtt'
 import {
-  Application, ConnectionFailedError, Router, silentLogger, type MessageContext, type RouteMqModule,
+  Application, ConnectionFailedError, DefaultMqttTransport, Router, silentLogger, type MessageContext, type RouteMqModule,
 } from '../../src/index.js'
 import { startTopology, type Topology } from '../../src/testing/index.js'
 import { ChildApp } from '../support/child-app.js'
@@ -242,6 +242,27 @@ describe('Application on a real Mosquitto', function () {
     }
     await application.start()
     await publisher.publishAsync('retry/1', 'x', { qos: 1 })
+    assert.deepEqual(await handled.done, ['1'])
+  })
+
+  it('starts on retry with the same explicit transport after a module failed to start', async () => {
+    const handled = collector<string>(1)
+    const transport = new DefaultMqttTransport({ url: topology.brokers[0]!.url, clientId: 'explicit-retry', logger: silentLogger })
+    let attempts = 0
+    const flaky: RouteMqModule = {
+      register() {},
+      start() {
+        if (++attempts === 1) throw new Error('not yet')
+      },
+    }
+    const application = Application.create({
+      router: new Router().on('explicit/{n}', (ctx) => handled.push(ctx.params.n!), { qos: 1 }),
+      transport, modules: [flaky], logger: silentLogger,
+    })
+    cleanup.push(() => application.stop())
+    await assert.rejects(application.start(), /not yet/)
+    await application.start()
+    await publisher.publishAsync('explicit/1', 'x', { qos: 1 })
     assert.deepEqual(await handled.done, ['1'])
   })
 })

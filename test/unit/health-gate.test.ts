@@ -209,6 +209,101 @@ describe('healthGate', () => {
     monitor.stop()
   })
 
+  it('waits for the handler behind a middleware after the gate that does not await next(ctx)', async () => {
+    const careless: MiddlewareFunction = (ctx, next) => {
+      void next(ctx)
+    }
+    const monitor = new HealthMonitor()
+    let up = false
+    monitor.register({ name: 'db', rise: 1, fall: 1, intervalMs: 60_000, check: () => {
+      if (!up) throw new Error('down')
+    } })
+    await monitor.start()
+    const done: string[] = []
+    const router = new Router()
+    router.on('jobs/{id}', async (ctx) => {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      if (ctx.params.id === 'bad') throw new Error('handler failed')
+      done.push(ctx.params.id!)
+    }, { qos: 1, middleware: [healthGate('db', { monitor }), careless] })
+    const dispatcher = new MessageDispatcher({
+      router, container: rootContainerForTests(), publish: async () => undefined, logger: silentLogger,
+      onError: 'redeliver', maxInFlight: 10, maxQueued: 100, ordering: 'none',
+    })
+    const good = inbound('jobs/good', '')
+    const bad = inbound('jobs/bad', '')
+    dispatcher.receive(good)
+    dispatcher.receive(bad)
+    await tick()
+    up = true
+    await monitor.check('db')
+    assert.equal(await good.settled, true)
+    assert.deepEqual(done, ['good'], 'acknowledged after its handler finished')
+    assert.equal(await bad.settled, false, "the handler's failure reached the 'redeliver' policy")
+    assert.deepEqual([dispatcher.stats.handled, dispatcher.stats.failed], [1, 1])
+    monitor.stop()
+  })
+
+  it('lets released messages run no more handlers at once than maxInFlight', async () => {
+    const monitor = new HealthMonitor()
+    let up = false
+    monitor.register({ name: 'db', rise: 1, fall: 1, intervalMs: 60_000, check: () => {
+      if (!up) throw new Error('down')
+    } })
+    await monitor.start()
+    let running = 0
+    let most = 0
+    const order: string[] = []
+    const router = new Router()
+    router.on('jobs/{id}', async (ctx) => {
+      most = Math.max(most, ++running)
+      await new Promise((resolve) => setTimeout(resolve, 2))
+      order.push(ctx.params.id!)
+      running--
+    }, { qos: 1, middleware: [healthGate('db', { monitor })] })
+    const dispatcher = new MessageDispatcher({
+      router, container: rootContainerForTests(), publish: async () => undefined, logger: silentLogger,
+      onError: 'ack', maxInFlight: 2, maxQueued: 100, ordering: 'none',
+    })
+    const messages = Array.from({ length: 8 }, (_, i) => inbound(`jobs/${i}`, ''))
+    for (const message of messages) dispatcher.receive(message)
+    await tick()
+    up = true
+    await monitor.check('db')
+    await Promise.all(messages.map((m) => m.settled))
+    assert.equal(most, 2)
+    assert.deepEqual(order.map(Number).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7])
+    assert.equal(dispatcher.stats.inFlight, 0)
+    monitor.stop()
+  })
+
+  it('skips the error policy for a message abandoned by stop: no dead letter, not acknowledged', async () => {
+    const published: string[] = []
+    const monitor = new HealthMonitor()
+    monitor.register({ name: 'db', rise: 1, fall: 1, intervalMs: 60_000, check: () => {
+      throw new Error('down')
+    } })
+    await monitor.start()
+    const gate = healthGate('db', { monitor })
+    const router = new Router()
+    router.on('jobs/{id}', () => undefined, { qos: 1, middleware: [gate] })
+    const dispatcher = new MessageDispatcher({
+      router, container: rootContainerForTests(), publish: async (topic) => {
+        published.push(topic)
+      }, logger: silentLogger,
+      onError: { deadLetter: 'dl' }, maxInFlight: 10, maxQueued: 100, ordering: 'none',
+    })
+    const message = inbound('jobs/1', '')
+    dispatcher.receive(message)
+    await tick()
+    dispatcher.abandon()
+    gate.close()
+    assert.equal(await message.settled, false)
+    assert.deepEqual(published, [])
+    assert.equal(dispatcher.stats.failed, 0)
+    monitor.stop()
+  })
+
   it("gives a held message's handler slot to other messages meanwhile", async () => {
     const { send, setDb, handled, gate, monitor } = await setup({}, { maxInFlight: 2 })
     await setDb(false)

@@ -33,8 +33,8 @@ describe('HealthModule options', () => {
     assert.equal(new HealthModule({ metrics: false, http: false, shutdown: false }).metrics, undefined)
   })
 
-  it('refuses a programmatic shutdown before it started', () => {
-    assert.throws(() => new HealthModule({ http: false }).shutdown(), (e: unknown) => e instanceof InvalidOptionError && e.field === 'health.shutdown')
+  it('refuses a programmatic shutdown before it started', async () => {
+    await assert.rejects(new HealthModule({ http: false }).shutdown(), (e: unknown) => e instanceof InvalidOptionError && e.field === 'health.shutdown')
   })
 })
 

@@ -58,5 +58,7 @@ describe('scrubSecrets', () => {
     const long = scrubSecrets(`${'a:'.repeat(20_000)} password=x`)
     assert.ok(long.length <= 2001, 'cut to 2000 characters')
     assert.ok(!long.includes('password=x'))
+    const straddling = scrubSecrets(`${'x '.repeat(995)}user app:hunter2-long-secret@db:5432`)
+    assert.ok(!straddling.includes('hunter2'), 'a secret the cut falls in is dropped with its token')
   })
 })

@@ -125,9 +125,12 @@ export class HealthGate implements Middleware {
   }
 
   handle(ctx: MessageContext, next: Next): Promise<unknown> {
-    const outcome = this.#handle(ctx, next)
-    // The message settles by what the gate decides, even behind a middleware that did not await next(ctx).
+    // Registered before anything inside runs, so that the outermost gate owns the outcome: the message
+    // settles by what the gate decides, even behind a middleware that did not await next(ctx).
+    let settle!: { resolve: (value: unknown) => void; reject: (error: unknown) => void }
+    const outcome = new Promise<unknown>((resolve, reject) => (settle = { resolve, reject }))
     trackOutcome(ctx, outcome, this)
+    this.#handle(ctx, next).then(settle.resolve, settle.reject)
     return outcome
   }
 
@@ -180,22 +183,23 @@ export class HealthGate implements Middleware {
     return new Promise<void>((resolve, reject) => {
       let queue = this.#queues.get(route)
       if (!queue) this.#queues.set(route, (queue = []))
-      let unpark = (): Promise<void> => Promise.resolve()
-      // Whatever ends the hold, the message goes on (or fails) only once it has a handler slot again.
-      const end = (): Promise<void> => {
+      let unpark = (): void => undefined
+      const end = (): void => {
         clearTimeout(timer)
         this.#held--
-        return unpark()
+        unpark()
       }
       const entry: Held = {
         seq,
         since,
         release: () => {
+          end()
           this.#released++
-          void end().then(resolve)
+          resolve()
         },
         reject: (error) => {
-          void end().then(() => reject(error))
+          end()
+          reject(error)
         },
       }
       const timer = setTimeout(() => {

@@ -1,4 +1,4 @@
-/** Longer texts are cut first: every pattern below stays cheap however a server words its errors. */
+/** What is kept of a text; twice as much is scrubbed, so every pattern below stays cheap however a server words its errors. */
 const MAX_LENGTH = 2000
 // scheme://[userinfo up to the last @ before the path]host[:port][rest]
 const URL_PATTERN = /(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,30}:\/\/(?:[^\s/?#]*@)?([^\s/?#@]*)\S*/gi
@@ -20,9 +20,10 @@ const AUTHORIZATION = /\b(bearer|basic)\s+[\w.~+/=-]+/gi
  * scrubSecrets('connect to postgres://app:s3cret@db:5432/app failed') // 'connect to db:5432 failed'
  */
 export function scrubSecrets(text: string): string {
-  // The cut drops the token it falls in: half a URL or user:password@host would no longer match below.
-  const bounded = text.length > MAX_LENGTH ? `${text.slice(0, MAX_LENGTH).replace(/\S*$/, '')}…` : text
-  return bounded
+  // Scrubbed within a window twice the kept length; the window's cut drops the token it falls in (half a
+  // URL or user:password@host would no longer match), and only scrubbed text is cut to what is kept.
+  const window = text.length > 2 * MAX_LENGTH ? text.slice(0, 2 * MAX_LENGTH).replace(/\S*$/, '') : text
+  const scrubbed = window
     .replace(URL_PATTERN, (_url, host: string) => host || '<address>')
     .replace(USERINFO, '$1')
     .replace(SECRET_PAIR, (_pair, key: string, separator: string, value: string) => {
@@ -30,4 +31,5 @@ export function scrubSecrets(text: string): string {
       return `${key}${separator}${quote}<redacted>${quote}`
     })
     .replace(AUTHORIZATION, '$1 <redacted>')
+  return scrubbed.length > MAX_LENGTH || window.length < text.length ? `${scrubbed.slice(0, MAX_LENGTH)}…` : scrubbed
 }

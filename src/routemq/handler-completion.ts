@@ -11,6 +11,8 @@ interface Ownership {
 
 /** Contexts whose outcome a middleware took over (`trackOutcome`). */
 const owners = new WeakMap<MessageContext, Ownership>()
+/** The outcome registered last for each context, taken over or not: what a middleware further in is doing. */
+const latestOutcomes = new WeakMap<MessageContext, Promise<unknown>>()
 
 /**
  * Runs the route's handler and remembers its promise, so the dispatcher can
@@ -44,6 +46,9 @@ export function trackHandler(ctx: MessageContext, result: unknown): unknown {
  * handle(ctx, next) { const outcome = this.#hold(ctx, next); trackOutcome(ctx, outcome, this); return outcome }
  */
 export function trackOutcome(ctx: MessageContext, outcome: Promise<unknown>, owner: object): void {
+  // A middleware before this one may drop the promise unawaited; its rejection is reported by whoever settles.
+  outcome.catch(noop)
+  latestOutcomes.set(ctx, outcome)
   const current = owners.get(ctx)
   if (current && current.pending && current.owner !== owner) return
   const ownership: Ownership = { owner, outcome, pending: true }
@@ -55,19 +60,33 @@ export function trackOutcome(ctx: MessageContext, outcome: Promise<unknown>, own
 }
 
 /**
- * Runs `next(ctx)` and then waits for the handler it started, if any, even
- * when a middleware further in did not await its own `next(ctx)`; rejects
- * with the handler's error.
+ * Runs `next(ctx)`, then waits for what it started further in even if a
+ * middleware there did not await its own `next(ctx)` or gave up early (a
+ * timeout): a gate further in (its outcome), then the handler. Resolves with
+ * `next`'s result, or rejects with the first error among them.
  *
  * @example
  * const result = await runToHandler(ctx, next)
  */
 export async function runToHandler(ctx: MessageContext, next: (ctx: MessageContext) => Promise<unknown>): Promise<unknown> {
-  const before = handlers.get(ctx)
-  const result = await next(ctx)
-  const handler = handlers.get(ctx)
-  if (handler !== undefined && handler !== before) await handler
+  const handlerBefore = handlers.get(ctx)
+  const outcomeBefore = latestOutcomes.get(ctx)
+  let result: unknown
+  try {
+    result = await next(ctx)
+  } catch (error) {
+    await startedFurtherIn(ctx, handlerBefore, outcomeBefore).catch(noop)
+    throw error
+  }
+  await startedFurtherIn(ctx, handlerBefore, outcomeBefore)
   return result
+}
+
+async function startedFurtherIn(ctx: MessageContext, handlerBefore: Promise<unknown> | undefined, outcomeBefore: Promise<unknown> | undefined): Promise<void> {
+  const outcome = latestOutcomes.get(ctx)
+  if (outcome !== undefined && outcome !== outcomeBefore) await outcome
+  const handler = handlers.get(ctx)
+  if (handler !== undefined && handler !== handlerBefore) await handler
 }
 
 /**

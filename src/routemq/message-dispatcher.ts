@@ -101,20 +101,18 @@ export class MessageDispatcher {
   #refusing = false
   /** Raised by abandon(): messages accepted before it settle unacknowledged, whatever their outcome. */
   #generation = 0
-  /** Parked messages that may go on, waiting for a slot; served before #ready. */
-  readonly #resuming: (() => void)[] = []
   /** Messages waiting outside (a health gate) give their handler slot back meanwhile. */
   readonly #lot: ParkingLot = {
     park: () => {
       this.#running--
       this.#startReady()
     },
-    unpark: () =>
-      new Promise<void>((resume) => {
-        this.#resuming.push(resume)
-        this.#startReady()
-      }),
+    unpark: () => {
+      this.#running++
+    },
   }
+  /** True while #startReady runs: a message that parks at once must not start the next from inside its own frame. */
+  #starting = false
   #idle: (() => void)[] = []
 
   constructor(options: MessageDispatcherOptions) {
@@ -247,13 +245,16 @@ export class MessageDispatcher {
   }
 
   #startReady(): void {
-    while (this.#running < this.#options.maxInFlight && this.#resuming.length > 0) {
-      this.#running++
-      this.#resuming.shift()!()
-    }
-    while (this.#running < this.#options.maxInFlight && this.#ready.length > 0) {
-      this.#running++
-      void this.#run(this.#ready.shift()!)
+    // Not re-entered: a burst of messages that each park at once would otherwise nest one stack frame per message.
+    if (this.#starting) return
+    this.#starting = true
+    try {
+      while (this.#running < this.#options.maxInFlight && this.#ready.length > 0) {
+        this.#running++
+        void this.#run(this.#ready.shift()!)
+      }
+    } finally {
+      this.#starting = false
     }
   }
 

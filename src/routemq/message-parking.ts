@@ -4,31 +4,33 @@ import { parkingLotOf, type MessageContext } from './message-context.js'
 export interface ParkingLot {
   /** The message no longer takes a handler slot. */
   park(): void
-  /** It takes one again; resolves once one is free (before messages that wait to start). */
-  unpark(): Promise<void>
+  /** It takes one again, at once (over the limit for a moment, if need be). */
+  unpark(): void
 }
 
 /**
  * Frees the handler slot of a message that waits on something outside the
  * application (a health gate holding it), so other messages run meanwhile.
- * Call the returned function, once, when it may go on, and go on when its
- * promise resolves: it waits for a free slot, ahead of messages not yet
- * started, so released messages never run more handlers than `maxInFlight`
- * allows. A message not run by a dispatcher has no slot: then both do nothing.
+ * Call the returned function, once, when it goes on: it takes a slot again
+ * at once, even over `maxInFlight` for a moment. (Waiting for a free slot
+ * instead could deadlock: a middleware before the waiting one may hold a
+ * lock that the messages in the slots wait for.) A message not run by a
+ * dispatcher has no slot: then both do nothing.
  *
  * @example
  * const unpark = parkMessage(ctx)
- * await dependencyRecovered
- * await unpark()
+ * try { await dependencyRecovered } finally { unpark() }
  */
-export function parkMessage(ctx: MessageContext): () => Promise<void> {
+export function parkMessage(ctx: MessageContext): () => void {
   const lot = parkingLotOf(ctx)
-  if (!lot) return resolved
+  if (!lot) return noop
   lot.park()
-  let taken: Promise<void> | undefined
-  return () => (taken ??= lot.unpark())
+  let done = false
+  return () => {
+    if (done) return
+    done = true
+    lot.unpark()
+  }
 }
 
-function resolved(): Promise<void> {
-  return Promise.resolve()
-}
+function noop(): void {}

@@ -244,36 +244,129 @@ describe('healthGate', () => {
     monitor.stop()
   })
 
-  it('lets released messages run no more handlers at once than maxInFlight', async () => {
+  /** A monitor with `db`, switched by the test, and a dispatcher over `router`. */
+  async function bench(router: (monitor: HealthMonitor) => Router, options: { maxInFlight?: number; onError?: ErrorPolicy } = {}) {
     const monitor = new HealthMonitor()
-    let up = false
-    monitor.register({ name: 'db', rise: 1, fall: 1, intervalMs: 60_000, check: () => {
-      if (!up) throw new Error('down')
-    } })
+    const up: Record<string, boolean> = { db: false, api: false }
+    for (const name of ['db', 'api']) {
+      monitor.register({ name, rise: 1, fall: 1, intervalMs: 60_000, check: () => {
+        if (!up[name]) throw new Error('down')
+      } })
+    }
     await monitor.start()
-    let running = 0
-    let most = 0
-    const order: string[] = []
-    const router = new Router()
-    router.on('jobs/{id}', async (ctx) => {
-      most = Math.max(most, ++running)
-      await new Promise((resolve) => setTimeout(resolve, 2))
-      order.push(ctx.params.id!)
-      running--
-    }, { qos: 1, middleware: [healthGate('db', { monitor })] })
     const dispatcher = new MessageDispatcher({
-      router, container: rootContainerForTests(), publish: async () => undefined, logger: silentLogger,
-      onError: 'ack', maxInFlight: 2, maxQueued: 100, ordering: 'none',
+      router: router(monitor), container: rootContainerForTests(), publish: async () => undefined, logger: silentLogger,
+      onError: options.onError ?? 'ack', maxInFlight: options.maxInFlight ?? 10, maxQueued: 100_000, ordering: 'none',
     })
-    const messages = Array.from({ length: 8 }, (_, i) => inbound(`jobs/${i}`, ''))
-    for (const message of messages) dispatcher.receive(message)
+    const recover = async (names: readonly string[] = ['db', 'api']) => {
+      for (const name of names) up[name] = true
+      await Promise.all(names.map((name) => monitor.check(name)))
+    }
+    return { monitor, dispatcher, recover }
+  }
+
+  it('cannot deadlock with a lock taken before the gate: a released message takes its slot back at once', async () => {
+    let locked: Promise<void> | undefined
+    const lock: MiddlewareFunction = async (ctx, next) => {
+      while (locked) await locked
+      let unlock!: () => void
+      locked = new Promise<void>((resolve) => (unlock = resolve))
+      try {
+        return await next(ctx)
+      } finally {
+        locked = undefined
+        unlock()
+      }
+    }
+    const done: string[] = []
+    const { monitor, dispatcher, recover } = await bench((monitor) =>
+      new Router().on('jobs/{id}', (ctx) => {
+        done.push(ctx.params.id!)
+      }, { qos: 1, middleware: [lock, healthGate('db', { monitor })] }), { maxInFlight: 1 })
+    const a = inbound('jobs/a', '')
+    const b = inbound('jobs/b', '')
+    dispatcher.receive(a)
+    dispatcher.receive(b)
     await tick()
-    up = true
-    await monitor.check('db')
-    await Promise.all(messages.map((m) => m.settled))
-    assert.equal(most, 2)
-    assert.deepEqual(order.map(Number).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7])
+    await recover()
+    assert.deepEqual(await Promise.all([a.settled, b.settled]), [true, true])
+    assert.deepEqual(done, ['a', 'b'])
     assert.equal(dispatcher.stats.inFlight, 0)
+    monitor.stop()
+  })
+
+  it('waits for a handler that a timeout after the gate gave up on before settling', async () => {
+    const timeout: MiddlewareFunction = (ctx, next) =>
+      Promise.race([next(ctx), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), 10))])
+    let finished = false
+    const { monitor, dispatcher, recover } = await bench((monitor) =>
+      new Router().on('jobs/{id}', async () => {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        finished = true
+      }, { qos: 1, middleware: [healthGate('db', { monitor }), timeout] }))
+    await recover()
+    const message = inbound('jobs/1', '')
+    let finishedAtSettle: boolean | undefined
+    const settle = message.settle.bind(message)
+    dispatcher.receive({ ...message, settle: (ack) => ((finishedAtSettle = finished), settle(ack)) })
+    assert.equal(await message.settled, true, "failed by the timeout, acknowledged by 'ack'")
+    assert.equal(finishedAtSettle, true, 'only once the handler finished')
+    monitor.stop()
+  })
+
+  it('settles by the outer of two gates, and waits for the inner one behind a middleware that does not await', async () => {
+    const careless: MiddlewareFunction = (ctx, next) => {
+      void next(ctx)
+    }
+    const done: string[] = []
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    const { monitor, dispatcher, recover } = await bench((monitor) =>
+      new Router().on('jobs/{id}', (ctx) => {
+        done.push(ctx.params.id!)
+      }, { qos: 1, middleware: [healthGate('db', { monitor }), careless, healthGate('api', { monitor })] }), { maxInFlight: 1 })
+    const message = inbound('jobs/1', '')
+    dispatcher.receive(message)
+    await tick()
+    await recover()
+    assert.equal(await message.settled, true)
+    assert.deepEqual(done, ['1'], 'handled before it was acknowledged')
+    const expiring = await bench((monitor) =>
+      new Router().on('jobs/{id}', () => undefined, {
+        qos: 1, middleware: [healthGate('db', { monitor }), careless, healthGate('api', { monitor, maxHoldMs: 30 })],
+      }), { onError: 'redeliver' })
+    await expiring.recover(['db'])
+    const held = inbound('jobs/2', '')
+    expiring.dispatcher.receive(held)
+    assert.equal(await held.settled, false, "the inner gate's rejection reached the 'redeliver' policy")
+    await tick()
+    process.off('unhandledRejection', onUnhandled)
+    assert.deepEqual(unhandled, [])
+    monitor.stop()
+    expiring.monitor.stop()
+  })
+
+  it('holds a burst of queued messages without nesting a stack frame per message', async () => {
+    let release!: () => void
+    const busy = new Promise<void>((resolve) => (release = resolve))
+    const { monitor, dispatcher, recover } = await bench((monitor) => {
+      const router = new Router()
+      router.on('slow', () => busy, { qos: 1 })
+      router.on('jobs/{id}', () => undefined, { qos: 1, middleware: [healthGate('db', { monitor, maxHeld: 5000 })] })
+      return router
+    }, { maxInFlight: 1 })
+    const slow = inbound('slow', '')
+    dispatcher.receive(slow)
+    const burst = Array.from({ length: 3000 }, (_, i) => inbound(`jobs/${i}`, ''))
+    for (const message of burst) dispatcher.receive(message)
+    release()
+    await slow.settled
+    await tick()
+    assert.equal(burst.filter((m) => m.settlements.length > 0).length, 0, 'none settled while the dependency is down')
+    await recover()
+    assert.ok((await Promise.all(burst.map((m) => m.settled))).every(Boolean))
+    assert.equal(dispatcher.stats.handled, 3001)
     monitor.stop()
   })
 

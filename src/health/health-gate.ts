@@ -76,6 +76,8 @@ export class HealthGate implements Middleware {
   #monitor: HealthMonitor | undefined
   readonly #queues = new Map<string, Held[]>()
   readonly #pumping = new Set<string>()
+  /** Messages this gate is holding or running, by context. */
+  readonly #attempts = new WeakMap<MessageContext, Promise<unknown>>()
   /** Per route: aborts the pump's wait when the head of the queue changed. */
   readonly #wake = new Map<string, AbortController>()
   #seq = 0
@@ -125,12 +127,19 @@ export class HealthGate implements Middleware {
   }
 
   handle(ctx: MessageContext, next: Next): Promise<unknown> {
+    // A middleware before the gate that retries (after its own timeout) while this message is still held
+    // or running here joins that attempt: one message is held, parked and handled once.
+    const pending = this.#attempts.get(ctx)
+    if (pending) return pending
     // Registered before anything inside runs, so that the outermost gate owns the outcome: the message
     // settles by what the gate decides, even behind a middleware that did not await next(ctx).
     let settle!: { resolve: (value: unknown) => void; reject: (error: unknown) => void }
     const outcome = new Promise<unknown>((resolve, reject) => (settle = { resolve, reject }))
     trackOutcome(ctx, outcome, this)
-    this.#handle(ctx, next).then(settle.resolve, settle.reject)
+    this.#attempts.set(ctx, outcome)
+    this.#handle(ctx, next)
+      .finally(() => this.#attempts.delete(ctx))
+      .then(settle.resolve, settle.reject)
     return outcome
   }
 
@@ -183,11 +192,13 @@ export class HealthGate implements Middleware {
     return new Promise<void>((resolve, reject) => {
       let queue = this.#queues.get(route)
       if (!queue) this.#queues.set(route, (queue = []))
-      let unpark = (): void => undefined
+      let unpark: (() => void) | undefined
+      let ended = false
       const end = (): void => {
         clearTimeout(timer)
         this.#held--
-        unpark()
+        ended = true
+        unpark?.()
       }
       const entry: Held = {
         seq,
@@ -221,6 +232,8 @@ export class HealthGate implements Middleware {
       void this.#pump(monitor, route, queue)
       // Last: giving the slot back may run other messages at once, which must find this one queued and counted.
       unpark = parkMessage(ctx)
+      // One of them may already have ended this hold (closing the gate): take the slot back now.
+      if (ended) unpark()
     })
   }
 

@@ -347,6 +347,46 @@ describe('healthGate', () => {
     expiring.monitor.stop()
   })
 
+  it('holds a message once when a retrying timeout before the gate calls it again while held', async () => {
+    const retry: MiddlewareFunction = async (ctx, next) => {
+      try {
+        return await next(ctx)
+      } catch {
+        return await next(ctx)
+      }
+    }
+    const timeout: MiddlewareFunction = (ctx, next) =>
+      Promise.race([next(ctx), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), 10))])
+    let runs = 0
+    let running = 0
+    let most = 0
+    const { monitor, dispatcher, recover } = await bench((monitor) => {
+      const router = new Router()
+      router.on('jobs/{id}', () => {
+        runs++
+      }, { qos: 1, middleware: [retry, timeout, healthGate('db', { monitor })] })
+      router.on('free/{id}', async () => {
+        most = Math.max(most, ++running)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        running--
+      }, { qos: 1 })
+      return router
+    }, { maxInFlight: 1 })
+    const job = inbound('jobs/1', '')
+    dispatcher.receive(job)
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    const free = Array.from({ length: 3 }, (_, i) => inbound(`free/${i}`, ''))
+    for (const message of free) dispatcher.receive(message)
+    await Promise.all(free.map((m) => m.settled))
+    assert.equal(most, 1, 'the held message gave back one slot, not two')
+    await recover()
+    assert.equal(await job.settled, true)
+    assert.equal(runs, 1, 'handled once')
+    await tick()
+    assert.equal(dispatcher.stats.inFlight, 0)
+    monitor.stop()
+  })
+
   it('holds a burst of queued messages without nesting a stack frame per message', async () => {
     let release!: () => void
     const busy = new Promise<void>((resolve) => (release = resolve))

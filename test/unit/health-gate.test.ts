@@ -88,6 +88,19 @@ async function setup(
 
 const tick = () => new Promise((resolve) => setImmediate(resolve))
 
+/** Middleware that runs the rest of the chain once more when it fails. */
+const retry: MiddlewareFunction = async (ctx, next) => {
+  try {
+    return await next(ctx)
+  } catch {
+    return await next(ctx)
+  }
+}
+
+/** Middleware that gives up on the rest of the chain after `ms`. */
+const timeoutAfter = (ms: number): MiddlewareFunction => (ctx, next) =>
+  Promise.race([next(ctx), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), ms))])
+
 describe('healthGate', () => {
   it('lets messages straight through while the dependency is healthy', async () => {
     const { send, handled, monitor } = await setup()
@@ -147,13 +160,6 @@ describe('healthGate', () => {
   })
 
   it('settles by the last run when a middleware before the gate retries a failed handler', async () => {
-    const retry: MiddlewareFunction = async (ctx, next) => {
-      try {
-        return await next(ctx)
-      } catch {
-        return await next(ctx)
-      }
-    }
     const { send, handled, monitor, dispatcher, failPlainly } = await setup({}, { before: [retry], onError: 'redeliver' })
     failPlainly(1)
     assert.equal(await send('1', 'a').settled, true, 'the retry succeeded, so it is acknowledged')
@@ -163,8 +169,7 @@ describe('healthGate', () => {
   })
 
   it('waits for a held message when a middleware before the gate gives up on it, and keeps the slot limit', async () => {
-    const impatient: MiddlewareFunction = (ctx, next) =>
-      Promise.race([next(ctx), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), 20))])
+    const impatient = timeoutAfter(20)
     const { send, setDb, handled, handledAtSettle, monitor, dispatcher } = await setup({}, { before: [impatient], maxInFlight: 1 })
     await setDb(false)
     const held = send('1', 'h')
@@ -296,8 +301,7 @@ describe('healthGate', () => {
   })
 
   it('waits for a handler that a timeout after the gate gave up on before settling', async () => {
-    const timeout: MiddlewareFunction = (ctx, next) =>
-      Promise.race([next(ctx), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), 10))])
+    const timeout = timeoutAfter(10)
     let finished = false
     const { monitor, dispatcher, recover } = await bench((monitor) =>
       new Router().on('jobs/{id}', async () => {
@@ -348,15 +352,7 @@ describe('healthGate', () => {
   })
 
   it('holds a message once when a retrying timeout before the gate calls it again while held', async () => {
-    const retry: MiddlewareFunction = async (ctx, next) => {
-      try {
-        return await next(ctx)
-      } catch {
-        return await next(ctx)
-      }
-    }
-    const timeout: MiddlewareFunction = (ctx, next) =>
-      Promise.race([next(ctx), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), 10))])
+    const timeout = timeoutAfter(10)
     let runs = 0
     let running = 0
     let most = 0

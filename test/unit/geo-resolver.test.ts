@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { GeoDatabaseError } from '../../plugins/geoip/errors/geo-database-error.js'
+import { GeoResolver } from '../../plugins/geoip/geo-resolver.js'
+import { InvalidOptionError } from '../../src/index.js'
+import { MmdbUint, writeMmdb, type MmdbEntry } from '../support/mmdb-writer.js'
+
+/** GeoIP2-City-shaped records, as MaxMind's own test data has them. */
+function cityRecord(continent: string, country: string, subdivision?: string) {
+  return {
+    continent: { code: continent, geoname_id: new MmdbUint(1, 4), names: { en: continent } },
+    country: { iso_code: country, geoname_id: new MmdbUint(2, 4), names: { en: country } },
+    ...(subdivision ? { subdivisions: [{ iso_code: subdivision, names: { en: subdivision } }] } : {}),
+  }
+}
+
+const CITY: MmdbEntry[] = [
+  { network: '81.2.69.0/24', data: cityRecord('EU', 'GB', 'ENG') },
+  { network: '216.160.83.0/24', data: cityRecord('NA', 'US', 'WA') },
+  { network: '67.43.156.0/24', data: cityRecord('NA', 'US', 'NY') },
+  { network: '2a02:c7f::/32', data: cityRecord('EU', 'GB') },
+  { network: '2001:218::/32', data: cityRecord('AS', 'JP', '13') },
+  { network: '89.160.20.0/24', data: cityRecord('EU', 'SE') },
+]
+const RULES = [
+  { region: 'us-west', subdivisions: ['US-WA', 'US-CA'] },
+  { region: 'us-east', countries: ['US'] },
+  { region: 'eu-north', countries: ['SE'] },
+  { region: 'eu-west', continents: ['EU'] },
+  { region: 'apac', continents: ['AS', 'OC'] },
+]
+
+describe('GeoResolver on fixture databases', () => {
+  let dir: string
+  const open: GeoResolver[] = []
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'geo-resolver-'))
+  })
+  afterEach(() => {
+    while (open.length) open.pop()!.close()
+  })
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  async function resolver(entries: readonly MmdbEntry[], name: string, databaseType = 'GeoIP2-City', extra: { watch?: boolean; cacheSize?: number } = {}) {
+    const path = join(dir, name)
+    await writeFile(path, writeMmdb(entries, { databaseType }))
+    const geo = await GeoResolver.open({ database: path, rules: RULES, defaultRegion: 'global', watch: false, ...extra })
+    open.push(geo)
+    return { geo, path }
+  }
+
+  it('resolves IPv4, IPv6 and IPv4-mapped IPv6 in a City database, the most specific rule winning', async () => {
+    const { geo } = await resolver(CITY, 'city.mmdb')
+    const at = (ip: string) => {
+      const { country, continent, subdivision, region, reason } = geo.lookup(ip)
+      return { country, continent, subdivision, region, reason }
+    }
+    assert.deepEqual(at('216.160.83.56'), { country: 'US', continent: 'NA', subdivision: 'WA', region: 'us-west', reason: 'found' })
+    assert.deepEqual(at('67.43.156.1'), { country: 'US', continent: 'NA', subdivision: 'NY', region: 'us-east', reason: 'found' })
+    assert.deepEqual(at('89.160.20.112'), { country: 'SE', continent: 'EU', subdivision: undefined, region: 'eu-north', reason: 'found' })
+    assert.deepEqual(at('81.2.69.142'), { country: 'GB', continent: 'EU', subdivision: 'ENG', region: 'eu-west', reason: 'found' })
+    assert.deepEqual(at('2a02:c7f:1::5'), { country: 'GB', continent: 'EU', subdivision: undefined, region: 'eu-west', reason: 'found' })
+    assert.deepEqual(at('2001:218:1::1'), { country: 'JP', continent: 'AS', subdivision: '13', region: 'apac', reason: 'found' })
+    assert.equal(geo.lookup('::ffff:81.2.69.142').country, 'GB')
+    assert.equal(geo.lookup('::ffff:81.2.69.142').ip, '81.2.69.142')
+    assert.deepEqual(at('8.8.8.8'), { country: undefined, continent: undefined, subdivision: undefined, region: 'global', reason: 'not-found' })
+  })
+
+  it('reads flat country_code databases', async () => {
+    const { geo } = await resolver([
+      { network: '81.2.69.0/24', data: { country_code: 'GB' } },
+      { network: '216.160.83.0/24', data: { country_code: 'US' } },
+    ], 'flat.mmdb', 'ip-location-db-country')
+    assert.deepEqual([geo.lookup('216.160.83.1').country, geo.lookup('216.160.83.1').region], ['US', 'us-east'])
+    assert.deepEqual([geo.lookup('81.2.69.1').country, geo.lookup('81.2.69.1').region], ['GB', 'global'],
+      'no continent in the record, so a continent rule cannot match')
+  })
+
+  it('answers the default region with a reason, and never throws, for private, reserved, malformed and empty input', async () => {
+    const { geo } = await resolver(CITY, 'city-bad.mmdb')
+    const cases: [unknown, string][] = [
+      ['10.0.0.1', 'private'], ['192.168.1.20', 'private'], ['::1', 'private'], ['::ffff:192.168.0.1', 'private'],
+      ['203.0.113.9', 'reserved'], ['2001:db8::1', 'reserved'],
+      ['999.1.1.1', 'invalid'], ['banana', 'invalid'], [{ ip: 1 }, 'invalid'],
+      ['', 'empty'], [undefined, 'empty'], [null, 'empty'],
+    ]
+    for (const [input, reason] of cases) {
+      const location = geo.lookup(input)
+      assert.deepEqual([location.region, location.reason], ['global', reason], JSON.stringify(input))
+    }
+    assert.equal(geo.stats.reasons.private, 4)
+    assert.equal(geo.stats.reasons.invalid, 3)
+    assert.equal(geo.stats.reasons.empty, 3)
+  })
+
+  it('caches lookups, least recently used out first', async () => {
+    const { geo } = await resolver(CITY, 'city-cache.mmdb', 'GeoIP2-City', { cacheSize: 2 })
+    geo.lookup('81.2.69.1')
+    geo.lookup('81.2.69.2')
+    geo.lookup('81.2.69.1')
+    geo.lookup('81.2.69.3')
+    geo.lookup('81.2.69.1')
+    assert.equal(geo.stats.cacheHits, 2, '.1 stayed; .2 went when .3 came')
+    geo.lookup('81.2.69.2')
+    assert.equal(geo.stats.cacheHits, 2)
+    assert.equal(geo.stats.lookups, 6)
+  })
+
+  it('changes its answers when the database file is replaced, without a restart', async () => {
+    const { geo, path } = await resolver(CITY, 'city-live.mmdb', 'GeoIP2-City', { watch: true })
+    assert.equal(geo.lookup('81.2.69.1').region, 'eu-west')
+    const reloaded = new Promise<{ ok: boolean }>((resolve) => geo.onReload(resolve))
+    // As database updaters do: write a new file beside it, then rename it over the old one.
+    const next = join(dir, 'city-live.mmdb.new')
+    await writeFile(next, writeMmdb([{ network: '81.2.69.0/24', data: cityRecord('NA', 'US', 'CA') }], { databaseType: 'GeoIP2-City' }))
+    await rename(next, path)
+    assert.deepEqual(await reloaded, { ok: true })
+    assert.deepEqual([geo.lookup('81.2.69.1').country, geo.lookup('81.2.69.1').region], ['US', 'us-west'])
+    assert.equal(geo.stats.reloads, 1)
+  })
+
+  it('keeps the database it has when the replacement is corrupt', async () => {
+    const { geo, path } = await resolver(CITY, 'city-corrupt.mmdb')
+    await writeFile(path, 'not a database')
+    await geo.reload()
+    assert.equal(geo.stats.reloadFailures, 1)
+    assert.equal(geo.lookup('81.2.69.1').country, 'GB')
+  })
+
+  it('fails to open a missing or corrupt file with GeoDatabaseError naming the path, and bad rules with the rule', async () => {
+    const missing = join(dir, 'nope.mmdb')
+    await assert.rejects(GeoResolver.open({ database: missing, defaultRegion: 'x' }), (e: unknown) =>
+      e instanceof GeoDatabaseError && e.path === missing && e.message.includes(missing) && /no such file/.test(e.message))
+    const corrupt = join(dir, 'corrupt.mmdb')
+    await writeFile(corrupt, Buffer.alloc(64, 7))
+    await assert.rejects(GeoResolver.open({ database: corrupt, defaultRegion: 'x' }), (e: unknown) =>
+      e instanceof GeoDatabaseError && /is not a MaxMind DB/.test(e.message))
+    await assert.rejects(GeoResolver.open({ database: corrupt, defaultRegion: 'x', rules: [{ region: 'eu', countries: ['EUR'] }] }),
+      (e: unknown) => e instanceof InvalidOptionError && e.field === 'geo.rules[0].countries[0]')
+  })
+})

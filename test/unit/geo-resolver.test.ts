@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { GeoDatabaseError } from '../../plugins/geoip/errors/geo-database-error.js'
 import { GeoResolver } from '../../plugins/geoip/geo-resolver.js'
 import { InvalidOptionError } from '../../src/index.js'
@@ -141,5 +142,24 @@ describe('GeoResolver on fixture databases', () => {
       e instanceof GeoDatabaseError && /is not a MaxMind DB/.test(e.message))
     await assert.rejects(GeoResolver.open({ database: corrupt, defaultRegion: 'x', rules: [{ region: 'eu', countries: ['EUR'] }] }),
       (e: unknown) => e instanceof InvalidOptionError && e.field === 'geo.rules[0].countries[0]')
+  })
+
+  it('reads the real CC0 country database from @ip-location-db, IPv4-mapped addresses included', async () => {
+    const database = fileURLToPath(import.meta.resolve('@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb'))
+    const geo = await GeoResolver.open({
+      database, defaultRegion: 'global', watch: false,
+      rules: [{ region: 'americas', countries: ['US', 'UY'] }, { region: 'europe', countries: ['NL', 'GB'] }, { region: 'apac', countries: ['AU'] }],
+    })
+    open.push(geo)
+    // Addresses of the regional internet registries and a public resolver: where they are registered does not move.
+    const expected: [string, string, string][] = [
+      ['8.8.8.8', 'US', 'americas'], ['200.3.14.10', 'UY', 'americas'], ['193.0.6.139', 'NL', 'europe'],
+      ['202.12.29.205', 'AU', 'apac'], ['196.216.2.1', 'ZA', 'global'], ['2001:4860:4860::8888', 'US', 'americas'],
+      ['::ffff:193.0.6.139', 'NL', 'europe'],
+    ]
+    for (const [ip, country, region] of expected) {
+      const location = geo.lookup(ip)
+      assert.deepEqual([location.country, location.region, location.reason], [country, region, 'found'], ip)
+    }
   })
 })

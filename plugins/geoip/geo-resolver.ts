@@ -2,6 +2,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { Reader, type Response } from 'maxmind'
+import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import { classifyAddress } from './address-class.js'
@@ -11,6 +12,15 @@ import { RegionRules, type RegionRule } from './region-rules.js'
 /** Why a lookup gave the region it gave. */
 export type GeoReason = 'found' | 'not-found' | 'empty' | 'invalid' | 'private' | 'reserved'
 
+/** What a region offers its devices and messages; all optional. */
+export interface RegionEndpoints {
+  /** Broker URLs for devices of the region, nearest first (for redirects). */
+  readonly brokers?: readonly string[]
+  readonly apiUrls?: readonly string[]
+  /** Replica ids (as the replica pool names them) that serve the region. */
+  readonly replicas?: readonly string[]
+}
+
 /** Where an address is, and the region it belongs to. */
 export interface GeoLocation {
   /** The address looked up (IPv4-mapped IPv6 as IPv4); `''` when there was none. */
@@ -19,6 +29,8 @@ export interface GeoLocation {
   readonly country: string | undefined
   readonly subdivision: string | undefined
   readonly region: string
+  /** The region's endpoints, `{}` when none are configured. */
+  readonly endpoints: RegionEndpoints
   readonly reason: GeoReason
 }
 
@@ -29,6 +41,8 @@ export interface GeoResolverOptions {
   readonly rules?: readonly RegionRule[]
   /** The region of addresses no rule matches, and of private, reserved, bad and unknown ones. */
   readonly defaultRegion: string
+  /** Per region (the default or one a rule names). */
+  readonly endpoints?: Readonly<Record<string, RegionEndpoints>>
   /** Lookups remembered (least recently used go first). Default 10 000; 0 for none. */
   readonly cacheSize?: number
   /** Reload when the file is replaced. Default true. */
@@ -70,6 +84,7 @@ interface GeoRecord {
 export class GeoResolver {
   readonly #path: string
   readonly #rules: RegionRules
+  readonly #endpoints: ReadonlyMap<string, RegionEndpoints>
   readonly #cacheSize: number
   readonly #log: Logger
   readonly #cache = new Map<string, GeoLocation>()
@@ -88,6 +103,7 @@ export class GeoResolver {
   private constructor(options: GeoResolverOptions, rules: RegionRules, reader: Reader<Response>, version: string) {
     this.#path = options.database
     this.#rules = rules
+    this.#endpoints = new Map(Object.entries(options.endpoints ?? {}).map(([region, endpoints]) => [region, Object.freeze({ ...endpoints })]))
     this.#cacheSize = options.cacheSize ?? 10_000
     this.#log = safeLogger(options.logger ?? silentLogger)
     this.#reader = reader
@@ -97,6 +113,17 @@ export class GeoResolver {
   /** Opens the database; a missing or corrupt file fails with `GeoDatabaseError` naming the path. */
   static async open(options: GeoResolverOptions): Promise<GeoResolver> {
     const rules = RegionRules.compile({ rules: options.rules, defaultRegion: options.defaultRegion })
+    for (const [region, endpoints] of Object.entries(options.endpoints ?? {})) {
+      if (!rules.regions.includes(region)) {
+        throw new InvalidOptionError(`geo.endpoints.${region}`, `no rule names region "${region}"; regions: ${rules.regions.join(', ')}`)
+      }
+      for (const key of ['brokers', 'apiUrls', 'replicas'] as const) {
+        const list = endpoints?.[key]
+        if (list !== undefined && (!Array.isArray(list) || list.some((item) => typeof item !== 'string' || item === ''))) {
+          throw new InvalidOptionError(`geo.endpoints.${region}.${key}`, 'must be a list of non-empty strings')
+        }
+      }
+    }
     if (options.cacheSize !== undefined && (!Number.isInteger(options.cacheSize) || options.cacheSize < 0)) {
       throw new GeoDatabaseError(options.database, 'geo.cacheSize must be a whole number, 0 or more')
     }
@@ -181,7 +208,8 @@ export class GeoResolver {
 
   #located(ip: string, place: { country?: string | undefined; continent?: string | undefined; subdivision?: string | undefined }, reason: GeoReason): GeoLocation {
     const { region } = this.#rules.match(place)
-    return Object.freeze({ ip, continent: place.continent, country: place.country, subdivision: place.subdivision, region, reason })
+    const endpoints = this.#endpoints.get(region) ?? NO_ENDPOINTS
+    return Object.freeze({ ip, continent: place.continent, country: place.country, subdivision: place.subdivision, region, endpoints, reason })
   }
 
   #watch(): void {
@@ -218,6 +246,8 @@ export class GeoResolver {
     }
   }
 }
+
+const NO_ENDPOINTS: RegionEndpoints = Object.freeze({})
 
 async function fileVersion(path: string): Promise<string> {
   const info = await stat(path)

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { GeoDatabaseError } from '../../plugins/geoip/errors/geo-database-error.js'
 import { GeoResolver } from '../../plugins/geoip/geo-resolver.js'
+import { geoRegion } from '../../plugins/geoip/geo-region.js'
 import { InvalidOptionError } from '../../src/index.js'
 import { MmdbUint, writeMmdb, type MmdbEntry } from '../support/mmdb-writer.js'
 
@@ -161,5 +162,16 @@ describe('GeoResolver on fixture databases', () => {
       const location = geo.lookup(ip)
       assert.deepEqual([location.country, location.region, location.reason], [country, region, 'found'], ip)
     }
+  })
+
+  it('names bad endpoints and bad geoRegion options', async () => {
+    const { geo, path } = await resolver(CITY, 'city-options.mmdb')
+    await assert.rejects(GeoResolver.open({ database: path, defaultRegion: 'global', endpoints: { mars: { brokers: ['mqtt://x'] } } }),
+      (e: unknown) => e instanceof InvalidOptionError && e.field === 'geo.endpoints.mars')
+    await assert.rejects(GeoResolver.open({ database: path, defaultRegion: 'global', endpoints: { global: { brokers: 'mqtt://x' as never } } }),
+      (e: unknown) => e instanceof InvalidOptionError && e.field === 'geo.endpoints.global.brokers')
+    assert.throws(() => geoRegion({ ip: {} as never, resolver: geo }), (e: unknown) => e instanceof InvalidOptionError && e.field === 'geoRegion.ip')
+    assert.throws(() => geoRegion({ ip: { payload: 'ip' }, resolver: undefined as never }),
+      (e: unknown) => e instanceof InvalidOptionError && e.field === 'geoRegion.resolver')
   })
 })

@@ -1,0 +1,77 @@
+import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import type { MessageContext } from '../../src/routemq/message-context.js'
+import type { Middleware, Next } from '../../src/routemq/middleware.js'
+import type { GeoLocation, GeoResolver } from './geo-resolver.js'
+
+declare module '../../src/routemq/message-state.js' {
+  interface MessageState {
+    /** Set by `geoRegion()`: where the sender is, its region and the region's endpoints. */
+    geo?: GeoLocation
+  }
+}
+
+/**
+ * Where a message's sender address is: a field of its JSON payload (dotted
+ * path), an MQTT 5 user property, a topic parameter, or a function.
+ */
+export type IpSource =
+  | { readonly payload: string }
+  | { readonly userProperty: string }
+  | { readonly param: string }
+  | ((ctx: MessageContext) => unknown)
+
+/** Options of `geoRegion`. */
+export interface GeoRegionOptions {
+  readonly ip: IpSource
+  readonly resolver: GeoResolver
+}
+
+/**
+ * Route middleware that resolves the sender's address and sets
+ * `ctx.state.geo` (`{ ip, country, continent, subdivision, region,
+ * endpoints, reason }`) before the handler runs; the replica pool then
+ * prefers replicas of that region for the message's reads. An address that
+ * is missing or bad gets the default region (and says why); the message is
+ * never failed for it.
+ *
+ * @example
+ * router.on('devices/{id}/telemetry', save, { middleware: [geoRegion({ ip: { payload: 'ip' }, resolver })] })
+ */
+export function geoRegion(options: GeoRegionOptions): Middleware {
+  const read = ipReader(options?.ip)
+  const resolver = options?.resolver
+  if (!resolver || typeof resolver.lookup !== 'function') throw new InvalidOptionError('geoRegion.resolver', 'pass the GeoResolver to ask')
+  return {
+    handle(ctx: MessageContext, next: Next) {
+      ctx.state.geo = resolver.lookup(read(ctx))
+      return next(ctx)
+    },
+  }
+}
+
+function ipReader(source: IpSource | undefined): (ctx: MessageContext) => unknown {
+  if (typeof source === 'function') {
+    return (ctx) => {
+      try {
+        return source(ctx)
+      } catch {
+        return undefined
+      }
+    }
+  }
+  if (source && typeof source === 'object') {
+    if ('payload' in source && typeof source.payload === 'string' && source.payload !== '') {
+      const path = source.payload.split('.')
+      return (ctx) => path.reduce<unknown>((value, key) => (value && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined), ctx.payload)
+    }
+    if ('userProperty' in source && typeof source.userProperty === 'string' && source.userProperty !== '') {
+      const name = source.userProperty
+      return (ctx) => ctx.userProperty(name)
+    }
+    if ('param' in source && typeof source.param === 'string' && source.param !== '') {
+      const name = source.param
+      return (ctx) => ctx.params[name]
+    }
+  }
+  throw new InvalidOptionError('geoRegion.ip', "say where the sender's address is: { payload: 'field' }, { userProperty: 'name' }, { param: 'name' } or a function")
+}

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Kysely, sql } from 'kysely'
+import { connectAsync, type MqttClient } from 'mqtt'
+import { GeoResolver, type GeoLocation } from '../../plugins/geoip/geo-resolver.js'
+import { geoRegion } from '../../plugins/geoip/geo-region.js'
+import { Application, ReadOnly, ReplicaPool, ReplicatedPostgresDialect, Router, silentLogger } from '../../src/index.js'
+import { startTopology, type Topology } from '../../src/testing/index.js'
+import { writeMmdb } from '../support/mmdb-writer.js'
+
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+interface Database {}
+
+class Servers {
+  constructor(readonly db: Kysely<Database>) {}
+
+  /** The port of the server that answers, as it reports itself. */
+  @ReadOnly()
+  async port(): Promise<number> {
+    const { rows } = await sql<{ port: number }>`select inet_server_port() as port`.execute(this.db)
+    return Number(rows[0]!.port)
+  }
+}
+
+describe('geoRegion on a real broker and replicas tagged by region', function () {
+  this.timeout(60_000)
+  let topology: Topology
+  let dir: string
+  let devices: MqttClient | undefined
+  const cleanup: (() => Promise<unknown>)[] = []
+
+  before(async () => {
+    topology = await startTopology({ brokers: 1, replicas: 2 })
+    dir = await mkdtemp(join(tmpdir(), 'geo-it-'))
+  })
+  after(async () => {
+    while (cleanup.length) await cleanup.pop()!().catch(() => undefined)
+    await devices?.endAsync()
+    await topology?.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it("sets ctx.state.geo from the sender's address, and the message's reads go to a replica of its region", async () => {
+    const database = join(dir, 'city.mmdb')
+    await writeFile(database, writeMmdb([
+      { network: '81.2.69.0/24', data: { continent: { code: 'EU' }, country: { iso_code: 'GB' } } },
+      { network: '216.160.83.0/24', data: { continent: { code: 'NA' }, country: { iso_code: 'US' }, subdivisions: [{ iso_code: 'WA' }] } },
+    ], { databaseType: 'GeoIP2-City' }))
+    const [eu, us] = topology.replicas
+    const resolver = await GeoResolver.open({
+      database, watch: false, defaultRegion: 'eu',
+      rules: [{ region: 'eu', continents: ['EU'] }, { region: 'us', countries: ['US'] }],
+      endpoints: { us: { brokers: ['mqtts://us.example:8883'] } },
+    })
+    cleanup.push(async () => resolver.close())
+    const pool = await ReplicaPool.create({
+      primary: topology.primary!.url,
+      replicas: [{ url: eu!.url, region: 'eu' }, { url: us!.url, region: 'us' }],
+    })
+    const db = new Kysely<Database>({ dialect: new ReplicatedPostgresDialect(pool) })
+    cleanup.push(() => db.destroy())
+    const servers = new Servers(db)
+
+    const seen: { id: string; geo: GeoLocation; port: number }[] = []
+    let onSeen: (() => void) | undefined
+    const router = new Router()
+    router.on('devices/{id}/hello', async (ctx) => {
+      seen.push({ id: ctx.params.id!, geo: ctx.state.geo!, port: await servers.port() })
+      onSeen?.()
+    }, { qos: 1, middleware: [geoRegion({ ip: { payload: 'ip' }, resolver })] })
+    router.on('devices/{id}/ping', async (ctx) => {
+      seen.push({ id: ctx.params.id!, geo: ctx.state.geo!, port: await servers.port() })
+      onSeen?.()
+    }, { qos: 1, middleware: [geoRegion({ ip: { userProperty: 'client-ip' }, resolver })] })
+    const app = Application.create({ router, mqtt: { url: topology.brokers[0]!.url }, logger: silentLogger })
+    await app.start()
+    cleanup.push(() => app.stop())
+
+    devices = await connectAsync(topology.brokers[0]!.url, { clientId: 'geo-devices', protocolVersion: 5 })
+    const sends: [string, string, Record<string, string>?][] = []
+    for (let i = 0; i < 10; i++) {
+      sends.push([`devices/us-${i}/hello`, JSON.stringify({ ip: '216.160.83.56' })])
+      sends.push([`devices/eu-${i}/hello`, JSON.stringify({ ip: '81.2.69.142' })])
+    }
+    sends.push(['devices/us-prop/ping', '', { 'client-ip': '::ffff:216.160.83.1' }])
+    sends.push(['devices/bad/hello', JSON.stringify({ ip: 'not-an-ip' })])
+    const all = new Promise<void>((resolve) => (onSeen = () => seen.length === sends.length && resolve()))
+    for (const [topic, body, userProperties] of sends) {
+      await devices.publishAsync(topic, body, { qos: 1, ...(userProperties ? { properties: { userProperties } } : {}) })
+    }
+    await all
+
+    for (const { id, geo, port } of seen) {
+      const region = id.startsWith('us') ? 'us' : 'eu'
+      assert.equal(geo.region, region, id)
+      assert.equal(port, region === 'us' ? us!.port : eu!.port, `${id}: read on the ${region} replica`)
+    }
+    const us0 = seen.find((s) => s.id === 'us-0')!.geo
+    assert.deepEqual([us0.ip, us0.country, us0.continent, us0.subdivision, us0.reason], ['216.160.83.56', 'US', 'NA', 'WA', 'found'])
+    assert.deepEqual(us0.endpoints, { brokers: ['mqtts://us.example:8883'] })
+    assert.equal(seen.find((s) => s.id === 'us-prop')!.geo.ip, '216.160.83.1', 'from the MQTT 5 user property, IPv4-mapped')
+    assert.deepEqual([seen.find((s) => s.id === 'bad')!.geo.reason, seen.find((s) => s.id === 'bad')!.geo.region], ['invalid', 'eu'])
+    assert.equal(app.stats.failed, 0)
+  })
+})

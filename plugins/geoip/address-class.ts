@@ -1,33 +1,82 @@
-import { BlockList, isIPv4, isIPv6 } from 'node:net'
+import { isIPv6 } from 'node:net'
 
 /** Why an address is not looked up: not an address, or one no database places anywhere. */
 export type AddressClass = 'public' | 'empty' | 'invalid' | 'private' | 'reserved'
 
-const PRIVATE = new BlockList()
-PRIVATE.addSubnet('10.0.0.0', 8)
-PRIVATE.addSubnet('172.16.0.0', 12)
-PRIVATE.addSubnet('192.168.0.0', 16)
-PRIVATE.addSubnet('127.0.0.0', 8)
-PRIVATE.addSubnet('169.254.0.0', 16)
-PRIVATE.addSubnet('100.64.0.0', 10)
-PRIVATE.addSubnet('::1', 128, 'ipv6')
-PRIVATE.addSubnet('fc00::', 7, 'ipv6')
-PRIVATE.addSubnet('fe80::', 10, 'ipv6')
+/** [first address as a 32-bit number, prefix length] */
+type Range4 = readonly [number, number]
 
-const RESERVED = new BlockList()
-RESERVED.addSubnet('0.0.0.0', 8)
-RESERVED.addSubnet('192.0.0.0', 24)
-RESERVED.addSubnet('192.0.2.0', 24)
-RESERVED.addSubnet('198.18.0.0', 15)
-RESERVED.addSubnet('198.51.100.0', 24)
-RESERVED.addSubnet('203.0.113.0', 24)
-RESERVED.addSubnet('224.0.0.0', 4)
-RESERVED.addSubnet('240.0.0.0', 4)
-RESERVED.addSubnet('::', 128, 'ipv6')
-RESERVED.addSubnet('2001:db8::', 32, 'ipv6')
-RESERVED.addSubnet('ff00::', 8, 'ipv6')
-
+const ip4 = (a: number, b: number, c: number, d: number): number => ((a << 24) | (b << 16) | (c << 8) | d) >>> 0
+// Private, loopback, link-local and shared (carrier-grade NAT) space.
+const PRIVATE4: readonly Range4[] = [[ip4(10, 0, 0, 0), 8], [ip4(172, 16, 0, 0), 12], [ip4(192, 168, 0, 0), 16], [ip4(127, 0, 0, 0), 8], [ip4(169, 254, 0, 0), 16], [ip4(100, 64, 0, 0), 10]]
+// "This network", IETF protocol assignments, documentation, benchmarking, multicast and future use.
+const RESERVED4: readonly Range4[] = [
+  [ip4(0, 0, 0, 0), 8], [ip4(192, 0, 0, 0), 24], [ip4(192, 0, 2, 0), 24], [ip4(198, 18, 0, 0), 15], [ip4(198, 51, 100, 0), 24],
+  [ip4(203, 0, 113, 0), 24], [ip4(224, 0, 0, 0), 4], [ip4(240, 0, 0, 0), 4],
+]
 const MAPPED = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i
+
+/** Start and mask of each range, flat, for a loop without allocation. */
+function compile(ranges: readonly Range4[]): Uint32Array {
+  const flat = new Uint32Array(ranges.length * 2)
+  ranges.forEach(([start, bits], i) => {
+    flat[i * 2] = start
+    flat[i * 2 + 1] = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0
+  })
+  return flat
+}
+const PRIVATE4_FLAT = compile(PRIVATE4)
+const RESERVED4_FLAT = compile(RESERVED4)
+
+function inRanges(address: number, ranges: Uint32Array): boolean {
+  for (let i = 0; i < ranges.length; i += 2) if (((address & ranges[i + 1]!) >>> 0) === ranges[i]) return true
+  return false
+}
+
+/** A dotted-quad IPv4 address as a number, or -1; parsed by hand, as this runs for every uncached lookup. */
+function parseIPv4(text: string): number {
+  let value = 0
+  let part = 0
+  let digits = 0
+  let dots = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 48 && c <= 57) {
+      part = part * 10 + (c - 48)
+      if (++digits > 3 || part > 255) return -1
+    } else if (c === 46 && digits > 0 && dots < 3) {
+      value = value * 256 + part
+      part = 0
+      digits = 0
+      dots++
+    } else {
+      return -1
+    }
+  }
+  return dots === 3 && digits > 0 ? value * 256 + part : -1
+}
+
+function classify4(value: number, address: string): { readonly address: string; readonly kind: AddressClass } {
+  if (inRanges(value, PRIVATE4_FLAT)) return { address, kind: 'private' }
+  if (inRanges(value, RESERVED4_FLAT)) return { address, kind: 'reserved' }
+  return { address, kind: 'public' }
+}
+
+/** The first two 16-bit groups of a valid IPv6 address. */
+function leadingGroups(address: string): [number, number] {
+  if (address.startsWith('::')) return [0, 0]
+  const [first = '0', second = '0'] = address.split(':', 2)
+  return [parseInt(first, 16), second === '' ? 0 : parseInt(second, 16)]
+}
+
+function classify6(address: string): { readonly address: string; readonly kind: AddressClass } {
+  if (address === '::1') return { address, kind: 'private' }
+  if (address === '::') return { address, kind: 'reserved' }
+  const [h0, h1] = leadingGroups(address)
+  if ((h0 & 0xfe00) === 0xfc00 || (h0 & 0xffc0) === 0xfe80) return { address, kind: 'private' }
+  if ((h0 & 0xff00) === 0xff00 || (h0 === 0x2001 && h1 === 0x0db8)) return { address, kind: 'reserved' }
+  return { address, kind: 'public' }
+}
 
 /**
  * An address as the resolver will look it up: IPv4-mapped IPv6
@@ -39,24 +88,20 @@ const MAPPED = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i
  * classifyAddress('::ffff:10.0.0.1') // { address: '10.0.0.1', kind: 'private' }
  */
 export function classifyAddress(raw: unknown): { readonly address: string; readonly kind: AddressClass } {
-  if (raw === undefined || raw === null || (typeof raw === 'string' && raw.trim() === '')) return { address: '', kind: 'empty' }
-  if (typeof raw !== 'string') return { address: String(raw).slice(0, 64), kind: 'invalid' }
+  if (typeof raw !== 'string') {
+    if (raw === undefined || raw === null) return { address: '', kind: 'empty' }
+    return { address: String(raw).slice(0, 64), kind: 'invalid' }
+  }
+  const v4 = parseIPv4(raw)
+  if (v4 >= 0) return classify4(v4, raw)
   let address = raw.trim()
+  if (address === '') return { address: '', kind: 'empty' }
   if (address.startsWith('[') && address.endsWith(']')) address = address.slice(1, -1)
   const zone = address.indexOf('%')
   if (zone > 0) address = address.slice(0, zone)
-  const mapped = MAPPED.exec(address)
-  if (mapped) address = mapped[1]!
-  if (isIPv4(address)) {
-    if (PRIVATE.check(address, 'ipv4')) return { address, kind: 'private' }
-    if (RESERVED.check(address, 'ipv4')) return { address, kind: 'reserved' }
-    return { address, kind: 'public' }
-  }
-  if (isIPv6(address)) {
-    const lower = address.toLowerCase()
-    if (PRIVATE.check(lower, 'ipv6')) return { address: lower, kind: 'private' }
-    if (RESERVED.check(lower, 'ipv6')) return { address: lower, kind: 'reserved' }
-    return { address: lower, kind: 'public' }
-  }
+  const plain = MAPPED.exec(address)?.[1] ?? address
+  const mapped = parseIPv4(plain)
+  if (mapped >= 0) return classify4(mapped, plain)
+  if (isIPv6(address)) return classify6(address.toLowerCase())
   return { address: address.slice(0, 64), kind: 'invalid' }
 }

@@ -94,6 +94,23 @@ export class RegionRules {
     return new RegionRules(defaultRegion, [...regions], maps)
   }
 
+  /** `match(place).region`, without building objects: for per-lookup paths. */
+  regionOf(continent: string | undefined, country: string | undefined, subdivision: string | undefined): string {
+    if (subdivision !== undefined && country !== undefined) {
+      const region = this.#subdivisions.get(subdivision.includes('-') ? subdivision.toUpperCase() : `${country}-${subdivision}`.toUpperCase())
+      if (region !== undefined) return region
+    }
+    if (country !== undefined) {
+      const region = this.#countries.get(country.toUpperCase())
+      if (region !== undefined) return region
+    }
+    if (continent !== undefined) {
+      const region = this.#continents.get(continent.toUpperCase())
+      if (region !== undefined) return region
+    }
+    return this.defaultRegion
+  }
+
   /** The region of a place: its subdivision's rule, else its country's, else its continent's, else the default. */
   match(place: Place): RegionMatch {
     const country = place.country?.toUpperCase()

@@ -4,6 +4,7 @@ import { basename, dirname } from 'node:path'
 import { Reader, type Response } from 'maxmind'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
+import { LruMap } from '../../src/lru-map.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import { classifyAddress } from './address-class.js'
 import { GeoDatabaseError } from './errors/geo-database-error.js'
@@ -85,9 +86,9 @@ export class GeoResolver {
   readonly #path: string
   readonly #rules: RegionRules
   readonly #endpoints: ReadonlyMap<string, RegionEndpoints>
-  readonly #cacheSize: number
   readonly #log: Logger
-  readonly #cache = new Map<string, GeoLocation>()
+  /** Undefined with cacheSize 0. */
+  readonly #cache: LruMap<string, GeoLocation> | undefined
   readonly #reasons: Record<GeoReason, number> = { found: 0, 'not-found': 0, empty: 0, invalid: 0, private: 0, reserved: 0 }
   readonly #reloaded = new TypedEvent<{ readonly ok: boolean; readonly error?: unknown }>()
   #reader: Reader<Response>
@@ -104,7 +105,8 @@ export class GeoResolver {
     this.#path = options.database
     this.#rules = rules
     this.#endpoints = new Map(Object.entries(options.endpoints ?? {}).map(([region, endpoints]) => [region, Object.freeze({ ...endpoints })]))
-    this.#cacheSize = options.cacheSize ?? 10_000
+    const cacheSize = options.cacheSize ?? 10_000
+    this.#cache = cacheSize > 0 ? new LruMap(cacheSize) : undefined
     this.#log = safeLogger(options.logger ?? silentLogger)
     this.#reader = reader
     this.#version = version
@@ -136,24 +138,16 @@ export class GeoResolver {
   /** The place and region of `ip`; never throws. */
   lookup(ip: unknown): GeoLocation {
     this.#lookups++
-    const key = typeof ip === 'string' ? ip : undefined
-    if (key !== undefined && this.#cacheSize > 0) {
-      const cached = this.#cache.get(key)
-      if (cached !== undefined) {
-        this.#cacheHits++
-        this.#reasons[cached.reason]++
-        // Most recently used last.
-        this.#cache.delete(key)
-        this.#cache.set(key, cached)
-        return cached
-      }
+    const cache = typeof ip === 'string' ? this.#cache : undefined
+    const cached = cache?.get(ip as string)
+    if (cached !== undefined) {
+      this.#cacheHits++
+      this.#reasons[cached.reason]++
+      return cached
     }
     const location = this.#resolve(ip)
     this.#reasons[location.reason]++
-    if (key !== undefined && this.#cacheSize > 0) {
-      if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!)
-      this.#cache.set(key, location)
-    }
+    cache?.set(ip as string, location)
     return location
   }
 
@@ -235,7 +229,7 @@ export class GeoResolver {
       const loaded = await load(this.#path)
       this.#reader = loaded.reader
       this.#version = loaded.version
-      this.#cache.clear()
+      this.#cache?.clear()
       this.#reloads++
       this.#log.info('GeoIP database reloaded', { path: this.#path })
       this.#reloaded.emit({ ok: true })

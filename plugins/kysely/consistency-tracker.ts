@@ -1,3 +1,4 @@
+import { LruMap } from '../../src/lru-map.js'
 import { currentMessage } from '../../src/routemq/message-scope.js'
 import { AsyncLocalStorage } from 'node:async_hooks'
 
@@ -34,8 +35,7 @@ export function withConsistencyKey<T>(key: string, fn: () => T): T {
  */
 export class ConsistencyTracker {
   readonly #byMessage = new WeakMap<object, WriteMark>()
-  readonly #byKey = new Map<string, WriteMark>()
-  readonly #maxKeys: number
+  readonly #byKey: LruMap<string, WriteMark>
   readonly #unknownHorizonMs: number
 
   /**
@@ -44,7 +44,7 @@ export class ConsistencyTracker {
    * noted later than that replaces it. Infinity when there is no bound.
    */
   constructor(maxKeys: number, unknownHorizonMs: number) {
-    this.#maxKeys = maxKeys
+    this.#byKey = new LruMap(maxKeys)
     this.#unknownHorizonMs = unknownHorizonMs
   }
 
@@ -57,10 +57,7 @@ export class ConsistencyTracker {
   noteWrite(mark: WriteMark): void {
     const key = explicitKey.getStore()
     if (key !== undefined) {
-      const merged = this.#later(this.#byKey.get(key), mark)
-      this.#byKey.delete(key)
-      this.#byKey.set(key, merged)
-      if (this.#byKey.size > this.#maxKeys) this.#byKey.delete(this.#byKey.keys().next().value!)
+      this.#byKey.set(key, this.#later(this.#byKey.get(key), mark))
     }
     const message = currentMessage()
     if (message) this.#byMessage.set(message, this.#later(this.#byMessage.get(message), mark))
@@ -75,12 +72,8 @@ export class ConsistencyTracker {
     const byMessage = message ? this.#byMessage.get(message) : undefined
     const key = explicitKey.getStore()
     if (key === undefined) return byMessage
+    // Used keys stay: the map forgets the least recently used one.
     const byKey = this.#byKey.get(key)
-    if (byKey) {
-      // Used keys stay: the map forgets the least recently used one.
-      this.#byKey.delete(key)
-      this.#byKey.set(key, byKey)
-    }
     return byMessage && byKey ? this.#later(byKey, byMessage) : (byKey ?? byMessage)
   }
 

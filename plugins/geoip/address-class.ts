@@ -33,8 +33,8 @@ function inRanges(address: number, ranges: Uint32Array): boolean {
   return false
 }
 
-/** A dotted-quad IPv4 address as a number, or -1; parsed by hand, as this runs for every uncached lookup. */
-function parseIPv4(text: string): number {
+/** A dotted-quad IPv4 address as an unsigned 32-bit number, or -1; parsed by hand, as this runs for every uncached lookup. */
+export function parseIPv4(text: string): number {
   let value = 0
   let part = 0
   let digits = 0
@@ -56,23 +56,52 @@ function parseIPv4(text: string): number {
   return dots === 3 && digits > 0 ? value * 256 + part : -1
 }
 
-function classify4(value: number, address: string): { readonly address: string; readonly kind: AddressClass } {
-  if (inRanges(value, PRIVATE4_FLAT)) return { address, kind: 'private' }
-  if (inRanges(value, RESERVED4_FLAT)) return { address, kind: 'reserved' }
-  return { address, kind: 'public' }
+/** The class of an IPv4 address given as `parseIPv4` returns it. */
+export function ipv4Class(value: number): 'public' | 'private' | 'reserved' {
+  if (inRanges(value, PRIVATE4_FLAT)) return 'private'
+  if (inRanges(value, RESERVED4_FLAT)) return 'reserved'
+  return 'public'
 }
 
-/** The first two 16-bit groups of a valid IPv6 address. */
-function leadingGroups(address: string): [number, number] {
-  if (address.startsWith('::')) return [0, 0]
-  const [first = '0', second = '0'] = address.split(':', 2)
-  return [parseInt(first, 16), second === '' ? 0 : parseInt(second, 16)]
+function classify4(value: number, address: string): { readonly address: string; readonly kind: AddressClass } {
+  return { address, kind: ipv4Class(value) }
+}
+
+/**
+ * The eight 16-bit groups of an IPv6 address that `net.isIPv6` accepted
+ * (zone id already removed); a trailing dotted quad fills the last two.
+ */
+export function ipv6Groups(address: string): Uint16Array {
+  const groups = new Uint16Array(8)
+  let text = address
+  const tail: number[] = []
+  const lastColon = text.lastIndexOf(':')
+  if (text.indexOf('.', lastColon) > lastColon) {
+    const [a = 0, b = 0, c = 0, d = 0] = text.slice(lastColon + 1).split('.').map(Number)
+    tail.push((a << 8) | b, (c << 8) | d)
+    text = text.slice(0, lastColon + 1)
+    if (!text.endsWith('::')) text = text.slice(0, -1)
+  }
+  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((group) => parseInt(group, 16)))
+  const gap = text.indexOf('::')
+  const head = parse(gap >= 0 ? text.slice(0, gap) : text)
+  const rest = [...(gap >= 0 ? parse(text.slice(gap + 2)) : []), ...tail]
+  head.forEach((group, i) => (groups[i] = group))
+  rest.forEach((group, i) => (groups[8 - rest.length + i] = group))
+  return groups
 }
 
 function classify6(address: string): { readonly address: string; readonly kind: AddressClass } {
-  if (address === '::1') return { address, kind: 'private' }
-  if (address === '::') return { address, kind: 'reserved' }
-  const [h0, h1] = leadingGroups(address)
+  const groups = ipv6Groups(address)
+  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
+    // IPv4-mapped written in hex (::ffff:5102:45a0): the IPv4 address it maps.
+    const value = (groups[6]! * 0x10000 + groups[7]!) >>> 0
+    return classify4(value, `${value >>> 24}.${(value >>> 16) & 0xff}.${(value >>> 8) & 0xff}.${value & 0xff}`)
+  }
+  if (groups.every((group, i) => group === (i === 7 ? 1 : 0))) return { address, kind: 'private' }
+  if (groups.every((group) => group === 0)) return { address, kind: 'reserved' }
+  const h0 = groups[0]!
+  const h1 = groups[1]!
   if ((h0 & 0xfe00) === 0xfc00 || (h0 & 0xffc0) === 0xfe80) return { address, kind: 'private' }
   if ((h0 & 0xff00) === 0xff00 || (h0 === 0x2001 && h1 === 0x0db8)) return { address, kind: 'reserved' }
   return { address, kind: 'public' }

@@ -6,9 +6,11 @@ import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-erro
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import { LruMap } from '../../src/lru-map.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
-import { classifyAddress } from './address-class.js'
+import { classifyAddress, ipv4Class, ipv6Groups, parseIPv4 } from './address-class.js'
+import { continentOfCountry } from './continent-of-country.js'
 import { GeoDatabaseError } from './errors/geo-database-error.js'
 import { RegionRules, type RegionRule } from './region-rules.js'
+import { NOT_FOUND, SearchTree } from './search-tree.js'
 
 /** Why a lookup gave the region it gave. */
 export type GeoReason = 'found' | 'not-found' | 'empty' | 'invalid' | 'private' | 'reserved'
@@ -70,6 +72,25 @@ interface GeoRecord {
   readonly continent_code?: string
 }
 
+/** What a record says, resolved to a region once per record. */
+interface Place {
+  readonly continent: string | undefined
+  readonly country: string | undefined
+  readonly subdivision: string | undefined
+  readonly region: string
+  readonly endpoints: RegionEndpoints
+}
+
+/** A database as loaded: the reader decodes records, the tree finds them. */
+interface LoadedDatabase {
+  readonly reader: Reader<Response>
+  readonly tree: SearchTree
+  readonly version: string
+}
+
+/** Records remembered by pointer. GeoLite2-City has about 150 000 distinct records, a country database a few hundred. */
+const PLACE_CACHE_SIZE = 200_000
+
 /**
  * Resolves IP addresses to a place and a region with a MaxMind DB. It reads
  * GeoIP2/GeoLite2 City and Country records (`country.iso_code`,
@@ -91,8 +112,9 @@ export class GeoResolver {
   readonly #cache: LruMap<string, GeoLocation> | undefined
   readonly #reasons: Record<GeoReason, number> = { found: 0, 'not-found': 0, empty: 0, invalid: 0, private: 0, reserved: 0 }
   readonly #reloaded = new TypedEvent<{ readonly ok: boolean; readonly error?: unknown }>()
-  #reader: Reader<Response>
-  #version: string
+  #database: LoadedDatabase
+  /** Places by record pointer, for the database loaded now. */
+  #places = new Map<number, Place>()
   #lookups = 0
   #cacheHits = 0
   #reloads = 0
@@ -101,15 +123,14 @@ export class GeoResolver {
   #debounce: NodeJS.Timeout | undefined
   #reloading: Promise<void> | undefined
 
-  private constructor(options: GeoResolverOptions, rules: RegionRules, reader: Reader<Response>, version: string) {
+  private constructor(options: GeoResolverOptions, rules: RegionRules, database: LoadedDatabase) {
     this.#path = options.database
     this.#rules = rules
     this.#endpoints = new Map(Object.entries(options.endpoints ?? {}).map(([region, endpoints]) => [region, Object.freeze({ ...endpoints })]))
     const cacheSize = options.cacheSize ?? 10_000
     this.#cache = cacheSize > 0 ? new LruMap(cacheSize) : undefined
     this.#log = safeLogger(options.logger ?? silentLogger)
-    this.#reader = reader
-    this.#version = version
+    this.#database = database
   }
 
   /** Opens the database; a missing or corrupt file fails with `GeoDatabaseError` naming the path. */
@@ -129,8 +150,7 @@ export class GeoResolver {
     if (options.cacheSize !== undefined && (!Number.isInteger(options.cacheSize) || options.cacheSize < 0)) {
       throw new GeoDatabaseError(options.database, 'geo.cacheSize must be a whole number, 0 or more')
     }
-    const { reader, version } = await load(options.database)
-    const resolver = new GeoResolver(options, rules, reader, version)
+    const resolver = new GeoResolver(options, rules, await load(options.database))
     if (options.watch ?? true) resolver.#watch()
     return resolver
   }
@@ -185,25 +205,48 @@ export class GeoResolver {
   }
 
   #resolve(ip: unknown): GeoLocation {
-    const { address, kind } = classifyAddress(ip)
-    if (kind !== 'public') return this.#located(address, undefined, undefined, undefined, kind)
-    let record: GeoRecord | null
-    try {
-      record = this.#reader.get(address) as GeoRecord | null
-    } catch {
-      return this.#located(address, undefined, undefined, undefined, 'invalid')
+    // Dotted-quad IPv4, the common case, is parsed once and walked as a number.
+    const v4 = typeof ip === 'string' ? parseIPv4(ip) : -1
+    if (v4 >= 0) {
+      const kind = ipv4Class(v4)
+      return kind === 'public' ? this.#found(ip as string, this.#database.tree.find4(v4)) : this.#unplaced(ip as string, kind)
     }
-    if (!record) return this.#located(address, undefined, undefined, undefined, 'not-found')
+    const { address, kind } = classifyAddress(ip)
+    if (kind !== 'public') return this.#unplaced(address, kind)
+    const mapped = parseIPv4(address)
+    return this.#found(address, mapped >= 0 ? this.#database.tree.find4(mapped) : this.#database.tree.find6(ipv6Groups(address)))
+  }
+
+  #found(address: string, pointer: number): GeoLocation {
+    if (pointer === NOT_FOUND) return this.#unplaced(address, 'not-found')
+    let place = this.#places.get(pointer)
+    if (place === undefined) {
+      let record: GeoRecord | null
+      try {
+        record = this.#database.reader.get(address) as GeoRecord | null
+      } catch {
+        return this.#unplaced(address, 'invalid')
+      }
+      if (!record) return this.#unplaced(address, 'not-found')
+      place = this.#place(record)
+      if (this.#places.size >= PLACE_CACHE_SIZE) this.#places.clear()
+      this.#places.set(pointer, place)
+    }
+    return { ip: address, continent: place.continent, country: place.country, subdivision: place.subdivision, region: place.region, endpoints: place.endpoints, reason: 'found' }
+  }
+
+  #place(record: GeoRecord): Place {
     const country = record.country?.iso_code ?? record.country_code ?? record.registered_country?.iso_code
-    const continent = record.continent?.code ?? record.continent_code
+    const continent = record.continent?.code ?? record.continent_code ?? (country === undefined ? undefined : continentOfCountry(country))
     const subdivision = record.subdivisions?.[0]?.iso_code
-    return this.#located(address, continent, country, subdivision, 'found')
+    const region = this.#rules.regionOf(continent, country, subdivision)
+    return { continent, country, subdivision, region, endpoints: this.#endpoints.get(region) ?? NO_ENDPOINTS }
   }
 
   // Not frozen: results are shared through the cache and typed read-only; freezing cost a tenth of an uncached lookup.
-  #located(ip: string, continent: string | undefined, country: string | undefined, subdivision: string | undefined, reason: GeoReason): GeoLocation {
-    const region = this.#rules.regionOf(continent, country, subdivision)
-    return { ip, continent, country, subdivision, region, endpoints: this.#endpoints.get(region) ?? NO_ENDPOINTS, reason }
+  #unplaced(ip: string, reason: Exclude<GeoReason, 'found'>): GeoLocation {
+    const region = this.#rules.defaultRegion
+    return { ip, continent: undefined, country: undefined, subdivision: undefined, region, endpoints: this.#endpoints.get(region) ?? NO_ENDPOINTS, reason }
   }
 
   #watch(): void {
@@ -225,10 +268,9 @@ export class GeoResolver {
   async #reload(): Promise<void> {
     try {
       const version = await fileVersion(this.#path)
-      if (version === this.#version) return
-      const loaded = await load(this.#path)
-      this.#reader = loaded.reader
-      this.#version = loaded.version
+      if (version === this.#database.version) return
+      this.#database = await load(this.#path)
+      this.#places = new Map()
       this.#cache?.clear()
       this.#reloads++
       this.#log.info('GeoIP database reloaded', { path: this.#path })
@@ -248,7 +290,7 @@ async function fileVersion(path: string): Promise<string> {
   return `${info.ino}:${info.size}:${info.mtimeMs}`
 }
 
-async function load(path: string): Promise<{ reader: Reader<Response>; version: string }> {
+async function load(path: string): Promise<LoadedDatabase> {
   let version: string
   let bytes: Buffer
   try {
@@ -259,7 +301,8 @@ async function load(path: string): Promise<{ reader: Reader<Response>; version: 
     throw new GeoDatabaseError(path, code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? 'error'})`, error)
   }
   try {
-    return { reader: new Reader<Response>(bytes), version }
+    const reader = new Reader<Response>(bytes)
+    return { reader, tree: new SearchTree(bytes, reader.metadata), version }
   } catch (error) {
     throw new GeoDatabaseError(path, `is not a MaxMind DB (${error instanceof Error ? error.message : String(error)})`, error)
   }

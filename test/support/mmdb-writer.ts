@@ -31,6 +31,8 @@ export interface MmdbOptions {
   readonly ipVersion?: 4 | 6
   readonly languages?: readonly string[]
   readonly description?: Readonly<Record<string, string>>
+  /** Bits per search-tree record: 24, 28 or 32. Default 24. */
+  readonly recordSize?: 24 | 28 | 32
   /** `metadata.build_epoch`, seconds. Default 0, so fixtures are byte-for-byte reproducible. */
   readonly buildEpoch?: number
 }
@@ -48,12 +50,11 @@ interface Node {
 }
 type Child = Node | { readonly data: MmdbValue } | undefined
 
-const RECORD_BITS = 24
 const METADATA_MARKER = Buffer.from([0xab, 0xcd, 0xef, ...Buffer.from('MaxMind.com')])
 const SEPARATOR = 16
 
 /**
- * Writes a MaxMind DB (format 2.0: binary search tree with 24-bit records,
+ * Writes a MaxMind DB (format 2.0: binary search tree with 24, 28 or 32-bit records,
  * data section, metadata) from networks and their records, for test
  * fixtures; no npm package writes them. Covers what GeoIP2/GeoLite2 and
  * flat country databases use: maps, arrays, strings, unsigned integers,
@@ -66,6 +67,7 @@ const SEPARATOR = 16
  */
 export function writeMmdb(entries: readonly MmdbEntry[], options: MmdbOptions): Buffer {
   const ipVersion = options.ipVersion ?? 6
+  const recordBits = options.recordSize ?? 24
   const root: Node = { left: undefined, right: undefined }
   const sorted = entries.map((entry) => ({ ...parseNetwork(entry.network, ipVersion), data: entry.data })).sort((a, b) => a.length - b.length)
   for (const { bits, length, data } of sorted) insert(root, bits, length, { data })
@@ -87,15 +89,13 @@ export function writeMmdb(entries: readonly MmdbEntry[], options: MmdbOptions): 
     if ('data' in child) return nodeCount + SEPARATOR + data.offsetOf(child.data)
     return numbering.get(child)!
   }
-  const tree = Buffer.alloc(nodeCount * 6)
-  order.forEach((node, i) => {
-    tree.writeUIntBE(checkRecord(record(node.left)), i * 6, 3)
-    tree.writeUIntBE(checkRecord(record(node.right)), i * 6 + 3, 3)
-  })
+  const nodeBytes = recordBits / 4
+  const tree = Buffer.alloc(nodeCount * nodeBytes)
+  order.forEach((node, i) => writeNode(tree, i * nodeBytes, recordBits, checkRecord(record(node.left), recordBits), checkRecord(record(node.right), recordBits)))
 
   const metadata = encode({
     node_count: new MmdbUint(nodeCount, 4),
-    record_size: new MmdbUint(RECORD_BITS, 2),
+    record_size: new MmdbUint(recordBits, 2),
     ip_version: new MmdbUint(ipVersion, 2),
     database_type: options.databaseType,
     languages: [...(options.languages ?? ['en'])],
@@ -107,9 +107,25 @@ export function writeMmdb(entries: readonly MmdbEntry[], options: MmdbOptions): 
   return Buffer.concat([tree, Buffer.alloc(SEPARATOR), data.bytes(), METADATA_MARKER, metadata])
 }
 
-function checkRecord(value: number): number {
-  if (value >= 2 ** RECORD_BITS) throw new Error(`record value ${value} does not fit ${RECORD_BITS} bits; the fixture is too large`)
+function checkRecord(value: number, bits: number): number {
+  if (value >= 2 ** bits) throw new Error(`record value ${value} does not fit ${bits} bits; the fixture is too large`)
   return value
+}
+
+/** One node, two records, laid out as the format spec says for each record size. */
+function writeNode(tree: Buffer, at: number, bits: 24 | 28 | 32, left: number, right: number): void {
+  if (bits === 24) {
+    tree.writeUIntBE(left, at, 3)
+    tree.writeUIntBE(right, at + 3, 3)
+  } else if (bits === 28) {
+    // The middle byte holds the top four bits of the left record, then those of the right one.
+    tree.writeUIntBE(left % 0x1000000, at, 3)
+    tree[at + 3] = (Math.floor(left / 0x1000000) << 4) | Math.floor(right / 0x1000000)
+    tree.writeUIntBE(right % 0x1000000, at + 4, 3)
+  } else {
+    tree.writeUInt32BE(left, at)
+    tree.writeUInt32BE(right, at + 4)
+  }
 }
 
 function parseNetwork(network: string, ipVersion: 4 | 6): { bits: Uint8Array; length: number } {

@@ -69,17 +69,26 @@ describe('GeoResolver on fixture databases', () => {
     assert.deepEqual(at('2001:218:1::1'), { country: 'JP', continent: 'AS', subdivision: '13', region: 'apac', reason: 'found' })
     assert.equal(geo.lookup('::ffff:81.2.69.142').country, 'GB')
     assert.equal(geo.lookup('::ffff:81.2.69.142').ip, '81.2.69.142')
+    assert.deepEqual(at('::ffff:5102:458e'), at('81.2.69.142'), 'IPv4-mapped written in hex is the same address')
+    assert.equal(geo.lookup('::FFFF:5102:458E').ip, '81.2.69.142')
     assert.deepEqual(at('8.8.8.8'), { country: undefined, continent: undefined, subdivision: undefined, region: 'global', reason: 'not-found' })
   })
 
-  it('reads flat country_code databases', async () => {
+  it('reads flat country_code databases, deriving the continent from the country', async () => {
     const { geo } = await resolver([
       { network: '81.2.69.0/24', data: { country_code: 'GB' } },
       { network: '216.160.83.0/24', data: { country_code: 'US' } },
+      { network: '1.0.16.0/24', data: { country_code: 'JP' } },
+      { network: '5.5.5.0/24', data: { country_code: 'ZZ' } },
     ], 'flat.mmdb', 'ip-location-db-country')
-    assert.deepEqual([geo.lookup('216.160.83.1').country, geo.lookup('216.160.83.1').region], ['US', 'us-east'])
-    assert.deepEqual([geo.lookup('81.2.69.1').country, geo.lookup('81.2.69.1').region], ['GB', 'global'],
-      'no continent in the record, so a continent rule cannot match')
+    const at = (ip: string) => {
+      const { country, continent, region } = geo.lookup(ip)
+      return { country, continent, region }
+    }
+    assert.deepEqual(at('216.160.83.1'), { country: 'US', continent: 'NA', region: 'us-east' })
+    assert.deepEqual(at('81.2.69.1'), { country: 'GB', continent: 'EU', region: 'eu-west' }, 'the derived continent lets a continent rule match')
+    assert.deepEqual(at('1.0.16.9'), { country: 'JP', continent: 'AS', region: 'apac' })
+    assert.deepEqual(at('5.5.5.5'), { country: 'ZZ', continent: undefined, region: 'global' }, 'an unknown code has no continent')
   })
 
   it('answers the default region with a reason, and never throws, for private, reserved, malformed and empty input', async () => {

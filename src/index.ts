@@ -57,6 +57,7 @@ export {
 } from './health/index.js'
 export {
   LoadBalancingMetrics, type LoadBalancingMetricsOptions, type MeasuredApplication, type MeasuredGate,
+  type MeasuredLookups, type MeasuredGeoGate, isMeasuredLookups, isMeasuredGeoGate,
   type MeasuredPool, type PoolMetricsSnapshot, type BackendMetrics, type RequestObserved,
   healthScore, HealthScoreWindow, type HealthScoreInputs,
 } from './metrics/index.js'
@@ -82,3 +83,13 @@ export {
   TransactionAbortedError, isTransactionAbortedError,
   QueryTimeoutError, isQueryTimeoutError,
 } from '../plugins/kysely/index.js'
+export {
+  GeoResolver, type GeoResolverOptions, type GeoLocation, type GeoReason, type RegionEndpoints, type GeoResolverStats,
+  RegionRules, type RegionRule, type Place, type RegionMatch,
+  geoRegion, type GeoRegionOptions, type IpSource,
+  geoGate, GeoGate, type GeoGateOptions, type GeoPlaces, type GeoGateStats,
+  DeviceRedirects, brokerPoolHealth, type DeviceRedirectsOptions, type DeviceRedirect, type BrokerUrlHealth, type BrokerUrlState, type BrokerPoolLike,
+  classifyAddress, type AddressClass, continentOfCountry,
+  GeoDatabaseError, isGeoDatabaseError,
+  GeoBlockedError, isGeoBlockedError, type GeoBlockReason,
+} from '../plugins/geoip/index.js'

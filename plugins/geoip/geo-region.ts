@@ -1,5 +1,5 @@
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import type { MessageContext } from '../../src/routemq/message-context.js'
+import { MessageContext } from '../../src/routemq/message-context.js'
 import type { Middleware, Next } from '../../src/routemq/middleware.js'
 import type { GeoLocation, GeoResolver } from './geo-resolver.js'
 
@@ -8,6 +8,24 @@ declare module '../../src/routemq/message-state.js' {
     /** Set by `geoRegion()`: where the sender is, its region and the region's endpoints. */
     geo?: GeoLocation
   }
+}
+
+declare module '../../src/routemq/message-context.js' {
+  interface MessageContext<P extends RouteParams = RouteParams> {
+    /** The route parameters' type, as the class has it. */
+    readonly params: P
+    /** Where the sender is, as `geoRegion()` found it (`ctx.state.geo`); `undefined` on routes without it. */
+    readonly geo: GeoLocation | undefined
+  }
+}
+
+if (!Object.getOwnPropertyDescriptor(MessageContext.prototype, 'geo')) {
+  Object.defineProperty(MessageContext.prototype, 'geo', {
+    get(this: MessageContext): GeoLocation | undefined {
+      return this.state.geo
+    },
+    configurable: true,
+  })
 }
 
 /**
@@ -27,9 +45,9 @@ export interface GeoRegionOptions {
 }
 
 /**
- * Route middleware that resolves the sender's address and sets
- * `ctx.state.geo` (`{ ip, country, continent, subdivision, region,
- * endpoints, reason }`) before the handler runs; the replica pool then
+ * Route middleware that resolves the sender's address and sets `ctx.geo`
+ * (`{ ip, country, continent, subdivision, region, endpoints, reason }`,
+ * kept in `ctx.state.geo`) before the handler runs; the replica pool then
  * prefers replicas of that region for the message's reads. An address that
  * is missing or bad gets the default region (and says why); the message is
  * never failed for it.

@@ -2,6 +2,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { Reader, type Response } from 'maxmind'
+import type { HealthCheckDefinition, HealthCheckSource } from '../../src/health/health-check.js'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import { LruMap } from '../../src/lru-map.js'
@@ -103,7 +104,7 @@ const PLACE_CACHE_SIZE = 200_000
  * const geo = await GeoResolver.open({ database: 'GeoLite2-City.mmdb', defaultRegion: 'eu', rules: [{ region: 'us', countries: ['US'] }] })
  * geo.lookup('81.2.69.160') // { ip, country: 'GB', continent: 'EU', region: 'eu', reason: 'found', ... }
  */
-export class GeoResolver {
+export class GeoResolver implements HealthCheckSource {
   readonly #path: string
   readonly #rules: RegionRules
   readonly #endpoints: ReadonlyMap<string, RegionEndpoints>
@@ -122,6 +123,10 @@ export class GeoResolver {
   #watcher: FSWatcher | undefined
   #debounce: NodeJS.Timeout | undefined
   #reloading: Promise<void> | undefined
+  /** Why the file on disk could not replace the database in use; cleared by a reload that took. */
+  #reloadError: unknown
+  /** The file version that failed to load, so that the same bad file is not tried (and logged) again. */
+  #failedVersion: string | undefined
 
   private constructor(options: GeoResolverOptions, rules: RegionRules, database: LoadedDatabase) {
     this.#path = options.database
@@ -184,6 +189,37 @@ export class GeoResolver {
   /** The regions the rules name, the default first. */
   get regions(): readonly string[] {
     return this.#rules.regions
+  }
+
+  /**
+   * One non-critical check, `geo`: it fails while the file on disk cannot
+   * replace the database in use (missing, unreadable or corrupt; lookups
+   * carry on from the one loaded), and reports the database's age in days.
+   */
+  healthChecks(): readonly HealthCheckDefinition[] {
+    return [{
+      name: 'geo',
+      componentType: 'geoip-database',
+      critical: false,
+      intervalMs: 30_000,
+      rise: 1,
+      fall: 1,
+      check: async () => {
+        await this.#checkFile()
+        if (this.#reloadError !== undefined) {
+          const detail = this.#reloadError instanceof Error ? this.#reloadError.message : String(this.#reloadError)
+          throw new Error(`answering from the database loaded before; the file could not be loaded: ${detail}`)
+        }
+        const builtAt = this.#database.reader.metadata.buildEpoch.getTime()
+        return { observedValue: Math.round(((Date.now() - builtAt) / 86_400_000) * 10) / 10, observedUnit: 'days' }
+      },
+      watch: (recheck) => this.onReload(() => recheck()),
+    }]
+  }
+
+  /** The endpoints of a region, `{}` when it has none or is not one of `regions`. */
+  endpointsOf(region: string): RegionEndpoints {
+    return this.#endpoints.get(region) ?? NO_ENDPOINTS
   }
 
   /** After each reload attempt, whether it took. */
@@ -265,17 +301,38 @@ export class GeoResolver {
     }
   }
 
-  async #reload(): Promise<void> {
+  /** Notices a file that went missing or changed without a watch event (watching off, or a lost event). */
+  async #checkFile(): Promise<void> {
+    let version: string | undefined
     try {
-      const version = await fileVersion(this.#path)
-      if (version === this.#database.version) return
+      version = await fileVersion(this.#path)
+    } catch (error) {
+      this.#reloadError = new GeoDatabaseError(this.#path, 'is gone or unreadable', error)
+      return
+    }
+    if (version !== this.#database.version) await this.reload()
+    else this.#reloadError = undefined
+  }
+
+  async #reload(): Promise<void> {
+    let version: string | undefined
+    try {
+      version = await fileVersion(this.#path)
+      if (version === this.#database.version) {
+        this.#reloadError = undefined
+        return
+      }
+      if (version === this.#failedVersion) return
       this.#database = await load(this.#path)
       this.#places = new Map()
       this.#cache?.clear()
+      this.#reloadError = undefined
       this.#reloads++
       this.#log.info('GeoIP database reloaded', { path: this.#path })
       this.#reloaded.emit({ ok: true })
     } catch (error) {
+      this.#reloadError = error
+      this.#failedVersion = version
       this.#reloadFailures++
       this.#log.warn('GeoIP database not reloaded; keeping the previous one', { path: this.#path, error })
       this.#reloaded.emit({ ok: false, error })

@@ -3,7 +3,7 @@ import type { DependencyContainer } from '../routemq/container.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
 import type { Logger } from '../routemq/logger.js'
 import type { RouteMqModule } from '../routemq/route-mq-module.js'
-import { LoadBalancingMetrics, type LoadBalancingMetricsOptions } from '../metrics/load-balancing-metrics.js'
+import { isMeasuredGeoGate, isMeasuredLookups, LoadBalancingMetrics, type LoadBalancingMetricsOptions } from '../metrics/load-balancing-metrics.js'
 import type { MeasuredPool } from '../metrics/measured-pool.js'
 import { HEALTH_MONITOR, METRICS } from '../tokens.js'
 import type { Disposer } from '../typed-event.js'
@@ -18,7 +18,7 @@ export interface HealthModuleOptions {
   /** Default: a monitor of its own, logging to the application's logger. */
   readonly monitor?: HealthMonitor
   /**
-   * Pools (a `ReplicaPool`, a `BrokerPool`) whose checks are registered and whose metrics are collected.
+   * Pools (a `ReplicaPool`, a `BrokerPool`) and a `GeoResolver`, whose checks are registered and whose metrics are collected.
    * The application's transport is added when it is such a pool.
    */
   readonly sources?: readonly HealthCheckSource[]
@@ -73,7 +73,7 @@ export class HealthModule implements RouteMqModule {
     for (const check of options.checks ?? []) this.monitor.register(check)
     for (const [index, source] of (options.sources ?? []).entries()) {
       if (typeof source?.healthChecks !== 'function') {
-        throw new InvalidOptionError(`health.sources[${index}]`, 'must be a pool with healthChecks(), such as a BrokerPool or a ReplicaPool')
+        throw new InvalidOptionError(`health.sources[${index}]`, 'must have healthChecks(), such as a BrokerPool, a ReplicaPool or a GeoResolver')
       }
     }
     // Built now, so that a wrong option fails Application.create and nothing starts.
@@ -139,10 +139,18 @@ export class HealthModule implements RouteMqModule {
     const metrics = this.metrics
     if (metrics) {
       disposers.push(metrics.observeApplication(app), metrics.observeHealth(this.monitor))
-      for (const source of sources) if (isMeasuredPool(source)) disposers.push(metrics.observePool(source))
+      for (const source of sources) {
+        if (isMeasuredPool(source)) disposers.push(metrics.observePool(source))
+        if (isMeasuredLookups(source)) disposers.push(metrics.observeLookups(source))
+      }
     }
+    const geoGates = new Set<unknown>()
     for (const route of app.router.routes) {
       for (const layer of route.middleware) {
+        if (metrics && isMeasuredGeoGate(layer) && !geoGates.has(layer)) {
+          geoGates.add(layer)
+          disposers.push(metrics.observeGeoGate(layer))
+        }
         if (!(layer instanceof HealthGate)) continue
         const monitor = layer.monitor ?? this.monitor
         const unknown = layer.dependencies.filter((name) => !monitor.has(name))

@@ -27,6 +27,29 @@ export interface MeasuredGate {
   readonly stats: HealthGateStats
 }
 
+/** Anything that counts address lookups by outcome: a `GeoResolver`. */
+export interface MeasuredLookups {
+  readonly stats: { readonly lookups: number; readonly cacheHits: number; readonly reasons: Readonly<Record<string, number>> }
+}
+
+/** Anything that turns messages away by where they come from: a `geoGate`. */
+export interface MeasuredGeoGate {
+  readonly name: string
+  readonly stats: { readonly passed: number; readonly blockedBy: Readonly<Record<string, number>> }
+}
+
+/** True for middleware `observeGeoGate` can read (found on routes by the `HealthModule`). */
+export function isMeasuredGeoGate(value: unknown): value is MeasuredGeoGate {
+  const gate = value as Partial<MeasuredGeoGate> | null
+  return typeof gate?.name === 'string' && typeof gate.stats?.passed === 'number' && typeof gate.stats.blockedBy === 'object'
+}
+
+/** True for a source `observeLookups` can read. */
+export function isMeasuredLookups(value: unknown): value is MeasuredLookups {
+  const source = value as Partial<MeasuredLookups> | null
+  return typeof source?.stats?.lookups === 'number' && typeof source.stats.cacheHits === 'number' && typeof source.stats.reasons === 'object'
+}
+
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 const OUTCOMES = ['received', 'handled', 'failed', 'unmatched', 'malformed', 'refused', 'deadLettered', 'withheld', 'dropped', 'duplicateCopies'] as const
 
@@ -48,6 +71,8 @@ export class LoadBalancingMetrics {
   readonly #apps = new Set<MeasuredApplication>()
   readonly #gates = new Set<MeasuredGate>()
   readonly #monitors = new Set<HealthMonitor>()
+  readonly #lookups = new Set<MeasuredLookups>()
+  readonly #geoGates = new Set<MeasuredGeoGate>()
   readonly #requests: Counter<'pool' | 'backend'>
   readonly #failures: Counter<'pool' | 'backend'>
   readonly #duration: Histogram<'pool' | 'backend'>
@@ -66,6 +91,8 @@ export class LoadBalancingMetrics {
     const apps = this.#apps
     const gates = this.#gates
     const monitors = this.#monitors
+    const lookups = this.#lookups
+    const geoGates = this.#geoGates
     const score = this.#score
 
     this.#requests = new Counter({
@@ -156,6 +183,34 @@ export class LoadBalancingMetrics {
         }
       },
     })
+    new Counter({
+      name: `${p}geo_lookups_total`, help: 'GeoIP lookups by outcome: found, not-found (not in the database), empty, invalid, private, reserved.', labelNames: ['reason'], registers,
+      collect() {
+        this.reset()
+        for (const source of lookups) for (const [reason, count] of Object.entries(source.stats.reasons)) this.inc({ reason }, count)
+      },
+    })
+    new Counter({
+      name: `${p}geo_lookup_cache_hits_total`, help: 'GeoIP lookups answered from the address cache.', registers,
+      collect() {
+        this.reset()
+        for (const source of lookups) this.inc(source.stats.cacheHits)
+      },
+    })
+    new Counter({
+      name: `${p}geo_gate_blocked_total`, help: 'Messages a geoGate turned away, by reason (country, continent, region, not-allowed, unknown-location).', labelNames: ['gate', 'reason'], registers,
+      collect() {
+        this.reset()
+        for (const gate of geoGates) for (const [reason, count] of Object.entries(gate.stats.blockedBy)) this.inc({ gate: gate.name, reason }, count)
+      },
+    })
+    new Counter({
+      name: `${p}geo_gate_passed_total`, help: 'Messages a geoGate let through.', labelNames: ['gate'], registers,
+      collect() {
+        this.reset()
+        for (const gate of geoGates) this.inc({ gate: gate.name }, gate.stats.passed)
+      },
+    })
     new Gauge({
       name: `${p}health_check_up`, help: 'Whether a health check is healthy (1) or unhealthy or not yet known (0).', labelNames: ['check', 'critical'], registers,
       collect() {
@@ -211,6 +266,18 @@ export class LoadBalancingMetrics {
   observeGate(gate: MeasuredGate): Disposer {
     this.#gates.add(gate)
     return () => this.#gates.delete(gate)
+  }
+
+  /** Reads a GeoIP resolver's lookup counters at each scrape. */
+  observeLookups(source: MeasuredLookups): Disposer {
+    this.#lookups.add(source)
+    return () => this.#lookups.delete(source)
+  }
+
+  /** Reads a geoGate's counters at each scrape. */
+  observeGeoGate(gate: MeasuredGeoGate): Disposer {
+    this.#geoGates.add(gate)
+    return () => this.#geoGates.delete(gate)
   }
 
   /** Reads a monitor's check states at each scrape. */

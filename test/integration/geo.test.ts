@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Kysely, sql } from 'kysely'
 import { connectAsync, type MqttClient } from 'mqtt'
-import { GeoResolver, type GeoLocation } from '../../plugins/geoip/geo-resolver.js'
-import { geoRegion } from '../../plugins/geoip/geo-region.js'
-import { Application, ReadOnly, ReplicaPool, ReplicatedPostgresDialect, Router, silentLogger } from '../../src/index.js'
+import {
+  Application, BrokerPool, DeviceRedirects, GeoResolver, ReadOnly, ReplicaPool, ReplicatedPostgresDialect, Router, brokerPoolHealth, geoGate, geoRegion,
+  isGeoBlockedError, silentLogger, type GeoLocation,
+} from '../../src/index.js'
 import { startTopology, type Topology } from '../../src/testing/index.js'
 import { writeMmdb } from '../support/mmdb-writer.js'
 
@@ -42,7 +43,7 @@ describe('geoRegion on a real broker and replicas tagged by region', function ()
     await rm(dir, { recursive: true, force: true })
   })
 
-  it("sets ctx.state.geo from the sender's address, and the message's reads go to a replica of its region", async () => {
+  it("sets ctx.geo from the sender's address, the message's reads go to a replica of its region (another one once it dies), geoGate drops, hello gets brokers", async () => {
     const database = join(dir, 'city.mmdb')
     await writeFile(database, writeMmdb([
       { network: '81.2.69.0/24', data: { continent: { code: 'EU' }, country: { iso_code: 'GB' } } },
@@ -52,7 +53,7 @@ describe('geoRegion on a real broker and replicas tagged by region', function ()
     const resolver = await GeoResolver.open({
       database, watch: false, defaultRegion: 'eu',
       rules: [{ region: 'eu', continents: ['EU'] }, { region: 'us', countries: ['US'] }],
-      endpoints: { us: { brokers: ['mqtts://us.example:8883'] } },
+      endpoints: { us: { brokers: ['mqtts://us.example:8883'] }, eu: { brokers: [topology.brokers[0]!.url, 'mqtt://eu-down.example:1883'] } },
     })
     cleanup.push(async () => resolver.close())
     const pool = await ReplicaPool.create({
@@ -67,14 +68,43 @@ describe('geoRegion on a real broker and replicas tagged by region', function ()
     let onSeen: (() => void) | undefined
     const router = new Router()
     router.on('devices/{id}/hello', async (ctx) => {
-      seen.push({ id: ctx.params.id!, geo: ctx.state.geo!, port: await servers.port() })
+      assert.equal(ctx.geo, ctx.state.geo, 'ctx.geo is the location geoRegion set')
+      seen.push({ id: ctx.params.id!, geo: ctx.geo!, port: await servers.port() })
       onSeen?.()
     }, { qos: 1, middleware: [geoRegion({ ip: { payload: 'ip' }, resolver })] })
     router.on('devices/{id}/ping', async (ctx) => {
-      seen.push({ id: ctx.params.id!, geo: ctx.state.geo!, port: await servers.port() })
+      seen.push({ id: ctx.params.id!, geo: ctx.geo!, port: await servers.port() })
       onSeen?.()
     }, { qos: 1, middleware: [geoRegion({ ip: { userProperty: 'client-ip' }, resolver })] })
-    const app = Application.create({ router, mqtt: { url: topology.brokers[0]!.url }, logger: silentLogger })
+    // Commands only from the EU; the rest are dropped with GeoBlockedError and counted.
+    const euOnly = geoGate({ allow: { regions: ['eu'] } })
+    const commands: string[] = []
+    const blocked: unknown[] = []
+    router.on('devices/{id}/cmd', async (ctx) => {
+      commands.push(ctx.params.id!)
+      onSeen?.()
+    }, {
+      qos: 1,
+      middleware: [
+        async (ctx, next) => {
+          try {
+            return await next(ctx)
+          } catch (error) {
+            blocked.push(error)
+            onSeen?.()
+            throw error
+          }
+        },
+        geoRegion({ ip: { payload: 'ip' }, resolver }), euOnly,
+      ],
+    })
+    // The device redirect: healthy brokers of the sender's region, from the app's own broker pool's probes.
+    const brokers = new BrokerPool({ brokers: [topology.brokers[0]!.url], clientId: 'geo-app' })
+    const redirects = new DeviceRedirects({ resolver, health: brokerPoolHealth(brokers) })
+    router.on('devices/{id}/where', async (ctx) => {
+      await ctx.publish(`devices/${ctx.params.id}/brokers`, redirects.brokersFor(ctx.geo?.ip))
+    }, { qos: 1, middleware: [geoRegion({ ip: { payload: 'ip' }, resolver })] })
+    const app = Application.create({ router, transport: brokers, logger: silentLogger })
     await app.start()
     cleanup.push(() => app.stop())
 
@@ -103,5 +133,33 @@ describe('geoRegion on a real broker and replicas tagged by region', function ()
     assert.equal(seen.find((s) => s.id === 'us-prop')!.geo.ip, '216.160.83.1', 'from the MQTT 5 user property, IPv4-mapped')
     assert.deepEqual([seen.find((s) => s.id === 'bad')!.geo.reason, seen.find((s) => s.id === 'bad')!.geo.region], ['invalid', 'eu'])
     assert.equal(app.stats.failed, 0)
+
+    // geoGate: the EU command runs, the US one is dropped (acknowledged, not handled) with a named error.
+    const gated = new Promise<void>((resolve) => (onSeen = () => commands.length + blocked.length === 2 && resolve()))
+    await devices.publishAsync('devices/eu-1/cmd', JSON.stringify({ ip: '81.2.69.142' }), { qos: 1 })
+    await devices.publishAsync('devices/us-1/cmd', JSON.stringify({ ip: '216.160.83.56' }), { qos: 1 })
+    await gated
+    assert.deepEqual(commands, ['eu-1'])
+    assert.ok(isGeoBlockedError(blocked[0]), String(blocked[0]))
+    assert.deepEqual([blocked[0].reason, blocked[0].country, blocked[0].region], ['not-allowed', 'US', 'us'])
+    assert.deepEqual([euOnly.stats.passed, euOnly.stats.blocked], [1, 1])
+
+    // Device redirect: the EU broker the pool's probes find healthy; the one it has no broker for is unknown, listed after.
+    const answer = new Promise<unknown>((resolve) => devices!.once('message', (_topic, body) => resolve(JSON.parse(body.toString()))))
+    await devices.subscribeAsync('devices/eu-9/brokers', { qos: 1 })
+    await devices.publishAsync('devices/eu-9/where', JSON.stringify({ ip: '81.2.69.1' }), { qos: 1 })
+    assert.deepEqual(await answer, { ip: '81.2.69.1', region: 'eu', reason: 'found', brokers: [topology.brokers[0]!.url, 'mqtt://eu-down.example:1883'] })
+
+    // The region's replica dies: the region's messages are read on a replica of another region.
+    await us!.kill()
+    const before = seen.length
+    const fallback = new Promise<void>((resolve) => (onSeen = () => seen.length === before + 3 && resolve()))
+    for (let i = 0; i < 3; i++) await devices.publishAsync(`devices/us-after-${i}/hello`, JSON.stringify({ ip: '216.160.83.56' }), { qos: 1 })
+    await fallback
+    for (const { id, geo, port } of seen.slice(before)) {
+      assert.equal(geo.region, 'us', id)
+      assert.equal(port, eu!.port, `${id}: read on the surviving replica`)
+    }
+    assert.equal(app.stats.failed, 1, 'only the blocked command failed')
   })
 })

@@ -1,0 +1,126 @@
+import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import type { GeoReason, GeoResolver } from './geo-resolver.js'
+
+/** How a device-facing broker URL is doing. */
+export type BrokerUrlState = 'healthy' | 'unhealthy' | 'unknown'
+
+/** Tells how a broker URL of the region endpoints is doing. */
+export type BrokerUrlHealth = (url: string) => BrokerUrlState
+
+/** The parts of a `BrokerPool` that `brokerPoolHealth` reads. */
+export interface BrokerPoolLike {
+  readonly options: { readonly brokers: readonly { readonly id: string; readonly host: string; readonly port: number }[] }
+  readonly stats: { readonly brokers: readonly { readonly id: string; readonly state: 'unknown' | 'healthy' | 'unhealthy' }[] }
+}
+
+/** Options of `DeviceRedirects`. */
+export interface DeviceRedirectsOptions {
+  readonly resolver: GeoResolver
+  /** How each broker URL is doing; `brokerPoolHealth(pool)` reads a `BrokerPool`. Default: every URL unknown. */
+  readonly health?: BrokerUrlHealth
+  /** After the region's own brokers, list the healthy ones of the other regions (the default region's first). Default true. */
+  readonly otherRegions?: boolean
+}
+
+/** Where a device should connect. */
+export interface DeviceRedirect {
+  readonly ip: string
+  readonly region: string
+  readonly reason: GeoReason
+  /** Broker URLs, best first: the region's healthy ones, then its unknown ones, then other regions' healthy ones. Never an unhealthy one. */
+  readonly brokers: readonly string[]
+}
+
+/**
+ * Answers "which brokers should this device use?" from its address: the
+ * broker URLs of its region (`endpoints.<region>.brokers` of the resolver),
+ * healthy ones first in the order configured, without the ones known to be
+ * down, followed by healthy brokers of other regions for the device to fail
+ * over to.
+ *
+ * @example
+ * const redirects = new DeviceRedirects({ resolver, health: brokerPoolHealth(brokers) })
+ * router.on('devices/{id}/hello', async (ctx) => ctx.publish(`devices/${ctx.params.id}/brokers`, redirects.brokersFor(ctx.geo?.ip)))
+ */
+export class DeviceRedirects {
+  readonly #resolver: GeoResolver
+  readonly #health: BrokerUrlHealth
+  readonly #otherRegions: boolean
+
+  constructor(options: DeviceRedirectsOptions) {
+    if (!options?.resolver || typeof options.resolver.lookup !== 'function') throw new InvalidOptionError('redirects.resolver', 'pass the GeoResolver whose endpoints list the brokers')
+    if (options.health !== undefined && typeof options.health !== 'function') {
+      throw new InvalidOptionError('redirects.health', 'must be a function (url) => "healthy" | "unhealthy" | "unknown", such as brokerPoolHealth(pool)')
+    }
+    this.#resolver = options.resolver
+    this.#health = options.health ?? (() => 'unknown')
+    this.#otherRegions = options.otherRegions ?? true
+  }
+
+  /** The brokers for a device at `ip` (any input: a bad or missing address gets the default region's). */
+  brokersFor(ip: unknown): DeviceRedirect {
+    const location = this.#resolver.lookup(ip)
+    const state = new Map<string, BrokerUrlState>()
+    const stateOf = (url: string): BrokerUrlState => {
+      let known = state.get(url)
+      if (known === undefined) {
+        try {
+          known = this.#health(url)
+        } catch {
+          known = 'unknown'
+        }
+        state.set(url, known)
+      }
+      return known
+    }
+    const own = location.endpoints.brokers ?? []
+    const brokers = [...own.filter((url) => stateOf(url) === 'healthy'), ...own.filter((url) => stateOf(url) === 'unknown')]
+    if (this.#otherRegions) {
+      for (const region of this.#resolver.regions) {
+        if (region === location.region) continue
+        for (const url of this.#resolver.endpointsOf(region).brokers ?? []) if (stateOf(url) === 'healthy') brokers.push(url)
+      }
+    }
+    return { ip: location.ip, region: location.region, reason: location.reason, brokers: [...new Set(brokers)] }
+  }
+}
+
+/**
+ * Broker URL health from a `BrokerPool`'s probes: a URL stands for the
+ * pool's broker on the same host (the same port preferred, since devices
+ * often use TLS on another port of the same broker), or for the broker id
+ * `aliases` gives it. URLs the pool has no broker for are `'unknown'`.
+ *
+ * @example
+ * new DeviceRedirects({ resolver, health: brokerPoolHealth(pool, { 'mqtts://eu.example.com:8883': 'eu-1' }) })
+ */
+export function brokerPoolHealth(pool: BrokerPoolLike, aliases: Readonly<Record<string, string>> = {}): BrokerUrlHealth {
+  if (!pool?.options?.brokers || !pool.stats) throw new InvalidOptionError('redirects.health', 'pass the BrokerPool whose probes tell how the brokers are')
+  const ids = new Set(pool.options.brokers.map((broker) => broker.id))
+  for (const [url, id] of Object.entries(aliases)) {
+    if (!ids.has(id)) throw new InvalidOptionError(`redirects.aliases["${url}"]`, `no broker "${id}" in the pool; its brokers: ${[...ids].join(', ')}`)
+  }
+  const brokerOf = new Map<string, string | undefined>()
+  const idFor = (url: string): string | undefined => {
+    if (brokerOf.has(url)) return brokerOf.get(url)
+    let id: string | undefined = aliases[url]
+    if (id === undefined) {
+      try {
+        const parsed = new URL(url)
+        const host = parsed.hostname.toLowerCase()
+        const port = parsed.port === '' ? undefined : Number(parsed.port)
+        const sameHost = pool.options.brokers.filter((broker) => broker.host.toLowerCase() === host)
+        id = (sameHost.find((broker) => broker.port === port) ?? sameHost[0])?.id
+      } catch {
+        id = undefined
+      }
+    }
+    brokerOf.set(url, id)
+    return id
+  }
+  return (url) => {
+    const id = idFor(url)
+    if (id === undefined) return 'unknown'
+    return pool.stats.brokers.find((broker) => broker.id === id)?.state ?? 'unknown'
+  }
+}

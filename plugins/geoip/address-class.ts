@@ -42,6 +42,8 @@ export function parseIPv4(text: string): number {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (c >= 48 && c <= 57) {
+      // A leading zero ('010') is refused, as Node's isIP does: inet_aton would read it as octal.
+      if (digits === 1 && part === 0) return -1
       part = part * 10 + (c - 48)
       if (++digits > 3 || part > 255) return -1
     } else if (c === 46 && digits > 0 && dots < 3) {
@@ -119,18 +121,35 @@ function classify6(address: string): { readonly address: string; readonly kind: 
 export function classifyAddress(raw: unknown): { readonly address: string; readonly kind: AddressClass } {
   if (typeof raw !== 'string') {
     if (raw === undefined || raw === null) return { address: '', kind: 'empty' }
-    return { address: String(raw).slice(0, 64), kind: 'invalid' }
+    return { address: describe(raw), kind: 'invalid' }
   }
   const v4 = parseIPv4(raw)
   if (v4 >= 0) return classify4(v4, raw)
+  // Longer than any written address (45 characters, brackets and a zone id aside): not one.
+  if (raw.length > MAX_ADDRESS_LENGTH) return { address: raw.slice(0, 64), kind: 'invalid' }
   let address = raw.trim()
   if (address === '') return { address: '', kind: 'empty' }
   if (address.startsWith('[') && address.endsWith(']')) address = address.slice(1, -1)
+  const trimmed = parseIPv4(address)
+  if (trimmed >= 0) return classify4(trimmed, address)
+  // A zone id belongs to IPv6 only ('fe80::1%eth0').
   const zone = address.indexOf('%')
-  if (zone > 0) address = address.slice(0, zone)
-  const plain = MAPPED.exec(address)?.[1] ?? address
-  const mapped = parseIPv4(plain)
-  if (mapped >= 0) return classify4(mapped, plain)
+  if (zone > 0 && address.includes(':')) address = address.slice(0, zone)
+  const plain = MAPPED.exec(address)?.[1]
+  const mapped = plain === undefined ? -1 : parseIPv4(plain)
+  if (mapped >= 0) return classify4(mapped, plain!)
   if (isIPv6(address)) return classify6(address.toLowerCase())
   return { address: address.slice(0, 64), kind: 'invalid' }
+}
+
+/** The longest input worth parsing: a full IPv6 address with an IPv4 tail, brackets and a long zone id. */
+export const MAX_ADDRESS_LENGTH = 100
+
+/** A short text for what was given instead of an address; never throws (objects may refuse to become strings). */
+function describe(raw: unknown): string {
+  try {
+    return String(raw).slice(0, 64)
+  } catch {
+    return Object.prototype.toString.call(raw)
+  }
 }

@@ -1,5 +1,5 @@
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import type { GeoReason, GeoResolver } from './geo-resolver.js'
+import type { GeoLocation, GeoReason, GeoResolver } from './geo-resolver.js'
 
 /** How a device-facing broker URL is doing. */
 export type BrokerUrlState = 'healthy' | 'unhealthy' | 'unknown'
@@ -40,7 +40,7 @@ export interface DeviceRedirect {
  *
  * @example
  * const redirects = new DeviceRedirects({ resolver, health: brokerPoolHealth(brokers) })
- * router.on('devices/{id}/hello', async (ctx) => ctx.publish(`devices/${ctx.params.id}/brokers`, redirects.brokersFor(ctx.geo?.ip)))
+ * router.on('devices/{id}/hello', async (ctx) => ctx.publish(`devices/${ctx.params.id}/brokers`, redirects.brokersFor(ctx.geo)))
  */
 export class DeviceRedirects {
   readonly #resolver: GeoResolver
@@ -57,9 +57,13 @@ export class DeviceRedirects {
     this.#otherRegions = options.otherRegions ?? true
   }
 
-  /** The brokers for a device at `ip` (any input: a bad or missing address gets the default region's). */
-  brokersFor(ip: unknown): DeviceRedirect {
-    const location = this.#resolver.lookup(ip)
+  /**
+   * The brokers for a device: give its address (any input: a bad or missing
+   * one gets the default region's), or the `ctx.geo` that `geoRegion()`
+   * already found, which saves a second lookup.
+   */
+  brokersFor(ipOrLocation: unknown): DeviceRedirect {
+    const location = isLocation(ipOrLocation) ? ipOrLocation : this.#resolver.lookup(ipOrLocation)
     const state = new Map<string, BrokerUrlState>()
     const stateOf = (url: string): BrokerUrlState => {
       let known = state.get(url)
@@ -85,6 +89,11 @@ export class DeviceRedirects {
   }
 }
 
+function isLocation(value: unknown): value is GeoLocation {
+  const location = value as Partial<GeoLocation> | null
+  return typeof location === 'object' && location !== null && typeof location.region === 'string' && typeof location.reason === 'string' && typeof location.endpoints === 'object'
+}
+
 /**
  * Broker URL health from a `BrokerPool`'s probes: a URL stands for the
  * pool's broker on the same host (the same port preferred, since devices
@@ -107,9 +116,10 @@ export function brokerPoolHealth(pool: BrokerPoolLike, aliases: Readonly<Record<
     if (id === undefined) {
       try {
         const parsed = new URL(url)
-        const host = parsed.hostname.toLowerCase()
+        // IPv6 hosts come bracketed from URL ('[::1]'); pool endpoints hold them bare.
+        const host = parsed.hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1')
         const port = parsed.port === '' ? undefined : Number(parsed.port)
-        const sameHost = pool.options.brokers.filter((broker) => broker.host.toLowerCase() === host)
+        const sameHost = pool.options.brokers.filter((broker) => broker.host.toLowerCase().replace(/^\[(.*)\]$/, '$1') === host)
         id = (sameHost.find((broker) => broker.port === port) ?? sameHost[0])?.id
       } catch {
         id = undefined

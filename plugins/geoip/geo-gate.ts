@@ -99,8 +99,8 @@ export class GeoGate implements Middleware {
     const known = geo.reason === 'found' && (country !== undefined || continent !== undefined)
     const byCountry = country !== undefined && this.#countries.has(country)
     const byContinent = continent !== undefined && this.#continents.has(continent)
-    // The region is always set (the default one for unknown places): it matches only for a known place,
-    // or when the default region itself is listed.
+    // The region is always set (the default one for unknown places), so a listed region speaks only for
+    // known places; unknown ones are decided by the unknown option.
     const byRegion = this.#regions.has(geo.region)
     if (this.#mode === 'deny') {
       if (byCountry) return 'country'

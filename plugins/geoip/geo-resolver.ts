@@ -7,7 +7,7 @@ import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-erro
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import { LruMap } from '../../src/lru-map.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
-import { classifyAddress, ipv4Class, ipv6Groups, parseIPv4 } from './address-class.js'
+import { classifyAddress, ipv4Class, ipv6Groups, MAX_ADDRESS_LENGTH, parseIPv4 } from './address-class.js'
 import { continentOfCountry } from './continent-of-country.js'
 import { GeoDatabaseError } from './errors/geo-database-error.js'
 import { RegionRules, type RegionRule } from './region-rules.js'
@@ -123,6 +123,7 @@ export class GeoResolver implements HealthCheckSource {
   #watcher: FSWatcher | undefined
   #debounce: NodeJS.Timeout | undefined
   #reloading: Promise<void> | undefined
+  #reloadAgain = false
   /** Why the file on disk could not replace the database in use; cleared by a reload that took. */
   #reloadError: unknown
   /** The file version that failed to load, so that the same bad file is not tried (and logged) again. */
@@ -153,7 +154,7 @@ export class GeoResolver implements HealthCheckSource {
       }
     }
     if (options.cacheSize !== undefined && (!Number.isInteger(options.cacheSize) || options.cacheSize < 0)) {
-      throw new GeoDatabaseError(options.database, 'geo.cacheSize must be a whole number, 0 or more')
+      throw new InvalidOptionError('geo.cacheSize', 'must be a whole number, 0 or more')
     }
     const resolver = new GeoResolver(options, rules, await load(options.database))
     if (options.watch ?? true) resolver.#watch()
@@ -163,16 +164,24 @@ export class GeoResolver implements HealthCheckSource {
   /** The place and region of `ip`; never throws. */
   lookup(ip: unknown): GeoLocation {
     this.#lookups++
-    const cache = typeof ip === 'string' ? this.#cache : undefined
+    // Only what could be an address is cached: junk must not take the room of real entries, nor pin memory.
+    const cache = typeof ip === 'string' && ip.length <= MAX_ADDRESS_LENGTH ? this.#cache : undefined
     const cached = cache?.get(ip as string)
     if (cached !== undefined) {
       this.#cacheHits++
       this.#reasons[cached.reason]++
       return cached
     }
-    const location = this.#resolve(ip)
+    let location: GeoLocation
+    try {
+      location = this.#resolve(ip)
+    } catch (error) {
+      // Nothing known throws here; should a database surprise the walk, the address still gets an answer.
+      this.#log.warn('GeoIP lookup failed; answering the default region', { error })
+      location = this.#unplaced('', 'invalid')
+    }
     this.#reasons[location.reason]++
-    cache?.set(ip as string, location)
+    if (location.reason !== 'invalid' && location.reason !== 'empty') cache?.set(ip as string, location)
     return location
   }
 
@@ -229,7 +238,18 @@ export class GeoResolver implements HealthCheckSource {
 
   /** Reads the file again now; keeps the current database if the new one cannot be opened. */
   reload(): Promise<void> {
-    this.#reloading ??= this.#reload().finally(() => (this.#reloading = undefined))
+    if (this.#reloading) {
+      // The file may have changed again after the running attempt read it: one more attempt follows it.
+      this.#reloadAgain = true
+      return this.#reloading
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.#reloadAgain = false
+        await this.#reload()
+      } while (this.#reloadAgain)
+    }
+    this.#reloading = run().finally(() => (this.#reloading = undefined))
     return this.#reloading
   }
 
@@ -261,7 +281,8 @@ export class GeoResolver implements HealthCheckSource {
       try {
         record = this.#database.reader.get(address) as GeoRecord | null
       } catch {
-        return this.#unplaced(address, 'invalid')
+        // A record that cannot be decoded: the database's fault, not the address's.
+        return this.#unplaced(address, 'not-found')
       }
       if (!record) return this.#unplaced(address, 'not-found')
       place = this.#place(record)
@@ -332,7 +353,8 @@ export class GeoResolver implements HealthCheckSource {
       this.#reloaded.emit({ ok: true })
     } catch (error) {
       this.#reloadError = error
-      this.#failedVersion = version
+      // A corrupt file is not tried again until it changes; a read error (EMFILE, EACCES) is, at the next check.
+      this.#failedVersion = error instanceof GeoDatabaseError && error.corrupt ? version : undefined
       this.#reloadFailures++
       this.#log.warn('GeoIP database not reloaded; keeping the previous one', { path: this.#path, error })
       this.#reloaded.emit({ ok: false, error })
@@ -359,8 +381,13 @@ async function load(path: string): Promise<LoadedDatabase> {
   }
   try {
     const reader = new Reader<Response>(bytes)
+    const { nodeCount, recordSize } = reader.metadata
+    // The walk reads only inside the tree; a tree larger than the file would have it read past the end.
+    if (!Number.isInteger(nodeCount) || nodeCount <= 0 || (nodeCount * recordSize) / 4 + 16 > bytes.length) {
+      throw new Error(`its metadata claims ${nodeCount} search tree nodes, more than the file holds`)
+    }
     return { reader, tree: new SearchTree(bytes, reader.metadata), version }
   } catch (error) {
-    throw new GeoDatabaseError(path, `is not a MaxMind DB (${error instanceof Error ? error.message : String(error)})`, error)
+    throw new GeoDatabaseError(path, `is not a MaxMind DB (${error instanceof Error ? error.message : String(error)})`, error, true)
   }
 }

@@ -102,7 +102,7 @@ describe('geoRegion on a real broker and replicas tagged by region', function ()
     const brokers = new BrokerPool({ brokers: [topology.brokers[0]!.url], clientId: 'geo-app' })
     const redirects = new DeviceRedirects({ resolver, health: brokerPoolHealth(brokers) })
     router.on('devices/{id}/where', async (ctx) => {
-      await ctx.publish(`devices/${ctx.params.id}/brokers`, redirects.brokersFor(ctx.geo?.ip))
+      await ctx.publish(`devices/${ctx.params.id}/brokers`, redirects.brokersFor(ctx.geo))
     }, { qos: 1, middleware: [geoRegion({ ip: { payload: 'ip' }, resolver })] })
     const app = Application.create({ router, transport: brokers, logger: silentLogger })
     await app.start()

@@ -33,10 +33,23 @@ export class IdCounter {
     return new IdCounter(clients)
   }
 
-  /** Resolves once every id has been seen at least once. */
-  waitFor(ids: readonly string[]): Promise<void> {
-    return new Promise((resolve) => {
-      this.#waiters.push({ ids, resolve })
+  /**
+   * Resolves once every id has been seen at least once; rejects after
+   * `timeoutMs` naming the ids still missing, so that a lost message fails
+   * the test with its evidence instead of running into the test's timeout.
+   */
+  waitFor(ids: readonly string[], timeoutMs = 20_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((waiter) => waiter.resolve !== done)
+        const missing = this.missing(ids)
+        reject(new Error(`${missing.length} of ${ids.length} ids not seen after ${timeoutMs} ms: ${missing.slice(0, 20).join(', ')}${missing.length > 20 ? ', ...' : ''}`))
+      }, timeoutMs)
+      const done = (): void => {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.#waiters.push({ ids, resolve: done })
       this.#check()
     })
   }

@@ -29,9 +29,23 @@ describe('classifyAddress', () => {
     ['not an ip', 'not an ip', 'invalid'],
     ['1.2.3', '1.2.3', 'invalid'],
     [42, '42', 'invalid'],
+    [' 81.2.69.1\n', '81.2.69.1', 'public'],
+    ['::FFFF:5102:4501', '81.2.69.1', 'public'],
+    ['081.2.69.1', '081.2.69.1', 'invalid'],
+    ['010.0.0.1', '010.0.0.1', 'invalid'],
+    ['81.2.69.1%eth0', '81.2.69.1%eth0', 'invalid'],
+    ['::ffff:081.2.69.1', '::ffff:081.2.69.1', 'invalid'],
+    ['0.0.0.0', '0.0.0.0', 'reserved'],
+    ['1'.repeat(5000), '1'.repeat(64), 'invalid'],
   ]
+  it('never throws, even for objects that refuse to become strings', () => {
+    const hostile = { toString() { throw new Error('no') } }
+    assert.deepEqual(classifyAddress(hostile), { address: '[object Object]', kind: 'invalid' })
+    assert.deepEqual(classifyAddress(Object.create(null)), { address: '[object Object]', kind: 'invalid' })
+    assert.deepEqual(classifyAddress(JSON.parse('{"toString":1}')).kind, 'invalid')
+  })
   for (const [input, address, kind] of cases) {
-    it(`takes ${JSON.stringify(input)} for ${kind}`, () => {
+    it(`takes ${String(JSON.stringify(input)).slice(0, 40)} for ${kind}`, () => {
       assert.deepEqual(classifyAddress(input), { address, kind })
     })
   }

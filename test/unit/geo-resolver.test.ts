@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { constants } from 'node:fs'
+import { link, mkdtemp, open as openFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -132,6 +134,48 @@ describe('GeoResolver on fixture databases', () => {
     assert.deepEqual(await reloaded, { ok: true })
     assert.deepEqual([geo.lookup('81.2.69.1').country, geo.lookup('81.2.69.1').region], ['US', 'us-west'])
     assert.equal(geo.stats.reloads, 1)
+  })
+
+  it('answers hostile input without throwing, and does not cache what cannot be an address', async () => {
+    const { geo } = await resolver(CITY, 'city-hostile.mmdb', 'GeoIP2-City', { cacheSize: 100 })
+    assert.equal(geo.lookup({ toString() { throw new Error('no') } }).reason, 'invalid')
+    assert.equal(geo.lookup(JSON.parse('{"ip":{"toString":1}}').ip).reason, 'invalid')
+    for (let i = 0; i < 3; i++) geo.lookup('x'.repeat(100_000))
+    for (let i = 0; i < 3; i++) geo.lookup('not an address')
+    assert.equal(geo.stats.cacheHits, 0, 'invalid input is never cached, so it cannot push real entries out')
+    geo.lookup('81.2.69.1')
+    geo.lookup('81.2.69.1')
+    assert.equal(geo.stats.cacheHits, 1)
+  })
+
+  it('takes a file replaced again while it was loading the previous replacement', async () => {
+    const { geo, path } = await resolver(CITY, 'city-twice.mmdb')
+    // The first replacement is a FIFO, so that its load is held open until this test writes it:
+    // the second replacement then lands, deterministically, while the first is being read.
+    const fifo = join(dir, 'slow.fifo')
+    const alias = join(dir, 'slow.fifo.link') // reaches the FIFO after it is renamed over and then replaced
+    execFileSync('mkfifo', [fifo])
+    await link(fifo, alias)
+    await rename(fifo, path)
+    let writer: FileHandle | undefined
+    try {
+      const first = geo.reload()
+      writer = await openFile(alias, 'w') // resolves once the resolver has opened the FIFO to read it
+      const small = join(dir, 'small.mmdb')
+      await writeFile(small, writeMmdb([{ network: '81.2.69.0/24', data: cityRecord('EU', 'FR') }], { databaseType: 'GeoIP2-City' }))
+      await rename(small, path)
+      const second = geo.reload()
+      await writer.write(writeMmdb([{ network: '81.2.69.0/24', data: cityRecord('AS', 'JP') }], { databaseType: 'GeoIP2-City' }))
+      await writer.close()
+      writer = undefined
+      await Promise.all([first, second])
+      assert.equal(geo.lookup('81.2.69.1').country, 'FR', 'the file on disk now, not the one the first attempt read')
+      assert.equal(geo.stats.reloads, 2)
+    } finally {
+      // Should the test fail midway, never leave a reader blocked on the FIFO: end it (a no-op when nobody reads).
+      await writer?.close()
+      await openFile(alias, constants.O_WRONLY | constants.O_NONBLOCK).then((handle) => handle.close(), () => undefined)
+    }
   })
 
   it('keeps the database it has when the replacement is corrupt', async () => {

@@ -14,6 +14,8 @@ export class GeoDatabaseError extends RouteMqError {
     readonly path: string,
     reason: string,
     cause?: unknown,
+    /** The file was read and is no MaxMind DB (rather than missing or unreadable): reading it again will not help. */
+    readonly corrupt = false,
   ) {
     super(`GeoIP database ${path}: ${reason}. Give geo.database the path of a MaxMind DB (.mmdb) file, such as GeoLite2-City.mmdb or an @ip-location-db country database.`, cause === undefined ? undefined : { cause })
   }

@@ -61,7 +61,7 @@ export {
   type MeasuredPool, type PoolMetricsSnapshot, type BackendMetrics, type RequestObserved,
   healthScore, HealthScoreWindow, type HealthScoreInputs,
 } from './metrics/index.js'
-export { HEALTH_MONITOR, METRICS } from './tokens.js'
+export { HEALTH_MONITOR, METRICS, BROKER_POOL, REPLICA_POOL, KYSELY, GEO_RESOLVER, LOAD_BALANCING_OPTIONS } from './tokens.js'
 export {
   BrokerPool, type ActiveBrokerEvent, type FailoverEvent, type BrokerDownEvent, type BrokerUpEvent, type AllDownEvent, type BrokerStatus, type BrokerPoolStats,
   resolveBrokerPoolOptions, type BrokerPoolOptions, type BrokerConfig, type BrokerPoolMode, type BrokerHealthOptions,
@@ -93,3 +93,9 @@ export {
   GeoDatabaseError, isGeoDatabaseError,
   GeoBlockedError, isGeoBlockedError, type GeoBlockReason,
 } from '../plugins/geoip/index.js'
+export {
+  LoadBalancingModule, type LoadBalancingAsyncOptions,
+  validateLoadBalancingOptions, type LoadBalancingOptions, type DatabaseOptions, type HealthOptions,
+  loadBalancingOptionsFromEnv, ENV_VARIABLES,
+  Repository, InjectKysely,
+} from './composition/index.js'

@@ -1,6 +1,7 @@
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import { MessageContext } from '../../src/routemq/message-context.js'
 import type { Middleware, Next } from '../../src/routemq/middleware.js'
+import { GEO_RESOLVER } from '../../src/tokens.js'
 import type { GeoLocation, GeoResolver } from './geo-resolver.js'
 
 declare module '../../src/routemq/message-state.js' {
@@ -41,7 +42,8 @@ export type IpSource =
 /** Options of `geoRegion`. */
 export interface GeoRegionOptions {
   readonly ip: IpSource
-  readonly resolver: GeoResolver
+  /** Default: the one `LoadBalancingModule` opened (`GEO_RESOLVER` in the message's container). */
+  readonly resolver?: GeoResolver
 }
 
 /**
@@ -58,13 +60,20 @@ export interface GeoRegionOptions {
 export function geoRegion(options: GeoRegionOptions): Middleware {
   const read = ipReader(options?.ip)
   const resolver = options?.resolver
-  if (!resolver || typeof resolver.lookup !== 'function') throw new InvalidOptionError('geoRegion.resolver', 'pass the GeoResolver to ask')
+  if (resolver !== undefined && typeof resolver?.lookup !== 'function') throw new InvalidOptionError('geoRegion.resolver', 'pass the GeoResolver to ask, or leave it out to use the module\'s')
   return {
     handle(ctx: MessageContext, next: Next) {
-      ctx.state.geo = resolver.lookup(read(ctx))
+      ctx.state.geo = (resolver ?? containerResolver(ctx)).lookup(read(ctx))
       return next(ctx)
     },
   }
+}
+
+function containerResolver(ctx: MessageContext): GeoResolver {
+  if (!ctx.container.isRegistered(GEO_RESOLVER, true)) {
+    throw new InvalidOptionError(`geoRegion on route "${ctx.route.pattern}"`, 'no resolver: pass geoRegion({ ip, resolver }), or configure geo in LoadBalancingModule')
+  }
+  return ctx.container.resolve<GeoResolver>(GEO_RESOLVER)
 }
 
 function ipReader(source: IpSource | undefined): (ctx: MessageContext) => unknown {

@@ -141,24 +141,37 @@ export class GeoResolver implements HealthCheckSource {
 
   /** Opens the database; a missing or corrupt file fails with `GeoDatabaseError` naming the path. */
   static async open(options: GeoResolverOptions): Promise<GeoResolver> {
-    const rules = RegionRules.compile({ rules: options.rules, defaultRegion: options.defaultRegion })
+    const rules = GeoResolver.validate(options)
+    const resolver = new GeoResolver(options, rules, await load(options.database))
+    if (options.watch ?? true) resolver.#watch()
+    return resolver
+  }
+
+  /**
+   * Checks the options without touching the file (`open` does this first):
+   * `InvalidOptionError` naming the field, with `field` as the prefix.
+   */
+  static validate(options: GeoResolverOptions, field = 'geo'): RegionRules {
+    if (!options || typeof options !== 'object') throw new InvalidOptionError(field, 'pass { database, defaultRegion, rules?, endpoints? }')
+    if (typeof options.database !== 'string' || options.database === '') {
+      throw new InvalidOptionError(`${field}.database`, 'give the path of a MaxMind DB (.mmdb) file, such as GeoLite2-City.mmdb')
+    }
+    const rules = RegionRules.compile({ rules: options.rules, defaultRegion: options.defaultRegion }, field)
     for (const [region, endpoints] of Object.entries(options.endpoints ?? {})) {
       if (!rules.regions.includes(region)) {
-        throw new InvalidOptionError(`geo.endpoints.${region}`, `no rule names region "${region}"; regions: ${rules.regions.join(', ')}`)
+        throw new InvalidOptionError(`${field}.endpoints.${region}`, `no rule names region "${region}"; regions: ${rules.regions.join(', ')}`)
       }
       for (const key of ['brokers', 'apiUrls', 'replicas'] as const) {
         const list = endpoints?.[key]
         if (list !== undefined && (!Array.isArray(list) || list.some((item) => typeof item !== 'string' || item === ''))) {
-          throw new InvalidOptionError(`geo.endpoints.${region}.${key}`, 'must be a list of non-empty strings')
+          throw new InvalidOptionError(`${field}.endpoints.${region}.${key}`, 'must be a list of non-empty strings')
         }
       }
     }
     if (options.cacheSize !== undefined && (!Number.isInteger(options.cacheSize) || options.cacheSize < 0)) {
-      throw new InvalidOptionError('geo.cacheSize', 'must be a whole number, 0 or more')
+      throw new InvalidOptionError(`${field}.cacheSize`, 'must be a whole number, 0 or more')
     }
-    const resolver = new GeoResolver(options, rules, await load(options.database))
-    if (options.watch ?? true) resolver.#watch()
-    return resolver
+    return rules
   }
 
   /** The place and region of `ip`; never throws. */

@@ -70,11 +70,13 @@ export class Application {
   readonly #options: ApplicationOptions
   readonly #modules: readonly RouteMqModule[]
   readonly #dispatcher: MessageDispatcher
-  readonly #transportFromModule: boolean
   #transport: MqttTransport | undefined
+  /** The transport this application made or was given, told apart from one a module registered. */
+  #ownTransport: MqttTransport | undefined
   /** Whether this start got as far as connecting: only then has the transport anything to close. */
   #connecting = false
-  #started: RouteMqModule[] = []
+  /** Modules prepared or started, to be stopped (in reverse module order). */
+  #started = new Set<RouteMqModule>()
   #state: State = 'created'
   #starting: Promise<void> | undefined
   #stopping: Promise<StopResult> | undefined
@@ -90,7 +92,6 @@ export class Application {
     this.container.register(ROUTER, { useValue: this.router })
     this.container.register(LOGGER, { useValue: this.logger })
     for (const module of this.#modules) module.register(this.container)
-    this.#transportFromModule = this.container.isRegistered(MQTT_TRANSPORT, true)
     this.#dispatcher = new MessageDispatcher({
       router: this.router,
       container: this.container,
@@ -173,12 +174,18 @@ export class Application {
 
   async #start(): Promise<void> {
     this.#state = 'starting'
+    for (const module of this.#modules) {
+      if (!module.prepare) continue
+      // Stopped on failure from here on: a prepared module may hold what it built.
+      this.#started.add(module)
+      await module.prepare(this)
+    }
     // Resolved before the modules start, so they can see it (a health module registers its checks), though it is not connected yet.
     const transport = this.#resolveTransport()
     this.#transport = transport
     for (const module of this.#modules) {
       await module.start?.(this)
-      this.#started.push(module)
+      this.#started.add(module)
     }
     if (!transport.persistentSession && this.#usesRedeliver()) {
       this.logger.warn(
@@ -228,7 +235,8 @@ export class Application {
       errors.push(error)
     }
     this.#connecting = false
-    for (const module of this.#started.reverse()) {
+    for (const module of [...this.#modules].reverse()) {
+      if (!this.#started.has(module)) continue
       try {
         await module.stop?.(this)
       } catch (error) {
@@ -236,7 +244,7 @@ export class Application {
         errors.push(error)
       }
     }
-    this.#started = []
+    this.#started.clear()
     if (errors.length === 1) throw errors[0]
     if (errors.length > 1) throw new AggregateError(errors, 'several parts failed to stop')
   }
@@ -246,9 +254,14 @@ export class Application {
   }
 
   #resolveTransport(): MqttTransport {
-    if (this.#transportFromModule) return this.container.resolve<MqttTransport>(MQTT_TRANSPORT)
+    // A module's registration (in register or prepare) wins over the options.
+    if (this.container.isRegistered(MQTT_TRANSPORT, true)) {
+      const registered = this.container.resolve<MqttTransport>(MQTT_TRANSPORT)
+      if (registered !== this.#ownTransport) return registered
+    }
     // A failed start closes the transport, so each attempt builds its own default one.
     const transport = this.#options.transport ?? new DefaultMqttTransport({ logger: this.logger, ...this.#options.mqtt! })
+    this.#ownTransport = transport
     this.container.register(MQTT_TRANSPORT, { useValue: transport })
     return transport
   }

@@ -18,6 +18,14 @@ export interface RouteMqModule {
   readonly name?: string
   /** Called once, from `Application.create`. A module registering `MQTT_TRANSPORT` replaces the default transport. */
   register(container: DependencyContainer): void
+  /**
+   * Called by `start()` before anything else, for a module that builds its
+   * providers asynchronously (opening pools, running a factory): what it
+   * registers here, `MQTT_TRANSPORT` included, is what the application then
+   * uses. A module whose `prepare` ran gets `stop` even if its `start` never
+   * did, so `stop` must undo a `prepare` alone.
+   */
+  prepare?(app: Application): Promise<void> | void
   /** Called by `start()`, before the transport connects. */
   start?(app: Application): Promise<void> | void
   /** Called by `stop()`, after the transport closed. */

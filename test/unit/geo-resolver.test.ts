@@ -224,7 +224,7 @@ describe('GeoResolver on fixture databases', () => {
     await assert.rejects(GeoResolver.open({ database: path, defaultRegion: 'global', endpoints: { global: { brokers: 'mqtt://x' as never } } }),
       (e: unknown) => e instanceof InvalidOptionError && e.field === 'geo.endpoints.global.brokers')
     assert.throws(() => geoRegion({ ip: {} as never, resolver: geo }), (e: unknown) => e instanceof InvalidOptionError && e.field === 'geoRegion.ip')
-    assert.throws(() => geoRegion({ ip: { payload: 'ip' }, resolver: undefined as never }),
+    assert.throws(() => geoRegion({ ip: { payload: 'ip' }, resolver: {} as never }),
       (e: unknown) => e instanceof InvalidOptionError && e.field === 'geoRegion.resolver')
   })
 })

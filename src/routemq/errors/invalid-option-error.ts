@@ -14,7 +14,8 @@ export class InvalidOptionError extends RouteMqError {
 
   constructor(
     readonly field: string,
-    reason: string,
+    /** What is wrong and how to fix it, without the field. */
+    readonly reason: string,
   ) {
     super(`Option "${field}" is invalid: ${reason}`)
   }

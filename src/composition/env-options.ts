@@ -1,0 +1,262 @@
+import { readFileSync } from 'node:fs'
+import type { PgServerConfig } from '../../plugins/kysely/replica-pool-options.js'
+import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { validateLoadBalancingOptions, type LoadBalancingOptions } from './load-balancing-options.js'
+
+type Env = Readonly<Record<string, string | undefined>>
+
+/** One variable: its name, what it sets (an option path, for errors), and what it means (for the README's table). */
+interface Variable {
+  readonly name: string
+  readonly option: string
+  readonly meaning: string
+}
+
+/** Every variable `fromEnv` reads, in the README's order. */
+export const ENV_VARIABLES: readonly Variable[] = [
+  { name: 'ROUTEMQ_MQTT_BROKERS', option: 'mqtt.brokers', meaning: 'Broker URLs, comma-separated (mqtt://, mqtts://, ws://, wss://). Turns the broker pool on.' },
+  { name: 'ROUTEMQ_MQTT_MODE', option: 'mqtt.mode', meaning: '`failover` (clustered brokers) or `all` (independent brokers such as Mosquitto). Default failover.' },
+  { name: 'ROUTEMQ_MQTT_STRATEGY', option: 'mqtt.strategy', meaning: 'round-robin, random, weighted, least-outstanding, least-latency, priority. Default least-latency.' },
+  { name: 'ROUTEMQ_MQTT_REGION', option: 'mqtt.region', meaning: 'Prefer brokers tagged with this region.' },
+  { name: 'ROUTEMQ_MQTT_CLIENT_ID', option: 'mqtt.clientId', meaning: 'Stable client id of this instance; needed with a persistent session.' },
+  { name: 'ROUTEMQ_MQTT_CLEAN', option: 'mqtt.clean', meaning: '`false` for a persistent session. Default true.' },
+  { name: 'ROUTEMQ_MQTT_USERNAME', option: 'mqtt.brokers', meaning: 'User name for every broker.' },
+  { name: 'ROUTEMQ_MQTT_PASSWORD', option: 'mqtt.brokers', meaning: 'Password for every broker (never logged).' },
+  { name: 'ROUTEMQ_MQTT_PROTOCOL_VERSION', option: 'mqtt.protocolVersion', meaning: '5 or 4 (MQTT 3.1.1). Default 5.' },
+  { name: 'ROUTEMQ_DATABASE_URL', option: 'database.primary', meaning: "The primary's URL; several, comma-separated, for candidate primaries. Turns the replica pool on." },
+  { name: 'ROUTEMQ_DATABASE_REPLICA_URLS', option: 'database.replicas', meaning: 'Replica URLs, comma-separated.' },
+  { name: 'ROUTEMQ_DATABASE_REPLICA_REGIONS', option: 'database.replicas', meaning: 'The region of each replica, comma-separated in the same order (empty for none).' },
+  { name: 'ROUTEMQ_DATABASE_REGION', option: 'database.region', meaning: "Prefer replicas of this region when the message has none." },
+  { name: 'ROUTEMQ_DATABASE_STRATEGY', option: 'database.strategy', meaning: 'How a replica is chosen; as for brokers. Default least-latency.' },
+  { name: 'ROUTEMQ_DATABASE_MAX_LAG_MS', option: 'database.maxLagMs', meaning: 'Replicas further behind get no reads. Default 30000.' },
+  { name: 'ROUTEMQ_DATABASE_MAX_LAG_BYTES', option: 'database.maxLagBytes', meaning: 'The same in WAL bytes. Default: no limit.' },
+  { name: 'ROUTEMQ_DATABASE_CONSISTENCY', option: 'database.consistency.mode', meaning: '`lsn` (read-your-writes by WAL position), `window` or `off`. Default lsn.' },
+  { name: 'ROUTEMQ_DATABASE_QUERY_TIMEOUT_MS', option: 'database.queryTimeoutMs', meaning: 'Longest wait for a query; 0 for none. Default 30000.' },
+  { name: 'ROUTEMQ_DATABASE_POOL_SIZE', option: 'database.poolSize', meaning: 'Connections per server. Default 10.' },
+  { name: 'ROUTEMQ_DATABASE_FALLBACK_TO_PRIMARY', option: 'database.fallbackToPrimary', meaning: 'Read from the primary when no replica can. Default true.' },
+  { name: 'ROUTEMQ_DATABASE_MIGRATE', option: 'database.migrate', meaning: "Run the package's migrations at start. Default false." },
+  { name: 'ROUTEMQ_GEOIP_DATABASE', option: 'geo.database', meaning: 'Path of the MaxMind DB (.mmdb). Turns geographic routing on.' },
+  { name: 'ROUTEMQ_GEOIP_RULES_FILE', option: 'geo', meaning: 'JSON file with `{ defaultRegion, rules, endpoints }`.' },
+  { name: 'ROUTEMQ_GEOIP_DEFAULT_REGION', option: 'geo.defaultRegion', meaning: "Region of addresses no rule matches (overrides the rules file's)." },
+  { name: 'ROUTEMQ_GEOIP_CACHE_SIZE', option: 'geo.cacheSize', meaning: 'Lookups remembered; 0 for none. Default 10000.' },
+  { name: 'ROUTEMQ_HEALTH_ENABLED', option: 'health', meaning: '`false` for no health endpoints, checks or signal handling. Default true.' },
+  { name: 'ROUTEMQ_HEALTH_HOST', option: 'health.http.host', meaning: 'Where /health, /ready and /metrics listen. Default 127.0.0.1.' },
+  { name: 'ROUTEMQ_HEALTH_PORT', option: 'health.http.port', meaning: 'Their port. Default 9464.' },
+  { name: 'ROUTEMQ_HEALTH_DRAIN_DELAY_MS', option: 'health.shutdown.drainDelayMs', meaning: 'On SIGTERM, time between failing /ready and stopping. Default 5000.' },
+  { name: 'ROUTEMQ_METRICS_ENABLED', option: 'metrics', meaning: '`false` for no /metrics. Default true.' },
+  { name: 'ROUTEMQ_METRICS_PREFIX', option: 'metrics.prefix', meaning: 'Put before every metric name. Default routemq_.' },
+]
+
+const KNOWN = new Set(ENV_VARIABLES.map((variable) => variable.name))
+
+/**
+ * Reads `LoadBalancingOptions` from environment variables (see
+ * `ENV_VARIABLES`); a part is on when its main variable is set. An unknown
+ * `ROUTEMQ_` variable (a typo), a malformed value, or a value the options
+ * refuse fails with `InvalidOptionError` whose `field` is the variable.
+ *
+ * @example
+ * loadBalancingOptionsFromEnv({ ROUTEMQ_MQTT_BROKERS: 'mqtt://b1:1883,mqtt://b2:1883', ROUTEMQ_MQTT_MODE: 'all' })
+ */
+export function loadBalancingOptionsFromEnv(env: Env = process.env): LoadBalancingOptions {
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('ROUTEMQ_') && !KNOWN.has(name) && env[name] !== undefined) {
+      throw new InvalidOptionError(name, `is not a variable this package reads; did you mean one of ${closest(name)}?`)
+    }
+  }
+  const read = new Reader(env)
+  const options: Record<string, unknown> = {}
+
+  const brokers = read.list('ROUTEMQ_MQTT_BROKERS')
+  if (brokers) {
+    const username = read.text('ROUTEMQ_MQTT_USERNAME')
+    const password = read.text('ROUTEMQ_MQTT_PASSWORD')
+    options.mqtt = compact({
+      brokers: brokers.map((url) => (username !== undefined || password !== undefined ? compact({ url, username, password }) : url)),
+      mode: read.oneOf('ROUTEMQ_MQTT_MODE', ['failover', 'all']),
+      strategy: read.text('ROUTEMQ_MQTT_STRATEGY'),
+      region: read.text('ROUTEMQ_MQTT_REGION'),
+      clientId: read.text('ROUTEMQ_MQTT_CLIENT_ID'),
+      clean: read.boolean('ROUTEMQ_MQTT_CLEAN'),
+      protocolVersion: read.oneOf('ROUTEMQ_MQTT_PROTOCOL_VERSION', ['4', '5']) === undefined ? undefined : Number(env.ROUTEMQ_MQTT_PROTOCOL_VERSION!.trim()),
+    })
+  } else {
+    read.none('ROUTEMQ_MQTT_BROKERS', ['ROUTEMQ_MQTT_MODE', 'ROUTEMQ_MQTT_STRATEGY', 'ROUTEMQ_MQTT_REGION', 'ROUTEMQ_MQTT_CLIENT_ID', 'ROUTEMQ_MQTT_CLEAN', 'ROUTEMQ_MQTT_USERNAME', 'ROUTEMQ_MQTT_PASSWORD', 'ROUTEMQ_MQTT_PROTOCOL_VERSION'])
+  }
+
+  const primary = read.list('ROUTEMQ_DATABASE_URL')
+  if (primary) {
+    const replicaUrls = read.list('ROUTEMQ_DATABASE_REPLICA_URLS') ?? []
+    const regions = env.ROUTEMQ_DATABASE_REPLICA_REGIONS === undefined ? undefined : env.ROUTEMQ_DATABASE_REPLICA_REGIONS.split(',').map((r) => r.trim())
+    if (regions && regions.length !== replicaUrls.length) {
+      throw new InvalidOptionError('ROUTEMQ_DATABASE_REPLICA_REGIONS', `has ${regions.length} entries for ${replicaUrls.length} replica URLs; give one per replica, empty for none`)
+    }
+    const replicas = replicaUrls.map((url, i): string | PgServerConfig => (regions?.[i] ? { url, region: regions[i] } : url))
+    options.database = compact({
+      primary: primary.length === 1 ? primary[0] : primary,
+      replicas,
+      region: read.text('ROUTEMQ_DATABASE_REGION'),
+      strategy: read.text('ROUTEMQ_DATABASE_STRATEGY'),
+      maxLagMs: read.number('ROUTEMQ_DATABASE_MAX_LAG_MS'),
+      maxLagBytes: read.number('ROUTEMQ_DATABASE_MAX_LAG_BYTES'),
+      consistency: read.oneOf('ROUTEMQ_DATABASE_CONSISTENCY', ['lsn', 'window', 'off']) === undefined ? undefined : { mode: env.ROUTEMQ_DATABASE_CONSISTENCY!.trim() },
+      queryTimeoutMs: read.number('ROUTEMQ_DATABASE_QUERY_TIMEOUT_MS'),
+      poolSize: read.number('ROUTEMQ_DATABASE_POOL_SIZE'),
+      fallbackToPrimary: read.boolean('ROUTEMQ_DATABASE_FALLBACK_TO_PRIMARY'),
+      migrate: read.boolean('ROUTEMQ_DATABASE_MIGRATE'),
+    })
+  } else {
+    read.none('ROUTEMQ_DATABASE_URL', ENV_VARIABLES.map((v) => v.name).filter((n) => n.startsWith('ROUTEMQ_DATABASE_') && n !== 'ROUTEMQ_DATABASE_URL'))
+  }
+
+  const database = read.text('ROUTEMQ_GEOIP_DATABASE')
+  if (database) {
+    const file = read.text('ROUTEMQ_GEOIP_RULES_FILE')
+    const fromFile = file === undefined ? {} : rulesFile(file)
+    options.geo = compact({
+      ...fromFile,
+      database,
+      defaultRegion: read.text('ROUTEMQ_GEOIP_DEFAULT_REGION') ?? fromFile.defaultRegion,
+      cacheSize: read.number('ROUTEMQ_GEOIP_CACHE_SIZE'),
+    })
+  } else {
+    read.none('ROUTEMQ_GEOIP_DATABASE', ['ROUTEMQ_GEOIP_RULES_FILE', 'ROUTEMQ_GEOIP_DEFAULT_REGION', 'ROUTEMQ_GEOIP_CACHE_SIZE'])
+  }
+
+  if (read.boolean('ROUTEMQ_HEALTH_ENABLED') === false) {
+    options.health = false
+    read.none('ROUTEMQ_HEALTH_ENABLED=true', ['ROUTEMQ_HEALTH_HOST', 'ROUTEMQ_HEALTH_PORT', 'ROUTEMQ_HEALTH_DRAIN_DELAY_MS'])
+  } else {
+    const host = read.text('ROUTEMQ_HEALTH_HOST')
+    const port = read.number('ROUTEMQ_HEALTH_PORT')
+    const drainDelayMs = read.number('ROUTEMQ_HEALTH_DRAIN_DELAY_MS')
+    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new InvalidOptionError('ROUTEMQ_HEALTH_PORT', 'must be a port number from 0 to 65535')
+    options.health = compact({
+      http: host !== undefined || port !== undefined ? compact({ host, port }) : undefined,
+      shutdown: drainDelayMs !== undefined ? { drainDelayMs } : undefined,
+    })
+  }
+  if (read.boolean('ROUTEMQ_METRICS_ENABLED') === false) {
+    options.metrics = false
+    read.none('ROUTEMQ_METRICS_ENABLED=true', ['ROUTEMQ_METRICS_PREFIX'])
+  } else {
+    const prefix = read.text('ROUTEMQ_METRICS_PREFIX')
+    if (prefix !== undefined && !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) throw new InvalidOptionError('ROUTEMQ_METRICS_PREFIX', 'must be a Prometheus name prefix such as routemq_')
+    options.metrics = compact({ prefix })
+  }
+
+  try {
+    return validateLoadBalancingOptions(options as LoadBalancingOptions)
+  } catch (error) {
+    if (error instanceof InvalidOptionError) {
+      const variable = variableFor(error.field)
+      if (variable) throw new InvalidOptionError(variable, `${error.reason} (${error.field})`)
+      if (error.field === 'loadBalancing') {
+        throw new InvalidOptionError('ROUTEMQ_MQTT_BROKERS', 'set at least one of ROUTEMQ_MQTT_BROKERS, ROUTEMQ_DATABASE_URL and ROUTEMQ_GEOIP_DATABASE')
+      }
+    }
+    throw error
+  }
+}
+
+/** The variable behind an option path: the one whose option is the longest prefix of it. */
+function variableFor(field: string): string | undefined {
+  let best: Variable | undefined
+  for (const variable of ENV_VARIABLES) {
+    const matches = field === variable.option || field.startsWith(`${variable.option}.`) || field.startsWith(`${variable.option}[`)
+    if (matches && (!best || variable.option.length > best.option.length)) best = variable
+  }
+  // Rules, endpoints and a default region in the file.
+  if (best?.option === 'geo') return 'ROUTEMQ_GEOIP_RULES_FILE'
+  return best?.name
+}
+
+function rulesFile(path: string): { defaultRegion?: string; rules?: unknown; endpoints?: unknown } {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    throw new InvalidOptionError('ROUTEMQ_GEOIP_RULES_FILE', `${path} cannot be read (${code === 'ENOENT' ? 'no such file' : code ?? 'error'})`)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (error) {
+    throw new InvalidOptionError('ROUTEMQ_GEOIP_RULES_FILE', `${path} is not JSON (${error instanceof Error ? error.message : String(error)})`)
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new InvalidOptionError('ROUTEMQ_GEOIP_RULES_FILE', `${path} must hold an object { defaultRegion, rules, endpoints }`)
+  }
+  const { defaultRegion, rules, endpoints, ...rest } = parsed as Record<string, unknown>
+  const unknown = Object.keys(rest)
+  if (unknown.length > 0) throw new InvalidOptionError('ROUTEMQ_GEOIP_RULES_FILE', `${path}: unknown key ${unknown.map((k) => `"${k}"`).join(', ')}; keys are defaultRegion, rules, endpoints`)
+  return compact({ defaultRegion: defaultRegion as string | undefined, rules, endpoints })
+}
+
+/** Typed reads of variables, each failing with the variable's name. */
+class Reader {
+  constructor(readonly env: Env) {}
+
+  text(name: string): string | undefined {
+    const value = this.env[name]?.trim()
+    return value === undefined || value === '' ? undefined : value
+  }
+
+  list(name: string): string[] | undefined {
+    const value = this.text(name)
+    if (value === undefined) return undefined
+    const items = value.split(',').map((item) => item.trim())
+    if (items.some((item) => item === '')) throw new InvalidOptionError(name, 'has an empty entry; separate values with single commas')
+    return items
+  }
+
+  number(name: string): number | undefined {
+    const value = this.text(name)
+    if (value === undefined) return undefined
+    const number = Number(value)
+    if (!/^-?\d+(\.\d+)?$/.test(value) || !Number.isFinite(number)) throw new InvalidOptionError(name, `must be a number, not "${value}"`)
+    return number
+  }
+
+  boolean(name: string): boolean | undefined {
+    const value = this.text(name)?.toLowerCase()
+    if (value === undefined) return undefined
+    if (['true', '1', 'yes', 'on'].includes(value)) return true
+    if (['false', '0', 'no', 'off'].includes(value)) return false
+    throw new InvalidOptionError(name, `must be true or false, not "${this.text(name)}"`)
+  }
+
+  oneOf(name: string, allowed: readonly string[]): string | undefined {
+    const value = this.text(name)
+    if (value !== undefined && !allowed.includes(value)) throw new InvalidOptionError(name, `must be one of ${allowed.join(', ')}, not "${value}"`)
+    return value
+  }
+
+  /** Settings of a part that is off are a mistake: say which variable turns it on. */
+  none(missing: string, names: readonly string[]): void {
+    const set = names.find((name) => this.text(name) !== undefined)
+    if (set) throw new InvalidOptionError(set, `has no effect without ${missing}`)
+  }
+}
+
+function compact<T extends Record<string, unknown>>(object: T): T {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined)) as T
+}
+
+function closest(name: string): string {
+  const distance = (a: string, b: string): number => {
+    const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+    for (let i = 1; i <= a.length; i++) {
+      let previous = row[0]!
+      row[0] = i
+      for (let j = 1; j <= b.length; j++) {
+        const current = row[j]!
+        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
+        previous = current
+      }
+    }
+    return row[b.length]!
+  }
+  return [...KNOWN].sort((a, b) => distance(name, a) - distance(name, b)).slice(0, 3).join(', ')
+}

@@ -1,0 +1,175 @@
+import { Kysely } from 'kysely'
+import { GeoResolver } from '../../plugins/geoip/geo-resolver.js'
+import { ReplicaPool } from '../../plugins/kysely/replica-pool.js'
+import { ReplicatedPostgresDialect } from '../../plugins/kysely/replicated-postgres-dialect.js'
+import { migrateToLatest } from '../../plugins/kysely/run-migrations.js'
+import { BrokerPool } from '../../plugins/mqtt/broker-pool.js'
+import type { HealthCheckSource } from '../health/health-check.js'
+import { HealthModule } from '../health/health-module.js'
+import type { Application } from '../routemq/application.js'
+import type { DependencyContainer, InjectionToken } from '../routemq/container.js'
+import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import type { RouteMqModule } from '../routemq/route-mq-module.js'
+import { MQTT_TRANSPORT } from '../routemq/tokens.js'
+import { BROKER_POOL, GEO_RESOLVER, KYSELY, LOAD_BALANCING_OPTIONS, REPLICA_POOL } from '../tokens.js'
+import { loadBalancingOptionsFromEnv } from './env-options.js'
+import { validateLoadBalancingOptions, type LoadBalancingOptions } from './load-balancing-options.js'
+
+/** Options of `LoadBalancingModule.forRootAsync`. */
+export interface LoadBalancingAsyncOptions {
+  /** Builds the options at start (read a secret store, a config service, ...); gets the `inject` tokens, resolved. */
+  readonly useFactory: (...dependencies: never[]) => LoadBalancingOptions | Promise<LoadBalancingOptions>
+  /** Tokens resolved from the application's container and passed to `useFactory`, in order. */
+  readonly inject?: readonly InjectionToken<unknown>[]
+}
+
+/** What the module built for one start. */
+interface Built {
+  options: LoadBalancingOptions
+  geo?: GeoResolver
+  replicas?: ReplicaPool
+  kysely?: Kysely<any>
+  brokers?: BrokerPool
+  health?: HealthModule
+}
+
+const TOKENS = [BROKER_POOL, REPLICA_POOL, KYSELY, GEO_RESOLVER, LOAD_BALANCING_OPTIONS] as const
+
+/**
+ * The plugin in one module: from one options tree it builds the parts that
+ * are configured, a `BrokerPool` (the application's transport), a
+ * `ReplicaPool` with a Kysely instance over it, a `GeoResolver`, and health
+ * monitoring with metrics; registers them in the application's container
+ * (`BROKER_POOL`, `MQTT_TRANSPORT`, `REPLICA_POOL`, `KYSELY`,
+ * `GEO_RESOLVER`, `HEALTH_MONITOR`, `METRICS`, `LOAD_BALANCING_OPTIONS`);
+ * and starts and stops them in dependency order: the GeoIP database and the
+ * database pool first, then health, then the transport connects; on stop
+ * the transport closes first, the database last.
+ *
+ * @example
+ * const app = Application.create({
+ *   router,
+ *   modules: [LoadBalancingModule.forRoot({
+ *     mqtt: { brokers: ['mqtt://broker-1:1883', 'mqtt://broker-2:1883'], mode: 'all' },
+ *     database: { primary: process.env.DATABASE_URL!, replicas: [process.env.REPLICA_URL!] },
+ *   })],
+ * })
+ */
+export class LoadBalancingModule implements RouteMqModule {
+  readonly name = 'load-balancing'
+  readonly #options: LoadBalancingOptions | undefined
+  readonly #async: LoadBalancingAsyncOptions | undefined
+  #built: Built | undefined
+
+  private constructor(options: LoadBalancingOptions | undefined, async: LoadBalancingAsyncOptions | undefined) {
+    this.#options = options
+    this.#async = async
+  }
+
+  /** Options given in code, validated now: a wrong one fails here, naming the field, and nothing starts. */
+  static forRoot(options: LoadBalancingOptions): LoadBalancingModule {
+    return new LoadBalancingModule(validateLoadBalancingOptions(options), undefined)
+  }
+
+  /** Options built at start by `useFactory`, with `inject` tokens from the container; validated then. */
+  static forRootAsync(options: LoadBalancingAsyncOptions): LoadBalancingModule {
+    if (!options || typeof options.useFactory !== 'function') throw new InvalidOptionError('forRootAsync.useFactory', 'give a function that returns the options')
+    if (options.inject !== undefined && !Array.isArray(options.inject)) throw new InvalidOptionError('forRootAsync.inject', 'must be a list of tokens')
+    return new LoadBalancingModule(undefined, options)
+  }
+
+  /**
+   * Options from environment variables (`ROUTEMQ_MQTT_BROKERS`,
+   * `ROUTEMQ_DATABASE_URL`, ...; see the README's table), read and validated
+   * now: an unknown `ROUTEMQ_` variable or a malformed value fails, naming
+   * the variable. `overrides` are merged over what the environment gives
+   * (a logger, TLS material, things no variable expresses).
+   */
+  static fromEnv(env: Readonly<Record<string, string | undefined>> = process.env, overrides: Partial<LoadBalancingOptions> = {}): LoadBalancingModule {
+    const fromEnv = loadBalancingOptionsFromEnv(env)
+    return LoadBalancingModule.forRoot({ ...fromEnv, ...overrides })
+  }
+
+  /** What the module built, once started. */
+  get parts(): Readonly<{ brokers?: BrokerPool; replicas?: ReplicaPool; kysely?: Kysely<any>; geo?: GeoResolver; health?: HealthModule }> {
+    const built = this.#built
+    return Object.freeze({ brokers: built?.brokers, replicas: built?.replicas, kysely: built?.kysely, geo: built?.geo, health: built?.health })
+  }
+
+  register(container: DependencyContainer): void {
+    // Until start builds them, resolving a part says why there is none yet.
+    for (const token of TOKENS) {
+      container.register(token, {
+        useFactory: () => {
+          throw new InvalidOptionError(String(token.description), 'is built when the application starts; resolve it in handlers, or after app.start()')
+        },
+      })
+    }
+  }
+
+  async prepare(app: Application): Promise<void> {
+    const options = this.#options ?? validateLoadBalancingOptions(await this.#runFactory(app))
+    const built: Built = (this.#built = { options })
+    const logger = options.logger ?? app.logger
+    const container = app.container
+    container.register(LOAD_BALANCING_OPTIONS, { useValue: options })
+    if (options.geo) {
+      built.geo = await GeoResolver.open({ logger, ...options.geo })
+      container.register(GEO_RESOLVER, { useValue: built.geo })
+    }
+    if (options.database) {
+      const { migrate, ...pool } = options.database
+      if (migrate) {
+        const primary = Array.isArray(pool.primary) ? pool.primary[0] : pool.primary
+        const url = typeof primary === 'string' ? primary : (primary as { url: string }).url
+        for (const line of await migrateToLatest(url)) logger.info('migration', { result: line })
+      }
+      built.replicas = await ReplicaPool.create({ logger, ...pool })
+      built.kysely = new Kysely<any>({ dialect: new ReplicatedPostgresDialect(built.replicas) })
+      container.register(REPLICA_POOL, { useValue: built.replicas })
+      container.register(KYSELY, { useValue: built.kysely })
+    }
+    if (options.mqtt) {
+      built.brokers = new BrokerPool({ logger, ...options.mqtt })
+      container.register(BROKER_POOL, { useValue: built.brokers })
+      container.register(MQTT_TRANSPORT, { useValue: built.brokers })
+    }
+    if (options.health !== false) {
+      const sources = [built.replicas, built.geo].filter((source): source is ReplicaPool & GeoResolver => source !== undefined) as HealthCheckSource[]
+      built.health = new HealthModule({ ...(options.health ?? {}), sources, metrics: options.metrics ?? {} })
+      built.health.register(container)
+    }
+  }
+
+  async start(app: Application): Promise<void> {
+    await this.#built?.health?.start(app)
+  }
+
+  async stop(): Promise<void> {
+    const built = this.#built
+    this.#built = undefined
+    if (!built) return
+    const errors: unknown[] = []
+    const attempt = async (step: () => unknown): Promise<void> => {
+      try {
+        await step()
+      } catch (error) {
+        errors.push(error)
+      }
+    }
+    // The transport (the broker pool) was closed by the application before this.
+    await attempt(() => built.health?.stop())
+    // Kysely closes the pool only if it ever used it; closing twice is one close. Queries in flight finish first.
+    await attempt(() => built.kysely?.destroy())
+    await attempt(() => built.replicas?.close())
+    await attempt(() => built.geo?.close())
+    if (errors.length === 1) throw errors[0]
+    if (errors.length > 1) throw new AggregateError(errors, 'several load-balancing parts failed to stop')
+  }
+
+  async #runFactory(app: Application): Promise<LoadBalancingOptions> {
+    const { useFactory, inject = [] } = this.#async!
+    const dependencies = inject.map((token) => app.container.resolve(token))
+    return useFactory(...(dependencies as never[]))
+  }
+}

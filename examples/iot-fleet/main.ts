@@ -75,9 +75,15 @@ async function main(): Promise<number> {
   }
 
   const schema = new Kysely<FleetDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: primaryUrl, max: 1 }) }) })
-  await createFleetSchema(schema)
-  await schema.deleteFrom('fleet_readings').execute()
-  await schema.deleteFrom('fleet_config').execute()
+  try {
+    await createFleetSchema(schema)
+    await schema.deleteFrom('fleet_readings').execute()
+    await schema.deleteFrom('fleet_config').execute()
+  } catch (error) {
+    await schema.destroy()
+    await topology?.stop()
+    throw error
+  }
 
   const tally = newTally()
   const app = createFleetApp(module, tally, new ConsoleLogger({ level: 'error' }))
@@ -92,6 +98,7 @@ async function main(): Promise<number> {
   let configChecks = 0
   let traffic = true
   let phase = 'steady traffic'
+  let ticker: NodeJS.Timeout | undefined
   try {
     await app.start()
     const healthUrl = module.parts.health?.server?.url
@@ -198,7 +205,7 @@ async function main(): Promise<number> {
       }
     }
     if (live) process.stdout.write('\n'.repeat(5))
-    const ticker = setInterval(render, 500)
+    ticker = setInterval(render, 500)
     while (elapsed(trafficStarted) < TRAFFIC_S) {
       const fault = faults[0]
       if (fault && elapsed(trafficStarted) >= fault.at) {
@@ -240,6 +247,7 @@ async function main(): Promise<number> {
     console.log(`\n${ok ? 'OK' : 'FAILED'}: ${lost.length} lost, ${stale} stale, in ${elapsed(began).toFixed(1)} s`)
     return ok ? 0 : 1
   } finally {
+    clearInterval(ticker)
     traffic = false
     await Promise.all(gateways.map((g) => g.close().catch(() => undefined)))
     await Promise.all(inboxes.map((i) => i.endAsync(true).catch(() => undefined)))

@@ -57,23 +57,29 @@ export interface GeoRegionOptions {
  * @example
  * router.on('devices/{id}/telemetry', save, { middleware: [geoRegion({ ip: { payload: 'ip' }, resolver })] })
  */
+/** Marks a `geoRegion()` that asks the container for its resolver, so that the module can check one exists at start. */
+export const USES_MODULE_RESOLVER = Symbol.for('routemq-load-balancing.geoRegion.usesModuleResolver')
+
 export function geoRegion(options: GeoRegionOptions): Middleware {
   const read = ipReader(options?.ip)
   const resolver = options?.resolver
   if (resolver !== undefined && typeof resolver?.lookup !== 'function') throw new InvalidOptionError('geoRegion.resolver', 'pass the GeoResolver to ask, or leave it out to use the module\'s')
   return {
+    [USES_MODULE_RESOLVER]: resolver === undefined,
     handle(ctx: MessageContext, next: Next) {
       ctx.state.geo = (resolver ?? containerResolver(ctx)).lookup(read(ctx))
       return next(ctx)
     },
-  }
+  } as Middleware
 }
 
 function containerResolver(ctx: MessageContext): GeoResolver {
-  if (!ctx.container.isRegistered(GEO_RESOLVER, true)) {
-    throw new InvalidOptionError(`geoRegion on route "${ctx.route.pattern}"`, 'no resolver: pass geoRegion({ ip, resolver }), or configure geo in LoadBalancingModule')
+  try {
+    return ctx.container.resolve<GeoResolver>(GEO_RESOLVER)
+  } catch (error) {
+    const detail = error instanceof Error ? ` (${error.message})` : ''
+    throw new InvalidOptionError(`geoRegion on route "${ctx.route.pattern}"`, `no resolver: pass geoRegion({ ip, resolver }), or configure geo in LoadBalancingModule${detail}`)
   }
-  return ctx.container.resolve<GeoResolver>(GEO_RESOLVER)
 }
 
 function ipReader(source: IpSource | undefined): (ctx: MessageContext) => unknown {

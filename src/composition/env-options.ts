@@ -58,7 +58,7 @@ const KNOWN = new Set(ENV_VARIABLES.map((variable) => variable.name))
  * @example
  * loadBalancingOptionsFromEnv({ ROUTEMQ_MQTT_BROKERS: 'mqtt://b1:1883,mqtt://b2:1883', ROUTEMQ_MQTT_MODE: 'all' })
  */
-export function loadBalancingOptionsFromEnv(env: Env = process.env): LoadBalancingOptions {
+export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: Partial<LoadBalancingOptions> = {}): LoadBalancingOptions {
   for (const name of Object.keys(env)) {
     if (name.startsWith('ROUTEMQ_') && !KNOWN.has(name) && env[name] !== undefined) {
       throw new InvalidOptionError(name, `is not a variable this package reads; did you mean one of ${closest(name)}?`)
@@ -69,8 +69,9 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env): LoadBalanci
 
   const brokers = read.list('ROUTEMQ_MQTT_BROKERS')
   if (brokers) {
-    const username = read.text('ROUTEMQ_MQTT_USERNAME')
-    const password = read.text('ROUTEMQ_MQTT_PASSWORD')
+    // Credentials exactly as given: spaces may be part of them.
+    const username = env.ROUTEMQ_MQTT_USERNAME === '' ? undefined : env.ROUTEMQ_MQTT_USERNAME
+    const password = env.ROUTEMQ_MQTT_PASSWORD === '' ? undefined : env.ROUTEMQ_MQTT_PASSWORD
     options.mqtt = compact({
       brokers: brokers.map((url) => (username !== undefined || password !== undefined ? compact({ url, username, password }) : url)),
       mode: read.oneOf('ROUTEMQ_MQTT_MODE', ['failover', 'all']),
@@ -139,17 +140,18 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env): LoadBalanci
   if (read.boolean('ROUTEMQ_METRICS_ENABLED') === false) {
     options.metrics = false
     read.none('ROUTEMQ_METRICS_ENABLED=true', ['ROUTEMQ_METRICS_PREFIX'])
+  } else if (options.health === false) {
+    read.none('ROUTEMQ_HEALTH_ENABLED=true (metrics are served on the health endpoint)', ['ROUTEMQ_METRICS_PREFIX'])
   } else {
     const prefix = read.text('ROUTEMQ_METRICS_PREFIX')
-    if (prefix !== undefined && !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) throw new InvalidOptionError('ROUTEMQ_METRICS_PREFIX', 'must be a Prometheus name prefix such as routemq_')
     options.metrics = compact({ prefix })
   }
 
   try {
-    return validateLoadBalancingOptions(options as LoadBalancingOptions)
+    return validateLoadBalancingOptions(mergeOptions(options as LoadBalancingOptions, overrides))
   } catch (error) {
     if (error instanceof InvalidOptionError) {
-      const variable = variableFor(error.field)
+      const variable = variableFor(error.field, env)
       if (variable) throw new InvalidOptionError(variable, `${error.reason} (${error.field})`)
       if (error.field === 'loadBalancing') {
         throw new InvalidOptionError('ROUTEMQ_MQTT_BROKERS', 'set at least one of ROUTEMQ_MQTT_BROKERS, ROUTEMQ_DATABASE_URL and ROUTEMQ_GEOIP_DATABASE')
@@ -159,8 +161,23 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env): LoadBalanci
   }
 }
 
+/**
+ * The options from the environment with `overrides` merged over them, one
+ * level deep: `{ mqtt: { tls } }` adds TLS to the brokers the environment
+ * gave; `false`, a logger or a list replace.
+ */
+function mergeOptions(base: LoadBalancingOptions, overrides: Partial<LoadBalancingOptions>): LoadBalancingOptions {
+  const merged: Record<string, unknown> = { ...base }
+  for (const [key, value] of Object.entries(overrides ?? {})) {
+    const current = merged[key]
+    const plain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype
+    merged[key] = plain(current) && plain(value) ? { ...current, ...value } : value
+  }
+  return merged as LoadBalancingOptions
+}
+
 /** The variable behind an option path: the one whose option is the longest prefix of it. */
-function variableFor(field: string): string | undefined {
+function variableFor(field: string, env: Env): string | undefined {
   let best: Variable | undefined
   for (const variable of ENV_VARIABLES) {
     const matches = field === variable.option || field.startsWith(`${variable.option}.`) || field.startsWith(`${variable.option}[`)
@@ -168,6 +185,7 @@ function variableFor(field: string): string | undefined {
   }
   // Rules, endpoints and a default region in the file.
   if (best?.option === 'geo') return 'ROUTEMQ_GEOIP_RULES_FILE'
+  if (best?.name === 'ROUTEMQ_GEOIP_DEFAULT_REGION' && env.ROUTEMQ_GEOIP_DEFAULT_REGION === undefined && env.ROUTEMQ_GEOIP_RULES_FILE !== undefined) return 'ROUTEMQ_GEOIP_RULES_FILE'
   return best?.name
 }
 

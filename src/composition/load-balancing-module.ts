@@ -3,6 +3,8 @@ import { GeoResolver } from '../../plugins/geoip/geo-resolver.js'
 import { ReplicaPool } from '../../plugins/kysely/replica-pool.js'
 import { ReplicatedPostgresDialect } from '../../plugins/kysely/replicated-postgres-dialect.js'
 import { migrateToLatest } from '../../plugins/kysely/run-migrations.js'
+import { resolveReplicaPoolOptions } from '../../plugins/kysely/replica-pool-options.js'
+import { USES_MODULE_RESOLVER } from '../../plugins/geoip/geo-region.js'
 import { BrokerPool } from '../../plugins/mqtt/broker-pool.js'
 import type { HealthCheckSource } from '../health/health-check.js'
 import { HealthModule } from '../health/health-module.js'
@@ -60,6 +62,10 @@ export class LoadBalancingModule implements RouteMqModule {
   readonly #options: LoadBalancingOptions | undefined
   readonly #async: LoadBalancingAsyncOptions | undefined
   #built: Built | undefined
+  /** The application this module serves; one module per application. */
+  #app: Application | undefined
+  /** The tokens this module answers for in the application's container. */
+  readonly #owned = new Set<(typeof TOKENS)[number]>()
 
   private constructor(options: LoadBalancingOptions | undefined, async: LoadBalancingAsyncOptions | undefined) {
     this.#options = options
@@ -86,8 +92,7 @@ export class LoadBalancingModule implements RouteMqModule {
    * (a logger, TLS material, things no variable expresses).
    */
   static fromEnv(env: Readonly<Record<string, string | undefined>> = process.env, overrides: Partial<LoadBalancingOptions> = {}): LoadBalancingModule {
-    const fromEnv = loadBalancingOptionsFromEnv(env)
-    return LoadBalancingModule.forRoot({ ...fromEnv, ...overrides })
+    return new LoadBalancingModule(loadBalancingOptionsFromEnv(env, overrides), undefined)
   }
 
   /** What the module built, once started. */
@@ -97,19 +102,26 @@ export class LoadBalancingModule implements RouteMqModule {
   }
 
   register(container: DependencyContainer): void {
-    // Until start builds them, resolving a part says why there is none yet.
+    // Until start builds them, resolving a part says why there is none yet. What another module registered stays.
     for (const token of TOKENS) {
-      container.register(token, {
-        useFactory: () => {
-          throw new InvalidOptionError(String(token.description), 'is built when the application starts; resolve it in handlers, or after app.start()')
-        },
-      })
+      if (container.isRegistered(token, true)) continue
+      this.#owned.add(token)
+      this.#unavailable(container, token, 'is built when the application starts; resolve it in handlers, or after app.start()')
     }
   }
 
   async prepare(app: Application): Promise<void> {
+    if (this.#app !== undefined && this.#app !== app) {
+      throw new InvalidOptionError('modules', 'this LoadBalancingModule already serves another application; create one per application')
+    }
+    this.#app = app
     const options = this.#options ?? validateLoadBalancingOptions(await this.#runFactory(app))
     const built: Built = (this.#built = { options })
+    // Parts that are off say so, rather than "not started yet".
+    const off: [(typeof TOKENS)[number], boolean, string][] = [[GEO_RESOLVER, !options.geo, 'geo'], [REPLICA_POOL, !options.database, 'database'], [KYSELY, !options.database, 'database'], [BROKER_POOL, !options.mqtt, 'mqtt']]
+    for (const [token, isOff, part] of off) {
+      if (isOff && this.#owned.has(token)) this.#unavailable(app.container, token, `is not configured: add ${part} to LoadBalancingModule's options`)
+    }
     const logger = options.logger ?? app.logger
     const container = app.container
     container.register(LOAD_BALANCING_OPTIONS, { useValue: options })
@@ -119,12 +131,14 @@ export class LoadBalancingModule implements RouteMqModule {
     }
     if (options.database) {
       const { migrate, ...pool } = options.database
-      if (migrate) {
-        const primary = Array.isArray(pool.primary) ? pool.primary[0] : pool.primary
-        const url = typeof primary === 'string' ? primary : (primary as { url: string }).url
-        for (const line of await migrateToLatest(url)) logger.info('migration', { result: line })
-      }
       built.replicas = await ReplicaPool.create({ logger, ...pool })
+      if (migrate) {
+        // On the server the pool found to be the primary now, which need not be the first candidate.
+        const primaryId = built.replicas.stats.primary.id
+        const primary = resolveReplicaPoolOptions(pool).primaries.find((server) => server.id === primaryId)
+        if (!primary) throw new InvalidOptionError('database.migrate', 'no primary is reachable to migrate; start it, or turn migrate off')
+        for (const line of await migrateToLatest(primary.connectionString)) logger.info('migration', { result: line })
+      }
       built.kysely = new Kysely<any>({ dialect: new ReplicatedPostgresDialect(built.replicas) })
       container.register(REPLICA_POOL, { useValue: built.replicas })
       container.register(KYSELY, { useValue: built.kysely })
@@ -142,6 +156,13 @@ export class LoadBalancingModule implements RouteMqModule {
   }
 
   async start(app: Application): Promise<void> {
+    if (!this.#built?.geo) {
+      for (const route of app.router.routes) {
+        if (route.middleware.some((layer) => (layer as { [USES_MODULE_RESOLVER]?: boolean })[USES_MODULE_RESOLVER] === true)) {
+          throw new InvalidOptionError(`geoRegion on route "${route.pattern}"`, 'has no resolver: configure geo in LoadBalancingModule, or pass geoRegion({ ip, resolver })')
+        }
+      }
+    }
     await this.#built?.health?.start(app)
   }
 
@@ -149,6 +170,7 @@ export class LoadBalancingModule implements RouteMqModule {
     const built = this.#built
     this.#built = undefined
     if (!built) return
+    for (const token of this.#owned) this.#unavailable(this.#app!.container, token, 'belongs to an application that has stopped')
     const errors: unknown[] = []
     const attempt = async (step: () => unknown): Promise<void> => {
       try {
@@ -165,6 +187,14 @@ export class LoadBalancingModule implements RouteMqModule {
     await attempt(() => built.geo?.close())
     if (errors.length === 1) throw errors[0]
     if (errors.length > 1) throw new AggregateError(errors, 'several load-balancing parts failed to stop')
+  }
+
+  #unavailable(container: DependencyContainer, token: (typeof TOKENS)[number], reason: string): void {
+    container.register(token, {
+      useFactory: () => {
+        throw new InvalidOptionError(String(token.description), reason)
+      },
+    })
   }
 
   async #runFactory(app: Application): Promise<LoadBalancingOptions> {

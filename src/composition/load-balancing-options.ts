@@ -1,7 +1,7 @@
 import { resolveBrokerPoolOptions, type BrokerPoolOptions } from '../../plugins/mqtt/broker-pool-options.js'
 import { resolveReplicaPoolOptions, type ReplicaPoolOptions } from '../../plugins/kysely/replica-pool-options.js'
 import { GeoResolver, type GeoResolverOptions } from '../../plugins/geoip/geo-resolver.js'
-import type { HealthModuleOptions } from '../health/health-module.js'
+import { HealthModule, type HealthModuleOptions } from '../health/health-module.js'
 import type { LoadBalancingMetricsOptions } from '../metrics/load-balancing-metrics.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
 import type { Logger } from '../routemq/logger.js'
@@ -88,6 +88,25 @@ export function validateLoadBalancingOptions(options: LoadBalancingOptions): Loa
     const value = options[key]
     if (value !== undefined && value !== false && (typeof value !== 'object' || value === null || Array.isArray(value))) {
       throw new InvalidOptionError(key, `must be an object of options, or false to turn ${key} off`)
+    }
+  }
+  const metrics = options.metrics
+  if (metrics && metrics.prefix !== undefined && (typeof metrics.prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(metrics.prefix))) {
+    throw new InvalidOptionError('metrics.prefix', 'must be a Prometheus name prefix such as routemq_')
+  }
+  if (options.health === false && metrics && Object.keys(metrics).length > 0) {
+    throw new InvalidOptionError('metrics', 'has no effect with health: false (metrics are served on the health endpoint)')
+  }
+  if (options.health !== false) {
+    // Built and dropped: the health module checks its own options (port, host, drain delay) when it is made.
+    try {
+      new HealthModule({ ...(options.health ?? {}), metrics: metrics === false ? false : { ...(metrics ?? {}), defaultMetrics: false } })
+    } catch (error) {
+      if (error instanceof InvalidOptionError) {
+        const field = error.field.replace(/^health\.(port|host)$/, 'health.http.$1')
+        throw new InvalidOptionError(field.startsWith('health') ? field : `health.${field}`, error.reason)
+      }
+      throw error
     }
   }
   if (options.logger !== undefined && (typeof options.logger !== 'object' || typeof options.logger?.warn !== 'function')) {

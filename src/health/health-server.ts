@@ -42,7 +42,7 @@ export class HealthServer {
   constructor(options: HealthServerOptions) {
     const port = options.port ?? 9464
     if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidOptionError('health.port', 'must be a whole number from 0 to 65535')
-    if (options.host !== undefined && (typeof options.host !== 'string' || options.host === '')) {
+    if (options.host !== undefined && (typeof options.host !== 'string' || !/^[\w.:%[\]-]+$/.test(options.host))) {
       throw new InvalidOptionError('health.host', "must be a host name or address, e.g. '0.0.0.0'")
     }
     this.#options = Object.freeze({ ...options })

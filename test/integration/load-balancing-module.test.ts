@@ -41,6 +41,7 @@ describe('LoadBalancingModule.fromEnv on the launcher’s brokers, database and 
   let dir: string
   let device: MqttClient | undefined
   let app: Application | undefined
+  const cleanup: (() => Promise<unknown>)[] = []
 
   before(async () => {
     topology = await startTopology({ brokers: 2, replicas: 1 })
@@ -51,6 +52,7 @@ describe('LoadBalancingModule.fromEnv on the launcher’s brokers, database and 
     await client.end()
   })
   after(async () => {
+    while (cleanup.length) await cleanup.pop()!().catch(() => undefined)
     await device?.endAsync()
     await app?.stop()
     await topology?.stop()
@@ -109,15 +111,25 @@ describe('LoadBalancingModule.fromEnv on the launcher’s brokers, database and 
       ...topology.brokers.map((b) => `broker/127.0.0.1:${b.port}`), 'geo', 'primary', `replica/${module.parts.replicas!.stats.replicas[0]!.id}`, 'replicas',
     ].sort(), 'a check for every part')
 
-    // A device on the second broker: in 'all' mode the app hears it there.
+    // A device on the second broker: in 'all' mode the app hears it there. The app spreads its publishes over
+    // the brokers, and independent brokers do not share them, so the answers are awaited on every broker.
     device = await connectAsync(topology.brokers[1]!.url, { clientId: 'module-device' })
-    device.on('message', (topic, body) => {
-      answers.set(topic, JSON.parse(body.toString()))
-      answered?.()
-    })
-    await device.subscribeAsync('devices/+/+', { qos: 1 })
-    const reply = (topic: string) => new Promise<unknown>((resolve) => {
-      answered = () => answers.has(topic) && resolve(answers.get(topic))
+    const inbox = await connectAsync(topology.brokers[0]!.url, { clientId: 'module-device-inbox' })
+    cleanup.push(() => inbox.endAsync())
+    for (const client of [device, inbox]) {
+      client.on('message', (topic, body) => {
+        answers.set(topic, JSON.parse(body.toString()))
+        answered?.()
+      })
+      await client.subscribeAsync('devices/+/+', { qos: 1 })
+    }
+    const reply = (topic: string) => new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${topic} within 10 s`)), 10_000)
+      answered = () => {
+        if (!answers.has(topic)) return
+        clearTimeout(timer)
+        resolve(answers.get(topic))
+      }
       answered()
     })
     await device.publishAsync('devices/d1/telemetry', JSON.stringify({ ip: '81.2.69.1', celsius: 21.5 }), { qos: 1 })

@@ -51,6 +51,10 @@ describe('LoadBalancingModule configuration', () => {
     ['health not an object', { mqtt: { brokers: [BROKER] }, health: 'on' }, 'health'],
     ['metrics not an object', { mqtt: { brokers: [BROKER] }, metrics: 1 }, 'metrics'],
     ['a logger without methods', { mqtt: { brokers: [BROKER] }, logger: {} }, 'logger'],
+    ['a health port', { mqtt: { brokers: [BROKER] }, health: { http: { port: 'x' } } }, 'health.http.port'],
+    ['a negative drain delay', { mqtt: { brokers: [BROKER] }, health: { shutdown: { drainDelayMs: -1 } } }, 'health.shutdown.drainDelayMs'],
+    ['a metrics prefix', { mqtt: { brokers: [BROKER] }, metrics: { prefix: '1 bad' } }, 'metrics.prefix'],
+    ['metrics settings with health off', { mqtt: { brokers: [BROKER] }, health: false, metrics: { prefix: 'x_' } }, 'metrics'],
   ]
   for (const [what, options, field] of codeCases) {
     it(`forRoot names ${field} for ${what}`, () => {
@@ -78,12 +82,32 @@ describe('LoadBalancingModule configuration', () => {
     ['a health port', { ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_HEALTH_PORT: '70000' }, 'ROUTEMQ_HEALTH_PORT'],
     ['a health setting with health off', { ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_HEALTH_ENABLED: 'false', ROUTEMQ_HEALTH_PORT: '9000' }, 'ROUTEMQ_HEALTH_PORT'],
     ['a metrics prefix', { ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_METRICS_PREFIX: 'my-app' }, 'ROUTEMQ_METRICS_PREFIX'],
+    ['a negative drain delay', { ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_HEALTH_DRAIN_DELAY_MS: '-1' }, 'ROUTEMQ_HEALTH_DRAIN_DELAY_MS'],
+    ['a health host', { ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_HEALTH_HOST: 'a b/c' }, 'ROUTEMQ_HEALTH_HOST'],
+    ['a metrics prefix with health off', { ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_HEALTH_ENABLED: 'false', ROUTEMQ_METRICS_PREFIX: 'x_' }, 'ROUTEMQ_METRICS_PREFIX'],
   ]
   for (const [what, env, variable] of envCases) {
     it(`fromEnv names ${variable} for ${what}`, () => {
       assert.equal(fieldOf(() => LoadBalancingModule.fromEnv(env)), variable)
     })
   }
+
+  it('merges overrides over the environment one level deep, validates the result, and keeps credentials as given', () => {
+    const options = loadBalancingOptionsFromEnv({ ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_MQTT_PASSWORD: ' pass word ' }, { mqtt: { brokers: [BROKER], clientId: 'from-code' } as never })
+    assert.equal(options.mqtt?.clientId, 'from-code')
+    const env = loadBalancingOptionsFromEnv({ ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_MQTT_PASSWORD: ' pass word ', ROUTEMQ_MQTT_CLIENT_ID: 'app' }, { mqtt: { keepaliveSeconds: 30 } as never })
+    assert.deepEqual([env.mqtt?.clientId, env.mqtt?.keepaliveSeconds, (env.mqtt?.brokers[0] as { password: string }).password], ['app', 30, ' pass word '])
+    const geoOnly = loadBalancingOptionsFromEnv({}, { geo: { database: 'x.mmdb', defaultRegion: 'eu' } })
+    assert.equal(geoOnly.geo?.defaultRegion, 'eu', 'what the overrides add counts before "nothing configured" is decided')
+  })
+
+  it('fails the start, naming the route, when a geoRegion relies on a module without geo; and says a part is off', async () => {
+    const { geoRegion } = await import('../../src/index.js')
+    const router = new Router().on('devices/{id}/x', () => undefined, { middleware: [geoRegion({ ip: { payload: 'ip' } })] })
+    const app = Application.create({ router, modules: [LoadBalancingModule.forRoot({ mqtt: { brokers: [BROKER] }, health: false })], logger: silentLogger })
+    await assert.rejects(app.start(), (error: unknown) => error instanceof InvalidOptionError && error.field === 'geoRegion on route "devices/{id}/x"')
+    assert.throws(() => app.container.resolve(Symbol.for('routemq-load-balancing.GeoResolver')), /belongs to an application that has stopped|is not configured/)
+  })
 
   it('names the rules file for a bad rule inside it', () => {
     assert.equal(fieldOf(() => LoadBalancingModule.fromEnv({ ROUTEMQ_GEOIP_DATABASE: 'x.mmdb', ROUTEMQ_GEOIP_RULES_FILE: rulesFile })), 'ROUTEMQ_GEOIP_RULES_FILE')

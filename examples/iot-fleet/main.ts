@@ -74,7 +74,11 @@ async function main(): Promise<number> {
     module = LoadBalancingModule.forRoot(options)
   }
 
-  const schema = new Kysely<FleetDatabase>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: primaryUrl, max: 1 }) }) })
+  // The demo's own connection, for the schema and the report. An idle connection is cut when the primary
+  // stops; pg reports that on the pool, which would end the process if nobody listened.
+  const schemaPool = new pg.Pool({ connectionString: primaryUrl, max: 1 })
+  schemaPool.on('error', () => undefined)
+  const schema = new Kysely<FleetDatabase>({ dialect: new PostgresDialect({ pool: schemaPool }) })
   try {
     await createFleetSchema(schema)
     await schema.deleteFrom('fleet_readings').execute()

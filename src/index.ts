@@ -96,6 +96,10 @@ export {
 export {
   LoadBalancingModule, type LoadBalancingAsyncOptions,
   validateLoadBalancingOptions, type LoadBalancingOptions, type DatabaseOptions, type HealthOptions,
-  loadBalancingOptionsFromEnv, ENV_VARIABLES,
+  loadBalancingOptionsFromEnv, infraOptionsFromEnv, ENV_VARIABLES,
   Repository, InjectKysely,
 } from './composition/index.js'
+export {
+  planInfra, DEMO_TOPOLOGY, type InfraOptions, type InfraPlan, type PlannedBroker,
+  renderHaproxy, renderNginx, renderKubernetes, renderKubernetesObjects, mqttConnectPacket, toYaml, type YamlValue, runCli,
+} from '../plugins/infra/index.js'

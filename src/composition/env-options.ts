@@ -45,6 +45,21 @@ export const ENV_VARIABLES: readonly Variable[] = [
   { name: 'ROUTEMQ_HEALTH_DRAIN_DELAY_MS', option: 'health.shutdown.drainDelayMs', meaning: 'On SIGTERM, time between failing /ready and stopping. Default 5000.' },
   { name: 'ROUTEMQ_METRICS_ENABLED', option: 'metrics', meaning: '`false` for no /metrics. Default true.' },
   { name: 'ROUTEMQ_METRICS_PREFIX', option: 'metrics.prefix', meaning: 'Put before every metric name. Default routemq_.' },
+  // Read only by `render` (the balancer configs), ignored by the module.
+  { name: 'ROUTEMQ_INFRA_NAME', option: 'infra.name', meaning: 'render: name of the generated sections and resources. Default routemq.' },
+  { name: 'ROUTEMQ_INFRA_APP_INSTANCES', option: 'infra.appInstances', meaning: "render: the app instances' health endpoints, `host:port`, comma-separated. Default the health server's." },
+  { name: 'ROUTEMQ_INFRA_MQTT_PORT', option: 'infra.listen.mqtt', meaning: 'render: where the balancer takes MQTT. Default 1883.' },
+  { name: 'ROUTEMQ_INFRA_WEBSOCKET_PORT', option: 'infra.listen.websocket', meaning: 'render: where it takes MQTT over WebSocket (for ws:// brokers). Default 8083.' },
+  { name: 'ROUTEMQ_INFRA_HTTP_PORT', option: 'infra.listen.http', meaning: "render: where it serves the app's HTTP endpoints. Default 8080." },
+  { name: 'ROUTEMQ_INFRA_STATS_PORT', option: 'infra.listen.stats', meaning: 'render: the HAProxy stats page. Default 8404.' },
+  { name: 'ROUTEMQ_INFRA_BALANCE', option: 'infra.balance', meaning: 'render: `leastconn` or `roundrobin`. Default leastconn.' },
+  { name: 'ROUTEMQ_INFRA_CHECK_INTERVAL_MS', option: 'infra.check.intervalMs', meaning: 'render: broker check interval. Default 2000.' },
+  { name: 'ROUTEMQ_INFRA_CHECK_FALL', option: 'infra.check.fall', meaning: 'render: failed checks that take a broker out. Default 3.' },
+  { name: 'ROUTEMQ_INFRA_DEVICE_KEEPALIVE_SECONDS', option: 'infra.deviceKeepaliveSeconds', meaning: "render: the devices' longest keepalive; idle timeouts exceed 1.5 times it. Default 60." },
+  { name: 'ROUTEMQ_INFRA_PROXY_PROTOCOL', option: 'infra.proxyProtocol', meaning: 'render: send the PROXY protocol to the brokers. Default false.' },
+  { name: 'ROUTEMQ_INFRA_IMAGE', option: 'infra.image', meaning: "render: the app's container image for Kubernetes. Default routemq-app:latest." },
+  { name: 'ROUTEMQ_INFRA_REPLICAS', option: 'infra.replicas', meaning: 'render: app instances in the Deployment. Default 2.' },
+  { name: 'ROUTEMQ_INFRA_INGRESS_HOST', option: 'infra.ingressHost', meaning: 'render: an Ingress for this host. Default none.' },
 ]
 
 const KNOWN = new Set(ENV_VARIABLES.map((variable) => variable.name))
@@ -159,6 +174,33 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: P
     }
     throw error
   }
+}
+
+/**
+ * The `render` settings of the environment (`ROUTEMQ_INFRA_*`), each
+ * malformed value failing with the variable's name.
+ */
+export function infraOptionsFromEnv(env: Env): Record<string, unknown> {
+  const read = new Reader(env)
+  const listen = compact({ mqtt: read.number('ROUTEMQ_INFRA_MQTT_PORT'), websocket: read.number('ROUTEMQ_INFRA_WEBSOCKET_PORT'), http: read.number('ROUTEMQ_INFRA_HTTP_PORT'), stats: read.number('ROUTEMQ_INFRA_STATS_PORT') })
+  const check = compact({ intervalMs: read.number('ROUTEMQ_INFRA_CHECK_INTERVAL_MS'), fall: read.number('ROUTEMQ_INFRA_CHECK_FALL') })
+  return compact({
+    name: read.text('ROUTEMQ_INFRA_NAME'),
+    appInstances: read.list('ROUTEMQ_INFRA_APP_INSTANCES'),
+    listen: Object.keys(listen).length ? listen : undefined,
+    balance: read.oneOf('ROUTEMQ_INFRA_BALANCE', ['leastconn', 'roundrobin']),
+    check: Object.keys(check).length ? check : undefined,
+    deviceKeepaliveSeconds: read.number('ROUTEMQ_INFRA_DEVICE_KEEPALIVE_SECONDS'),
+    proxyProtocol: read.boolean('ROUTEMQ_INFRA_PROXY_PROTOCOL'),
+    image: read.text('ROUTEMQ_INFRA_IMAGE'),
+    replicas: read.number('ROUTEMQ_INFRA_REPLICAS'),
+    ingressHost: read.text('ROUTEMQ_INFRA_INGRESS_HOST'),
+  })
+}
+
+/** The variable an `infra.*` option path comes from, for render's errors. */
+export function variableOfOption(field: string, env: Env = {}): string | undefined {
+  return variableFor(field, env)
 }
 
 /**

@@ -169,7 +169,14 @@ async function replicaHasRow(url: string, device: string): Promise<void> {
   try {
     const deadline = Date.now() + 10_000
     for (;;) {
-      const { rows } = await client.query<{ count: string }>('select count(*) as count from module_readings where device = $1', [device])
+      // The table itself may not have been replayed yet (42P01): that is "not yet" too.
+      const rows = await client.query<{ count: string }>('select count(*) as count from module_readings where device = $1', [device]).then(
+        (result) => result.rows,
+        (error: { code?: string }) => {
+          if (error.code === '42P01') return [{ count: '0' }]
+          throw error
+        },
+      )
       if (Number(rows[0]!.count) > 0) return
       if (Date.now() > deadline) throw new Error('the replica did not replay the row within 10 s')
       await new Promise((resolve) => setTimeout(resolve, 20))

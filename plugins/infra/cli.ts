@@ -1,0 +1,126 @@
+#!/usr/bin/env node
+// `npx routemq-load-balancing render haproxy|nginx|kubernetes [--env-file f | --config f] [--out dir]`
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { parseEnv } from 'node:util'
+import { infraOptionsFromEnv, loadBalancingOptionsFromEnv, variableOfOption } from '../../src/composition/env-options.js'
+import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { DEMO_TOPOLOGY, planInfra, type InfraPlan } from './infra-plan.js'
+import { renderHaproxy } from './render-haproxy.js'
+import { renderKubernetes } from './render-kubernetes.js'
+import { renderNginx } from './render-nginx.js'
+
+const HELP = `Usage: routemq-load-balancing render <haproxy|nginx|kubernetes> [--env-file FILE | --config FILE] [--out DIR]
+
+Renders a balancer configuration from the same settings LoadBalancingModule reads:
+  haproxy     haproxy.cfg: MQTT with an MQTT CONNECT/CONNACK health check, client-id
+              stickiness, the app's HTTP endpoints checked on /ready, a stats page
+  nginx       nginx.conf (a complete main configuration): stream upstreams for MQTT and
+              MQTT over WebSocket, an http upstream for the app
+  kubernetes  kubernetes.yaml: ConfigMap, Deployment with /health and /ready probes,
+              Services for HTTP and MQTT, an Ingress with ROUTEMQ_INFRA_INGRESS_HOST
+
+Options:
+  --env-file FILE  a .env file with ROUTEMQ_* variables (ROUTEMQ_MQTT_BROKERS, ROUTEMQ_HEALTH_PORT,
+                   ROUTEMQ_INFRA_*; see the README's table)
+  --config FILE    a JSON file { mqtt, health, infra } (LoadBalancingModule's options plus infra)
+  --out DIR        write the file into DIR instead of printing it
+  --help           this text
+
+With neither --env-file nor --config it renders for the demo's topology (3 brokers on 127.0.0.1).`
+
+const FILES = { haproxy: 'haproxy.cfg', nginx: 'nginx.conf', kubernetes: 'kubernetes.yaml' } as const
+type Target = keyof typeof FILES
+
+/** Runs the command; returns the exit code (0 ok, 1 bad configuration, 2 bad usage). */
+export async function runCli(args: readonly string[], out: (text: string) => void = (t) => process.stdout.write(t), err: (text: string) => void = (t) => process.stderr.write(t)): Promise<number> {
+  if (args.length === 0 || args.includes('--help') || args.includes('-h')) {
+    out(`${HELP}\n`)
+    return args.length === 0 ? 2 : 0
+  }
+  const [command, target, ...rest] = args
+  if (command !== 'render' || !target || !(target in FILES)) {
+    err(`Unknown command: ${args.join(' ')}\n\n${HELP}\n`)
+    return 2
+  }
+  const flags = new Map<string, string>()
+  for (let i = 0; i < rest.length; i += 2) {
+    const flag = rest[i]!
+    const value = rest[i + 1]
+    if (!['--env-file', '--config', '--out'].includes(flag) || value === undefined || value.startsWith('--')) {
+      err(`Unknown or incomplete option: ${flag}\n\n${HELP}\n`)
+      return 2
+    }
+    flags.set(flag, value)
+  }
+  if (flags.has('--env-file') && flags.has('--config')) {
+    err('Give --env-file or --config, not both.\n')
+    return 2
+  }
+  let text: string
+  try {
+    text = render(target as Target, await planFrom(flags))
+  } catch (error) {
+    if (error instanceof InvalidOptionError) {
+      err(`${error.message}\n`)
+      return 1
+    }
+    throw error
+  }
+  const dir = flags.get('--out')
+  if (dir === undefined) {
+    out(text)
+    return 0
+  }
+  await mkdir(dir, { recursive: true })
+  const path = join(resolve(dir), FILES[target as Target])
+  await writeFile(path, text)
+  out(`wrote ${path}\n`)
+  return 0
+}
+
+function render(target: Target, plan: InfraPlan): string {
+  if (target === 'haproxy') return renderHaproxy(plan)
+  if (target === 'nginx') return renderNginx(plan)
+  return renderKubernetes(plan)
+}
+
+async function planFrom(flags: ReadonlyMap<string, string>): Promise<InfraPlan> {
+  const envFile = flags.get('--env-file')
+  const configFile = flags.get('--config')
+  if (envFile !== undefined) {
+    const env = parseEnv(await readText(envFile, '--env-file')) as Record<string, string>
+    const options = loadBalancingOptionsFromEnv(env)
+    try {
+      return planInfra({ mqtt: options.mqtt, health: options.health, infra: infraOptionsFromEnv(env) })
+    } catch (error) {
+      const variable = error instanceof InvalidOptionError ? variableOfOption(error.field, env) : undefined
+      if (variable) throw new InvalidOptionError(variable, `${(error as InvalidOptionError).reason} (${(error as InvalidOptionError).field})`)
+      throw error
+    }
+  }
+  if (configFile !== undefined) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(await readText(configFile, '--config'))
+    } catch (error) {
+      if (error instanceof InvalidOptionError) throw error
+      throw new InvalidOptionError('--config', `${configFile} is not JSON (${error instanceof Error ? error.message : String(error)})`)
+    }
+    if (!parsed || typeof parsed !== 'object') throw new InvalidOptionError('--config', `${configFile} must hold an object { mqtt, health, infra }`)
+    return planInfra(parsed as Parameters<typeof planInfra>[0])
+  }
+  return planInfra(DEMO_TOPOLOGY)
+}
+
+async function readText(path: string, flag: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8')
+  } catch (error) {
+    throw new InvalidOptionError(flag, `${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === (await import('node:url')).pathToFileURL((await import('node:fs')).realpathSync(process.argv[1])).href) {
+  process.exitCode = await runCli(process.argv.slice(2))
+}

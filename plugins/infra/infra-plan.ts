@@ -1,0 +1,138 @@
+import { resolveBrokerPoolOptions, type BrokerPoolOptions } from '../mqtt/broker-pool-options.js'
+import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+
+/** What the rendered configs put in front of the brokers and the app; every field optional. */
+export interface InfraOptions {
+  /** Name of the generated objects (HAProxy sections, NGINX upstreams, Kubernetes resources). Default `routemq`. */
+  readonly name?: string
+  /** App instances' health/API endpoints as `host:port`. Default one, on the health server's host and port. */
+  readonly appInstances?: readonly string[]
+  /** Where the balancer listens. Defaults: MQTT 1883, MQTT over WebSocket 8083, HTTP 8080, HAProxy stats 8404. */
+  readonly listen?: { readonly mqtt?: number; readonly websocket?: number; readonly http?: number; readonly stats?: number }
+  /** Broker choice for new connections. Default `leastconn`. */
+  readonly balance?: 'leastconn' | 'roundrobin'
+  /** Active broker checks: interval, failures to mark down, successes to mark up. Default 2000 ms, 3, 2. */
+  readonly check?: { readonly intervalMs?: number; readonly fall?: number; readonly rise?: number }
+  /** The longest MQTT keepalive of the devices, in seconds: idle timeouts are longer than 1.5 times it. Default 60. */
+  readonly deviceKeepaliveSeconds?: number
+  /** Send the PROXY protocol to the brokers (they must accept it). Default false. */
+  readonly proxyProtocol?: boolean
+  /** Kubernetes: the app's container image, and how many instances. Defaults `routemq-app:latest`, 2. */
+  readonly image?: string
+  readonly replicas?: number
+  /** Kubernetes: an Ingress for the HTTP endpoints on this host. Default none. */
+  readonly ingressHost?: string
+  /** NGINX: the stream module to load (Debian/Ubuntu path by default); `false` when it is built in. */
+  readonly nginxStreamModule?: string | false
+  /** NGINX: pid file and error log of the rendered main config. Defaults `/run/nginx.pid`, `/var/log/nginx/error.log`. */
+  readonly nginxPid?: string
+  readonly nginxErrorLog?: string
+}
+
+/** A broker as the balancers see it. */
+export interface PlannedBroker {
+  readonly id: string
+  readonly host: string
+  readonly port: number
+  readonly websocket: boolean
+}
+
+/** Everything the renderers need, validated, defaults filled in. */
+export interface InfraPlan {
+  readonly name: string
+  readonly brokers: readonly PlannedBroker[]
+  readonly appInstances: readonly { readonly host: string; readonly port: number }[]
+  readonly healthPort: number
+  readonly listen: { readonly mqtt: number; readonly websocket: number; readonly http: number; readonly stats: number }
+  readonly balance: 'leastconn' | 'roundrobin'
+  readonly check: { readonly intervalMs: number; readonly fall: number; readonly rise: number }
+  /** Idle timeout of MQTT connections through the balancer, in seconds (> 1.5 × the device keepalive). */
+  readonly idleTimeoutSeconds: number
+  readonly proxyProtocol: boolean
+  readonly image: string
+  readonly replicas: number
+  readonly ingressHost: string | undefined
+  readonly nginxStreamModule: string | false
+  readonly nginxPid: string
+  readonly nginxErrorLog: string
+  /** The app's environment for Kubernetes (no secrets: those come from a Secret). */
+  readonly appEnv: Readonly<Record<string, string>>
+}
+
+/** The topology the demo uses, rendered when no configuration is given. */
+export const DEMO_TOPOLOGY: { readonly mqtt: BrokerPoolOptions; readonly health: { readonly http: { readonly host: string; readonly port: number } } } = {
+  mqtt: { brokers: ['mqtt://127.0.0.1:1884', 'mqtt://127.0.0.1:1885', 'mqtt://127.0.0.1:1886'], mode: 'all' },
+  health: { http: { host: '127.0.0.1', port: 9464 } },
+}
+
+const NAME = /^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$/
+const port = (value: unknown, field: string, fallback: number): number => {
+  const n = value ?? fallback
+  if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > 65_535) throw new InvalidOptionError(field, 'must be a port number from 1 to 65535')
+  return n as number
+}
+const positive = (value: unknown, field: string, fallback: number): number => {
+  const n = value ?? fallback
+  if (!Number.isInteger(n) || (n as number) < 1) throw new InvalidOptionError(field, 'must be a whole number of at least 1')
+  return n as number
+}
+
+/**
+ * The balancer plan from the options the module reads (`mqtt`, `health`)
+ * and `infra`: brokers split into plain MQTT and WebSocket ones, app
+ * instances, listen ports, check timing. Errors name the field.
+ *
+ * @example
+ * planInfra({ mqtt: { brokers: ['mqtt://b1:1883', 'mqtt://b2:1883'] }, infra: { appInstances: ['app-1:9464'] } })
+ */
+export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly health?: unknown; readonly infra?: InfraOptions }): InfraPlan {
+  if (!options?.mqtt) throw new InvalidOptionError('mqtt.brokers', 'the balancers need the brokers: set mqtt.brokers (ROUTEMQ_MQTT_BROKERS)')
+  let resolved
+  try {
+    resolved = resolveBrokerPoolOptions(options.mqtt, 'infra')
+  } catch (error) {
+    if (error instanceof InvalidOptionError && !error.field.startsWith('mqtt')) throw new InvalidOptionError(`mqtt.${error.field}`, error.reason)
+    throw error
+  }
+  const infra = options.infra ?? {}
+  const name = infra.name ?? 'routemq'
+  if (typeof name !== 'string' || !NAME.test(name)) throw new InvalidOptionError('infra.name', 'must be lower-case letters, digits and "-", as Kubernetes names are')
+  const health = (options.health && typeof options.health === 'object' ? (options.health as { http?: { host?: string; port?: number } | false }).http : undefined) || {}
+  const healthPort = port(health.port, 'health.http.port', 9464)
+  const appInstances = (infra.appInstances ?? [`${health.host && health.host !== '0.0.0.0' ? health.host : '127.0.0.1'}:${healthPort}`]).map((entry, i) => {
+    const match = typeof entry === 'string' ? /^(\[[^\]]+\]|[^:\s]+):(\d+)$/.exec(entry) : null
+    if (!match) throw new InvalidOptionError(`infra.appInstances[${i}]`, 'must be host:port, e.g. "app-1:9464"')
+    return { host: match[1]!, port: port(Number(match[2]), `infra.appInstances[${i}]`, 0) }
+  })
+  const balance = infra.balance ?? 'leastconn'
+  if (balance !== 'leastconn' && balance !== 'roundrobin') throw new InvalidOptionError('infra.balance', "must be 'leastconn' or 'roundrobin'")
+  const keepalive = positive(infra.deviceKeepaliveSeconds, 'infra.deviceKeepaliveSeconds', 60)
+  const image = infra.image ?? 'routemq-app:latest'
+  if (typeof image !== 'string' || /\s/.test(image) || image === '') throw new InvalidOptionError('infra.image', 'must be a container image reference')
+  const brokers = resolved.brokers.map((b) => ({ id: b.id.replace(/[^A-Za-z0-9_.-]/g, '_'), host: b.host.replace(/^\[(.*)\]$/, '$1'), port: b.port, websocket: b.protocol === 'ws' || b.protocol === 'wss' }))
+  const appEnv: Record<string, string> = {
+    ROUTEMQ_MQTT_BROKERS: resolved.brokers.map((b) => b.url).join(','),
+    ROUTEMQ_MQTT_MODE: resolved.mode,
+    ROUTEMQ_HEALTH_HOST: '0.0.0.0',
+    ROUTEMQ_HEALTH_PORT: String(healthPort),
+  }
+  return {
+    name, brokers, appInstances, healthPort,
+    listen: {
+      mqtt: port(infra.listen?.mqtt, 'infra.listen.mqtt', 1883), websocket: port(infra.listen?.websocket, 'infra.listen.websocket', 8083),
+      http: port(infra.listen?.http, 'infra.listen.http', 8080), stats: port(infra.listen?.stats, 'infra.listen.stats', 8404),
+    },
+    balance,
+    check: {
+      intervalMs: positive(infra.check?.intervalMs, 'infra.check.intervalMs', 2000), fall: positive(infra.check?.fall, 'infra.check.fall', 3),
+      rise: positive(infra.check?.rise, 'infra.check.rise', 2),
+    },
+    idleTimeoutSeconds: Math.ceil(keepalive * 1.5) + 10,
+    proxyProtocol: infra.proxyProtocol ?? false,
+    image, replicas: positive(infra.replicas, 'infra.replicas', 2), ingressHost: infra.ingressHost,
+    nginxStreamModule: infra.nginxStreamModule ?? '/usr/lib/nginx/modules/ngx_stream_module.so',
+    nginxPid: infra.nginxPid ?? '/run/nginx.pid',
+    nginxErrorLog: infra.nginxErrorLog ?? '/var/log/nginx/error.log',
+    appEnv,
+  }
+}

@@ -1,0 +1,114 @@
+import type { InfraPlan } from './infra-plan.js'
+import { CONNACK_ACCEPTED, DISCONNECT, mqttConnectPacket } from './mqtt-connect-packet.js'
+
+/**
+ * A complete `haproxy.cfg` (HAProxy ≥ 2.4): MQTT over TCP to the brokers with
+ * a health check that speaks MQTT (CONNECT, expect a CONNACK accepting it),
+ * `leastconn` (or round robin) with client-id stickiness read by HAProxy's
+ * MQTT converters, idle timeouts longer than 1.5 × the device keepalive, a
+ * WebSocket frontend for brokers listed with `ws://`, an HTTP frontend for
+ * the app instances checked on `/ready`, and a stats page.
+ */
+export function renderHaproxy(plan: InfraPlan): string {
+  const connect = mqttConnectPacket('haproxy-check', 10).toString('hex')
+  const server = (b: { id: string; host: string; port: number }): string =>
+    `  server ${b.id} ${b.host.includes(':') ? `[${b.host}]` : b.host}:${b.port} check${plan.proxyProtocol ? ' send-proxy-v2 check-send-proxy' : ''}`
+  const tcp = plan.brokers.filter((b) => !b.websocket)
+  const ws = plan.brokers.filter((b) => b.websocket)
+  const idle = `${plan.idleTimeoutSeconds}s`
+  const lines: string[] = [
+    `# Rendered by routemq-load-balancing for ${plan.name}. Brokers are checked with a real MQTT CONNECT/CONNACK.`,
+    'global',
+    '  log stdout format raw local0',
+    '',
+    'defaults',
+    '  log global',
+    '  timeout connect 5s',
+    `  timeout client ${idle}`,
+    `  timeout server ${idle}`,
+    '  timeout check 2s',
+    // A name that does not resolve yet (a pod, a container not started) does not stop HAProxy: the server waits in
+    // maintenance and is resolved again through the system's resolvers.
+    `  default-server inter ${plan.check.intervalMs}ms fall ${plan.check.fall} rise ${plan.check.rise} init-addr last,libc,none resolvers system`,
+    '',
+    'resolvers system',
+    '  parse-resolv-conf',
+    '  hold valid 10s',
+    '',
+  ]
+  const brokerBackend = (backend: string, members: readonly { id: string; host: string; port: number }[], mqttCheck: boolean): void => {
+    lines.push(
+      `backend ${backend}`,
+      '  mode tcp',
+      `  balance ${plan.balance}`,
+      // A device that reconnects goes back to the broker holding its session, while that broker is up.
+      '  tcp-request inspect-delay 5s',
+      '  tcp-request content accept if { req.payload(0,0),mqtt_is_valid }',
+      `  stick-table type string len 64 size 1m expire ${idle}`,
+      '  stick on req.payload(0,0),mqtt_field_value(connect,client_identifier)',
+    )
+    if (mqttCheck) {
+      lines.push(
+        '  option tcp-check',
+        '  tcp-check connect',
+        `  tcp-check send-binary ${connect}`,
+        `  tcp-check expect binary ${CONNACK_ACCEPTED.toString('hex')}`,
+        `  tcp-check send-binary ${DISCONNECT.toString('hex')}`,
+      )
+    }
+    for (const member of members) lines.push(server(member))
+    lines.push('')
+  }
+  if (tcp.length > 0) {
+    lines.push(
+      `frontend ${plan.name}_mqtt`,
+      `  bind :${plan.listen.mqtt}`,
+      '  mode tcp',
+      '  option tcplog',
+      '  tcp-request inspect-delay 5s',
+      '  tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }',
+      `  default_backend ${plan.name}_brokers`,
+      '',
+    )
+    brokerBackend(`${plan.name}_brokers`, tcp, true)
+  }
+  if (ws.length > 0) {
+    lines.push(
+      `frontend ${plan.name}_mqtt_ws`,
+      `  bind :${plan.listen.websocket}`,
+      '  mode tcp',
+      '  option tcplog',
+      `  default_backend ${plan.name}_brokers_ws`,
+      '',
+      `backend ${plan.name}_brokers_ws`,
+      '  mode tcp',
+      `  balance ${plan.balance}`,
+      // A WebSocket listener answers HTTP: checked with a plain connect (an upgrade needs a key per request).
+      ...ws.map(server),
+      '',
+    )
+  }
+  lines.push(
+    `frontend ${plan.name}_http`,
+    `  bind :${plan.listen.http}`,
+    '  mode http',
+    '  option httplog',
+    `  default_backend ${plan.name}_app`,
+    '',
+    `backend ${plan.name}_app`,
+    '  mode http',
+    '  balance roundrobin',
+    '  option httpchk GET /ready',
+    '  http-check expect status 200',
+    ...plan.appInstances.map((a, i) => `  server app${i + 1} ${a.host}:${a.port} check`),
+    '',
+    'listen stats',
+    `  bind :${plan.listen.stats}`,
+    '  mode http',
+    '  stats enable',
+    '  stats uri /stats',
+    '  stats refresh 5s',
+    '',
+  )
+  return lines.join('\n')
+}

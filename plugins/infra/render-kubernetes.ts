@@ -1,0 +1,80 @@
+import type { InfraPlan } from './infra-plan.js'
+import { toYaml, type YamlValue } from './yaml.js'
+
+/**
+ * Kubernetes manifests (`kubernetes.yaml`): a ConfigMap with the app's
+ * `ROUTEMQ_*` settings, a Deployment whose liveness probe is `/health` and
+ * readiness probe `/ready` on the health server's port (secrets come from an
+ * optional Secret `<name>-secrets`), a Service for the app's HTTP endpoints,
+ * a Service for MQTT in front of broker pods labelled
+ * `app.kubernetes.io/component: mqtt-broker` with client-IP affinity, and an
+ * Ingress when a host is given.
+ */
+export function renderKubernetes(plan: InfraPlan): string {
+  return renderKubernetesObjects(plan).map((object) => toYaml(object)).join('---\n')
+}
+
+/** The same manifests as objects. */
+export function renderKubernetesObjects(plan: InfraPlan): YamlValue[] {
+  const labels = { 'app.kubernetes.io/name': plan.name, 'app.kubernetes.io/component': 'app' }
+  const objects: YamlValue[] = [
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${plan.name}-config`, labels }, data: { ...plan.appEnv } },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: plan.name, labels },
+      spec: {
+        replicas: plan.replicas,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            // Longer than the health server's drain delay plus the app's drain timeout (5 s + 10 s by default).
+            terminationGracePeriodSeconds: 30,
+            containers: [{
+              name: 'app',
+              image: plan.image,
+              envFrom: [{ configMapRef: { name: `${plan.name}-config` } }, { secretRef: { name: `${plan.name}-secrets`, optional: true } }],
+              ports: [{ name: 'health', containerPort: plan.healthPort, protocol: 'TCP' }],
+              livenessProbe: { httpGet: { path: '/health', port: 'health' }, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+              readinessProbe: { httpGet: { path: '/ready', port: 'health' }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
+            }],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: `${plan.name}-http`, labels },
+      spec: { type: 'ClusterIP', selector: labels, ports: [{ name: 'http', port: 80, targetPort: 'health', protocol: 'TCP' }] },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: `${plan.name}-mqtt`, labels: { 'app.kubernetes.io/name': plan.name, 'app.kubernetes.io/component': 'mqtt-broker' } },
+      spec: {
+        type: 'ClusterIP',
+        selector: { 'app.kubernetes.io/part-of': plan.name, 'app.kubernetes.io/component': 'mqtt-broker' },
+        // A device keeps its broker (and its session there) across reconnects.
+        sessionAffinity: 'ClientIP',
+        sessionAffinityConfig: { clientIP: { timeoutSeconds: 10_800 } },
+        ports: [{ name: 'mqtt', port: plan.listen.mqtt, targetPort: 1883, protocol: 'TCP' }],
+      },
+    },
+  ]
+  if (plan.ingressHost) {
+    objects.push({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: { name: plan.name, labels },
+      spec: {
+        rules: [{
+          host: plan.ingressHost,
+          http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: `${plan.name}-http`, port: { name: 'http' } } } }] },
+        }],
+      },
+    })
+  }
+  return objects
+}

@@ -1,0 +1,71 @@
+import type { InfraPlan } from './infra-plan.js'
+
+/**
+ * A complete NGINX main configuration (`nginx.conf`): `stream` upstreams for
+ * MQTT and MQTT over WebSocket (least connections, passive failure
+ * detection, idle timeouts longer than 1.5 × the device keepalive, the
+ * PROXY protocol only when asked; no transparent bind, which needs root and
+ * policy routing), and an `http` upstream for the app instances with
+ * WebSocket upgrade headers. Open-source NGINX has no active health checks:
+ * a broker is skipped after `fall` failed connects for the check interval.
+ */
+export function renderNginx(plan: InfraPlan): string {
+  const balance = plan.balance === 'leastconn' ? '    least_conn;' : undefined
+  const failTimeout = `${Math.max(1, Math.round((plan.check.intervalMs * plan.check.fall) / 1000))}s`
+  const upstream = (name: string, members: readonly { host: string; port: number }[]): string[] => [
+    `  upstream ${name} {`,
+    ...(balance ? [balance] : []),
+    ...members.map((m) => `    server ${m.host.includes(':') ? `[${m.host}]` : m.host}:${m.port} max_fails=${plan.check.fall} fail_timeout=${failTimeout};`),
+    '  }',
+  ]
+  const proxy = (listen: number, name: string): string[] => [
+    '  server {',
+    `    listen ${listen};`,
+    `    proxy_pass ${name};`,
+    '    proxy_connect_timeout 5s;',
+    `    proxy_timeout ${plan.idleTimeoutSeconds}s;`,
+    ...(plan.proxyProtocol ? ['    proxy_protocol on;'] : []),
+    '  }',
+  ]
+  const tcp = plan.brokers.filter((b) => !b.websocket)
+  const ws = plan.brokers.filter((b) => b.websocket)
+  const lines = [
+    `# Rendered by routemq-load-balancing for ${plan.name}.`,
+    ...(plan.nginxStreamModule ? [`load_module ${plan.nginxStreamModule};`] : []),
+    'worker_processes auto;',
+    `pid ${plan.nginxPid};`,
+    `error_log ${plan.nginxErrorLog} warn;`,
+    '',
+    'events {',
+    '  worker_connections 10240;',
+    '}',
+    '',
+    'stream {',
+    ...(tcp.length > 0 ? [...upstream(`${plan.name}_brokers`, tcp), ...proxy(plan.listen.mqtt, `${plan.name}_brokers`)] : []),
+    ...(ws.length > 0 ? [...upstream(`${plan.name}_brokers_ws`, ws), ...proxy(plan.listen.websocket, `${plan.name}_brokers_ws`)] : []),
+    '}',
+    '',
+    'http {',
+    '  access_log off;',
+    '  map $http_upgrade $connection_upgrade {',
+    '    default upgrade;',
+    "    '' close;",
+    '  }',
+    ...upstream(`${plan.name}_app`, plan.appInstances).filter((line) => line !== balance),
+    '  server {',
+    `    listen ${plan.listen.http};`,
+    '    location / {',
+    `      proxy_pass http://${plan.name}_app;`,
+    '      proxy_http_version 1.1;',
+    '      proxy_set_header Upgrade $http_upgrade;',
+    '      proxy_set_header Connection $connection_upgrade;',
+    '      proxy_set_header Host $host;',
+    '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+    `      proxy_read_timeout ${plan.idleTimeoutSeconds}s;`,
+    '    }',
+    '  }',
+    '}',
+    '',
+  ]
+  return lines.join('\n')
+}

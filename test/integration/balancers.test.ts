@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { connect, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connectAsync, type MqttClient } from 'mqtt'
+import { planInfra, renderHaproxy, renderKubernetesObjects, renderNginx, runCli, type InfraOptions } from '../../plugins/infra/index.js'
+import { freePorts, startTopology, type Topology } from '../../src/testing/index.js'
+import { ensureDebianPackages, HAPROXY, NGINX, NGINX_STREAM_MODULE } from '../support/system-packages.js'
+import { parseYamlDocuments } from '../support/yaml-subset.js'
+
+/** Which broker each client id reached, from subscribers connected to each broker directly. */
+async function whereClientsLand(topology: Topology, clients: readonly MqttClient[], ids: readonly string[], live = topology.brokers.map((_, i) => i)): Promise<Map<string, number>> {
+  const landed = new Map<string, number>()
+  const observers = await Promise.all(live.map((i) => connectAsync(topology.brokers[i]!.url, { clientId: `observer-${i}-${process.pid}` }).then(async (o) => {
+    await o.subscribeAsync('who/#', { qos: 1 })
+    o.on('message', (topic) => landed.set(topic.slice(4), i))
+    return o
+  })))
+  try {
+    await Promise.all(clients.map((c, i) => c.publishAsync(`who/${ids[i]}`, 'here', { qos: 1 })))
+    // The observers got each message before the broker acknowledged the publish (same broker, QoS 1 to QoS 1);
+    // a round trip on every observer makes sure their sockets delivered it.
+    await Promise.all(observers.map((o) => o.publishAsync('sync', '', { qos: 1 })))
+  } finally {
+    await Promise.all(observers.map((o) => o.endAsync(true)))
+  }
+  return landed
+}
+
+function counts(landed: Map<string, number>, brokers: number): number[] {
+  const result = new Array<number>(brokers).fill(0)
+  for (const index of landed.values()) result[index]!++
+  return result
+}
+
+/** Resolves once `port` on 127.0.0.1 takes an MQTT connection through the balancer. */
+async function connectThrough(port: number, clientId: string): Promise<MqttClient> {
+  const client = await connectAsync(`mqtt://127.0.0.1:${port}`, { clientId, reconnectPeriod: 0, connectTimeout: 5000 })
+  client.on('error', () => undefined)
+  return client
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:`port`; fails if the balancer exits first. */
+async function waitForListener(port: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the balancer exited with ${child.exitCode}`)
+    const accepted = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1')
+      socket.once('connect', () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once('error', () => resolve(false))
+    })
+    if (accepted) return
+    if (Date.now() > deadline) throw new Error(`nothing listened on ${port} within 10 s`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+describe('balancer configs rendered from the module options, on real HAProxy and NGINX', function () {
+  this.timeout(120_000)
+  let dir: string
+  before(async function () {
+    this.timeout(320_000)
+    ensureDebianPackages({ [HAPROXY]: 'haproxy', [NGINX]: 'nginx', [NGINX_STREAM_MODULE]: 'libnginx-mod-stream' })
+    dir = await mkdtemp(join(tmpdir(), 'balancers-'))
+  })
+  after(() => rm(dir, { recursive: true, force: true }))
+
+  const variants: [string, InfraOptions, string[]][] = [
+    ['the demo defaults', {}, ['mqtt://127.0.0.1:1884', 'mqtt://127.0.0.1:1885', 'mqtt://127.0.0.1:1886']],
+    ['WebSocket brokers, the PROXY protocol, round robin', { proxyProtocol: true, balance: 'roundrobin' }, ['mqtt://localhost:1883', 'ws://localhost:9001/mqtt', 'mqtts://[::1]:8883']],
+    ['several app instances, other ports', { appInstances: ['localhost:9464', '127.0.0.2:9464'], listen: { mqtt: 11883, http: 18080, stats: 18404, websocket: 18083 } }, ['mqtt://localhost:1883']],
+  ]
+  for (const [what, infra, brokers] of variants) {
+    it(`renders configs HAProxy and NGINX accept: ${what}`, async () => {
+      const plan = planInfra({ mqtt: { brokers }, infra: { ...infra, nginxPid: join(dir, 'check.pid'), nginxErrorLog: join(dir, 'check.log') } })
+      await writeFile(join(dir, 'check.cfg'), renderHaproxy(plan))
+      await writeFile(join(dir, 'check.conf'), renderNginx(plan))
+      const haproxy = spawnSync(HAPROXY, ['-c', '-f', join(dir, 'check.cfg')], { encoding: 'utf8' })
+      assert.equal(haproxy.status, 0, haproxy.stdout + haproxy.stderr)
+      const nginx = spawnSync(NGINX, ['-t', '-c', join(dir, 'check.conf')], { encoding: 'utf8' })
+      assert.equal(nginx.status, 0, nginx.stdout + nginx.stderr)
+    })
+  }
+
+  it('HAProxy spreads MQTT clients over 3 brokers, finds a SIGKILLed one down within inter × fall by MQTT checks, and sends new clients to the others', async () => {
+    const topology = await startTopology({ brokers: 3 })
+    const [mqttPort, httpPort, statsPort, appPort] = await freePorts(4)
+    const check = { intervalMs: 500, fall: 2, rise: 1 }
+    const plan = planInfra({ mqtt: { brokers: topology.brokers.map((b) => b.url) }, infra: { check, listen: { mqtt: mqttPort!, http: httpPort!, stats: statsPort! }, appInstances: [`127.0.0.1:${appPort}`] } })
+    const cfg = join(dir, 'haproxy.cfg')
+    await writeFile(cfg, renderHaproxy(plan))
+    const check0 = spawnSync(HAPROXY, ['-c', '-f', cfg], { encoding: 'utf8' })
+    assert.equal(check0.status, 0, check0.stdout + check0.stderr)
+    const haproxy = spawn(HAPROXY, ['-db', '-f', cfg], { stdio: 'ignore' })
+    const clients: MqttClient[] = []
+    try {
+      await waitForListener(mqttPort!, haproxy)
+      const ids = Array.from({ length: 9 }, (_, i) => `device-${i}`)
+      for (const id of ids) clients.push(await connectThrough(mqttPort!, id))
+      const before = counts(await whereClientsLand(topology, clients, ids), 3)
+      assert.deepEqual(before, [3, 3, 3], `leastconn over held connections: ${before}`)
+
+      // SIGKILL the first broker; the stats page says when HAProxy's MQTT check took it out.
+      const killed = performance.now()
+      await topology.brokers[0]!.kill()
+      const serverId = plan.brokers[0]!.id
+      let downAfterMs: number | undefined
+      while (downAfterMs === undefined) {
+        const csv = await (await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)).text()
+        const row = csv.split('\n').find((line) => line.startsWith(`routemq_brokers,${serverId},`))
+        if (row?.split(',')[17]?.startsWith('DOWN')) downAfterMs = performance.now() - killed
+        else if (performance.now() - killed > 10_000) assert.fail(`still ${row?.split(',')[17]} 10 s after the kill`)
+        else await new Promise((resolve) => setTimeout(resolve, 25))
+      }
+      // The check runs every inter; fall failures in a row take the server out: at most inter × fall after the kill.
+      assert.ok(downAfterMs <= check.intervalMs * check.fall + 150, `down after ${downAfterMs.toFixed(0)} ms (inter ${check.intervalMs} × fall ${check.fall})`)
+
+      const newIds = Array.from({ length: 6 }, (_, i) => `late-${i}`)
+      const late: MqttClient[] = []
+      for (const id of newIds) late.push(await connectThrough(mqttPort!, id))
+      clients.push(...late)
+      const after = counts(await whereClientsLand(topology, late, newIds, [1, 2]), 3)
+      assert.equal(after[0], 0, `no new client on the dead broker: ${after}`)
+      assert.equal(after[1]! + after[2]!, 6)
+    } finally {
+      await Promise.all(clients.map((c) => c.endAsync(true)))
+      haproxy.kill('SIGKILL')
+      await topology.stop()
+    }
+  })
+
+  it('HAProxy checks speak MQTT: a server that accepts TCP but answers no CONNACK is down, a broker is up', async () => {
+    const topology = await startTopology({ brokers: 1 })
+    // Accepts connections and reads them, never answers: up for a TCP check, down for an MQTT one.
+    const silent = createServer((socket) => socket.on('error', () => undefined).resume())
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const silentPort = (silent.address() as { port: number }).port
+    const [mqttPort, httpPort, statsPort, appPort] = await freePorts(4)
+    const plan = planInfra({
+      mqtt: { brokers: [topology.brokers[0]!.url, `mqtt://127.0.0.1:${silentPort}`] },
+      infra: { check: { intervalMs: 300, fall: 1, rise: 1 }, listen: { mqtt: mqttPort!, http: httpPort!, stats: statsPort! }, appInstances: [`127.0.0.1:${appPort}`] },
+    })
+    const cfg = join(dir, 'haproxy-silent.cfg')
+    await writeFile(cfg, renderHaproxy(plan))
+    const haproxy = spawn(HAPROXY, ['-db', '-f', cfg], { stdio: 'ignore' })
+    try {
+      await waitForListener(statsPort!, haproxy)
+      const status = async (id: string): Promise<string | undefined> => {
+        const csv = await (await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)).text()
+        return csv.split('\n').find((line) => line.startsWith(`routemq_brokers,${id},`))?.split(',')[17]
+      }
+      const deadline = Date.now() + 10_000
+      while ((await status(plan.brokers[1]!.id)) !== 'DOWN' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+      assert.equal(await status(plan.brokers[1]!.id), 'DOWN', 'no CONNACK, no service')
+      assert.equal(await status(plan.brokers[0]!.id), 'UP', 'the broker answered CONNACK')
+    } finally {
+      haproxy.kill('SIGKILL')
+      silent.close()
+      await topology.stop()
+    }
+  })
+
+  it('NGINX stream spreads MQTT clients over 3 brokers', async () => {
+    const topology = await startTopology({ brokers: 3 })
+    const [mqttPort, httpPort, appPort] = await freePorts(3)
+    const plan = planInfra({
+      mqtt: { brokers: topology.brokers.map((b) => b.url) },
+      infra: { listen: { mqtt: mqttPort!, http: httpPort! }, appInstances: [`127.0.0.1:${appPort}`], nginxPid: join(dir, 'nginx.pid'), nginxErrorLog: join(dir, 'nginx.log') },
+    })
+    const conf = join(dir, 'nginx.conf')
+    await writeFile(conf, renderNginx(plan))
+    const nginx = spawn(NGINX, ['-c', conf, '-g', 'daemon off;'], { stdio: 'ignore' })
+    const clients: MqttClient[] = []
+    try {
+      await waitForListener(mqttPort!, nginx)
+      const ids = Array.from({ length: 9 }, (_, i) => `nginx-device-${i}`)
+      for (const id of ids) clients.push(await connectThrough(mqttPort!, id))
+      const spread = counts(await whereClientsLand(topology, clients, ids), 3)
+      // least_conn per worker process: every broker gets clients, none gets most of them.
+      assert.ok(spread.every((n) => n >= 2), `spread ${spread}`)
+    } finally {
+      await Promise.all(clients.map((c) => c.endAsync(true)))
+      nginx.kill('SIGQUIT')
+      await new Promise((resolve) => (nginx.exitCode !== null ? resolve(undefined) : nginx.once('exit', resolve)))
+      await topology.stop()
+    }
+  })
+
+  it("renders Kubernetes manifests that parse, with probes on the health server's paths and port", async () => {
+    const plan = planInfra({ mqtt: { brokers: ['mqtt://broker:1883'] }, health: { http: { host: '0.0.0.0', port: 9555 } }, infra: { ingressHost: 'fleet.example.com', replicas: 3 } })
+    const documents = parseYamlDocuments((await import('../../plugins/infra/render-kubernetes.js')).renderKubernetes(plan)) as Record<string, any>[]
+    assert.deepEqual(documents, JSON.parse(JSON.stringify(renderKubernetesObjects(plan))), 'the YAML says exactly what the objects say')
+    assert.deepEqual(documents.map((d) => d.kind), ['ConfigMap', 'Deployment', 'Service', 'Service', 'Ingress'])
+    const deployment = documents[1]!
+    const container = deployment.spec.template.spec.containers[0]
+    assert.deepEqual(container.ports, [{ name: 'health', containerPort: 9555, protocol: 'TCP' }])
+    assert.deepEqual([container.livenessProbe.httpGet, container.readinessProbe.httpGet], [{ path: '/health', port: 'health' }, { path: '/ready', port: 'health' }])
+    assert.deepEqual(deployment.spec.selector.matchLabels, deployment.spec.template.metadata.labels, 'the selector matches the pods')
+    assert.equal(deployment.spec.replicas, 3)
+    assert.equal(documents[0]!.data.ROUTEMQ_HEALTH_PORT, '9555', 'the app listens where the probes look')
+    assert.equal(documents[2]!.spec.ports[0].targetPort, 'health')
+    for (const document of documents) assert.match(document.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'DNS-1123 names')
+  })
+
+  it('the command renders to standard output or a directory, and names a bad variable', async () => {
+    let out = ''
+    let err = ''
+    const run = (args: string[]) => runCli(args, (t) => (out += t), (t) => (err += t))
+    assert.equal(await run(['--help']), 0)
+    assert.match(out, /render <haproxy\|nginx\|kubernetes>/)
+    assert.equal(await run(['render', 'traefik']), 2)
+    out = ''
+    assert.equal(await run(['render', 'haproxy']), 0)
+    assert.match(out, /tcp-check expect binary 20020000/)
+    const envFile = join(dir, 'app.env')
+    await writeFile(envFile, 'ROUTEMQ_MQTT_BROKERS=mqtt://b1:1883,mqtt://b2:1883\nROUTEMQ_HEALTH_PORT=9500\nROUTEMQ_INFRA_APP_INSTANCES=app-1:9500,app-2:9500\n')
+    assert.equal(await run(['render', 'nginx', '--env-file', envFile, '--out', join(dir, 'out')]), 0)
+    const written = await readFile(join(dir, 'out', 'nginx.conf'), 'utf8')
+    assert.match(written, /server b1:1883/)
+    assert.match(written, /server app-2:9500/)
+    await writeFile(envFile, 'ROUTEMQ_MQTT_BROKERS=mqtt://b1:1883\nROUTEMQ_INFRA_CHECK_FALL=zero\n')
+    err = ''
+    assert.equal(await run(['render', 'haproxy', '--env-file', envFile]), 1)
+    assert.match(err, /ROUTEMQ_INFRA_CHECK_FALL/)
+    await writeFile(envFile, 'ROUTEMQ_MQTT_BROKERS=mqtt://b1:1883\nROUTEMQ_INFRA_APP_INSTANCES=app-1\n')
+    err = ''
+    assert.equal(await run(['render', 'haproxy', '--env-file', envFile]), 1)
+    assert.match(err, /ROUTEMQ_INFRA_APP_INSTANCES/)
+  })
+})

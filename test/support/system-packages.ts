@@ -1,0 +1,28 @@
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+
+/**
+ * Makes sure Debian packages are installed, installing them with apt-get
+ * when a file they provide is missing (as root, from the Debian mirror; the
+ * CI machine has no HAProxy or NGINX until asked). Throws with apt's output
+ * if that fails.
+ *
+ * @example
+ * ensureDebianPackages({ '/usr/sbin/haproxy': 'haproxy' })
+ */
+export function ensureDebianPackages(files: Readonly<Record<string, string>>): void {
+  const missing = [...new Set(Object.entries(files).filter(([file]) => !existsSync(file)).map(([, pkg]) => pkg))]
+  if (missing.length === 0) return
+  try {
+    execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: 'pipe', timeout: 300_000,
+    })
+  } catch (error) {
+    const output = (error as { stderr?: Buffer; stdout?: Buffer }).stderr?.toString() ?? String(error)
+    throw new Error(`could not install ${missing.join(', ')} with apt-get: ${output.slice(-2000)}`)
+  }
+}
+
+export const HAPROXY = '/usr/sbin/haproxy'
+export const NGINX = '/usr/sbin/nginx'
+export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so'

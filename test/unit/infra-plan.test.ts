@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict'
+import { InvalidOptionError } from '../../src/index.js'
+import { mqttConnectPacket, planInfra, renderHaproxy, toYaml } from '../../plugins/infra/index.js'
+import { parseYamlDocuments } from '../support/yaml-subset.js'
+
+describe('balancer plans', () => {
+  it('builds an MQTT 3.1.1 CONNECT as the spec lays it out', () => {
+    // 0x10, remaining length 25; "MQTT", level 4, clean session, keepalive 10; client id.
+    assert.equal(mqttConnectPacket('haproxy-check', 10).toString('hex'), '101900044d5154540402000a000d686170726f78792d636865636b')
+    assert.throws(() => mqttConnectPacket('x'.repeat(24), 10), /23 bytes/)
+  })
+
+  it('keeps idle timeouts above 1.5 × the device keepalive, and names bad fields', () => {
+    const plan = planInfra({ mqtt: { brokers: ['mqtt://b1:1883'] }, infra: { deviceKeepaliveSeconds: 120 } })
+    assert.ok(plan.idleTimeoutSeconds > 180)
+    assert.match(renderHaproxy(plan), new RegExp(`timeout client ${plan.idleTimeoutSeconds}s`))
+    const field = (options: Parameters<typeof planInfra>[0]) => {
+      try {
+        planInfra(options)
+      } catch (error) {
+        if (error instanceof InvalidOptionError) return error.field
+        throw error
+      }
+      return 'no error'
+    }
+    assert.equal(field({}), 'mqtt.brokers')
+    assert.equal(field({ mqtt: { brokers: ['http://b:1'] } }), 'mqtt.brokers[0].url')
+    assert.equal(field({ mqtt: { brokers: ['mqtt://b:1'] }, infra: { appInstances: ['app'] } }), 'infra.appInstances[0]')
+    assert.equal(field({ mqtt: { brokers: ['mqtt://b:1'] }, infra: { balance: 'random' as never } }), 'infra.balance')
+    assert.equal(field({ mqtt: { brokers: ['mqtt://b:1'] }, infra: { name: 'My App' } }), 'infra.name')
+    assert.equal(field({ mqtt: { brokers: ['mqtt://b:1'] }, infra: { listen: { mqtt: 70000 } } }), 'infra.listen.mqtt')
+  })
+
+  it('writes YAML whose strings stay strings', () => {
+    const value = { on: 'on', version: '1.0', octal: '08', empty: '', list: ['yes', 2, true, null], nested: [{ a: { b: [] } }], 'odd key': 'x: y' }
+    assert.deepEqual(parseYamlDocuments(toYaml(value)), [value])
+  })
+})

@@ -13,10 +13,17 @@ import { existsSync } from 'node:fs'
 export function ensureDebianPackages(files: Readonly<Record<string, string>>): void {
   const missing = [...new Set(Object.entries(files).filter(([file]) => !existsSync(file)).map(([, pkg]) => pkg))]
   if (missing.length === 0) return
+  const apt = (args: string[]): void => {
+    execFileSync('apt-get', args, { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: 'pipe', timeout: 300_000 })
+  }
   try {
-    execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], {
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: 'pipe', timeout: 300_000,
-    })
+    try {
+      apt(['install', '-y', '-q', '--no-install-recommends', ...missing])
+    } catch {
+      // Package lists may be missing or stale on a fresh machine.
+      apt(['update', '-q'])
+      apt(['install', '-y', '-q', '--no-install-recommends', ...missing])
+    }
   } catch (error) {
     const output = (error as { stderr?: Buffer; stdout?: Buffer }).stderr?.toString() ?? String(error)
     throw new Error(`could not install ${missing.join(', ')} with apt-get: ${output.slice(-2000)}`)

@@ -1,5 +1,4 @@
-#!/usr/bin/env node
-// `npx routemq-load-balancing render haproxy|nginx|kubernetes [--env-file f | --config f] [--out dir]`
+// The `render` command; `bin.ts` runs it. Nothing here runs on import: the package's index exports runCli.
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseEnv } from 'node:util'
@@ -22,7 +21,8 @@ Renders a balancer configuration from the same settings LoadBalancingModule read
 
 Options:
   --env-file FILE  a .env file with ROUTEMQ_* variables (ROUTEMQ_MQTT_BROKERS, ROUTEMQ_HEALTH_PORT,
-                   ROUTEMQ_INFRA_*; see the README's table)
+                   ROUTEMQ_INFRA_*; see the README's table). --env FILE is the same (Node 20 itself
+                   also reads --env-file, and exits 9 when the file is missing)
   --config FILE    a JSON file { mqtt, health, infra } (LoadBalancingModule's options plus infra)
   --out DIR        write the file into DIR instead of printing it
   --help           this text
@@ -47,11 +47,11 @@ export async function runCli(args: readonly string[], out: (text: string) => voi
   for (let i = 0; i < rest.length; i += 2) {
     const flag = rest[i]!
     const value = rest[i + 1]
-    if (!['--env-file', '--config', '--out'].includes(flag) || value === undefined || value.startsWith('--')) {
+    if (!['--env-file', '--env', '--config', '--out'].includes(flag) || value === undefined || value.startsWith('--')) {
       err(`Unknown or incomplete option: ${flag}\n\n${HELP}\n`)
       return 2
     }
-    flags.set(flag, value)
+    flags.set(flag === '--env' ? '--env-file' : flag, value)
   }
   if (flags.has('--env-file') && flags.has('--config')) {
     err('Give --env-file or --config, not both.\n')
@@ -72,9 +72,14 @@ export async function runCli(args: readonly string[], out: (text: string) => voi
     out(text)
     return 0
   }
-  await mkdir(dir, { recursive: true })
   const path = join(resolve(dir), FILES[target as Target])
-  await writeFile(path, text)
+  try {
+    await mkdir(dir, { recursive: true })
+    await writeFile(path, text)
+  } catch (error) {
+    err(`Cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}\n`)
+    return 1
+  }
   out(`wrote ${path}\n`)
   return 0
 }
@@ -119,8 +124,4 @@ async function readText(path: string, flag: string): Promise<string> {
   } catch (error) {
     throw new InvalidOptionError(flag, `${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
   }
-}
-
-if (process.argv[1] !== undefined && import.meta.url === (await import('node:url')).pathToFileURL((await import('node:fs')).realpathSync(process.argv[1])).href) {
-  process.exitCode = await runCli(process.argv.slice(2))
 }

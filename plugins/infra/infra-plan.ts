@@ -65,7 +65,8 @@ export const DEMO_TOPOLOGY: { readonly mqtt: BrokerPoolOptions; readonly health:
   health: { http: { host: '127.0.0.1', port: 9464 } },
 }
 
-const NAME = /^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$/
+const NAME = /^[a-z]([a-z0-9-]{0,40}[a-z0-9])?$/
+const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$/
 const port = (value: unknown, field: string, fallback: number): number => {
   const n = value ?? fallback
   if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > 65_535) throw new InvalidOptionError(field, 'must be a port number from 1 to 65535')
@@ -96,19 +97,41 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
   }
   const infra = options.infra ?? {}
   const name = infra.name ?? 'routemq'
-  if (typeof name !== 'string' || !NAME.test(name)) throw new InvalidOptionError('infra.name', 'must be lower-case letters, digits and "-", as Kubernetes names are')
-  const health = (options.health && typeof options.health === 'object' ? (options.health as { http?: { host?: string; port?: number } | false }).http : undefined) || {}
+  if (typeof name !== 'string' || !NAME.test(name)) throw new InvalidOptionError('infra.name', 'must start with a letter and hold lower-case letters, digits and "-", as Kubernetes names do')
+  if (options.health === false) throw new InvalidOptionError('health', "the balancers check the app's /ready: turn the health endpoints on (ROUTEMQ_HEALTH_ENABLED)")
+  const httpOptions = options.health && typeof options.health === 'object' ? (options.health as { http?: { host?: string; port?: number } | false }).http : undefined
+  if (httpOptions === false) throw new InvalidOptionError('health.http', "the balancers check the app's /ready: give the health server a port")
+  const health = httpOptions ?? {}
   const healthPort = port(health.port, 'health.http.port', 9464)
-  const appInstances = (infra.appInstances ?? [`${health.host && health.host !== '0.0.0.0' ? health.host : '127.0.0.1'}:${healthPort}`]).map((entry, i) => {
-    const match = typeof entry === 'string' ? /^(\[[^\]]+\]|[^:\s]+):(\d+)$/.exec(entry) : null
-    if (!match) throw new InvalidOptionError(`infra.appInstances[${i}]`, 'must be host:port, e.g. "app-1:9464"')
-    return { host: match[1]!, port: port(Number(match[2]), `infra.appInstances[${i}]`, 0) }
+  const anyHost = health.host === undefined || health.host === '0.0.0.0' || health.host === '::'
+  const defaultInstance = `${anyHost ? '127.0.0.1' : health.host!.includes(':') ? `[${health.host}]` : health.host}:${healthPort}`
+  const appInstances = (infra.appInstances ?? [defaultInstance]).map((entry, i) => {
+    const match = typeof entry === 'string' ? /^(.+):(\d+)$/.exec(entry) : null
+    if (!match || !HOST.test(match[1]!)) throw new InvalidOptionError(`infra.appInstances[${i}]`, 'must be host:port, e.g. "app-1:9464" or "[2001:db8::5]:9464"')
+    return { host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port: port(Number(match[2]), `infra.appInstances[${i}]`, 0) }
   })
+  for (const key of ['proxyProtocol'] as const) {
+    if (infra[key] !== undefined && typeof infra[key] !== 'boolean') throw new InvalidOptionError(`infra.${key}`, 'must be true or false')
+  }
+  for (const key of ['ingressHost', 'nginxPid', 'nginxErrorLog'] as const) {
+    const value = infra[key]
+    if (value !== undefined && (typeof value !== 'string' || !/^[^\s;{}'"]+$/.test(value))) throw new InvalidOptionError(`infra.${key}`, 'must be a host name or a path, without spaces, quotes or ; { }')
+  }
+  if (infra.nginxStreamModule !== undefined && infra.nginxStreamModule !== false && (typeof infra.nginxStreamModule !== 'string' || !/^[^\s;{}'"]+$/.test(infra.nginxStreamModule))) {
+    throw new InvalidOptionError('infra.nginxStreamModule', 'must be the path of ngx_stream_module.so, or false where the module is built in')
+  }
   const balance = infra.balance ?? 'leastconn'
   if (balance !== 'leastconn' && balance !== 'roundrobin') throw new InvalidOptionError('infra.balance', "must be 'leastconn' or 'roundrobin'")
   const keepalive = positive(infra.deviceKeepaliveSeconds, 'infra.deviceKeepaliveSeconds', 60)
   const image = infra.image ?? 'routemq-app:latest'
   if (typeof image !== 'string' || /\s/.test(image) || image === '') throw new InvalidOptionError('infra.image', 'must be a container image reference')
+  resolved.brokers.forEach((b, i) => {
+    if (b.protocol === 'mqtts' || b.protocol === 'wss') {
+      throw new InvalidOptionError(`mqtt.brokers[${i}].url`, `${b.protocol}:// brokers are not rendered: the balancers pass MQTT through and check it in plain text; list the brokers' plain listeners, or terminate TLS in front of the balancer`)
+    }
+  })
+  const listenPorts = [infra.listen?.mqtt ?? 1883, infra.listen?.websocket ?? 8083, infra.listen?.http ?? 8080, infra.listen?.stats ?? 8404]
+  if (new Set(listenPorts).size !== listenPorts.length) throw new InvalidOptionError('infra.listen', `the balancer's ports must differ: ${listenPorts.join(', ')}`)
   const brokers = resolved.brokers.map((b) => ({ id: b.id.replace(/[^A-Za-z0-9_.-]/g, '_'), host: b.host.replace(/^\[(.*)\]$/, '$1'), port: b.port, websocket: b.protocol === 'ws' || b.protocol === 'wss' }))
   const appEnv: Record<string, string> = {
     ROUTEMQ_MQTT_BROKERS: resolved.brokers.map((b) => b.url).join(','),

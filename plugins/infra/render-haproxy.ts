@@ -50,9 +50,10 @@ export function renderHaproxy(plan: InfraPlan): string {
     if (mqttCheck) {
       lines.push(
         '  option tcp-check',
-        '  tcp-check connect',
+        // With the PROXY protocol the check must send its header too, or brokers that require it look dead.
+        `  tcp-check connect${plan.proxyProtocol ? ' send-proxy' : ''}`,
         `  tcp-check send-binary ${connect}`,
-        `  tcp-check expect binary ${CONNACK_ACCEPTED.toString('hex')}`,
+        `  tcp-check expect rbinary ^${CONNACK_ACCEPTED.toString('hex')}`,
         `  tcp-check send-binary ${DISCONNECT.toString('hex')}`,
       )
     }
@@ -100,7 +101,8 @@ export function renderHaproxy(plan: InfraPlan): string {
     '  balance roundrobin',
     '  option httpchk GET /ready',
     '  http-check expect status 200',
-    ...plan.appInstances.map((a, i) => `  server app${i + 1} ${a.host}:${a.port} check`),
+    // Faster than the brokers' checks: an instance that fails /ready (draining after SIGTERM, 5 s by default) is out in 2 s.
+    ...plan.appInstances.map((a, i) => `  server app${i + 1} ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} check inter 1s fall 2 rise 2`),
     '',
     'listen stats',
     `  bind :${plan.listen.stats}`,

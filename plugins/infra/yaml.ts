@@ -13,11 +13,18 @@ export function toYaml(value: YamlValue, indent = 0): string {
   return lines(value, indent).join('\n') + '\n'
 }
 
-const KEY = /^[A-Za-z0-9_./-]+$/
+const KEY = /^[A-Za-z_][A-Za-z0-9_./-]*$/
+/** Keys YAML 1.1 readers would take for booleans or null. */
+const AMBIGUOUS = /^(y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL)$/
+
+/** JSON escaping plus what YAML forbids raw (DEL, C1 controls) or reads as a line break (U+2028, U+2029). */
+function quote(text: string): string {
+  return JSON.stringify(text).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
 
 function scalar(value: YamlValue): string | undefined {
   if (value === null) return 'null'
-  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'string') return quote(value)
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new Error(`cannot write ${value} in YAML`)
     return String(value)
@@ -29,7 +36,7 @@ function scalar(value: YamlValue): string | undefined {
 }
 
 function key(name: string): string {
-  return KEY.test(name) ? name : JSON.stringify(name)
+  return KEY.test(name) && !AMBIGUOUS.test(name) ? name : quote(name)
 }
 
 function lines(value: YamlValue, indent: number): string[] {

@@ -73,8 +73,8 @@ describe('balancer configs rendered from the module options, on real HAProxy and
 
   const variants: [string, InfraOptions, string[]][] = [
     ['the demo defaults', {}, ['mqtt://127.0.0.1:1884', 'mqtt://127.0.0.1:1885', 'mqtt://127.0.0.1:1886']],
-    ['WebSocket brokers, the PROXY protocol, round robin', { proxyProtocol: true, balance: 'roundrobin' }, ['mqtt://localhost:1883', 'ws://localhost:9001/mqtt', 'mqtts://[::1]:8883']],
-    ['several app instances, other ports', { appInstances: ['localhost:9464', '127.0.0.2:9464'], listen: { mqtt: 11883, http: 18080, stats: 18404, websocket: 18083 } }, ['mqtt://localhost:1883']],
+    ['WebSocket brokers, the PROXY protocol, round robin', { proxyProtocol: true, balance: 'roundrobin' }, ['mqtt://localhost:1883', 'ws://localhost:9001/mqtt', 'mqtt://[::1]:1884']],
+    ['several app instances, other ports', { appInstances: ['localhost:9464', '127.0.0.2:9464', '[::1]:9464'], listen: { mqtt: 11883, http: 18080, stats: 18404, websocket: 18083 } }, ['mqtt://localhost:1883']],
   ]
   for (const [what, infra, brokers] of variants) {
     it(`renders configs HAProxy and NGINX accept: ${what}`, async () => {
@@ -215,9 +215,13 @@ describe('balancer configs rendered from the module options, on real HAProxy and
     assert.equal(await run(['--help']), 0)
     assert.match(out, /render <haproxy\|nginx\|kubernetes>/)
     assert.equal(await run(['render', 'traefik']), 2)
+    await writeFile(join(dir, 'a-file'), '')
+    err = ''
+    assert.equal(await run(['render', 'nginx', '--out', join(dir, 'a-file', 'sub')]), 1, 'an --out that cannot be written is a clear error')
+    assert.match(err, /Cannot write/)
     out = ''
     assert.equal(await run(['render', 'haproxy']), 0)
-    assert.match(out, /tcp-check expect binary 20020000/)
+    assert.match(out, /tcp-check expect rbinary \^20020000/)
     const envFile = join(dir, 'app.env')
     await writeFile(envFile, 'ROUTEMQ_MQTT_BROKERS=mqtt://b1:1883,mqtt://b2:1883\nROUTEMQ_HEALTH_PORT=9500\nROUTEMQ_INFRA_APP_INSTANCES=app-1:9500,app-2:9500\n')
     assert.equal(await run(['render', 'nginx', '--env-file', envFile, '--out', join(dir, 'out')]), 0)

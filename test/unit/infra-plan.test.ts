@@ -29,10 +29,20 @@ describe('balancer plans', () => {
     assert.equal(field({ mqtt: { brokers: ['mqtt://b:1'] }, infra: { balance: 'random' as never } }), 'infra.balance')
     assert.equal(field({ mqtt: { brokers: ['mqtt://b:1'] }, infra: { name: 'My App' } }), 'infra.name')
     assert.equal(field({ mqtt: { brokers: ['mqtt://b:1'] }, infra: { listen: { mqtt: 70000 } } }), 'infra.listen.mqtt')
+    assert.equal(field({ mqtt: { brokers: ['mqtt://b:1'] }, infra: { listen: { mqtt: 8080 } } }), 'infra.listen')
+    assert.equal(field({ mqtt: { brokers: ['mqtts://b:8883'] } }), 'mqtt.brokers[0].url')
+    assert.equal(field({ mqtt: { brokers: ['mqtt://b:1'] }, infra: { appInstances: ['app;evil:1'] } }), 'infra.appInstances[0]')
+    assert.equal(field({ mqtt: { brokers: ['mqtt://b:1'] }, infra: { proxyProtocol: 'false' as never } }), 'infra.proxyProtocol')
+    assert.equal(field({ mqtt: { brokers: ['mqtt://b:1'] }, health: false }), 'health')
+    assert.equal(field({ mqtt: { brokers: ['mqtt://b:1'] }, infra: { name: '1app' } }), 'infra.name')
+    assert.deepEqual(planInfra({ mqtt: { brokers: ['mqtt://b:1'] }, health: { http: { host: '::', port: 9000 } } }).appInstances, [{ host: '127.0.0.1', port: 9000 }])
   })
 
   it('writes YAML whose strings stay strings', () => {
-    const value = { on: 'on', version: '1.0', octal: '08', empty: '', list: ['yes', 2, true, null], nested: [{ a: { b: [] } }], 'odd key': 'x: y' }
-    assert.deepEqual(parseYamlDocuments(toYaml(value)), [value])
+    const value = { on: 'on', null: 'x', '1': 'one', version: '1.0', octal: '08', empty: '', del: 'a\u007fb\u2028c', list: ['yes', 2, true, null], nested: [{ a: { b: [] } }], 'odd key': 'x: y' }
+    const yaml = toYaml(value)
+    assert.deepEqual(parseYamlDocuments(yaml), [value])
+    assert.match(yaml, /^"on": "on"$/m, 'a key YAML 1.1 reads as a boolean is quoted')
+    assert.doesNotMatch(yaml, /[\u007f\u2028]/, 'written escaped')
   })
 })

@@ -199,7 +199,7 @@ async function main(): Promise<number> {
         `t=${t.toFixed(1).padStart(5)} s  ${phase}`,
         `  telemetry sent ${String(sent.size).padStart(6)}   handled ${String(handled).padStart(6)}   in flight/held ${String(app.stats.inFlight).padStart(4)}   config checks ${configChecks}, stale ${stale}`,
         `  brokers   ${brokers.map((b, i) => `b${i + 1} ${b.connected ? 'up  ' : 'DOWN'} ${String(tally.byBroker.get(b.id) ?? 0).padStart(5)} msgs`).join('   ')}`,
-        `  database  primary ${replicas.primary.healthy ? 'up  ' : 'DOWN'} ${String(replicas.writes).padStart(6)} writes   ${replicas.replicas.map((r, i) => `replica ${i + 1} (${r.region}) ${r.state === 'healthy' ? 'up  ' : 'DOWN'} ${String(r.queries).padStart(5)} reads lag ${r.lagMs === undefined ? '?' : `${Math.round(r.lagMs)} ms`}`).join('   ')}`,
+        `  database  primary ${replicas.primary.healthy ? 'up  ' : 'DOWN'} ${String(replicas.writes).padStart(6)} writes   ${replicas.replicas.map((r, i) => `replica ${i + 1}${r.region ? ` (${r.region})` : ''} ${r.state === 'healthy' ? 'up  ' : 'DOWN'} ${String(r.queries).padStart(5)} reads lag ${r.lagMs === undefined ? '?' : `${Math.round(r.lagMs)} ms`}`).join('   ')}`,
         `  regions   ${[...tally.byRegion].map(([r, n]) => `${r} ${n}`).join('   ')}   health ${module.parts.health?.monitor.summary().status ?? 'off'}`,
       ]
       if (live) process.stdout.write(`\x1b[${lines.length}A\x1b[J${lines.join('\n')}\n`)

@@ -1,3 +1,4 @@
+import { bareHost } from '../../src/host-name.js'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import type { GeoLocation, GeoReason, GeoResolver } from './geo-resolver.js'
 
@@ -116,10 +117,9 @@ export function brokerPoolHealth(pool: BrokerPoolLike, aliases: Readonly<Record<
     if (id === undefined) {
       try {
         const parsed = new URL(url)
-        // IPv6 hosts come bracketed from URL ('[::1]'); pool endpoints hold them bare.
-        const host = parsed.hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1')
+        const host = bareHost(parsed.hostname).toLowerCase()
         const port = parsed.port === '' ? undefined : Number(parsed.port)
-        const sameHost = pool.options.brokers.filter((broker) => broker.host.toLowerCase().replace(/^\[(.*)\]$/, '$1') === host)
+        const sameHost = pool.options.brokers.filter((broker) => bareHost(broker.host).toLowerCase() === host)
         id = (sameHost.find((broker) => broker.port === port) ?? sameHost[0])?.id
       } catch {
         id = undefined

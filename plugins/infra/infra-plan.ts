@@ -1,5 +1,6 @@
 import { resolveBrokerPoolOptions, type BrokerPoolOptions } from '../mqtt/broker-pool-options.js'
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { InvalidOptionError, withFieldPrefix } from '../../src/routemq/errors/invalid-option-error.js'
+import { bareHost, hostPort } from '../../src/host-name.js'
 
 /** What the rendered configs put in front of the brokers and the app; every field optional. */
 export interface InfraOptions {
@@ -88,13 +89,7 @@ const positive = (value: unknown, field: string, fallback: number): number => {
  */
 export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly health?: unknown; readonly infra?: InfraOptions }): InfraPlan {
   if (!options?.mqtt) throw new InvalidOptionError('mqtt.brokers', 'the balancers need the brokers: set mqtt.brokers (ROUTEMQ_MQTT_BROKERS)')
-  let resolved
-  try {
-    resolved = resolveBrokerPoolOptions(options.mqtt, 'infra')
-  } catch (error) {
-    if (error instanceof InvalidOptionError && !error.field.startsWith('mqtt')) throw new InvalidOptionError(`mqtt.${error.field}`, error.reason)
-    throw error
-  }
+  const resolved = withFieldPrefix('mqtt', () => resolveBrokerPoolOptions(options.mqtt!, 'infra'))
   const infra = options.infra ?? {}
   const name = infra.name ?? 'routemq'
   if (typeof name !== 'string' || !NAME.test(name)) throw new InvalidOptionError('infra.name', 'must start with a letter and hold lower-case letters, digits and "-", as Kubernetes names do')
@@ -104,11 +99,11 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
   const health = httpOptions ?? {}
   const healthPort = port(health.port, 'health.http.port', 9464)
   const anyHost = health.host === undefined || health.host === '0.0.0.0' || health.host === '::'
-  const defaultInstance = `${anyHost ? '127.0.0.1' : health.host!.includes(':') ? `[${health.host}]` : health.host}:${healthPort}`
+  const defaultInstance = hostPort(anyHost ? '127.0.0.1' : health.host!, healthPort)
   const appInstances = (infra.appInstances ?? [defaultInstance]).map((entry, i) => {
     const match = typeof entry === 'string' ? /^(.+):(\d+)$/.exec(entry) : null
     if (!match || !HOST.test(match[1]!)) throw new InvalidOptionError(`infra.appInstances[${i}]`, 'must be host:port, e.g. "app-1:9464" or "[2001:db8::5]:9464"')
-    return { host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port: port(Number(match[2]), `infra.appInstances[${i}]`, 0) }
+    return { host: bareHost(match[1]!), port: port(Number(match[2]), `infra.appInstances[${i}]`, 0) }
   })
   for (const key of ['proxyProtocol'] as const) {
     if (infra[key] !== undefined && typeof infra[key] !== 'boolean') throw new InvalidOptionError(`infra.${key}`, 'must be true or false')
@@ -132,7 +127,7 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
   })
   const listenPorts = [infra.listen?.mqtt ?? 1883, infra.listen?.websocket ?? 8083, infra.listen?.http ?? 8080, infra.listen?.stats ?? 8404]
   if (new Set(listenPorts).size !== listenPorts.length) throw new InvalidOptionError('infra.listen', `the balancer's ports must differ: ${listenPorts.join(', ')}`)
-  const brokers = resolved.brokers.map((b) => ({ id: b.id.replace(/[^A-Za-z0-9_.-]/g, '_'), host: b.host.replace(/^\[(.*)\]$/, '$1'), port: b.port, websocket: b.protocol === 'ws' || b.protocol === 'wss' }))
+  const brokers = resolved.brokers.map((b) => ({ id: b.id.replace(/[^A-Za-z0-9_.-]/g, '_'), host: bareHost(b.host), port: b.port, websocket: b.protocol === 'ws' || b.protocol === 'wss' }))
   const appEnv: Record<string, string> = {
     ROUTEMQ_MQTT_BROKERS: resolved.brokers.map((b) => b.url).join(','),
     ROUTEMQ_MQTT_MODE: resolved.mode,

@@ -1,3 +1,4 @@
+import { hostPort } from '../../src/host-name.js'
 import type { InfraPlan } from './infra-plan.js'
 import { CONNACK_ACCEPTED, DISCONNECT, mqttConnectPacket } from './mqtt-connect-packet.js'
 
@@ -12,7 +13,7 @@ import { CONNACK_ACCEPTED, DISCONNECT, mqttConnectPacket } from './mqtt-connect-
 export function renderHaproxy(plan: InfraPlan): string {
   const connect = mqttConnectPacket('haproxy-check', 10).toString('hex')
   const server = (b: { id: string; host: string; port: number }): string =>
-    `  server ${b.id} ${b.host.includes(':') ? `[${b.host}]` : b.host}:${b.port} check${plan.proxyProtocol ? ' send-proxy-v2 check-send-proxy' : ''}`
+    `  server ${b.id} ${hostPort(b.host, b.port)} check${plan.proxyProtocol ? ' send-proxy-v2 check-send-proxy' : ''}`
   const tcp = plan.brokers.filter((b) => !b.websocket)
   const ws = plan.brokers.filter((b) => b.websocket)
   const idle = `${plan.idleTimeoutSeconds}s`
@@ -102,7 +103,7 @@ export function renderHaproxy(plan: InfraPlan): string {
     '  option httpchk GET /ready',
     '  http-check expect status 200',
     // Faster than the brokers' checks: an instance that fails /ready (draining after SIGTERM, 5 s by default) is out in 2 s.
-    ...plan.appInstances.map((a, i) => `  server app${i + 1} ${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} check inter 1s fall 2 rise 2`),
+    ...plan.appInstances.map((a, i) => `  server app${i + 1} ${hostPort(a.host, a.port)} check inter 1s fall 2 rise 2`),
     '',
     'listen stats',
     `  bind :${plan.listen.stats}`,

@@ -1,3 +1,4 @@
+import { hostPort } from '../../src/host-name.js'
 import type { InfraPlan } from './infra-plan.js'
 
 /**
@@ -15,7 +16,7 @@ export function renderNginx(plan: InfraPlan): string {
   const upstream = (name: string, members: readonly { host: string; port: number }[]): string[] => [
     `  upstream ${name} {`,
     ...(balance ? [balance] : []),
-    ...members.map((m) => `    server ${m.host.includes(':') ? `[${m.host}]` : m.host}:${m.port} max_fails=${plan.check.fall} fail_timeout=${failTimeout};`),
+    ...members.map((m) => `    server ${hostPort(m.host, m.port)} max_fails=${plan.check.fall} fail_timeout=${failTimeout};`),
     '  }',
   ]
   const proxy = (listen: number, name: string): string[] => [

@@ -3,7 +3,7 @@ import { resolveReplicaPoolOptions, type ReplicaPoolOptions } from '../../plugin
 import { GeoResolver, type GeoResolverOptions } from '../../plugins/geoip/geo-resolver.js'
 import { HealthModule, type HealthModuleOptions } from '../health/health-module.js'
 import type { LoadBalancingMetricsOptions } from '../metrics/load-balancing-metrics.js'
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { InvalidOptionError, withFieldPrefix } from '../routemq/errors/invalid-option-error.js'
 import type { Logger } from '../routemq/logger.js'
 
 /** The database part: the replica pool's options, and whether to migrate at start. */
@@ -37,18 +37,6 @@ export interface LoadBalancingOptions {
 
 const PARTS = ['mqtt', 'database', 'geo', 'health', 'metrics', 'logger'] as const
 
-/** Runs `check`, giving any `InvalidOptionError` it throws the field prefix `prefix.`. */
-function within<T>(prefix: string, check: () => T): T {
-  try {
-    return check()
-  } catch (error) {
-    if (error instanceof InvalidOptionError && !error.field.startsWith(`${prefix}.`) && error.field !== prefix) {
-      throw new InvalidOptionError(`${prefix}.${error.field}`, error.reason)
-    }
-    throw error
-  }
-}
-
 /**
  * Checks the whole options tree without connecting anywhere or opening a
  * file; every error is an `InvalidOptionError` naming the field
@@ -67,8 +55,8 @@ export function validateLoadBalancingOptions(options: LoadBalancingOptions): Loa
   if (options.mqtt === undefined && options.database === undefined && options.geo === undefined) {
     throw new InvalidOptionError('loadBalancing', 'configure at least one of mqtt, database and geo')
   }
-  if (options.mqtt !== undefined) within('mqtt', () => resolveBrokerPoolOptions(options.mqtt!, 'validation'))
-  const database = options.database === undefined ? undefined : within('database', () => resolveReplicaPoolOptions(options.database!))
+  if (options.mqtt !== undefined) withFieldPrefix('mqtt', () => resolveBrokerPoolOptions(options.mqtt!, 'validation'))
+  const database = options.database === undefined ? undefined : withFieldPrefix('database', () => resolveReplicaPoolOptions(options.database!))
   if (options.database?.migrate !== undefined && typeof options.database.migrate !== 'boolean') {
     throw new InvalidOptionError('database.migrate', 'must be true or false')
   }

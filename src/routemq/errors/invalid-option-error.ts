@@ -24,3 +24,22 @@ export class InvalidOptionError extends RouteMqError {
 export function isInvalidOptionError(error: unknown): error is InvalidOptionError {
   return error instanceof InvalidOptionError
 }
+
+/**
+ * Runs `check`, giving any `InvalidOptionError` it throws the field prefix
+ * `prefix.`, for options validated by a part that does not know where it
+ * sits in a larger tree (`mode` becomes `mqtt.mode`).
+ *
+ * @example
+ * withFieldPrefix('mqtt', () => resolveBrokerPoolOptions(options.mqtt, clientId))
+ */
+export function withFieldPrefix<T>(prefix: string, check: () => T): T {
+  try {
+    return check()
+  } catch (error) {
+    if (error instanceof InvalidOptionError && !error.field.startsWith(`${prefix}.`) && error.field !== prefix) {
+      throw new InvalidOptionError(`${prefix}.${error.field}`, error.reason)
+    }
+    throw error
+  }
+}

@@ -1,0 +1,53 @@
+// The scenario suite: every deployment shape and fault of test/scenarios, run
+// with real processes (brokers, PostgreSQL, HAProxy, the app), each reading a
+// broker acknowledged to a device counted against the rows stored.
+//
+//   npm run bench:scenarios                      every scenario, twice
+//   npm run bench:scenarios -- broker-kill-5s    one scenario
+//   npm run bench:scenarios -- --runs 1
+//
+// Prints a table, then one JSON line; exits 1 if anything acknowledged was lost.
+import { printTable } from '../support/print-table.js'
+import { removeLogs, runScenario, type ScenarioResult } from '../scenarios/scenario-runner.js'
+import { SCENARIOS } from '../scenarios/scenarios.js'
+
+const args = process.argv.slice(2)
+const runsAt = args.indexOf('--runs')
+const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 2
+const names = args.filter((arg, i) => !arg.startsWith('--') && (runsAt < 0 || i !== runsAt + 1))
+const unknown = names.filter((name) => !SCENARIOS.some((s) => s.name === name))
+if (unknown.length > 0 || !(runs >= 1)) {
+  console.error(`usage: scenarios.bench [--runs N] [${SCENARIOS.map((s) => s.name).join(' | ')} ...]${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`)
+  process.exit(2)
+}
+const chosen = names.length > 0 ? SCENARIOS.filter((s) => names.includes(s.name)) : SCENARIOS
+
+const results: ScenarioResult[] = []
+for (const scenario of chosen) {
+  for (let run = 1; run <= runs; run++) {
+    console.log(`${scenario.name} (run ${run} of ${runs}): ${scenario.shape}; ${scenario.faultLabel}`)
+    const result = await runScenario(scenario, (line) => console.log(line))
+    results.push(result)
+    console.log(`  lost ${result.lost} of ${result.acknowledged}, duplicates ${result.duplicates}, replies missing ${result.repliesMissing} of ${result.repliesExpected}` +
+      (result.lost > 0 ? `; e.g. ${result.lostSample.join(', ')}; logs in ${result.directory}` : ''))
+    if (result.lost === 0) await removeLogs(result)
+  }
+}
+
+printTable('Scenarios: readings acknowledged to devices by a broker, against rows stored', [
+  ['scenario', 'shape', 'fault', 'acknowledged', 'lost', 'duplicates', 'replies missing', 'max delay', 'recovery'],
+  ...results.map((r) => [
+    r.scenario, r.shape, r.fault, String(r.acknowledged), String(r.lost), String(r.duplicates), `${r.repliesMissing}/${r.repliesExpected}`,
+    `${(r.maxDelayMs / 1000).toFixed(1)} s`, `${(r.recoveryMs / 1000).toFixed(1)} s`,
+  ]),
+])
+const lost = results.reduce((sum, r) => sum + r.lost, 0)
+console.log(JSON.stringify({
+  runs,
+  lost,
+  scenarios: results.map((r) => ({
+    scenario: r.scenario, acknowledged: r.acknowledged, lost: r.lost, duplicates: r.duplicates,
+    repliesMissing: r.repliesMissing, repliesExpected: r.repliesExpected, maxDelayMs: r.maxDelayMs, recoveryMs: r.recoveryMs,
+  })),
+}))
+process.exit(lost > 0 ? 1 : 0)

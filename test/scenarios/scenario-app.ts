@@ -1,0 +1,60 @@
+// The application of the scenario suite, run as its own process the way a
+// user runs theirs: it imports only the package's public API (by its package
+// name), configures LoadBalancingModule with the brokers, the database and a
+// health port and keeps every other default. Telemetry is stored with the
+// number of times each reading was handled; pings are answered.
+//
+// Settings come as JSON in SCENARIO_APP (see ScenarioAppSettings). Reports
+// JSON lines on stdout: {"event":"ready"}, {"event":"stopped"}.
+import { sql, type Kysely } from 'kysely'
+import {
+  Application, ConsoleLogger, InjectKysely, LoadBalancingModule, Repository, Router, Write, type BrokerPoolOptions, type MessageContext,
+} from 'routemq-load-balancing'
+
+/** What the harness passes to an app process. */
+export interface ScenarioAppSettings {
+  readonly brokers: readonly string[]
+  readonly database: string
+  readonly healthPort: number
+  /** Only what a scenario's shape demands (a stable client id, MQTT 3.1.1 for NATS); everything else stays at its default. */
+  readonly mqtt?: Omit<BrokerPoolOptions, 'brokers'>
+}
+
+interface ScenarioDatabase {
+  scenario_readings: { device: string; seq: number; sent_at: number; copies: number }
+}
+
+@Repository()
+class Readings {
+  constructor(@InjectKysely() private readonly db: Kysely<ScenarioDatabase>) {}
+
+  @Write()
+  async save(device: string, seq: number, sentAt: number): Promise<void> {
+    await this.db.insertInto('scenario_readings').values({ device, seq, sent_at: sentAt, copies: 1 })
+      .onConflict((c) => c.columns(['device', 'seq']).doUpdateSet({ copies: sql`scenario_readings.copies + 1` })).execute()
+  }
+}
+
+const settings = JSON.parse(process.env.SCENARIO_APP ?? '{}') as ScenarioAppSettings
+const report = (event: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(event)}\n`)
+
+const router = new Router()
+router.group({ prefix: 'devices/{id}' }, (devices) => {
+  devices.on('telemetry', async (ctx: MessageContext) => {
+    const { seq, sentAt } = ctx.payload as { seq: number; sentAt: number }
+    await ctx.container.resolve(Readings).save(ctx.params.id!, seq, sentAt)
+  }, { qos: 1, shared: true })
+  devices.on('ping', async (ctx: MessageContext) => {
+    await ctx.publish(`devices/${ctx.params.id}/pong`, ctx.raw, { qos: 1 })
+  }, { qos: 1, shared: true })
+})
+
+const module = LoadBalancingModule.forRoot({
+  mqtt: { ...settings.mqtt, brokers: settings.brokers },
+  database: { primary: settings.database },
+  health: { http: { port: settings.healthPort } },
+})
+const logger = new ConsoleLogger({ level: 'info' })
+const app = Application.create({ router, modules: [module], logger })
+await app.start()
+report({ event: 'ready', pid: process.pid })

@@ -1,0 +1,193 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { freePorts, startTopology, type Topology } from 'routemq-load-balancing/testing'
+import { TcpFaultProxy } from '../support/tcp-fault-proxy.js'
+import { AppProcess } from './app-process.js'
+import { DeviceFleet, type FleetCounts } from './device-fleet.js'
+import { HaproxyBalancer } from './haproxy-balancer.js'
+import type { ScenarioAppSettings } from './scenario-app.js'
+
+/** What a scenario's fault script can do while the devices publish. */
+export interface ScenarioContext {
+  readonly topology: Topology
+  /** The app instances, by index; a scenario may stop, kill and start them. */
+  readonly apps: (AppProcess | undefined)[]
+  /** The app's own paths to the brokers (one proxy per broker), when the scenario asked for them. */
+  readonly appPaths: readonly TcpFaultProxy[]
+  /** Starts (again) app instance `index` with its settings. */
+  startApp(index: number): Promise<AppProcess>
+  /** Marks the moment of the fault the scenario measures recovery from. */
+  fault(what: string): void
+  sleep(ms: number): Promise<void>
+}
+
+/** One deployment shape and one fault, run with real processes. */
+export interface Scenario {
+  readonly name: string
+  /** The deployment, in a few words, for the table. */
+  readonly shape: string
+  /** The fault, in a few words, for the table. */
+  readonly faultLabel: string
+  readonly apps: number
+  /** Route the app's connections through fault proxies, so that its paths can be blackholed. */
+  readonly proxiedAppPaths?: boolean
+  /** How long the devices publish. */
+  readonly publishMs: number
+  /** Only what the shape demands of the app's options (e.g. a stable client id per instance); the rest stays at the defaults. */
+  readonly appOptions?: (index: number) => ScenarioAppSettings['mqtt']
+  /** mosquitto.conf lines for every broker (a shape with persistence, say). */
+  readonly brokerConfig?: string
+  /** Runs the faults while the devices publish; starts at the beginning of the publish window. */
+  readonly script?: (context: ScenarioContext) => Promise<void>
+}
+
+/** What one run of a scenario measured. */
+export interface ScenarioResult {
+  readonly scenario: string
+  readonly shape: string
+  readonly fault: string
+  readonly acknowledged: number
+  readonly stored: number
+  /** Acknowledged to a device by a broker, never stored. */
+  readonly lost: number
+  /** Extra times a reading was handled (at-least-once). */
+  readonly duplicates: number
+  readonly repliesExpected: number
+  readonly repliesMissing: number
+  /** Longest time from a device's publish to the reading's row, in ms. */
+  readonly maxDelayMs: number
+  /** From the fault until readings published after it were stored within 2 s again, in ms (0 without a fault). */
+  readonly recoveryMs: number
+  readonly lostSample: readonly string[]
+  readonly directory: string
+}
+
+/** Devices and rates of every scenario: 60 devices, 4 readings/s each, new connections every ~10 s. */
+export const FLEET = { devices: 60, readingsPerSecond: 4, churnMs: 10_000, pingEveryMs: 4000, replyWaitMs: 4000 } as const
+const SETTLE_MS = 120_000
+const SLOW_MS = 2000
+
+/**
+ * Runs `scenario` on its own topology (3 Mosquitto brokers, a PostgreSQL
+ * primary), HAProxy in front of the brokers for the devices, the app as
+ * separate processes, and counts every reading a broker acknowledged to a
+ * device against the rows the app stored.
+ */
+export async function runScenario(scenario: Scenario, log: (line: string) => void = () => undefined): Promise<ScenarioResult> {
+  const directory = await mkdtemp(join(tmpdir(), `scenario-${scenario.name}-`))
+  const topology = await startTopology({ brokers: 3, postgres: true, ...(scenario.brokerConfig ? { brokerConfig: scenario.brokerConfig } : {}) })
+  const cleanup: (() => Promise<unknown>)[] = [() => topology.stop()]
+  const db = new pg.Pool({ connectionString: topology.primary!.url, max: 2 })
+  cleanup.push(() => db.end())
+  try {
+    await db.query(`create table scenario_readings (
+      device text not null, seq integer not null, sent_at bigint not null, copies integer not null default 1,
+      stored_at bigint not null default (extract(epoch from clock_timestamp()) * 1000)::bigint, primary key (device, seq))`)
+    const appPaths = scenario.proxiedAppPaths
+      ? await Promise.all(topology.brokers.map((b) => TcpFaultProxy.start({ target: { host: b.host, port: b.port } })))
+      : []
+    for (const proxy of appPaths) cleanup.push(() => proxy.close())
+    const brokerUrls = appPaths.length > 0 ? appPaths.map((p) => `mqtt://127.0.0.1:${p.port}`) : topology.brokers.map((b) => b.url)
+    const healthPorts = await freePorts(scenario.apps)
+    const apps: (AppProcess | undefined)[] = new Array(scenario.apps).fill(undefined)
+    cleanup.push(async () => Promise.all(apps.map((app) => app?.signal('SIGKILL'))))
+    const settings = (index: number): ScenarioAppSettings => ({
+      brokers: brokerUrls,
+      database: topology.primary!.url,
+      healthPort: healthPorts[index]!,
+      ...(scenario.appOptions ? { mqtt: scenario.appOptions(index) } : {}),
+    })
+    let starts = 0
+    const startApp = async (index: number): Promise<AppProcess> => {
+      const app = await AppProcess.start(`app-${index + 1}`, settings(index), join(directory, `app-${index + 1}.${++starts}.log`))
+      apps[index] = app
+      return app
+    }
+    for (let i = 0; i < scenario.apps; i++) await startApp(i)
+    const balancer = await HaproxyBalancer.start(directory, topology.brokers.map((b) => b.url), healthPorts.map((p) => `127.0.0.1:${p}`))
+    cleanup.push(() => balancer.stop())
+
+    const fleet = new DeviceFleet({ urls: [balancer.url], ...FLEET })
+    await fleet.start()
+    const started = Date.now()
+    let faultAt: number | undefined
+    const context: ScenarioContext = {
+      topology, apps, appPaths, startApp,
+      fault: (what) => {
+        faultAt ??= Date.now()
+        log(`  ${((Date.now() - started) / 1000).toFixed(1)} s: ${what}`)
+      },
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    }
+    const script = scenario.script?.(context) ?? Promise.resolve()
+    await Promise.all([script, context.sleep(scenario.publishMs)])
+    const counts = await fleet.stop()
+    log(`  published for ${((Date.now() - started) / 1000).toFixed(1)} s: ${counts.acknowledgedTotal} acknowledged, ${counts.connections} device connections`)
+
+    const stored = await settle(db, counts)
+    const lostIds: string[] = []
+    for (const [device, seqs] of counts.acknowledged) {
+      const have = stored.rows.get(device)
+      for (const seq of seqs) if (!have?.has(seq)) lostIds.push(`${device}#${seq}`)
+    }
+    const timing = await db.query<{ sent_at: string; stored_at: string }>('select sent_at, stored_at from scenario_readings')
+    let maxDelayMs = 0
+    let lastSlow = 0
+    for (const row of timing.rows) {
+      const sent = Number(row.sent_at)
+      const delay = Number(row.stored_at) - sent
+      maxDelayMs = Math.max(maxDelayMs, delay)
+      if (faultAt !== undefined && sent >= faultAt && delay > SLOW_MS) lastSlow = Math.max(lastSlow, sent + delay)
+    }
+    return {
+      scenario: scenario.name,
+      shape: scenario.shape,
+      fault: scenario.faultLabel,
+      acknowledged: counts.acknowledgedTotal,
+      stored: stored.total,
+      lost: lostIds.length,
+      duplicates: stored.duplicates,
+      repliesExpected: counts.repliesExpected,
+      repliesMissing: counts.repliesMissing,
+      maxDelayMs,
+      recoveryMs: faultAt === undefined || lastSlow === 0 ? 0 : lastSlow - faultAt,
+      lostSample: lostIds.slice(0, 10),
+      directory,
+    }
+  } finally {
+    while (cleanup.length > 0) await cleanup.pop()!().catch(() => undefined)
+  }
+}
+
+/** Removes a run's logs (kept when something was lost). */
+export async function removeLogs(result: ScenarioResult): Promise<void> {
+  await rm(result.directory, { recursive: true, force: true })
+}
+
+interface Stored {
+  readonly rows: Map<string, Set<number>>
+  readonly total: number
+  readonly duplicates: number
+}
+
+/** Waits until every acknowledged reading is stored, or for `SETTLE_MS` at most. */
+async function settle(db: pg.Pool, counts: FleetCounts): Promise<Stored> {
+  const deadline = Date.now() + SETTLE_MS
+  for (;;) {
+    const { rows } = await db.query<{ device: string; seq: number; copies: number }>('select device, seq, copies from scenario_readings')
+    const stored = new Map<string, Set<number>>()
+    let duplicates = 0
+    for (const row of rows) {
+      let seqs = stored.get(row.device)
+      if (!seqs) stored.set(row.device, (seqs = new Set()))
+      seqs.add(row.seq)
+      duplicates += row.copies - 1
+    }
+    let missing = 0
+    for (const [device, seqs] of counts.acknowledged) for (const seq of seqs) if (!stored.get(device)?.has(seq)) missing++
+    if (missing === 0 || Date.now() > deadline) return { rows: stored, total: rows.length, duplicates }
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  }
+}

@@ -1,0 +1,91 @@
+import type { Scenario } from './scenario-runner.js'
+
+const INDEPENDENT = '3 independent Mosquittos'
+
+/**
+ * The deployment shapes and faults the package guarantees nothing lost in.
+ * Every scenario keeps the package's defaults unless its shape demands a
+ * setting (named in `shape`).
+ */
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'defaults',
+    shape: `${INDEPENDENT}, 1 app, defaults`,
+    faultLabel: 'none',
+    apps: 1,
+    publishMs: 20_000,
+  },
+  {
+    name: 'broker-kill-5s',
+    shape: `${INDEPENDENT}, 1 app`,
+    faultLabel: 'a broker SIGKILLed, back after 5 s',
+    apps: 1,
+    publishMs: 35_000,
+    script: async (s) => {
+      await s.sleep(10_000)
+      s.fault('SIGKILL broker-2')
+      await s.topology.brokers[1]!.kill()
+      await s.sleep(5000)
+      await s.topology.brokers[1]!.restart()
+      s.fault('broker-2 restarted')
+    },
+  },
+  {
+    name: 'broker-kill-30s',
+    shape: `${INDEPENDENT}, 1 app`,
+    faultLabel: 'a broker SIGKILLed, back after 30 s',
+    apps: 1,
+    publishMs: 55_000,
+    script: async (s) => {
+      await s.sleep(10_000)
+      s.fault('SIGKILL broker-2')
+      await s.topology.brokers[1]!.kill()
+      await s.sleep(30_000)
+      await s.topology.brokers[1]!.restart()
+      s.fault('broker-2 restarted')
+    },
+  },
+  {
+    name: 'app-path-blackhole',
+    shape: `${INDEPENDENT}, 1 app`,
+    faultLabel: "the app's path to a broker blackholed 10 s",
+    apps: 1,
+    proxiedAppPaths: true,
+    publishMs: 35_000,
+    script: async (s) => {
+      await s.sleep(10_000)
+      s.fault("blackhole the app's path to broker-2")
+      s.appPaths[1]!.setMode('blackhole')
+      await s.sleep(10_000)
+      s.appPaths[1]!.setMode('pass')
+      s.fault('path restored')
+    },
+  },
+  {
+    name: 'scale-in',
+    shape: `${INDEPENDENT}, 3 apps on $share`,
+    faultLabel: 'an app SIGTERMed, not restarted',
+    apps: 3,
+    publishMs: 35_000,
+    script: async (s) => {
+      await s.sleep(10_000)
+      s.fault('SIGTERM app-3')
+      await s.apps[2]!.signal('SIGTERM')
+    },
+  },
+  {
+    name: 'app-kill-back-35s',
+    shape: `${INDEPENDENT}, 3 apps on $share`,
+    faultLabel: 'an app SIGKILLed, back after 35 s',
+    apps: 3,
+    publishMs: 60_000,
+    script: async (s) => {
+      await s.sleep(10_000)
+      s.fault('SIGKILL app-3')
+      await s.apps[2]!.signal('SIGKILL')
+      await s.sleep(35_000)
+      await s.startApp(2)
+      s.fault('app-3 restarted')
+    },
+  },
+]

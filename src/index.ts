@@ -64,8 +64,9 @@ export {
 export { HEALTH_MONITOR, METRICS, BROKER_POOL, REPLICA_POOL, KYSELY, GEO_RESOLVER, LOAD_BALANCING_OPTIONS } from './tokens.js'
 export {
   BrokerPool, type ActiveBrokerEvent, type FailoverEvent, type BrokerDownEvent, type BrokerUpEvent, type AllDownEvent, type BrokerStatus, type BrokerPoolStats,
-  resolveBrokerPoolOptions, type BrokerPoolOptions, type BrokerConfig, type BrokerPoolMode, type BrokerHealthOptions,
-  type OfflineBufferOptions, type ResolvedBrokerPoolOptions, type BrokerEndpoint,
+  resolveBrokerPoolOptions, type BrokerPoolOptions, type BrokerConfig, type BrokerPoolMode, type EffectiveBrokerPoolMode, type BrokerHealthOptions,
+  type OfflineBufferOptions, type SessionOptions, type ResolvedBrokerPoolOptions, type BrokerEndpoint,
+  type TopologyVerdict, type SessionCounts, BrokerTopologyError, isBrokerTopologyError,
   OfflineBufferFullError, isOfflineBufferFullError,
   PublishDroppedError, isPublishDroppedError,
   Qos2InterruptedError, isQos2InterruptedError,

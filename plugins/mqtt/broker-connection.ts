@@ -1,4 +1,5 @@
-import { connect, type IClientPublishOptions, type IDisconnectPacket, type MqttClient } from 'mqtt'
+import { connect, type IClientOptions, type IClientPublishOptions, type IDisconnectPacket, type MqttClient } from 'mqtt'
+import { awaitConnack } from '../../src/routemq/connack.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import type { AckSequencer } from '../../src/routemq/ack-sequencer.js'
 import { receiveWithDeferredAcks } from '../../src/routemq/deferred-ack-receiver.js'
@@ -10,15 +11,29 @@ import type { BrokerEndpoint } from './broker-endpoint.js'
 import type { ResolvedBrokerPoolOptions } from './broker-pool-options.js'
 import { clientOptions } from './mqtt-client-options.js'
 
+/** The message a broker publishes for a connection that ends without a DISCONNECT (MQTT's will). */
+export interface WillMessage {
+  readonly topic: string
+  readonly payload: string
+  readonly retain: boolean
+  /** MQTT 5: how long the broker waits for the session to come back before publishing it. */
+  readonly delaySeconds: number
+}
+
 /** Options of `BrokerConnection.open`: the pool's session settings, for one broker. */
 export interface BrokerConnectionOptions
   extends Pick<
     ResolvedBrokerPoolOptions,
-    'clientId' | 'clean' | 'sessionExpirySeconds' | 'protocolVersion' | 'keepaliveSeconds' | 'connectTimeoutMs' | 'ackOrder'
+    'clean' | 'sessionExpirySeconds' | 'protocolVersion' | 'keepaliveSeconds' | 'connectTimeoutMs' | 'ackOrder'
   > {
   readonly endpoint: BrokerEndpoint
+  /** The session's client id. */
+  readonly clientId: string
   readonly receiver: MessageReceiver
   readonly log: Logger
+  readonly will?: WillMessage
+  /** MQTT 5: the most unacknowledged QoS 1/2 messages the broker may send at once. */
+  readonly receiveMaximum?: number
 }
 
 /** MQTT 5 reason codes of a server DISCONNECT that send the client elsewhere. */
@@ -36,22 +51,29 @@ const SERVER_MOVED = 0x9d
  */
 export class BrokerConnection {
   readonly endpoint: BrokerEndpoint
+  /** The session's client id. */
+  readonly clientId: string
   /** Time from connect to CONNACK, in ms. */
   readonly connectMs: number
+  /** The broker still had this client id's session (its subscriptions and queued messages). */
+  readonly sessionPresent: boolean
   readonly #client: MqttClient
   readonly #inbound: AckSequencer
-  readonly #log: Logger
   readonly #closed = new TypedEvent<Error | undefined>()
   readonly #redirected = new TypedEvent<string>()
   #lost = false
   #reason: Error | undefined
+  readonly #options: BrokerConnectionOptions
 
-  private constructor(endpoint: BrokerEndpoint, client: MqttClient, inbound: AckSequencer, connectMs: number, log: Logger) {
+  private constructor(options: BrokerConnectionOptions, client: MqttClient, inbound: AckSequencer, connectMs: number, sessionPresent: boolean) {
+    const { endpoint, log } = options
     this.endpoint = endpoint
+    this.clientId = options.clientId
+    this.#options = options
     this.#client = client
     this.#inbound = inbound
     this.connectMs = connectMs
-    this.#log = log
+    this.sessionPresent = sessionPresent
     let lastError: Error | undefined
     client.on('error', (error) => {
       lastError = error
@@ -73,41 +95,21 @@ export class BrokerConnection {
   }
 
   /** Connects and resolves on CONNACK; rejects (leaving nothing open) on refusal, error or timeout. */
-  static open(options: BrokerConnectionOptions): Promise<BrokerConnection> {
+  static async open(options: BrokerConnectionOptions): Promise<BrokerConnection> {
     const { endpoint } = options
-    const persistent = !options.clean && options.protocolVersion === 5
-    const client = connect(endpoint.url, {
-      ...clientOptions(endpoint, options.clientId, options.protocolVersion, options.connectTimeoutMs),
-      clean: options.clean,
-      keepalive: options.keepaliveSeconds,
-      manualConnect: true,
-      ...(persistent ? { properties: { sessionExpiryInterval: options.sessionExpirySeconds } } : {}),
-    })
+    const client = connect(endpoint.url, { ...connectionClientOptions(options), manualConnect: true })
     const inbound = receiveWithDeferredAcks(client, { receiver: options.receiver, ackOrder: options.ackOrder, broker: endpoint.id, log: options.log })
     const started = performance.now()
-    return new Promise((resolve, reject) => {
-      const finish = (error: Error | undefined): void => {
-        clearTimeout(timer)
-        client.removeListener('connect', onConnect)
-        client.removeListener('error', onError)
-        client.removeListener('close', onClose)
-        if (error) {
-          client.on('error', noop)
-          client.end(true)
-          reject(error)
-        } else {
-          resolve(new BrokerConnection(endpoint, client, inbound, performance.now() - started, options.log))
-        }
-      }
-      const onConnect = (): void => finish(undefined)
-      const onError = (error: Error): void => finish(error)
-      const onClose = (): void => finish(new Error('connection closed before CONNACK'))
-      const timer = setTimeout(() => finish(new Error(`no CONNACK within ${options.connectTimeoutMs} ms`)), options.connectTimeoutMs)
-      client.once('connect', onConnect)
-      client.once('error', onError)
-      client.once('close', onClose)
-      client.connect()
-    })
+    const connack = awaitConnack(client, { timeoutMs: options.connectTimeoutMs })
+    client.connect()
+    try {
+      const { sessionPresent } = await connack
+      return new BrokerConnection(options, client, inbound, performance.now() - started, sessionPresent)
+    } catch (error) {
+      client.on('error', noop)
+      client.end(true)
+      throw error
+    }
   }
 
   /** True until the connection is lost or closed. */
@@ -173,15 +175,72 @@ export class BrokerConnection {
   /**
    * Closes the connection: gracefully (DISCONNECT, after publishes in flight
    * were acknowledged, for at most `graceMs`), or at once when `graceMs` is 0.
+   * With `endSession` the broker forgets the session (its subscriptions and
+   * anything queued for it) instead of keeping it for the next connection.
    */
-  async close(graceMs: number): Promise<void> {
+  async close(graceMs: number, options: { readonly endSession?: boolean } = {}): Promise<void> {
     if (this.#lost) return
     const client = this.#client
     const drained = graceMs > 0 && client.connected && (await outgoingDrained(client, graceMs))
     if (this.#lost) return
     this.#lost = true
-    await client.endAsync(!drained).catch((error: unknown) => this.#log.debug('closing a broker connection failed', { error }))
+    const persistent = !this.#options.clean
+    const v5 = this.#options.protocolVersion === 5
+    // MQTT 5 ends a session by a DISCONNECT with a session expiry of 0 (allowed when the CONNECT had one).
+    const disconnect = options.endSession && persistent && v5 && drained ? { properties: { sessionExpiryInterval: 0 } } : {}
+    await new Promise<void>((resolve) => client.end(!drained, disconnect, () => resolve()))
     this.#closed.emit(undefined)
+    // MQTT 3.1.1 has no session expiry: a clean-session CONNECT with the same client id discards the session.
+    if (options.endSession && persistent && !v5) await endSessionByCleanConnect(this.#options)
+  }
+
+  /** Publishes and resolves once the broker acknowledged it (QoS 1) or it was written (QoS 0). */
+  publishNow(topic: string, payload: string | Buffer, options: { readonly qos: 0 | 1; readonly retain?: boolean }): Promise<void> {
+    return new Promise((resolve, reject) => this.publish(topic, payload, options, (error) => (error ? reject(error) : resolve())))
+  }
+}
+
+/** MQTT.js options of a pool connection: login, TLS, session, will, receive maximum. */
+function connectionClientOptions(options: BrokerConnectionOptions): IClientOptions {
+  const v5 = options.protocolVersion === 5
+  const persistent = !options.clean && v5
+  const properties = {
+    ...(persistent ? { sessionExpiryInterval: options.sessionExpirySeconds } : {}),
+    ...(v5 && options.receiveMaximum !== undefined ? { receiveMaximum: options.receiveMaximum } : {}),
+  }
+  const will = options.will
+  return {
+    ...clientOptions(options.endpoint, options.clientId, options.protocolVersion, options.connectTimeoutMs),
+    clean: options.clean,
+    keepalive: options.keepaliveSeconds,
+    ...(Object.keys(properties).length > 0 ? { properties } : {}),
+    ...(will
+      ? {
+          will: {
+            topic: will.topic,
+            payload: Buffer.from(will.payload),
+            qos: 1 as const,
+            retain: will.retain,
+            ...(v5 ? { properties: { willDelayInterval: will.delaySeconds } } : {}),
+          },
+        }
+      : {}),
+  }
+}
+
+async function endSessionByCleanConnect(options: BrokerConnectionOptions): Promise<void> {
+  const client = connect(options.endpoint.url, {
+    ...clientOptions(options.endpoint, options.clientId, options.protocolVersion, options.connectTimeoutMs),
+    clean: true,
+    keepalive: 0,
+  })
+  client.on('error', noop)
+  try {
+    await awaitConnack(client, { timeoutMs: options.connectTimeoutMs })
+    await client.endAsync(false)
+  } catch (error) {
+    client.end(true)
+    options.log.warn('could not end a session with a clean connect; the broker keeps it until it expires', { broker: options.endpoint.id, error })
   }
 }
 

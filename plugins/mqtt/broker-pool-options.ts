@@ -1,19 +1,27 @@
 import type { AckOrder } from '../../src/routemq/ack-sequencer.js'
 import type { MqttTlsOptions } from '../../src/routemq/default-mqtt-transport.js'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { assertKnownKeys } from '../../src/routemq/known-options.js'
 import type { Logger } from '../../src/routemq/logger.js'
 import { isStrategyName, STRATEGY_NAMES } from '../../src/balancing/create-strategy.js'
 import type { StrategyName } from '../../src/balancing/balancing-strategy.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 
 /**
+ * - `'auto'` (default): at start the pool publishes a canary on each broker
+ *   and looks for it on the others; brokers that share messages (a cluster)
+ *   get `'failover'`, any other set `'all'`.
  * - `'failover'`: one connection at a time, for clustered brokers (EMQX,
- *   HiveMQ, VerneMQ) where any node sees every message.
+ *   HiveMQ, VerneMQ, NATS) where any node sees every message. Refused at start
+ *   when the canary shows brokers that do not share messages.
  * - `'all'`: a connection to every broker, every route subscribed on each,
  *   publishes spread over them; for independent brokers (Mosquitto behind a
  *   TCP balancer), where a subscriber on one never sees another's traffic.
  */
-export type BrokerPoolMode = 'failover' | 'all'
+export type BrokerPoolMode = 'auto' | 'failover' | 'all'
+
+/** What a pool runs once it knows its brokers: `'auto'` resolved. */
+export type EffectiveBrokerPoolMode = 'failover' | 'all'
 
 /** One broker in the pool's configuration. */
 export interface BrokerConfig {
@@ -61,18 +69,68 @@ export interface OfflineBufferOptions {
   readonly qos0?: 'queue' | 'drop'
 }
 
+/** Persistent sessions of app instances that went away without handing their share back. */
+export interface SessionOptions {
+  /**
+   * Drain the session of an instance of the same `group` that crashed or was
+   * scaled in and did not come back within `orphanAfterSeconds`: connect with
+   * its client id, stop its subscriptions, handle what the broker kept for it,
+   * and end the session. Default true.
+   */
+  readonly adoptOrphans?: boolean
+  /**
+   * How long a crashed instance's session waits for the instance before
+   * another instance adopts it (the MQTT 5 will delay). Default 15 s.
+   */
+  readonly orphanAfterSeconds?: number
+}
+
 /** Options of `BrokerPool`. */
 export interface BrokerPoolOptions {
   readonly brokers: readonly (string | BrokerConfig)[]
-  /** Default `'failover'`. */
+  /** Default `'auto'`: see `BrokerPoolMode`. */
   readonly mode?: BrokerPoolMode
+  /**
+   * Check at start (and when a broker returns) whether the brokers share
+   * messages, with a canary under `controlTopic`. Default true; `false` needs
+   * an explicit `mode` and is logged at start.
+   */
+  readonly topologyCheck?: boolean
+  /** How long the canary waits to be seen on the other brokers. Default 1500 ms. */
+  readonly topologyCheckTimeoutMs?: number
+  /**
+   * The app these instances are: their sessions, presence and canaries live
+   * under `<controlTopic>/<group>/`, and instances of one group adopt each
+   * other's orphaned sessions. Use the router's `sharedGroup`. Default `'routemq'`.
+   */
+  readonly group?: string
+  /** Prefix of the pool's own topics (presence, wills, canaries, drain markers). Default `'routemq/control'`. */
+  readonly controlTopic?: string
+  readonly sessions?: SessionOptions
+  /**
+   * MQTT 5: the most unacknowledged QoS 1/2 messages each broker may send at
+   * once. What a broker holds beyond it sits in the broker's own queue,
+   * where a crash of the broker loses it and its queue limit drops it; so the
+   * default is large. Default 4096.
+   */
+  readonly receiveMaximum?: number
+  /**
+   * Follow Mosquitto's `$SYS/broker/publish/messages/dropped` on every broker:
+   * drops become a metric, an ERROR log per episode and a failing `broker/<id>`
+   * check. Default true.
+   */
+  readonly watchBrokerDrops?: boolean
   /** How a broker is chosen (failover mode) or a publish spread (all mode). Default `'least-latency'`. */
   readonly strategy?: StrategyName
   /** Prefer brokers of this region when any is healthy. */
   readonly region?: string
-  /** Stable client id of this app instance. Default `routemq-<host>-<pid>`; required with `clean: false`. */
+  /**
+   * Client id of this app instance. Default `routemq-<host>-<pid>`. A stable
+   * one (a StatefulSet pod name) lets a restarted instance resume its own
+   * session; without one, another instance adopts the old session.
+   */
   readonly clientId?: string
-  /** Default true. */
+  /** `false` (default): persistent sessions, which keep what arrives while a connection is down. */
   readonly clean?: boolean
   /** MQTT 5: how long a persistent session outlives a disconnect. Default 3600. */
   readonly sessionExpirySeconds?: number
@@ -98,6 +156,13 @@ export interface BrokerPoolOptions {
 export interface ResolvedBrokerPoolOptions {
   readonly brokers: readonly BrokerEndpoint[]
   readonly mode: BrokerPoolMode
+  readonly topologyCheck: boolean
+  readonly topologyCheckTimeoutMs: number
+  readonly group: string
+  readonly controlTopic: string
+  readonly sessions: Required<SessionOptions>
+  readonly receiveMaximum: number
+  readonly watchBrokerDrops: boolean
   readonly strategy: StrategyName
   readonly region: string | undefined
   readonly clientId: string
@@ -113,6 +178,12 @@ export interface ResolvedBrokerPoolOptions {
   readonly offlineBuffer: Required<OfflineBufferOptions>
 }
 
+const OPTION_NAMES = [
+  'brokers', 'mode', 'topologyCheck', 'topologyCheckTimeoutMs', 'group', 'controlTopic', 'sessions', 'receiveMaximum', 'watchBrokerDrops',
+  'strategy', 'region', 'clientId', 'clean', 'sessionExpirySeconds', 'protocolVersion', 'keepaliveSeconds', 'connectTimeoutMs',
+  'startTimeoutMs', 'closeTimeoutMs', 'ackOrder', 'health', 'offlineBuffer', 'env', 'logger',
+] as const
+
 const PROTOCOLS: Readonly<Record<string, BrokerEndpoint['protocol']>> = { 'mqtt:': 'mqtt', 'mqtts:': 'mqtts', 'ws:': 'ws', 'wss:': 'wss' }
 const DEFAULT_PORTS: Readonly<Record<BrokerEndpoint['protocol'], number>> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 }
 
@@ -126,6 +197,7 @@ const DEFAULT_PORTS: Readonly<Record<BrokerEndpoint['protocol'], number>> = { mq
  */
 export function resolveBrokerPoolOptions(options: BrokerPoolOptions, defaultClientId: string): ResolvedBrokerPoolOptions {
   if (!options || typeof options !== 'object') throw new InvalidOptionError('brokerPool', 'pass { brokers: [...] }')
+  assertKnownKeys(options, '', OPTION_NAMES)
   if (!Array.isArray(options.brokers) || options.brokers.length === 0) {
     throw new InvalidOptionError('brokers', 'list at least one broker, e.g. ["mqtt://broker-1:1883"]')
   }
@@ -136,15 +208,30 @@ export function resolveBrokerPoolOptions(options: BrokerPoolOptions, defaultClie
     if (ids.has(broker.id)) throw new InvalidOptionError(`brokers[${index}].id`, `"${broker.id}" is used twice; give each broker its own id`)
     ids.add(broker.id)
   })
-  const mode = options.mode ?? 'failover'
-  if (mode !== 'failover' && mode !== 'all') throw new InvalidOptionError('mode', "must be 'failover' or 'all'")
+  const mode = options.mode ?? 'auto'
+  if (mode !== 'auto' && mode !== 'failover' && mode !== 'all') throw new InvalidOptionError('mode', "must be 'auto', 'failover' or 'all'")
   const strategy = options.strategy ?? 'least-latency'
   if (!isStrategyName(strategy)) throw new InvalidOptionError('strategy', `must be one of ${STRATEGY_NAMES.join(', ')}`)
   if (options.clientId !== undefined && (typeof options.clientId !== 'string' || options.clientId.length === 0)) {
     throw new InvalidOptionError('clientId', 'must be a non-empty string')
   }
-  if (options.clean === false && options.clientId === undefined) {
-    throw new InvalidOptionError('clientId', 'a persistent session (clean: false) needs a stable clientId, the same on every start of this instance')
+  const clean = booleanOption(options.clean, 'clean', false)
+  const topologyCheck = booleanOption(options.topologyCheck, 'topologyCheck', true)
+  if (!topologyCheck && mode === 'auto') {
+    throw new InvalidOptionError('topologyCheck', "false needs an explicit mode: 'failover' for brokers that share messages (a cluster), 'all' for independent ones")
+  }
+  const sessions = options.sessions ?? {}
+  assertKnownKeys(sessions, 'sessions', ['adoptOrphans', 'orphanAfterSeconds'])
+  const adoptOrphans = booleanOption(sessions.adoptOrphans, 'sessions.adoptOrphans', true)
+  if (!clean && !adoptOrphans && options.clientId === undefined) {
+    throw new InvalidOptionError('clientId', 'a persistent session (clean: false) that no other instance adopts needs a stable clientId, the same on every start of this instance')
+  }
+  const group = optionalString(options.group, 'group') ?? 'routemq'
+  // Characters every broker takes in a topic level (NATS refuses '.' and spaces).
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(group)) throw new InvalidOptionError('group', 'must be 1 to 64 letters, digits, "-" or "_", e.g. the router\'s sharedGroup')
+  const controlTopic = optionalString(options.controlTopic, 'controlTopic') ?? 'routemq/control'
+  if (!/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(controlTopic)) {
+    throw new InvalidOptionError('controlTopic', 'must be topic levels of letters, digits, "-" or "_" joined by "/", e.g. "routemq/control"')
   }
   if (options.protocolVersion !== undefined && options.protocolVersion !== 4 && options.protocolVersion !== 5) {
     throw new InvalidOptionError('protocolVersion', 'must be 4 (MQTT 3.1.1) or 5')
@@ -153,17 +240,26 @@ export function resolveBrokerPoolOptions(options: BrokerPoolOptions, defaultClie
     throw new InvalidOptionError('ackOrder', "must be 'arrival' or 'completion'")
   }
   const health = options.health ?? {}
+  assertKnownKeys(health, 'health', ['probeIntervalMs', 'probeTimeoutMs', 'rise', 'fall', 'publishAckTimeoutMs', 'backoffBaseMs', 'backoffCapMs'])
   const buffer = options.offlineBuffer ?? {}
+  assertKnownKeys(buffer, 'offlineBuffer', ['maxMessages', 'maxBytes', 'qos0'])
   if (buffer.qos0 !== undefined && buffer.qos0 !== 'queue' && buffer.qos0 !== 'drop') {
     throw new InvalidOptionError('offlineBuffer.qos0', "must be 'queue' or 'drop'")
   }
   const resolved: ResolvedBrokerPoolOptions = {
     brokers,
     mode,
+    topologyCheck,
+    topologyCheckTimeoutMs: whole(options.topologyCheckTimeoutMs, 'topologyCheckTimeoutMs', 1500, 1),
+    group,
+    controlTopic,
+    sessions: { adoptOrphans, orphanAfterSeconds: whole(sessions.orphanAfterSeconds, 'sessions.orphanAfterSeconds', 15, 1) },
+    receiveMaximum: ranged(options.receiveMaximum, 'receiveMaximum', 4096, 1, 65_535),
+    watchBrokerDrops: booleanOption(options.watchBrokerDrops, 'watchBrokerDrops', true),
     strategy,
     region: optionalString(options.region, 'region'),
     clientId: options.clientId ?? defaultClientId,
-    clean: options.clean ?? true,
+    clean,
     sessionExpirySeconds: whole(options.sessionExpirySeconds, 'sessionExpirySeconds', 3600, 0),
     protocolVersion: options.protocolVersion ?? 5,
     keepaliveSeconds: whole(options.keepaliveSeconds, 'keepaliveSeconds', 10, 0),
@@ -251,6 +347,18 @@ function optionalString(value: unknown, field: string): string | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'string' || value.length === 0) throw new InvalidOptionError(field, 'must be a non-empty string')
   return value
+}
+
+function booleanOption(value: unknown, field: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new InvalidOptionError(field, 'must be true or false')
+  return value
+}
+
+function ranged(value: number | undefined, field: string, fallback: number, min: number, max: number): number {
+  const n = whole(value, field, fallback, min)
+  if (n > max) throw new InvalidOptionError(field, `must be a whole number from ${min} to ${max}`)
+  return n
 }
 
 function whole(value: number | undefined, field: string, fallback: number, min: number): number {

@@ -1,4 +1,5 @@
 import { connect } from 'mqtt'
+import { awaitConnack } from '../../src/routemq/connack.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { clientOptions } from './mqtt-client-options.js'
 
@@ -19,32 +20,23 @@ export interface ProbeOptions {
  * @example
  * const rttMs = await probeBroker(endpoint, { clientId: 'app-1-probe-0', timeoutMs: 800, protocolVersion: 5 })
  */
-export function probeBroker(endpoint: BrokerEndpoint, options: ProbeOptions): Promise<number> {
+export async function probeBroker(endpoint: BrokerEndpoint, options: ProbeOptions): Promise<number> {
   const started = performance.now()
   const client = connect(endpoint.url, {
     ...clientOptions(endpoint, options.clientId, options.protocolVersion, options.timeoutMs),
     clean: true,
     keepalive: 0,
   })
-  return new Promise<number>((resolve, reject) => {
-    const finish = (error: Error | undefined): void => {
-      clearTimeout(timer)
-      client.removeAllListeners('connect')
-      client.removeAllListeners('close')
-      client.on('error', noop)
-      if (error) {
-        client.end(true)
-        reject(error)
-      } else {
-        client.end(false)
-        resolve(performance.now() - started)
-      }
-    }
-    const timer = setTimeout(() => finish(new Error(`no CONNACK within ${options.timeoutMs} ms`)), options.timeoutMs)
-    client.once('connect', () => finish(undefined))
-    client.once('error', (error) => finish(error))
-    client.once('close', () => finish(new Error('connection closed before CONNACK')))
-  })
+  client.on('error', noop)
+  try {
+    await awaitConnack(client, { timeoutMs: options.timeoutMs })
+  } catch (error) {
+    client.end(true)
+    throw error
+  }
+  const rttMs = performance.now() - started
+  client.end(false)
+  return rttMs
 }
 
 function noop(): void {}

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { PgServerConfig } from '../../plugins/kysely/replica-pool-options.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { closestNames } from '../routemq/known-options.js'
 import { validateLoadBalancingOptions, type LoadBalancingOptions } from './load-balancing-options.js'
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -305,18 +306,5 @@ function compact<T extends Record<string, unknown>>(object: T): T {
 }
 
 function closest(name: string): string {
-  const distance = (a: string, b: string): number => {
-    const row = Array.from({ length: b.length + 1 }, (_, i) => i)
-    for (let i = 1; i <= a.length; i++) {
-      let previous = row[0]!
-      row[0] = i
-      for (let j = 1; j <= b.length; j++) {
-        const current = row[j]!
-        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1))
-        previous = current
-      }
-    }
-    return row[b.length]!
-  }
-  return [...KNOWN].sort((a, b) => distance(name, a) - distance(name, b)).slice(0, 3).join(', ')
+  return closestNames(name, KNOWN).join(', ')
 }

@@ -114,6 +114,28 @@ export class LoadBalancingMetrics {
         for (const pool of pools) this.inc({ pool: pool.metricsLabel }, pool.metricsSnapshot().failovers)
       },
     })
+    new Counter({
+      name: `${p}pool_backend_dropped_messages_total`,
+      help: 'Messages a broker reports it dropped after accepting them (a client queue or in-flight limit reached), since the pool first heard from it.',
+      labelNames: ['pool', 'backend'], registers,
+      collect() {
+        this.reset()
+        for (const pool of pools) {
+          for (const b of pool.metricsSnapshot().backends) if (b.dropped !== undefined) this.inc({ pool: pool.metricsLabel, backend: b.id }, b.dropped)
+        }
+      },
+    })
+    new Counter({
+      name: `${p}mqtt_sessions_adopted_total`, help: 'Persistent sessions of app instances that went away, drained and ended by this one.',
+      labelNames: ['pool'], registers,
+      collect() {
+        this.reset()
+        for (const pool of pools) {
+          const adopted = pool.metricsSnapshot().sessionsAdopted
+          if (adopted !== undefined) this.inc({ pool: pool.metricsLabel }, adopted)
+        }
+      },
+    })
     /** A gauge read from every observed pool's snapshot at each scrape. */
     const poolGauge = (
       name: string,

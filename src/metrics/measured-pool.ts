@@ -14,6 +14,8 @@ export interface BackendMetrics {
   /** Replicas: how far behind the primary, when known. */
   readonly lagSeconds?: number
   readonly lagBytes?: number
+  /** Brokers: messages the broker reports it dropped (its queue or in-flight limits) since the pool first heard from it. */
+  readonly dropped?: number
 }
 
 /** A pool's state, read at each scrape. */
@@ -23,6 +25,8 @@ export interface PoolMetricsSnapshot {
   readonly failovers: number
   /** Publishes taken and not yet acknowledged by a broker (broker pools). */
   readonly offlineBuffer?: { readonly messages: number; readonly bytes: number }
+  /** Broker pools: persistent sessions of departed instances this one drained and ended. */
+  readonly sessionsAdopted?: number
 }
 
 /**

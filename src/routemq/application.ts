@@ -204,13 +204,18 @@ export class Application {
     this.#state = 'stopping'
     const transport = this.#transport
     const deadline = Date.now() + (this.#options.drainTimeoutMs ?? 10_000)
-    if (transport?.connected && !transport.persistentSession) {
-      const unsubscribed = transport.unsubscribe(this.router.subscriptions().map((s) => s.topic))
-      const outcome = await raceTimeout(unsubscribed.then(() => true), deadline - Date.now(), () => false).catch((error: unknown) => {
-        this.logger.warn('unsubscribe on stop failed', { error })
+    // Before refusing messages: what the broker hands over meanwhile is still handled.
+    const handBack = transport?.connected && transport.handBack
+      ? transport.handBack()
+      : transport?.connected && !transport.persistentSession
+        ? transport.unsubscribe(this.router.subscriptions().map((s) => s.topic))
+        : undefined
+    if (handBack) {
+      const outcome = await raceTimeout(handBack.then(() => true), deadline - Date.now(), () => false).catch((error: unknown) => {
+        this.logger.warn('handing the subscriptions back on stop failed', { error })
         return true
       })
-      if (!outcome) this.logger.warn('unsubscribe on stop got no answer before the drain timeout')
+      if (!outcome) this.logger.warn('handing the subscriptions back on stop did not finish before the drain timeout')
     }
     this.#dispatcher.refuse()
     const result: StopResult = await this.#dispatcher.drain(deadline - Date.now())

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os'
 import { connect, type IClientOptions, type MqttClient } from 'mqtt'
 import type { AckOrder } from './ack-sequencer.js'
+import { awaitConnack } from './connack.js'
 import { receiveWithDeferredAcks } from './deferred-ack-receiver.js'
 import { ApplicationStateError } from './errors/application-state-error.js'
 import { ConnectionFailedError } from './errors/connection-failed-error.js'
@@ -127,7 +128,8 @@ export class DefaultMqttTransport implements MqttTransport {
     client.on('offline', () => this.#log.warn('broker offline; reconnecting', { broker: this.#label }))
     client.on('reconnect', () => this.#log.debug('reconnecting', { broker: this.#label }))
     try {
-      await this.#firstConnect(client)
+      // MQTT.js retries by itself until the timeout; a refused login or a bad certificate will not heal.
+      await awaitConnack(client, { timeoutMs: this.#options.connectTimeoutMs, failures: 'retry' })
     } catch (error) {
       this.#client = undefined
       client.end(true)
@@ -226,40 +228,6 @@ export class DefaultMqttTransport implements MqttTransport {
         : {}),
     }
   }
-
-  #firstConnect(client: MqttClient): Promise<void> {
-    return new Promise((resolve, reject) => {
-      let lastError: unknown
-      const finish = (error?: unknown): void => {
-        clearTimeout(timer)
-        client.off('connect', onConnect)
-        client.off('error', onError)
-        client.off('close', onClose)
-        if (error === undefined) resolve()
-        else reject(error)
-      }
-      const onConnect = (): void => finish()
-      const onError = (error: Error): void => {
-        // Refused logins and bad certificates will not heal by retrying.
-        lastError = error
-        if (!isRetryable(error)) finish(error)
-      }
-      const onClose = (): void => {
-        lastError ??= new Error('connection closed before CONNACK')
-      }
-      const timer = setTimeout(
-        () => finish(lastError ?? new Error(`no CONNACK within ${this.#options.connectTimeoutMs} ms`)),
-        this.#options.connectTimeoutMs,
-      )
-      client.on('connect', onConnect)
-      client.on('error', onError)
-      client.on('close', onClose)
-    })
-  }
-}
-
-function isRetryable(error: Error & { code?: unknown }): boolean {
-  return typeof error.code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'].includes(error.code)
 }
 
 function definedOnly<T extends object>(options: T): Partial<T> {

@@ -60,7 +60,12 @@ export class MessageContext<P extends RouteParams = RouteParams> {
   readonly route: MatchedRoute
   /** Where middleware leaves data for later middleware and the handler (`ctx.state.geo`, ...). */
   readonly state: MessageState = {}
-  /** Publishes a message; resolves once the broker acknowledged it (QoS ≥ 1). */
+  /**
+   * Publishes a message; resolves once the broker acknowledged it (QoS ≥ 1).
+   * With several brokers it leaves through the one this message came from
+   * (`via: ctx.broker`) while that one is connected, so a reply reaches the
+   * device that asked; pass another `via` to choose.
+   */
   readonly publish: Publish
   readonly #parent: DependencyContainer
   readonly #parking: ParkingLot | undefined
@@ -81,7 +86,9 @@ export class MessageContext<P extends RouteParams = RouteParams> {
     this.properties = init.properties
     this.broker = init.broker
     this.route = init.route
-    this.publish = init.publish
+    const publish = init.publish
+    const broker = init.broker
+    this.publish = (topic, payload, options) => publish(topic, payload, options?.via === undefined ? { ...options, via: broker } : options)
     this.#parent = init.container
     this.#parking = init.parking
   }

@@ -32,6 +32,14 @@ export interface PublishOptions {
   readonly qos?: QoS
   readonly retain?: boolean
   readonly properties?: Omit<MessageProperties, 'subscriptionIdentifier'>
+  /**
+   * A transport with several broker connections publishes through this one
+   * (an `InboundMessage.broker` label) while it is connected: a reply then
+   * leaves through the broker its request came from, the one the device is
+   * on. `ctx.publish` sets it to the message's broker. Ignored by transports
+   * with one connection.
+   */
+  readonly via?: string
 }
 
 /**
@@ -89,6 +97,15 @@ export interface MqttTransport {
    * packet was written to the socket (QoS 0); never merely when queued.
    */
   publish(topic: string, payload: string | Uint8Array, options?: PublishOptions): Promise<void>
+  /**
+   * Optional: called by `Application.stop()` before it stops taking messages.
+   * The transport stops new messages from coming to this instance and lets
+   * the broker deliver what it already holds for it (a shared subscription's
+   * share, a persistent session's queue), so that other instances get the
+   * traffic instead of a session that is going away. Without it, `stop()`
+   * unsubscribes the routes of a clean session.
+   */
+  handBack?(): Promise<void>
   /** Disconnects and releases everything. Idempotent. */
   close(): Promise<void>
 }

@@ -5,7 +5,12 @@ import { resolveBrokerPoolOptions, type BrokerPoolOptions } from '../../plugins/
 describe('broker pool options', () => {
   it('fills in defaults and takes credentials out of the URL', () => {
     const resolved = resolveBrokerPoolOptions({ brokers: ['mqtt://dev:s3cret@b1:1883', { url: 'mqtts://b2', id: 'eu-1', region: 'eu' }] }, 'app-1')
-    assert.equal(resolved.mode, 'failover')
+    assert.equal(resolved.mode, 'auto')
+    assert.equal(resolved.topologyCheck, true)
+    assert.equal(resolved.clean, false, 'persistent sessions by default')
+    assert.equal(resolved.receiveMaximum, 4096)
+    assert.deepEqual(resolved.sessions, { adoptOrphans: true, orphanAfterSeconds: 15 })
+    assert.equal(resolved.group, 'routemq')
     assert.equal(resolved.strategy, 'least-latency')
     assert.equal(resolved.clientId, 'app-1')
     assert.equal(resolved.health.probeIntervalMs, 750)
@@ -34,7 +39,15 @@ describe('broker pool options', () => {
     ['an unset password variable', { brokers: [{ url: 'mqtt://b', passwordEnv: 'NOPE' }], env: {} }, 'brokers[0].passwordEnv'],
     ['an unknown mode', { brokers: ['mqtt://b'], mode: 'cluster' as never }, 'mode'],
     ['an unknown strategy', { brokers: ['mqtt://b'], strategy: 'fastest' as never }, 'strategy'],
-    ['a persistent session without client id', { brokers: ['mqtt://b'], clean: false }, 'clientId'],
+    ['a persistent session no one adopts, without client id', { brokers: ['mqtt://b'], sessions: { adoptOrphans: false } }, 'clientId'],
+    ['no topology check without an explicit mode', { brokers: ['mqtt://a', 'mqtt://b'], topologyCheck: false }, 'topologyCheck'],
+    ['a mistyped option', { brokers: ['mqtt://b'], offlineBufer: {} } as never, 'offlineBufer'],
+    ['a mistyped health option', { brokers: ['mqtt://b'], health: { probeInterval: 5 } } as never, 'health.probeInterval'],
+    ['clean as a string', { brokers: ['mqtt://b'], clean: 'false' } as never, 'clean'],
+    ['a group with a dot, which NATS refuses in topics', { brokers: ['mqtt://b'], group: 'fleet.app' }, 'group'],
+    ['a control topic with a wildcard', { brokers: ['mqtt://b'], controlTopic: 'ctl/#' }, 'controlTopic'],
+    ['a receive maximum over 65535', { brokers: ['mqtt://b'], receiveMaximum: 70_000 }, 'receiveMaximum'],
+    ['a zero orphan delay', { brokers: ['mqtt://b'], sessions: { orphanAfterSeconds: 0 } }, 'sessions.orphanAfterSeconds'],
     ['a zero probe timeout', { brokers: ['mqtt://b'], health: { probeTimeoutMs: 0 } }, 'health.probeTimeoutMs'],
     ['a backoff cap under its base', { brokers: ['mqtt://b'], health: { backoffBaseMs: 500, backoffCapMs: 100 } }, 'health.backoffCapMs'],
     ['a fractional buffer size', { brokers: ['mqtt://b'], offlineBuffer: { maxMessages: 1.5 } }, 'offlineBuffer.maxMessages'],
@@ -45,6 +58,10 @@ describe('broker pool options', () => {
       assert.throws(() => resolveBrokerPoolOptions(options, 'x'), (e: unknown) => e instanceof InvalidOptionError && e.field === field)
     })
   }
+
+  it('suggests the option a typo was meant to be', () => {
+    assert.throws(() => resolveBrokerPoolOptions({ brokers: ['mqtt://b'], offlineBufer: {} } as never, 'x'), /did you mean offlineBuffer\?/)
+  })
 
   it('never puts a password into an error', () => {
     assert.throws(() => resolveBrokerPoolOptions({ brokers: ['mqtt://u:hunter2@b', 'ftp://u:hunter2@c'] }, 'x'), (e: unknown) =>

@@ -1,0 +1,171 @@
+import type { Backend } from '../../src/balancing/backend.js'
+import type { BackendSet } from '../../src/balancing/backend-set.js'
+import { isSubscriptionRejectedError } from '../../src/routemq/errors/subscription-rejected-error.js'
+import { TransportClosedError } from '../../src/routemq/errors/transport-closed-error.js'
+import type { Logger } from '../../src/routemq/logger.js'
+import type { InboundMessage, MessageReceiver, Subscription } from '../../src/routemq/mqtt-transport.js'
+import { isUnreachableError } from '../../src/routemq/network-error.js'
+import { raceTimeout } from '../../src/routemq/race-timeout.js'
+import type { AckWatch } from './ack-watch.js'
+import { BrokerConnection } from './broker-connection.js'
+import { MOSQUITTO_DROPPED_TOPIC, type BrokerDropWatch } from './broker-drop-watch.js'
+import type { BrokerEndpoint } from './broker-endpoint.js'
+import type { EffectiveBrokerPoolMode, ResolvedBrokerPoolOptions } from './broker-pool-options.js'
+import type { HoldDown } from './hold-down.js'
+import type { LiveConnections } from './live-connections.js'
+import type { ProbeScheduler } from './probe-scheduler.js'
+import type { PublishSender } from './publish-sender.js'
+import type { SessionSteward } from './session-steward.js'
+import type { SubscriptionSync } from './subscription-sync.js'
+
+/** Options of `BrokerLinks`: the pool's parts a connection is wired to. */
+export interface BrokerLinksOptions {
+  readonly options: ResolvedBrokerPoolOptions
+  readonly set: BackendSet<BrokerEndpoint>
+  readonly log: Logger
+  readonly live: LiveConnections
+  readonly sync: SubscriptionSync
+  readonly probes: ProbeScheduler
+  readonly holdDown: HoldDown<Backend<BrokerEndpoint>>
+  readonly sender: PublishSender
+  readonly ackWatch: AckWatch
+  readonly steward: SessionSteward
+  readonly drops: BrokerDropWatch
+  readonly mode: () => EffectiveBrokerPoolMode
+  /** The application's receiver. */
+  readonly receiver: () => MessageReceiver | undefined
+  readonly running: () => boolean
+  /** False once the pool is handing its share back: new connections no longer subscribe the routes. */
+  readonly routes: () => boolean
+  /** Remembers why connecting failed, for the error `connect()` gives when no broker takes it. */
+  readonly recordError: (error: unknown) => void
+}
+
+/**
+ * Makes and ends the pool's connections: opens one to a broker with the
+ * session's client id and will, subscribes the routes and the pool's own
+ * control topics, announces the session, and routes what arrives (control
+ * messages and broker statistics to the pool's parts, the rest to the
+ * application). A connection takes publishes once `activate`d; `deactivate`
+ * takes back what it had in flight.
+ *
+ * @example
+ * const connection = await links.establish(backend)
+ * if (connection) { links.activate(backend, connection); await lost; links.deactivate(backend, connection) }
+ */
+export class BrokerLinks {
+  /** Connections being set up (CONNACK received, subscriptions not yet settled). */
+  readonly establishing = new Map<Backend<BrokerEndpoint>, BrokerConnection>()
+  /** Connections handing over: no longer taking traffic, not yet closed. */
+  readonly retiring = new Set<BrokerConnection>()
+  readonly #o: BrokerLinksOptions
+
+  constructor(options: BrokerLinksOptions) {
+    this.#o = options
+  }
+
+  /** The session's client id on `backend`: the pool's own in failover mode, `<clientId>-<n>` per broker in all mode. */
+  sessionId(backend: Backend<BrokerEndpoint>): string {
+    return this.#o.mode() === 'all' ? `${this.#o.options.clientId}-${backend.index + 1}` : this.#o.options.clientId
+  }
+
+  /** Connects to `backend` and subscribes everything; `undefined` (and the broker reported) on failure. */
+  async establish(backend: Backend<BrokerEndpoint>): Promise<BrokerConnection | undefined> {
+    const { options, log, set, sync, steward } = this.#o
+    const sessionId = this.sessionId(backend)
+    let connection: BrokerConnection | undefined
+    try {
+      const will = steward.will(sessionId)
+      connection = await BrokerConnection.open({
+        endpoint: backend.target,
+        clientId: sessionId,
+        clean: options.clean,
+        sessionExpirySeconds: options.sessionExpirySeconds,
+        protocolVersion: options.protocolVersion,
+        keepaliveSeconds: options.keepaliveSeconds,
+        connectTimeoutMs: options.connectTimeoutMs,
+        ackOrder: options.ackOrder,
+        receiveMaximum: options.receiveMaximum,
+        receiver: this.#receiverFor(backend),
+        log,
+        ...(will ? { will } : {}),
+      })
+      this.establishing.set(backend, connection)
+      if (!this.#o.running()) throw new TransportClosedError('connect')
+      const opened = connection
+      await raceTimeout((async () => {
+        if (this.#o.routes()) await sync.sync(opened)
+        await opened.subscribe(this.#ownSubscriptions(sessionId), options.protocolVersion)
+        if (!options.clean) await steward.attach(opened)
+      })(), options.connectTimeoutMs, () => {
+        throw new Error(`no SUBACK within ${options.connectTimeoutMs} ms`)
+      })
+      // A probe may have taken the broker out while this was being set up.
+      if (!this.#o.running() || !connection.open || !backend.isAvailable(Date.now())) {
+        await connection.close(0)
+        return undefined
+      }
+      set.reportSuccess(backend, connection.connectMs)
+      this.#o.probes.observeRoundTrip(backend, connection.connectMs)
+      return connection
+    } catch (error) {
+      await connection?.close(0)
+      if (!this.#o.running()) return undefined
+      this.#o.recordError(error)
+      log.warn('could not connect to broker', { broker: backend.id, error })
+      // A refused subscription is the configuration's fault, not the broker's health.
+      if (isSubscriptionRejectedError(error)) {
+        this.#o.holdDown.hold(backend, 'it refused a subscription')
+        return undefined
+      }
+      if (isUnreachableError(error)) set.markDown(backend)
+      else set.reportFailure(backend, { eject: true })
+      return undefined
+    } finally {
+      if (connection && this.establishing.get(backend) === connection) this.establishing.delete(backend)
+    }
+  }
+
+  /** The connection takes publishes from now on; what waited is sent. */
+  activate(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): void {
+    this.#o.live.add(backend, connection)
+    // Routes subscribed while this connection was being set up.
+    if (this.#o.routes()) {
+      this.#o.sync.sync(connection).catch((error: unknown) => this.#o.log.warn('could not subscribe the routes on a broker', { broker: backend.id, error }))
+    }
+    this.#o.ackWatch.clear(backend)
+    this.#o.sender.flush()
+  }
+
+  /** The connection is gone or handed over: what it had in flight is taken back and sent elsewhere. */
+  deactivate(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): void {
+    this.#o.live.delete(backend, connection)
+    this.#o.sender.takeBack(backend, connection)
+    this.#o.sender.flush()
+  }
+
+  /** The subscriptions of the pool itself on a session: presence and drain marker, and the broker's drop counter. */
+  #ownSubscriptions(sessionId: string): Subscription[] {
+    return [
+      ...this.#o.steward.subscriptions(sessionId),
+      ...(this.#o.options.watchBrokerDrops ? [{ topic: MOSQUITTO_DROPPED_TOPIC, qos: 0 as const }] : []),
+    ]
+  }
+
+  /** What a connection to `backend` receives: control topics and broker statistics here, the rest to the application. */
+  #receiverFor(backend: Backend<BrokerEndpoint>): MessageReceiver {
+    const { steward, drops, live } = this.#o
+    return (message: InboundMessage) => {
+      if (message.topic === MOSQUITTO_DROPPED_TOPIC) {
+        message.settle(true)
+        drops.sample(backend.id, message.payload)
+      } else if (steward.owns(message.topic)) {
+        steward.handle(message, backend.id, live.get(backend) ?? this.establishing.get(backend))
+      } else {
+        const receiver = this.#o.receiver()
+        if (receiver) receiver(message)
+        else message.settle(false)
+      }
+    }
+  }
+}

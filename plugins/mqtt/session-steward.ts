@@ -1,0 +1,300 @@
+import { randomBytes } from 'node:crypto'
+import type { Logger } from '../../src/routemq/logger.js'
+import type { InboundMessage, MessageReceiver, Subscription } from '../../src/routemq/mqtt-transport.js'
+import { raceTimeout } from '../../src/routemq/race-timeout.js'
+import type { BrokerConnection, BrokerConnectionOptions, WillMessage } from './broker-connection.js'
+import type { BrokerEndpoint } from './broker-endpoint.js'
+import type { ResolvedBrokerPoolOptions } from './broker-pool-options.js'
+import { parsePresence, presence, type ControlTopics, type MemberState } from './control-topics.js'
+import { adoptSession, type AdoptionOutcome } from './session-adoption.js'
+import type { SubscriptionSync } from './subscription-sync.js'
+
+/** Options of `SessionSteward`. */
+export interface SessionStewardOptions {
+  readonly options: ResolvedBrokerPoolOptions
+  readonly log: Logger
+  readonly topics: ControlTopics
+  readonly sync: SubscriptionSync
+  /** The application's receiver, once connected. */
+  readonly receiver: () => MessageReceiver | undefined
+  /** Client ids of the pool's own live sessions. */
+  readonly ownSessions: () => ReadonlySet<string>
+  /** Where to adopt a session seen on broker `brokerId` (all mode: that broker; failover mode: the active one). */
+  readonly adoptionEndpoint: (brokerId: string) => BrokerEndpoint | undefined
+  /** Failover mode: a session is the same on every node, so adoptions are not per broker. */
+  readonly perBroker: () => boolean
+  /** False while the pool is not running or is stopping: nothing is adopted then. */
+  readonly canAdopt: () => boolean
+}
+
+/** Counters of the sessions the steward dealt with. */
+export interface SessionCounts {
+  /** Sessions of departed instances drained and ended. */
+  adopted: number
+  /** Adoptions that found no session left, or were interrupted (the owner came back). */
+  adoptionsSkipped: number
+  /** Sessions of this instance handed back at a graceful stop (subscriptions dropped, backlog handled, session ended). */
+  handedBack: number
+  /** Sessions of this instance kept at a graceful stop because no other instance was there to take the share. */
+  kept: number
+}
+
+interface Adoption {
+  readonly scope: string
+  readonly sessionId: string
+  readonly brokerId: string
+  timer: NodeJS.Timeout | undefined
+  running: Promise<void> | undefined
+  attempts: number
+}
+
+const BARRIER_TIMEOUT_MS = 30_000
+const ADOPTION_JITTER_MS = 1000
+const RETRY_MS = 5000
+const RETRY_CAP_MS = 300_000
+
+/**
+ * Keeps app instances from stranding what brokers hold for them. Every
+ * session announces itself (`members/<id>`, retained) and leaves a will that
+ * marks it `orphaned` after `orphanAfterSeconds` (MQTT 5's will delay) if it
+ * goes away without a DISCONNECT. Instances of the group adopt orphaned
+ * sessions (see `adoptSession`). At a graceful stop a session hands its share
+ * back when another instance is online (unsubscribe, take the backlog, end
+ * the session); alone, it keeps the session, marked `left`, for the next
+ * instance, so that nothing the broker takes meanwhile has nowhere to go.
+ *
+ * @example
+ * const steward = new SessionSteward({ options, log, topics, sync, receiver, ownSessions, adoptionEndpoint, perBroker, canAdopt })
+ * await steward.attach(connection)         // after the routes are subscribed
+ * steward.handle(message, broker)          // control messages
+ * await steward.handBack(connection, broker) // Application.stop()
+ */
+export class SessionSteward {
+  readonly counts: SessionCounts = { adopted: 0, adoptionsSkipped: 0, handedBack: 0, kept: 0 }
+  readonly #o: SessionStewardOptions
+  readonly #members = new Map<string, Map<string, MemberState>>()
+  readonly #adoptions = new Map<string, Adoption>()
+  readonly #barriers = new Map<string, () => void>()
+  readonly #outcomes = new WeakMap<BrokerConnection, 'handed-back' | 'kept'>()
+  readonly #ignored = new Set<string>()
+  readonly #abort = new AbortController()
+  #stopped = false
+
+  constructor(options: SessionStewardOptions) {
+    this.#o = options
+  }
+
+  get #persistent(): boolean {
+    return !this.#o.options.clean
+  }
+
+  /** The will of a session: its presence turns `orphaned` once it has been gone for `orphanAfterSeconds`. */
+  will(sessionId: string): WillMessage | undefined {
+    if (!this.#persistent) return undefined
+    return { topic: this.#o.topics.member(sessionId), payload: presence('orphaned'), retain: true, delaySeconds: this.#o.options.sessions.orphanAfterSeconds }
+  }
+
+  /** The pool's control subscriptions for a session: its own drain marker, and with persistent sessions the group's presence messages. */
+  subscriptions(sessionId: string): Subscription[] {
+    const barrier: Subscription = { topic: this.#o.topics.barrier(sessionId), qos: 1 }
+    return this.#persistent ? [{ topic: this.#o.topics.members, qos: 1 }, barrier] : [barrier]
+  }
+
+  /** Announces a connected session (its routes subscribed): retained `online`, which also cancels its adoption anywhere. */
+  async attach(connection: BrokerConnection): Promise<void> {
+    await connection.publishNow(this.#o.topics.member(connection.clientId), presence('online'), { qos: 1, retain: true })
+  }
+
+  /** Whether `topic` is a control topic of this group (handled here, never by the application). */
+  owns(topic: string): boolean {
+    return this.#o.topics.owns(topic)
+  }
+
+  /** Takes a control message delivered by broker `brokerId` on the session `sessionId`. */
+  handle(message: InboundMessage, brokerId: string, connection: BrokerConnection | undefined): void {
+    message.settle(true)
+    const { topics } = this.#o
+    const barrierOf = topics.barrierOf(message.topic)
+    if (barrierOf !== undefined) {
+      this.#barriers.get(`${barrierOf}:${message.payload.toString()}`)?.()
+      return
+    }
+    const sessionId = topics.memberOf(message.topic)
+    if (sessionId === undefined) return
+    const state = parsePresence(message.payload)
+    let members = this.#members.get(brokerId)
+    if (!members) this.#members.set(brokerId, (members = new Map()))
+    if (state === undefined) members.delete(sessionId)
+    else members.set(sessionId, state)
+    if (this.#o.ownSessions().has(sessionId)) {
+      // Our own session marked gone (a will published when the broker restarted): say it is here, so no one adopts it.
+      if ((state === 'orphaned' || state === 'left') && connection?.open && connection.clientId === sessionId) {
+        void this.attach(connection).catch(() => undefined)
+      }
+      return
+    }
+    this.#consider(brokerId, sessionId, state)
+  }
+
+  /** The routes became known (adoption waits for them, to tell this app's messages from another's). */
+  routesKnown(): void {
+    for (const adoption of this.#adoptions.values()) if (!adoption.timer && !adoption.running) this.#schedule(adoption, 0)
+  }
+
+  /**
+   * Application.stop(), for one connection: with another instance online,
+   * unsubscribes the routes and lets the backlog arrive and settle (the
+   * session is ended at `finish`); alone, marks the session `left` and keeps
+   * it, so that the broker goes on keeping what arrives for the next instance.
+   */
+  async handBack(connection: BrokerConnection, brokerId: string): Promise<void> {
+    void this.stop()
+    if (this.#persistent) {
+      await connection.publishNow(this.#o.topics.member(connection.clientId), presence('stopping'), { qos: 1, retain: true })
+      // Every presence message published before ours has arrived once our marker does.
+      await this.#barrier(connection)
+      const own = this.#o.ownSessions()
+      const peers = [...(this.#members.get(brokerId) ?? new Map<string, MemberState>())].filter(([id, state]) => state === 'online' && !own.has(id))
+      if (peers.length === 0) {
+        await connection.publishNow(this.#o.topics.member(connection.clientId), presence('left'), { qos: 1, retain: true })
+        this.#outcomes.set(connection, 'kept')
+        this.counts.kept++
+        this.#o.log.info('no other instance online: keeping the session for the next one', { broker: brokerId, session: connection.clientId })
+        return
+      }
+    }
+    await this.#o.sync.release(connection)
+    await this.#barrier(connection)
+    await connection.inboundSettled()
+    this.#outcomes.set(connection, 'handed-back')
+  }
+
+  /**
+   * Closes a session's connection at the pool's close: a handed-back session
+   * is ended and its presence cleared; any other persistent session is kept,
+   * marked `left` for the next instance.
+   */
+  async finish(connection: BrokerConnection, graceMs: number): Promise<void> {
+    const outcome = this.#outcomes.get(connection)
+    if (outcome === 'handed-back' && this.#persistent && connection.open) {
+      const cleared = await raceTimeout(
+        connection.publishNow(this.#o.topics.member(connection.clientId), '', { qos: 1, retain: true }).then(() => true, () => false), graceMs, () => false,
+      )
+      if (cleared) {
+        this.counts.handedBack++
+        await connection.close(graceMs, { endSession: true })
+        return
+      }
+    } else if (outcome === undefined && this.#persistent && connection.open) {
+      await raceTimeout(connection.publishNow(this.#o.topics.member(connection.clientId), presence('left'), { qos: 1, retain: true }).catch(() => undefined), graceMs, () => undefined)
+    } else if (outcome === 'handed-back') {
+      this.counts.handedBack++
+    }
+    await connection.close(graceMs)
+  }
+
+  /** Stops adopting: adoptions under way are cut short (their sessions stay for another instance) and awaited. */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    this.#abort.abort()
+    for (const adoption of this.#adoptions.values()) clearTimeout(adoption.timer)
+    await Promise.all([...this.#adoptions.values()].map((adoption) => adoption.running))
+  }
+
+  /** Publishes a marker to the session itself and waits until it arrives: everything queued before it has too. */
+  async #barrier(connection: BrokerConnection): Promise<void> {
+    const nonce = randomBytes(8).toString('hex')
+    const key = `${connection.clientId}:${nonce}`
+    const seen = new Promise<void>((resolve) => this.#barriers.set(key, resolve))
+    const lost = new Promise<void>((_, reject) => connection.onClose(() => reject(new Error('the connection closed before its drain marker arrived'))))
+    try {
+      await connection.publishNow(this.#o.topics.barrier(connection.clientId), nonce, { qos: 1 })
+      await raceTimeout(Promise.race([seen, lost]), BARRIER_TIMEOUT_MS, () => {
+        throw new Error(`the drain marker did not arrive within ${BARRIER_TIMEOUT_MS} ms`)
+      })
+    } finally {
+      this.#barriers.delete(key)
+    }
+  }
+
+  #consider(brokerId: string, sessionId: string, state: MemberState | undefined): void {
+    const { options } = this.#o
+    const scope = this.#o.perBroker() ? `${brokerId}|${sessionId}` : sessionId
+    const adoption = this.#adoptions.get(scope)
+    if (state !== 'orphaned' && state !== 'left') {
+      if (adoption && !adoption.running) {
+        clearTimeout(adoption.timer)
+        this.#adoptions.delete(scope)
+      }
+      return
+    }
+    if (!options.sessions.adoptOrphans || this.#stopped || this.#ignored.has(scope) || adoption) return
+    const created: Adoption = { scope, sessionId, brokerId, timer: undefined, running: undefined, attempts: 0 }
+    this.#adoptions.set(scope, created)
+    // MQTT 3.1.1 has no will delay: the grace is waited here (an instance that comes back says `online` and cancels it).
+    const grace = state === 'orphaned' && options.protocolVersion === 4 ? options.sessions.orphanAfterSeconds * 1000 : 0
+    this.#schedule(created, grace + Math.random() * ADOPTION_JITTER_MS)
+  }
+
+  #schedule(adoption: Adoption, delayMs: number): void {
+    clearTimeout(adoption.timer)
+    adoption.timer = setTimeout(() => {
+      adoption.timer = undefined
+      if (!this.#o.canAdopt() || !this.#o.sync.known || this.#stopped) return
+      const state = this.#members.get(adoption.brokerId)?.get(adoption.sessionId)
+      if (state !== 'orphaned' && state !== 'left') {
+        this.#adoptions.delete(adoption.scope)
+        return
+      }
+      adoption.running = this.#adopt(adoption).finally(() => (adoption.running = undefined))
+    }, delayMs)
+  }
+
+  async #adopt(adoption: Adoption): Promise<void> {
+    const { options, log } = this.#o
+    const endpoint = this.#o.adoptionEndpoint(adoption.brokerId)
+    const receiver = this.#o.receiver()
+    let outcome: AdoptionOutcome | 'failed'
+    if (!endpoint || !receiver) {
+      outcome = 'failed'
+    } else {
+      const connection: Omit<BrokerConnectionOptions, 'receiver'> = {
+        endpoint,
+        clientId: adoption.sessionId,
+        clean: false,
+        sessionExpirySeconds: options.sessionExpirySeconds,
+        protocolVersion: options.protocolVersion,
+        keepaliveSeconds: options.keepaliveSeconds,
+        connectTimeoutMs: options.connectTimeoutMs,
+        ackOrder: options.ackOrder,
+        receiveMaximum: options.receiveMaximum,
+        log,
+        ...(this.will(adoption.sessionId) ? { will: this.will(adoption.sessionId)! } : {}),
+      }
+      outcome = await adoptSession({
+        connection, topics: this.#o.topics, sync: this.#o.sync, receiver, log, drainTimeoutMs: 60_000, closeTimeoutMs: options.closeTimeoutMs,
+        signal: this.#abort.signal,
+      }).catch((error: unknown) => {
+        log.warn('adopting a session failed; trying again later', { broker: endpoint.id, session: adoption.sessionId, error })
+        return 'failed' as const
+      })
+    }
+    if (outcome === 'drained' || outcome === 'absent') {
+      if (outcome === 'drained') this.counts.adopted++
+      else this.counts.adoptionsSkipped++
+      this.#members.get(adoption.brokerId)?.delete(adoption.sessionId)
+      this.#adoptions.delete(adoption.scope)
+      return
+    }
+    this.counts.adoptionsSkipped++
+    if (outcome === 'foreign') {
+      this.#ignored.add(adoption.scope)
+      this.#adoptions.delete(adoption.scope)
+      return
+    }
+    // Interrupted (its owner came back, another instance took it) or failed: again later, if it is still orphaned.
+    if (this.#stopped) return
+    adoption.attempts++
+    this.#schedule(adoption, Math.min(RETRY_CAP_MS, RETRY_MS * 2 ** (adoption.attempts - 1)) * (0.5 + Math.random()))
+  }
+}

@@ -1,0 +1,96 @@
+import { isSubscriptionRejectedError } from '../../src/routemq/errors/subscription-rejected-error.js'
+import type { Subscription } from '../../src/routemq/mqtt-transport.js'
+import { filtersOverlap } from '../../src/routemq/topic-overlap.js'
+import type { BrokerConnection } from './broker-connection.js'
+
+/**
+ * The routes' subscriptions the pool holds on every connection, and what
+ * each connection has been granted: brings a connection in line with the
+ * pool however often the routes change while it subscribes.
+ *
+ * @example
+ * sync.add(subscriptions)
+ * await Promise.all(connections.map((c) => sync.sync(c)))
+ */
+export class SubscriptionSync {
+  readonly #protocolVersion: 4 | 5
+  readonly #wanted = new Map<string, Subscription>()
+  readonly #granted = new WeakMap<BrokerConnection, Set<string>>()
+  readonly #syncing = new WeakMap<BrokerConnection, Promise<void>>()
+  #version = 0
+  #known = false
+
+  constructor(protocolVersion: 4 | 5) {
+    this.#protocolVersion = protocolVersion
+  }
+
+  /** True once the application has said what it subscribes to. */
+  get known(): boolean {
+    return this.#known
+  }
+
+  /** The filters wanted, `$share/<group>/` prefixes included. */
+  get filters(): string[] {
+    return [...this.#wanted.keys()]
+  }
+
+  add(subscriptions: readonly Subscription[]): void {
+    for (const subscription of subscriptions) this.#wanted.set(subscription.topic, subscription)
+    this.#version++
+    this.#known = true
+  }
+
+  remove(topics: readonly string[]): void {
+    for (const topic of topics) this.#wanted.delete(topic)
+    this.#version++
+  }
+
+  /** Whether a message on `topic` is one the routes subscribe to. */
+  matches(topic: string): boolean {
+    for (const filter of this.#wanted.keys()) if (filtersOverlap(filter, topic)) return true
+    return false
+  }
+
+  /**
+   * Subscribes what `connection` lacks and unsubscribes what is no longer
+   * wanted, again while the wanted set changes meanwhile. A connection lost
+   * meanwhile ends it quietly (its successor subscribes afresh); a refused
+   * subscription throws `SubscriptionRejectedError`. Calls for one
+   * connection run one after another.
+   */
+  sync(connection: BrokerConnection): Promise<void> {
+    const previous = this.#syncing.get(connection) ?? Promise.resolve()
+    const next = previous.catch(() => undefined).then(() => this.#syncNow(connection))
+    this.#syncing.set(connection, next)
+    return next
+  }
+
+  async #syncNow(connection: BrokerConnection): Promise<void> {
+    let granted = this.#granted.get(connection)
+    if (!granted) this.#granted.set(connection, (granted = new Set()))
+    let version = -1
+    while (version !== this.#version && connection.open) {
+      version = this.#version
+      const add = [...this.#wanted.values()].filter((s) => !granted.has(s.topic))
+      const remove = [...granted].filter((topic) => !this.#wanted.has(topic))
+      try {
+        await connection.subscribe(add, this.#protocolVersion)
+        for (const s of add) granted.add(s.topic)
+        await connection.unsubscribe(remove)
+        for (const topic of remove) granted.delete(topic)
+      } catch (error) {
+        if (connection.open || isSubscriptionRejectedError(error)) throw error
+        return
+      }
+    }
+  }
+
+  /** Unsubscribes every route on `connection` (handing its share back), keeping the pool's wanted set. */
+  async release(connection: BrokerConnection): Promise<void> {
+    const granted = this.#granted.get(connection)
+    if (!granted || granted.size === 0) return
+    const topics = [...granted]
+    await connection.unsubscribe(topics)
+    for (const topic of topics) granted.delete(topic)
+  }
+}

@@ -59,7 +59,9 @@ export async function runCli(args: readonly string[], out: (text: string) => voi
   }
   let text: string
   try {
-    text = render(target as Target, await planFrom(flags))
+    const plan = await planFrom(flags)
+    for (const warning of plan.warnings) err(`warning: ${warning}\n`)
+    text = render(target as Target, plan)
   } catch (error) {
     if (error instanceof InvalidOptionError) {
       err(`${error.message}\n`)

@@ -12,7 +12,12 @@ export interface InfraOptions {
   readonly listen?: { readonly mqtt?: number; readonly websocket?: number; readonly http?: number; readonly stats?: number }
   /** Broker choice for new connections. Default `leastconn`. */
   readonly balance?: 'leastconn' | 'roundrobin'
-  /** Active broker checks: interval, failures to mark down, successes to mark up. Default 2000 ms, 3, 2. */
+  /**
+   * Active broker checks: interval, failures to mark down, successes to mark
+   * up. Default 2000 ms and 3; `rise` defaults to enough checks that a broker
+   * coming back is admitted only after the app has had time to subscribe
+   * there (see `InfraPlan.appReadyMs`): 3 with the pool's defaults.
+   */
   readonly check?: { readonly intervalMs?: number; readonly fall?: number; readonly rise?: number }
   /** The longest MQTT keepalive of the devices, in seconds: idle timeouts are longer than 1.5 times it. Default 60. */
   readonly deviceKeepaliveSeconds?: number
@@ -47,6 +52,18 @@ export interface InfraPlan {
   readonly listen: { readonly mqtt: number; readonly websocket: number; readonly http: number; readonly stats: number }
   readonly balance: 'leastconn' | 'roundrobin'
   readonly check: { readonly intervalMs: number; readonly fall: number; readonly rise: number }
+  /**
+   * The longest the app takes, once a broker accepts connections again, to
+   * be connected and subscribed there: a down broker is probed every
+   * 1.2 × `health.probeIntervalMs` at most, then connected within
+   * `connectTimeoutMs`. Devices must not reach the broker before that, or
+   * what they publish has no subscriber (on brokers without persistence).
+   */
+  readonly appReadyMs: number
+  /** Whether the app keeps persistent sessions: Kubernetes then gets a StatefulSet, whose pod names are stable client ids. */
+  readonly persistentSessions: boolean
+  /** Settings that leave a window for loss, in words; the CLI prints them and the configs carry them as comments. */
+  readonly warnings: readonly string[]
   /** Idle timeout of MQTT connections through the balancer, in seconds (> 1.5 × the device keepalive). */
   readonly idleTimeoutSeconds: number
   readonly proxyProtocol: boolean
@@ -128,6 +145,18 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
   const listenPorts = [infra.listen?.mqtt ?? 1883, infra.listen?.websocket ?? 8083, infra.listen?.http ?? 8080, infra.listen?.stats ?? 8404]
   if (new Set(listenPorts).size !== listenPorts.length) throw new InvalidOptionError('infra.listen', `the balancer's ports must differ: ${listenPorts.join(', ')}`)
   const brokers = resolved.brokers.map((b) => ({ id: b.id.replace(/[^A-Za-z0-9_.-]/g, '_'), host: bareHost(b.host), port: b.port, websocket: b.protocol === 'ws' || b.protocol === 'wss' }))
+  const checkInterval = positive(infra.check?.intervalMs, 'infra.check.intervalMs', 2000)
+  const appReadyMs = Math.ceil(resolved.health.probeIntervalMs * 1.2) + resolved.connectTimeoutMs
+  // A check may pass the moment the broker is back; `rise` checks in a row take (rise - 1) intervals more.
+  const safeRise = Math.floor(appReadyMs / checkInterval) + 2
+  const rise = positive(infra.check?.rise, 'infra.check.rise', Math.max(2, safeRise))
+  const warnings: string[] = []
+  if ((rise - 1) * checkInterval < appReadyMs) {
+    warnings.push(
+      `infra.check.rise ${rise} × ${checkInterval} ms admits a returning broker within ${(rise - 1) * checkInterval} ms, before the app may have subscribed there ` +
+        `(up to ${appReadyMs} ms): devices sent there meanwhile publish to no subscriber unless the broker persists its sessions. Use rise ${safeRise} or more.`,
+    )
+  }
   const appEnv: Record<string, string> = {
     ROUTEMQ_MQTT_BROKERS: resolved.brokers.map((b) => b.url).join(','),
     ROUTEMQ_MQTT_MODE: resolved.mode,
@@ -141,10 +170,10 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
       http: port(infra.listen?.http, 'infra.listen.http', 8080), stats: port(infra.listen?.stats, 'infra.listen.stats', 8404),
     },
     balance,
-    check: {
-      intervalMs: positive(infra.check?.intervalMs, 'infra.check.intervalMs', 2000), fall: positive(infra.check?.fall, 'infra.check.fall', 3),
-      rise: positive(infra.check?.rise, 'infra.check.rise', 2),
-    },
+    check: { intervalMs: checkInterval, fall: positive(infra.check?.fall, 'infra.check.fall', 3), rise },
+    appReadyMs,
+    persistentSessions: !resolved.clean,
+    warnings,
     idleTimeoutSeconds: Math.ceil(keepalive * 1.5) + 10,
     proxyProtocol: infra.proxyProtocol ?? false,
     image, replicas: positive(infra.replicas, 'infra.replicas', 2), ingressHost: infra.ingressHost,

@@ -18,7 +18,9 @@ export function renderHaproxy(plan: InfraPlan): string {
   const ws = plan.brokers.filter((b) => b.websocket)
   const idle = `${plan.idleTimeoutSeconds}s`
   const lines: string[] = [
-    `# Rendered by routemq-load-balancing for ${plan.name}. Brokers are checked with a real MQTT CONNECT/CONNACK.`,
+    `# Rendered by routemq-load-balancing for ${plan.name}. Brokers are checked with a real MQTT CONNECT/CONNACK;`,
+    `# a returning broker is admitted after ${plan.check.rise} good checks, once the app (ready within ${plan.appReadyMs} ms) has subscribed there.`,
+    ...plan.warnings.map((warning) => `# WARNING: ${warning}`),
     'global',
     '  log stdout format raw local0',
     '',
@@ -28,6 +30,9 @@ export function renderHaproxy(plan: InfraPlan): string {
     `  timeout client ${idle}`,
     `  timeout server ${idle}`,
     '  timeout check 2s',
+    // A device sent to a broker that died before the checks noticed is sent to another one instead of failing.
+    '  retries 3',
+    '  option redispatch',
     // A name that does not resolve yet (a pod, a container not started) does not stop HAProxy: the server waits in
     // maintenance and is resolved again through the system's resolvers.
     `  default-server inter ${plan.check.intervalMs}ms fall ${plan.check.fall} rise ${plan.check.rise} init-addr last,libc,none resolvers system`,

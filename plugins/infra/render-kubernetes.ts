@@ -3,12 +3,15 @@ import { toYaml, type YamlValue } from './yaml.js'
 
 /**
  * Kubernetes manifests (`kubernetes.yaml`): a ConfigMap with the app's
- * `ROUTEMQ_*` settings, a Deployment whose liveness probe is `/health` and
- * readiness probe `/ready` on the health server's port (secrets come from an
- * optional Secret `<name>-secrets`), a Service for the app's HTTP endpoints,
- * a Service for MQTT in front of broker pods labelled
- * `app.kubernetes.io/component: mqtt-broker` with client-IP affinity, and an
- * Ingress when a host is given.
+ * `ROUTEMQ_*` settings; the app's pods, whose liveness probe is `/health`
+ * and readiness probe `/ready` on the health server's port (secrets come from
+ * an optional Secret `<name>-secrets`): with persistent sessions (the
+ * default) a StatefulSet, whose pod names are stable client ids
+ * (`ROUTEMQ_MQTT_CLIENT_ID`), so that a rescheduled pod resumes its own
+ * session, with its headless Service; with clean sessions a Deployment. Then
+ * a Service for the app's HTTP endpoints, a Service for MQTT in front of
+ * broker pods labelled `app.kubernetes.io/component: mqtt-broker` with
+ * client-IP affinity, and an Ingress when a host is given.
  */
 export function renderKubernetes(plan: InfraPlan): string {
   return renderKubernetesObjects(plan).map((object) => toYaml(object)).join('---\n')
@@ -17,14 +20,16 @@ export function renderKubernetes(plan: InfraPlan): string {
 /** The same manifests as objects. */
 export function renderKubernetesObjects(plan: InfraPlan): YamlValue[] {
   const labels = { 'app.kubernetes.io/name': plan.name, 'app.kubernetes.io/component': 'app' }
+  const stateful = plan.persistentSessions
   const objects: YamlValue[] = [
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${plan.name}-config`, labels }, data: { ...plan.appEnv } },
     {
       apiVersion: 'apps/v1',
-      kind: 'Deployment',
+      kind: stateful ? 'StatefulSet' : 'Deployment',
       metadata: { name: plan.name, labels },
       spec: {
         replicas: plan.replicas,
+        ...(stateful ? { serviceName: `${plan.name}-instances`, podManagementPolicy: 'Parallel' } : {}),
         selector: { matchLabels: labels },
         template: {
           metadata: { labels },
@@ -35,6 +40,8 @@ export function renderKubernetesObjects(plan: InfraPlan): YamlValue[] {
               name: 'app',
               image: plan.image,
               envFrom: [{ configMapRef: { name: `${plan.name}-config` } }, { secretRef: { name: `${plan.name}-secrets`, optional: true } }],
+              // The pod's name (<name>-0, <name>-1, ...) is its client id: the same after a restart or a reschedule.
+              ...(stateful ? { env: [{ name: 'ROUTEMQ_MQTT_CLIENT_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }] } : {}),
               ports: [{ name: 'health', containerPort: plan.healthPort, protocol: 'TCP' }],
               livenessProbe: { httpGet: { path: '/health', port: 'health' }, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
               readinessProbe: { httpGet: { path: '/ready', port: 'health' }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
@@ -43,6 +50,14 @@ export function renderKubernetesObjects(plan: InfraPlan): YamlValue[] {
         },
       },
     },
+    ...(stateful
+      ? [{
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: { name: `${plan.name}-instances`, labels },
+          spec: { clusterIP: 'None', selector: labels, ports: [{ name: 'health', port: plan.healthPort, targetPort: 'health', protocol: 'TCP' }] },
+        }]
+      : []),
     {
       apiVersion: 'v1',
       kind: 'Service',

@@ -12,7 +12,8 @@ import type { InfraPlan } from './infra-plan.js'
  */
 export function renderNginx(plan: InfraPlan): string {
   const balance = plan.balance === 'leastconn' ? '    least_conn;' : undefined
-  const failTimeout = `${Math.max(1, Math.round((plan.check.intervalMs * plan.check.fall) / 1000))}s`
+  // NGINX retries a failed broker with a real client after fail_timeout: at least the time the app needs to subscribe there.
+  const failTimeout = `${Math.max(1, Math.round((plan.check.intervalMs * plan.check.fall) / 1000), Math.ceil(plan.appReadyMs / 1000))}s`
   const upstream = (name: string, members: readonly { host: string; port: number }[]): string[] => [
     `  upstream ${name} {`,
     ...(balance ? [balance] : []),
@@ -32,6 +33,8 @@ export function renderNginx(plan: InfraPlan): string {
   const ws = plan.brokers.filter((b) => b.websocket)
   const lines = [
     `# Rendered by routemq-load-balancing for ${plan.name}.`,
+    '# Open-source NGINX has no active checks: it tries a failed broker again with a device connection after fail_timeout,',
+    '# which may reach a restarted broker before the app has subscribed there. Give the brokers persistence (see the README).',
     ...(plan.nginxStreamModule ? [`load_module ${plan.nginxStreamModule};`] : []),
     'worker_processes auto;',
     `pid ${plan.nginxPid};`,

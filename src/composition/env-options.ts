@@ -16,11 +16,11 @@ interface Variable {
 /** Every variable `fromEnv` reads, in the README's order. */
 export const ENV_VARIABLES: readonly Variable[] = [
   { name: 'ROUTEMQ_MQTT_BROKERS', option: 'mqtt.brokers', meaning: 'Broker URLs, comma-separated (mqtt://, mqtts://, ws://, wss://). Turns the broker pool on.' },
-  { name: 'ROUTEMQ_MQTT_MODE', option: 'mqtt.mode', meaning: '`failover` (clustered brokers) or `all` (independent brokers such as Mosquitto). Default failover.' },
+  { name: 'ROUTEMQ_MQTT_MODE', option: 'mqtt.mode', meaning: '`auto` (checks whether the brokers share messages), `failover` (a cluster) or `all` (independent brokers such as Mosquitto). Default auto.' },
   { name: 'ROUTEMQ_MQTT_STRATEGY', option: 'mqtt.strategy', meaning: 'round-robin, random, weighted, least-outstanding, least-latency, priority. Default least-latency.' },
   { name: 'ROUTEMQ_MQTT_REGION', option: 'mqtt.region', meaning: 'Prefer brokers tagged with this region.' },
-  { name: 'ROUTEMQ_MQTT_CLIENT_ID', option: 'mqtt.clientId', meaning: 'Stable client id of this instance; needed with a persistent session.' },
-  { name: 'ROUTEMQ_MQTT_CLEAN', option: 'mqtt.clean', meaning: '`false` for a persistent session. Default true.' },
+  { name: 'ROUTEMQ_MQTT_CLIENT_ID', option: 'mqtt.clientId', meaning: 'Client id of this instance; a stable one (a StatefulSet pod name) resumes its own session after a restart. Default routemq-<host>-<pid>.' },
+  { name: 'ROUTEMQ_MQTT_CLEAN', option: 'mqtt.clean', meaning: '`true` for clean sessions, which lose what a broker held for a crashed instance. Default false.' },
   { name: 'ROUTEMQ_MQTT_USERNAME', option: 'mqtt.brokers', meaning: 'User name for every broker.' },
   { name: 'ROUTEMQ_MQTT_PASSWORD', option: 'mqtt.brokers', meaning: 'Password for every broker (never logged).' },
   { name: 'ROUTEMQ_MQTT_PROTOCOL_VERSION', option: 'mqtt.protocolVersion', meaning: '5 or 4 (MQTT 3.1.1). Default 5.' },
@@ -90,7 +90,7 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: P
     const password = env.ROUTEMQ_MQTT_PASSWORD === '' ? undefined : env.ROUTEMQ_MQTT_PASSWORD
     options.mqtt = compact({
       brokers: brokers.map((url) => (username !== undefined || password !== undefined ? compact({ url, username, password }) : url)),
-      mode: read.oneOf('ROUTEMQ_MQTT_MODE', ['failover', 'all']),
+      mode: read.oneOf('ROUTEMQ_MQTT_MODE', ['auto', 'failover', 'all']),
       strategy: read.text('ROUTEMQ_MQTT_STRATEGY'),
       region: read.text('ROUTEMQ_MQTT_REGION'),
       clientId: read.text('ROUTEMQ_MQTT_CLIENT_ID'),

@@ -144,7 +144,9 @@ export class LoadBalancingModule implements RouteMqModule {
       container.register(KYSELY, { useValue: built.kysely })
     }
     if (options.mqtt) {
-      built.brokers = new BrokerPool({ logger, ...options.mqtt })
+      // Instances of one app share a group: the router's shared group, when it is a name every broker takes in a topic.
+      const group = /^[A-Za-z0-9_-]{1,64}$/.test(app.router.sharedGroup) ? { group: app.router.sharedGroup } : {}
+      built.brokers = new BrokerPool({ logger, ...group, ...options.mqtt })
       container.register(BROKER_POOL, { useValue: built.brokers })
       container.register(MQTT_TRANSPORT, { useValue: built.brokers })
     }

@@ -68,6 +68,11 @@ export class Router implements RouteRegistrar {
     this.#sharedGroup = group
   }
 
+  /** The group of `shared: true` routes: `$share/<sharedGroup>/...`. */
+  get sharedGroup(): string {
+    return this.#sharedGroup
+  }
+
   on<T extends string>(topic: T, handler: HandlerTarget<TopicParams<T>>, options: RouteOptions = {}): this {
     this.#add('', [], topic, handler as HandlerTarget, options)
     return this

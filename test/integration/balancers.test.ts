@@ -196,16 +196,24 @@ describe('balancer configs rendered from the module options, on real HAProxy and
     const plan = planInfra({ mqtt: { brokers: ['mqtt://broker:1883'] }, health: { http: { host: '0.0.0.0', port: 9555 } }, infra: { ingressHost: 'fleet.example.com', replicas: 3 } })
     const documents = parseYamlDocuments((await import('../../plugins/infra/render-kubernetes.js')).renderKubernetes(plan)) as Record<string, any>[]
     assert.deepEqual(documents, JSON.parse(JSON.stringify(renderKubernetesObjects(plan))), 'the YAML says exactly what the objects say')
-    assert.deepEqual(documents.map((d) => d.kind), ['ConfigMap', 'Deployment', 'Service', 'Service', 'Ingress'])
+    assert.deepEqual(documents.map((d) => d.kind), ['ConfigMap', 'StatefulSet', 'Service', 'Service', 'Service', 'Ingress'])
     const deployment = documents[1]!
     const container = deployment.spec.template.spec.containers[0]
+    // Persistent sessions (the default): each pod's name is its client id, the same after a restart or reschedule.
+    assert.deepEqual(container.env, [{ name: 'ROUTEMQ_MQTT_CLIENT_ID', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }])
+    const governing = documents.find((d) => d.metadata.name === deployment.spec.serviceName)!
+    assert.equal(governing.spec.clusterIP, 'None', 'a StatefulSet is governed by a headless Service')
     assert.deepEqual(container.ports, [{ name: 'health', containerPort: 9555, protocol: 'TCP' }])
     assert.deepEqual([container.livenessProbe.httpGet, container.readinessProbe.httpGet], [{ path: '/health', port: 'health' }, { path: '/ready', port: 'health' }])
     assert.deepEqual(deployment.spec.selector.matchLabels, deployment.spec.template.metadata.labels, 'the selector matches the pods')
     assert.equal(deployment.spec.replicas, 3)
     assert.equal(documents[0]!.data.ROUTEMQ_HEALTH_PORT, '9555', 'the app listens where the probes look')
-    assert.equal(documents[2]!.spec.ports[0].targetPort, 'health')
+    assert.equal(documents.find((d) => d.metadata.name === 'routemq-http')!.spec.ports[0].targetPort, 'health')
     for (const document of documents) assert.match(document.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'DNS-1123 names')
+
+    const clean = renderKubernetesObjects(planInfra({ mqtt: { brokers: ['mqtt://broker:1883'], clean: true } })) as Record<string, any>[]
+    assert.deepEqual(clean.map((d) => d.kind), ['ConfigMap', 'Deployment', 'Service', 'Service'], 'clean sessions need no stable identity')
+    assert.equal(clean[1]!.spec.template.spec.containers[0].env, undefined)
   })
 
   it('the command renders to standard output or a directory, and names a bad variable', async () => {

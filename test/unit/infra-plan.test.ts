@@ -10,6 +10,24 @@ describe('balancer plans', () => {
     assert.throws(() => mqttConnectPacket('x'.repeat(24), 10), /23 bytes/)
   })
 
+  it("admits a returning broker only after the app's probes and connect had time to subscribe there", () => {
+    const plan = planInfra({ mqtt: { brokers: ['mqtt://b1:1883', 'mqtt://b2:1883'] } })
+    // Down brokers are probed every 1.2 × 750 ms at most, then connected within 2000 ms.
+    assert.equal(plan.appReadyMs, 2900)
+    assert.equal(plan.check.rise, 3)
+    assert.ok((plan.check.rise - 1) * plan.check.intervalMs >= plan.appReadyMs)
+    assert.deepEqual(plan.warnings, [])
+    const config = renderHaproxy(plan)
+    assert.match(config, /rise 3/)
+    assert.match(config, /option redispatch/)
+    const slower = planInfra({ mqtt: { brokers: ['mqtt://b1:1883'], health: { probeIntervalMs: 5000 } }, infra: { check: { intervalMs: 1000 } } })
+    assert.equal(slower.check.rise, 10, 'a slower pool needs more checks before devices are let in')
+    const risky = planInfra({ mqtt: { brokers: ['mqtt://b1:1883'] }, infra: { check: { intervalMs: 500, rise: 1 } } })
+    assert.equal(risky.check.rise, 1, 'an explicit rise is kept')
+    assert.match(risky.warnings.join(), /before the app may have subscribed/)
+    assert.match(renderHaproxy(risky), /# WARNING: infra\.check\.rise 1/)
+  })
+
   it('keeps idle timeouts above 1.5 × the device keepalive, and names bad fields', () => {
     const plan = planInfra({ mqtt: { brokers: ['mqtt://b1:1883'] }, infra: { deviceKeepaliveSeconds: 120 } })
     assert.ok(plan.idleTimeoutSeconds > 180)

@@ -35,7 +35,9 @@ export function renderHaproxy(plan: InfraPlan): string {
     '  option redispatch',
     // A name that does not resolve yet (a pod, a container not started) does not stop HAProxy: the server waits in
     // maintenance and is resolved again through the system's resolvers.
-    `  default-server inter ${plan.check.intervalMs}ms fall ${plan.check.fall} rise ${plan.check.rise} init-addr last,libc,none resolvers system`,
+    // A broker that refuses a device is marked down at once, not after fall × inter: a broker restarted within that
+    // time would otherwise take devices before the app has subscribed there. It comes back after rise good checks.
+    `  default-server inter ${plan.check.intervalMs}ms fall ${plan.check.fall} rise ${plan.check.rise} observe layer4 error-limit 1 on-error mark-down init-addr last,libc,none resolvers system`,
     '',
     'resolvers system',
     '  parse-resolv-conf',

@@ -28,16 +28,16 @@ for (const scenario of chosen) {
     console.log(`${scenario.name} (run ${run} of ${runs}): ${scenario.shape}; ${scenario.faultLabel}`)
     const result = await runScenario(scenario, (line) => console.log(line))
     results.push(result)
-    console.log(`  lost ${result.lost} of ${result.acknowledged}, duplicates ${result.duplicates}, replies missing ${result.repliesMissing} of ${result.repliesExpected}` +
+    console.log(`  lost ${result.lost} of ${result.acknowledged}, duplicates ${result.duplicates}, replies late ${result.repliesLate} and missing ${result.repliesMissing} of ${result.repliesExpected}` +
       (result.lost > 0 ? `; e.g. ${result.lostSample.join(', ')}; logs in ${result.directory}` : ''))
     if (result.lost === 0) await removeLogs(result)
   }
 }
 
 printTable('Scenarios: readings acknowledged to devices by a broker, against rows stored', [
-  ['scenario', 'shape', 'fault', 'acknowledged', 'lost', 'duplicates', 'replies missing', 'max delay', 'recovery'],
+  ['scenario', 'shape', 'fault', 'acknowledged', 'lost', 'duplicates', 'replies late/missing', 'max delay', 'recovery'],
   ...results.map((r) => [
-    r.scenario, r.shape, r.fault, String(r.acknowledged), String(r.lost), String(r.duplicates), `${r.repliesMissing}/${r.repliesExpected}`,
+    r.scenario, r.shape, r.fault, String(r.acknowledged), String(r.lost), String(r.duplicates), `${r.repliesLate}/${r.repliesMissing} of ${r.repliesExpected}`,
     `${(r.maxDelayMs / 1000).toFixed(1)} s`, `${(r.recoveryMs / 1000).toFixed(1)} s`,
   ]),
 ])
@@ -47,7 +47,7 @@ console.log(JSON.stringify({
   lost,
   scenarios: results.map((r) => ({
     scenario: r.scenario, acknowledged: r.acknowledged, lost: r.lost, duplicates: r.duplicates,
-    repliesMissing: r.repliesMissing, repliesExpected: r.repliesExpected, maxDelayMs: r.maxDelayMs, recoveryMs: r.recoveryMs,
+    repliesExpected: r.repliesExpected, repliesLate: r.repliesLate, repliesMissing: r.repliesMissing, maxDelayMs: r.maxDelayMs, recoveryMs: r.recoveryMs,
   })),
 }))
 process.exit(lost > 0 ? 1 : 0)

@@ -9,7 +9,11 @@ export interface DeviceFleetOptions {
   readonly readingsPerSecond: number
   /** Each device drops its connection and makes a new one (new client id, so the balancer places it afresh) every this many ms, give or take half. */
   readonly churnMs: number
-  /** Every this many ms each device sends a ping and expects its pong within `replyWaitMs`. */
+  /**
+   * Every this many ms each device sends a ping. A pong within `replyWaitMs` is on time, a later one late; a ping
+   * left unanswered on a connection that stayed open at least `replyWaitMs` after it is missing (the device waited
+   * and the reply never reached it), one whose connection closed sooner is not counted.
+   */
   readonly pingEveryMs: number
   readonly replyWaitMs: number
   /** MQTT version of the devices. Default 4 (most devices speak 3.1.1). */
@@ -24,8 +28,11 @@ export interface FleetCounts {
   readonly acknowledgedTotal: number
   /** Readings published whose PUBACK never came (the connection went first); not counted as acknowledged. */
   readonly unacknowledged: number
-  /** Pings acknowledged by a broker while the device stayed on that connection for the whole reply window. */
+  /** Pings answered, or left unanswered on a connection that stayed open for the whole reply window. */
   readonly repliesExpected: number
+  /** Of those, answered after the reply window. */
+  readonly repliesLate: number
+  /** Of those, never answered. */
   readonly repliesMissing: number
   readonly connections: number
 }
@@ -33,7 +40,7 @@ export interface FleetCounts {
 interface Ping {
   readonly id: string
   readonly client: MqttClient
-  answered: boolean
+  readonly sentAt: number
 }
 
 /**
@@ -54,6 +61,7 @@ export class DeviceFleet {
   #acknowledgedTotal = 0
   #unacknowledged = 0
   #repliesExpected = 0
+  #repliesLate = 0
   #repliesMissing = 0
   #connections = 0
 
@@ -71,9 +79,10 @@ export class DeviceFleet {
           this.#acknowledgedTotal++
         },
         unacknowledged: () => this.#unacknowledged++,
-        reply: (answered) => {
+        reply: (outcome) => {
           this.#repliesExpected++
-          if (!answered) this.#repliesMissing++
+          if (outcome === 'late') this.#repliesLate++
+          if (outcome === 'missing') this.#repliesMissing++
         },
         connected: () => this.#connections++,
       }))
@@ -93,6 +102,7 @@ export class DeviceFleet {
       acknowledgedTotal: this.#acknowledgedTotal,
       unacknowledged: this.#unacknowledged,
       repliesExpected: this.#repliesExpected,
+      repliesLate: this.#repliesLate,
       repliesMissing: this.#repliesMissing,
       connections: this.#connections,
     }
@@ -102,7 +112,7 @@ export class DeviceFleet {
 interface DeviceEvents {
   acknowledged(seq: number): void
   unacknowledged(): void
-  reply(answered: boolean): void
+  reply(outcome: 'on-time' | 'late' | 'missing'): void
   connected(): void
 }
 
@@ -141,10 +151,11 @@ class Device {
       clearTimeout(timer)
       clearInterval(timer)
     }
+    // Replies to the last pings may still be on their way.
+    await new Promise((resolve) => setTimeout(resolve, this.#options.replyWaitMs))
     await Promise.all(this.#closing)
     const client = this.#client
     if (client) await this.#retire(client)
-    for (const ping of this.#pings.values()) this.#settlePing(ping)
   }
 
   #scheduleChurn(): void {
@@ -181,15 +192,20 @@ class Device {
       client.subscribe(`devices/${this.#name}/pong`, { qos: 1 })
     })
     client.on('close', () => {
-      // A ping whose connection closed before its pong cannot expect one: the reply went to a session that is gone.
+      // Unanswered pings of this connection: missing if the device waited the reply window, else not counted.
+      const now = Date.now()
       for (const [id, ping] of this.#pings) {
-        if (ping.client === client && !ping.answered) this.#pings.delete(id)
+        if (ping.client !== client) continue
+        this.#pings.delete(id)
+        if (now - ping.sentAt >= this.#options.replyWaitMs) this.#events.reply('missing')
       }
     })
     client.on('message', (_topic, payload) => {
-      const ping = this.#pings.get(payload.toString())
+      const id = payload.toString()
+      const ping = this.#pings.get(id)
       if (!ping) return
-      ping.answered = true
+      this.#pings.delete(id)
+      this.#events.reply(Date.now() - ping.sentAt <= this.#options.replyWaitMs ? 'on-time' : 'late')
     })
     return new Promise((resolve, reject) => {
       client.once('connect', () => resolve(client))
@@ -230,17 +246,10 @@ class Device {
     const client = this.#client
     if (!client?.connected || this.#stopped) return
     const id = `${this.#name}:${++this.#pingSeq}`
-    const ping: Ping = { id, client, answered: false }
-    this.#pings.set(id, ping)
-    this.#timers.push(setTimeout(() => this.#settlePing(ping), this.#options.replyWaitMs))
+    this.#pings.set(id, { id, client, sentAt: Date.now() })
     client.publish(`devices/${this.#name}/ping`, id, { qos: 1 }, (error) => {
       // A ping no broker acknowledged expects no pong.
       if (error) this.#pings.delete(id)
     })
-  }
-
-  #settlePing(ping: Ping): void {
-    if (!this.#pings.delete(ping.id)) return
-    this.#events.reply(ping.answered)
   }
 }

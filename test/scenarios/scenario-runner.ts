@@ -55,6 +55,7 @@ export interface ScenarioResult {
   /** Extra times a reading was handled (at-least-once). */
   readonly duplicates: number
   readonly repliesExpected: number
+  readonly repliesLate: number
   readonly repliesMissing: number
   /** Longest time from a device's publish to the reading's row, in ms. */
   readonly maxDelayMs: number
@@ -152,6 +153,7 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
       lost: lostIds.length,
       duplicates: stored.duplicates,
       repliesExpected: counts.repliesExpected,
+      repliesLate: counts.repliesLate,
       repliesMissing: counts.repliesMissing,
       maxDelayMs,
       recoveryMs: faultAt === undefined || lastSlow === 0 ? 0 : lastSlow - faultAt,

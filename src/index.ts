@@ -66,7 +66,7 @@ export {
   BrokerPool, type ActiveBrokerEvent, type FailoverEvent, type BrokerDownEvent, type BrokerUpEvent, type AllDownEvent, type BrokerStatus, type BrokerPoolStats,
   resolveBrokerPoolOptions, type BrokerPoolOptions, type BrokerConfig, type BrokerPoolMode, type EffectiveBrokerPoolMode, type BrokerHealthOptions,
   type OfflineBufferOptions, type SessionOptions, type ResolvedBrokerPoolOptions, type BrokerEndpoint,
-  type TopologyVerdict, type SessionCounts, BrokerTopologyError, isBrokerTopologyError,
+  type TopologyVerdict, type SessionCounts, type SessionAdoptedEvent, BrokerTopologyError, isBrokerTopologyError,
   OfflineBufferFullError, isOfflineBufferFullError,
   PublishDroppedError, isPublishDroppedError,
   Qos2InterruptedError, isQos2InterruptedError,

@@ -25,7 +25,7 @@ import { HoldDown } from './hold-down.js'
 import { LiveConnections } from './live-connections.js'
 import { ProbeScheduler } from './probe-scheduler.js'
 import { PublishSender } from './publish-sender.js'
-import { SessionSteward, type SessionCounts } from './session-steward.js'
+import { SessionSteward, type SessionAdoptedEvent, type SessionCounts } from './session-steward.js'
 import { SubscriptionSync } from './subscription-sync.js'
 import { checkBrokerTopology, describeTopology, type TopologyVerdict } from './topology-check.js'
 import { chooseMode } from './topology-mode.js'
@@ -195,7 +195,8 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
         ? this.#set.backends.find((b) => b.id === brokerId && b.state !== 'unhealthy')?.target
         : this.#supervisor?.active?.target,
       perBroker: () => this.#mode === 'all',
-      canAdopt: () => this.#state === 'running',
+      serving: () => this.#state === 'running',
+      onListenerError,
     })
     this.#links = new BrokerLinks({
       options: o, set, log, live: this.#live, sync: this.#sync, probes: this.#probes, holdDown: this.#holdDown,
@@ -276,6 +277,11 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
   /** No broker is healthy. Publishes are buffered (within bounds) until one is. */
   onAllDown(listener: (event: AllDownEvent) => void): Disposer {
     return this.#allDown.on(listener)
+  }
+
+  /** Each session of a departed instance of the group this pool drained and ended. */
+  onSessionAdopted(listener: (event: SessionAdoptedEvent) => void): Disposer {
+    return this.#steward.onAdopted(listener)
   }
 
   /** Each publish as a broker acknowledged it (QoS 0: wrote it) or its connection failed under it, for metrics. */

@@ -4,7 +4,7 @@ export {
   type OfflineBufferOptions, type SessionOptions, type ResolvedBrokerPoolOptions,
 } from './broker-pool-options.js'
 export type { TopologyVerdict } from './topology-check.js'
-export type { SessionCounts } from './session-steward.js'
+export type { SessionCounts, SessionAdoptedEvent } from './session-steward.js'
 export { BrokerTopologyError, isBrokerTopologyError } from './errors/broker-topology-error.js'
 export type { BrokerEndpoint } from './broker-endpoint.js'
 export { OfflineBufferFullError, isOfflineBufferFullError } from './errors/offline-buffer-full-error.js'

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger } from '../../src/routemq/logger.js'
+import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import type { InboundMessage, MessageReceiver, Subscription } from '../../src/routemq/mqtt-transport.js'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import type { BrokerConnection, BrokerConnectionOptions, WillMessage } from './broker-connection.js'
@@ -24,7 +25,15 @@ export interface SessionStewardOptions {
   /** Failover mode: a session is the same on every node, so adoptions are not per broker. */
   readonly perBroker: () => boolean
   /** False while the pool is not running or is stopping: nothing is adopted then. */
-  readonly canAdopt: () => boolean
+  readonly serving: () => boolean
+  readonly onListenerError: (error: unknown) => void
+}
+
+/** A session of a departed instance was drained and ended. */
+export interface SessionAdoptedEvent {
+  readonly broker: string
+  /** Its client id. */
+  readonly session: string
 }
 
 /** Counters of the sessions the steward dealt with. */
@@ -64,7 +73,7 @@ const RETRY_CAP_MS = 300_000
  * instance, so that nothing the broker takes meanwhile has nowhere to go.
  *
  * @example
- * const steward = new SessionSteward({ options, log, topics, sync, receiver, ownSessions, adoptionEndpoint, perBroker, canAdopt })
+ * const steward = new SessionSteward({ options, log, topics, sync, receiver, ownSessions, adoptionEndpoint, perBroker, serving })
  * await steward.attach(connection)         // after the routes are subscribed
  * steward.handle(message, broker)          // control messages
  * await steward.handBack(connection, broker) // Application.stop()
@@ -78,10 +87,17 @@ export class SessionSteward {
   readonly #outcomes = new WeakMap<BrokerConnection, 'handed-back' | 'kept'>()
   readonly #ignored = new Set<string>()
   readonly #abort = new AbortController()
+  readonly #adopted: TypedEvent<SessionAdoptedEvent>
   #stopped = false
 
   constructor(options: SessionStewardOptions) {
     this.#o = options
+    this.#adopted = new TypedEvent(options.onListenerError)
+  }
+
+  /** Each session of a departed instance this steward drained and ended. */
+  onAdopted(listener: (event: SessionAdoptedEvent) => void): Disposer {
+    return this.#adopted.on(listener)
   }
 
   get #persistent(): boolean {
@@ -128,7 +144,7 @@ export class SessionSteward {
     else members.set(sessionId, state)
     if (this.#o.ownSessions().has(sessionId)) {
       // Our own session marked gone (a will published when the broker restarted): say it is here, so no one adopts it.
-      if ((state === 'orphaned' || state === 'left') && connection?.open && connection.clientId === sessionId) {
+      if ((state === 'orphaned' || state === 'left') && this.#o.serving() && connection?.open && connection.clientId === sessionId) {
         void this.attach(connection).catch(() => undefined)
       }
       return
@@ -240,7 +256,7 @@ export class SessionSteward {
     clearTimeout(adoption.timer)
     adoption.timer = setTimeout(() => {
       adoption.timer = undefined
-      if (!this.#o.canAdopt() || !this.#o.sync.known || this.#stopped) return
+      if (!this.#o.serving() || !this.#o.sync.known || this.#stopped) return
       const state = this.#members.get(adoption.brokerId)?.get(adoption.sessionId)
       if (state !== 'orphaned' && state !== 'left') {
         this.#adoptions.delete(adoption.scope)
@@ -280,8 +296,12 @@ export class SessionSteward {
       })
     }
     if (outcome === 'drained' || outcome === 'absent') {
-      if (outcome === 'drained') this.counts.adopted++
-      else this.counts.adoptionsSkipped++
+      if (outcome === 'drained') {
+        this.counts.adopted++
+        this.#adopted.emit({ broker: endpoint!.id, session: adoption.sessionId })
+      } else {
+        this.counts.adoptionsSkipped++
+      }
       this.#members.get(adoption.brokerId)?.delete(adoption.sessionId)
       this.#adoptions.delete(adoption.scope)
       return

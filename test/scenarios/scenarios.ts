@@ -46,6 +46,20 @@ export const SCENARIOS: readonly Scenario[] = [
     },
   },
   {
+    name: 'rolling-broker-restart',
+    shape: `${INDEPENDENT}, 1 app`,
+    faultLabel: 'every broker SIGTERMed and restarted, one after another',
+    apps: 1,
+    publishMs: 45_000,
+    script: async (s) => {
+      for (const [index, broker] of s.topology.brokers.entries()) {
+        await s.sleep(8000)
+        s.fault(`restart broker-${index + 1}`)
+        await broker.restart()
+      }
+    },
+  },
+  {
     name: 'app-path-blackhole',
     shape: `${INDEPENDENT}, 1 app`,
     faultLabel: "the app's path to a broker blackholed 10 s",
@@ -71,6 +85,34 @@ export const SCENARIOS: readonly Scenario[] = [
       await s.sleep(10_000)
       s.fault('SIGTERM app-3')
       await s.apps[2]!.signal('SIGTERM')
+    },
+  },
+  {
+    name: 'app-kill-gone',
+    shape: `${INDEPENDENT}, 3 apps on $share`,
+    faultLabel: 'an app SIGKILLed, never back',
+    apps: 3,
+    publishMs: 40_000,
+    script: async (s) => {
+      await s.sleep(10_000)
+      s.fault('SIGKILL app-3')
+      await s.apps[2]!.signal('SIGKILL')
+    },
+  },
+  {
+    name: 'app-kill-back-5s-same-id',
+    shape: `${INDEPENDENT}, 3 apps on $share, stable client ids (StatefulSet)`,
+    faultLabel: 'an app SIGKILLed, back after 5 s with its id',
+    apps: 3,
+    publishMs: 35_000,
+    appOptions: (index) => ({ clientId: `app-${index + 1}` }),
+    script: async (s) => {
+      await s.sleep(10_000)
+      s.fault('SIGKILL app-3')
+      await s.apps[2]!.signal('SIGKILL')
+      await s.sleep(5000)
+      await s.startApp(2)
+      s.fault('app-3 restarted')
     },
   },
   {

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises'
 import type { ExitGuard } from './exit-guard.js'
 import type { MosquittoBroker } from './mosquitto-broker.js'
+import type { NatsServer } from './nats-server.js'
 import type { PostgresServer } from './postgres-server.js'
 import type { Topology } from './topology.js'
 import { TopologyError } from './topology-error.js'
@@ -13,7 +14,7 @@ import { TopologyError } from './topology-error.js'
  */
 export interface LocalTopologyParts {
   readonly directory: string
-  readonly brokers: readonly MosquittoBroker[]
+  readonly brokers: readonly (MosquittoBroker | NatsServer)[]
   readonly primary: PostgresServer | undefined
   readonly replicas: readonly PostgresServer[]
   readonly guard: ExitGuard
@@ -30,7 +31,7 @@ export interface LocalTopologyParts {
  */
 export class LocalTopology implements Topology {
   readonly directory: string
-  readonly brokers: readonly MosquittoBroker[]
+  readonly brokers: readonly (MosquittoBroker | NatsServer)[]
   readonly replicas: readonly PostgresServer[]
   readonly #postgres: readonly PostgresServer[]
   readonly #guard: ExitGuard

@@ -18,6 +18,8 @@ export interface TopologyBinaryOptions {
   readonly searchPath?: readonly string[]
   /** Full path of the mosquitto executable; skips the search. */
   readonly mosquitto?: string
+  /** Full path of the nats-server executable, for `brokerKind: 'nats'`; skips the search. */
+  readonly natsServer?: string
   /** Directory holding postgres, initdb and pg_basebackup; skips the search. */
   readonly postgresBinDir?: string
 }
@@ -26,10 +28,11 @@ export interface TopologyBinaryOptions {
  * The executables a topology runs, as absolute paths.
  *
  * @example
- * const found: TopologyBinaries = { mosquitto: '/usr/sbin/mosquitto', postgres: undefined }
+ * const found: TopologyBinaries = { mosquitto: '/usr/sbin/mosquitto', natsServer: undefined, postgres: undefined }
  */
 export interface TopologyBinaries {
   readonly mosquitto: string | undefined
+  readonly natsServer: string | undefined
   readonly postgres:
     | {
         readonly postgres: string
@@ -40,6 +43,8 @@ export interface TopologyBinaries {
 }
 
 const POSTGRES_HINT = 'apt-get install postgresql-15 (or your distribution\'s "postgresql" package)'
+const MOSQUITTO_HINT = 'apt-get install mosquitto'
+const NATS_HINT = 'apt-get install nats-server'
 
 /**
  * Finds the executables a topology needs, synchronously, so a missing one is
@@ -48,27 +53,28 @@ const POSTGRES_HINT = 'apt-get install postgresql-15 (or your distribution\'s "p
  * in, so their versions match (and Debian's pg_wrapper is bypassed).
  *
  * @example
- * const { mosquitto } = locateBinaries({ mosquitto: true, postgres: false }, {})
+ * const { mosquitto } = locateBinaries({ mosquitto: true, natsServer: false, postgres: false }, {})
  */
 export function locateBinaries(
-  needs: { readonly mosquitto: boolean; readonly postgres: boolean },
+  needs: { readonly mosquitto: boolean; readonly natsServer: boolean; readonly postgres: boolean },
   options: TopologyBinaryOptions,
 ): TopologyBinaries {
   const searchPath = options.searchPath ?? defaultSearchPath()
   return Object.freeze({
-    mosquitto: needs.mosquitto ? locateMosquitto(options, searchPath) : undefined,
+    mosquitto: needs.mosquitto ? locateExecutable('mosquitto', options.mosquitto, searchPath, MOSQUITTO_HINT) : undefined,
+    natsServer: needs.natsServer ? locateExecutable('nats-server', options.natsServer, searchPath, NATS_HINT) : undefined,
     postgres: needs.postgres ? Object.freeze(locatePostgres(options, searchPath)) : undefined,
   })
 }
 
-function locateMosquitto(options: TopologyBinaryOptions, searchPath: readonly string[]): string {
-  if (options.mosquitto !== undefined) {
-    if (!isExecutable(options.mosquitto)) {
-      throw new MissingBinaryError('mosquitto', [options.mosquitto], 'apt-get install mosquitto')
+function locateExecutable(name: string, given: string | undefined, searchPath: readonly string[], hint: string): string {
+  if (given !== undefined) {
+    if (!isExecutable(given)) {
+      throw new MissingBinaryError(name, [given], hint)
     }
-    return options.mosquitto
+    return given
   }
-  return findIn(searchPath, 'mosquitto') ?? missing('mosquitto', searchPath, 'apt-get install mosquitto')
+  return findIn(searchPath, name) ?? missing(name, searchPath, hint)
 }
 
 function locatePostgres(

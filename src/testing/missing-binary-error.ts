@@ -1,8 +1,9 @@
 import { RouteMqError } from '../routemq/errors/route-mq-error.js'
 
 /**
- * An executable the local test topology needs (mosquitto, postgres, initdb,
- * pg_basebackup) is not installed or not where the launcher looked.
+ * An executable the local test topology needs (mosquitto, nats-server,
+ * postgres, initdb, pg_basebackup) is not installed or not where the launcher
+ * looked.
  *
  * @example
  * try { await startTopology({ brokers: 1 }) } catch (e) {

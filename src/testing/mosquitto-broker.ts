@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises'
+import { chown, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { BrokerHandle } from './broker-handle.js'
 import type { ExitGuard } from './exit-guard.js'
@@ -17,8 +17,8 @@ const GRACEFUL_STOP_MS = 10_000
  * @example
  * const options: MosquittoBrokerOptions = {
  *   name: 'broker-1', directory: '/tmp/rmq-x/broker-1', port: 41883, websocketPort: undefined,
- *   binary: '/usr/sbin/mosquitto', extraConfig: '', account: undefined, keepRootPrivileges: false,
- *   startTimeoutMs: 30_000, guard,
+ *   binary: '/usr/sbin/mosquitto', extraConfig: '', persistence: { autosaveIntervalSeconds: 30 },
+ *   account: undefined, keepRootPrivileges: false, startTimeoutMs: 30_000, guard,
  * }
  */
 export interface MosquittoBrokerOptions {
@@ -29,6 +29,8 @@ export interface MosquittoBrokerOptions {
   readonly binary: string
   /** mosquitto.conf lines appended after the generated ones. */
   readonly extraConfig: string
+  /** Keep sessions, subscriptions and retained messages in `data/`; `undefined` keeps them in memory only. */
+  readonly persistence: MosquittoPersistence | undefined
   /** Run the broker as this user. */
   readonly account: OsAccount | undefined
   /** Write `user root`, for a root session without a `mosquitto` user to drop to. */
@@ -38,9 +40,23 @@ export interface MosquittoBrokerOptions {
 }
 
 /**
+ * How a persistent broker saves its state.
+ *
+ * @example
+ * const persistence: MosquittoPersistence = { autosaveIntervalSeconds: 30 }
+ */
+export interface MosquittoPersistence {
+  /** Seconds between saves of the in-memory database (`autosave_interval`). */
+  readonly autosaveIntervalSeconds: number
+}
+
+/**
  * A Mosquitto broker process with a generated configuration: one loopback
- * listener (plus a websocket one if asked), anonymous access, no persistence,
- * logging to stderr, which is copied into `mosquitto.log`.
+ * listener (plus a websocket one if asked), anonymous access, logging to
+ * stderr, which is copied into `mosquitto.log`. With persistence its database
+ * lives in `data/` of its directory, which every restart reuses: Mosquitto
+ * saves it on SIGTERM (stop, restart) and every autosave interval, so after
+ * kill() only what the last autosave wrote comes back.
  *
  * @example
  * const broker = await MosquittoBroker.launch(options)
@@ -81,7 +97,7 @@ export class MosquittoBroker extends SupervisedServer implements BrokerHandle {
         startTimeoutMs: options.startTimeoutMs,
       }),
     )
-    this.#options = Object.freeze({ ...options })
+    this.#options = Object.freeze({ ...options, persistence: options.persistence && Object.freeze({ ...options.persistence }) })
     this.wsUrl = options.websocketPort === undefined ? undefined : `ws://${HOST}:${options.websocketPort}`
   }
 
@@ -90,12 +106,20 @@ export class MosquittoBroker extends SupervisedServer implements BrokerHandle {
   }
 
   async #writeConfiguration(): Promise<void> {
-    const { directory, port, websocketPort, keepRootPrivileges, extraConfig } = this.#options
+    const { directory, port, websocketPort, keepRootPrivileges, extraConfig, persistence } = this.#options
+    const dataDirectory = join(directory, 'data')
     const lines = [
       `listener ${port} ${HOST}`,
       ...(websocketPort === undefined ? [] : [`listener ${websocketPort} ${HOST}`, 'protocol websockets']),
       'allow_anonymous true',
-      'persistence false',
+      ...(persistence === undefined
+        ? ['persistence false']
+        : [
+            'persistence true',
+            // Mosquitto before 2.0 appends the file name to this string as it is.
+            `persistence_location ${dataDirectory}/`,
+            `autosave_interval ${persistence.autosaveIntervalSeconds}`,
+          ]),
       'log_dest stderr',
       'log_type error',
       'log_type warning',
@@ -106,6 +130,13 @@ export class MosquittoBroker extends SupervisedServer implements BrokerHandle {
       extraConfig,
     ]
     await mkdir(directory, { mode: 0o755 })
+    if (persistence !== undefined) {
+      await mkdir(dataDirectory, { mode: 0o700 })
+      // The broker writes mosquitto.db.new there and renames it, as its own user.
+      if (this.#options.account !== undefined) {
+        await chown(dataDirectory, this.#options.account.uid, this.#options.account.gid)
+      }
+    }
     await writeFile(join(directory, 'mosquitto.conf'), `${lines.join('\n')}\n`, { mode: 0o644 })
   }
 

@@ -6,7 +6,7 @@
  * for (const server of [...topology.brokers, ...topology.replicas]) console.log(server.name, server.url)
  */
 export interface ServerHandle {
-  /** `broker-1`, `primary`, `replica-1`, ... */
+  /** `broker-1`, `nats-1`, `primary`, `replica-1`, ... */
   readonly name: string
   /** Always `127.0.0.1`. */
   readonly host: string

@@ -8,19 +8,23 @@ import { freePorts } from './free-port.js'
 import { LocalTopology } from './local-topology.js'
 import { locateBinaries, type TopologyBinaries } from './locate-binaries.js'
 import { MosquittoBroker, type MosquittoBrokerOptions } from './mosquitto-broker.js'
+import { planNatsCluster } from './nats-cluster-plan.js'
+import { NatsServer } from './nats-server.js'
 import { lookupOsAccount, type OsAccount } from './os-account.js'
 import { PostgresServer, type PostgresServerOptions } from './postgres-server.js'
 import type { Topology } from './topology.js'
 import { TopologyError } from './topology-error.js'
 import type { TopologyOptions } from './topology-options.js'
-
-const DEFAULT_START_TIMEOUT_MS = 30_000
+import { resolveTopologySettings, type TopologySettings } from './topology-settings.js'
 
 /**
- * Starts real Mosquitto brokers and a real PostgreSQL primary with streaming
- * replicas on free loopback ports, in a fresh temporary directory, and
- * resolves once every process accepts connections. Brokers start while the
- * primary is being created; replicas are cloned in parallel.
+ * Starts real brokers (independent Mosquitto brokers, optionally persistent,
+ * or a NATS cluster with MQTT: see {@link TopologyOptions.brokerKind}) and a
+ * real PostgreSQL primary with streaming replicas on free loopback ports, in
+ * a fresh temporary directory, and resolves once every process accepts
+ * connections (a NATS node once it accepts an MQTT session). Brokers start
+ * while the primary is being created; replicas are cloned in parallel, and
+ * NATS nodes start side by side to form their cluster.
  *
  * Throws {@link MissingBinaryError} before starting anything when an
  * executable is missing, and {@link TopologyError} (quoting the failing
@@ -32,16 +36,24 @@ const DEFAULT_START_TIMEOUT_MS = 30_000
  * const client = await mqtt.connectAsync(topology.brokers[0].url)
  * const pool = new pg.Pool({ connectionString: topology.primary!.url })
  * await topology.stop()
+ *
+ * const cluster = await startTopology({ brokers: 3, brokerKind: 'nats' })
+ * const device = await mqtt.connectAsync(cluster.brokers[2].url, { protocolVersion: 4 })
  */
 export async function startTopology(options: TopologyOptions = {}): Promise<Topology> {
-  const settings = resolveSettings(options)
-  const binaries = locateBinaries({ mosquitto: settings.brokers > 0, postgres: settings.postgres }, settings.binaries)
+  const settings = resolveTopologySettings(options)
+  const mosquittoBrokers = settings.brokerKind === 'mosquitto' ? settings.brokers : 0
+  const natsNodes = settings.brokerKind === 'nats' ? settings.brokers : 0
+  const binaries = locateBinaries(
+    { mosquitto: mosquittoBrokers > 0, natsServer: natsNodes > 0, postgres: settings.postgres },
+    settings.binaries,
+  )
   const runningAsRoot = process.getuid?.() === 0
   const mosquittoAccount = runningAsRoot ? lookupOsAccount('mosquitto') : undefined
   const postgresAccount = settings.postgres && runningAsRoot ? requirePostgresAccount() : undefined
 
   const serviceAccounts = [
-    ...(settings.brokers > 0 && mosquittoAccount !== undefined ? [mosquittoAccount] : []),
+    ...(mosquittoBrokers > 0 && mosquittoAccount !== undefined ? [mosquittoAccount] : []),
     ...(postgresAccount === undefined ? [] : [postgresAccount]),
   ]
   assertTraversable(tmpdir(), serviceAccounts)
@@ -52,14 +64,17 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
   try {
     // The PostgreSQL user must be able to reach its directories inside.
     await chmod(directory, 0o755)
-    const websocketPorts = settings.websockets ? settings.brokers : 0
+    const mosquittoPorts = mosquittoBrokers * (settings.websockets ? 2 : 1)
+    // Client, MQTT and, in a cluster, route ports.
+    const natsPorts = natsNodes * (natsNodes > 1 ? 3 : 2)
     const postgresPorts = settings.postgres ? 1 + settings.replicas : 0
-    launch.ports.push(...(await freePorts(settings.brokers + websocketPorts + postgresPorts)))
+    launch.ports.push(...(await freePorts(mosquittoPorts + natsPorts + postgresPorts)))
     await Promise.all([
-      launchBrokers(launch, binaries.mosquitto, {
+      launchMosquittoBrokers(launch, binaries.mosquitto, {
         account: mosquittoAccount,
         keepRootPrivileges: runningAsRoot && mosquittoAccount === undefined,
       }),
+      launchNatsCluster(launch, binaries.natsServer),
       launchPostgres(launch, binaries.postgres, postgresAccount),
     ])
   } catch (error) {
@@ -86,17 +101,17 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
 }
 
 interface Launch {
-  readonly settings: ResolvedSettings
+  readonly settings: TopologySettings
   readonly directory: string
   readonly guard: ExitGuard
   readonly ports: number[]
-  readonly brokers: MosquittoBroker[]
+  readonly brokers: (MosquittoBroker | NatsServer)[]
   primary: PostgresServer | undefined
   readonly replicas: PostgresServer[]
   readonly failures: unknown[]
 }
 
-async function launchBrokers(
+async function launchMosquittoBrokers(
   launch: Launch,
   binary: string | undefined,
   privileges: { readonly account: OsAccount | undefined; readonly keepRootPrivileges: boolean },
@@ -115,6 +130,7 @@ async function launchBrokers(
         websocketPort: settings.websockets ? nextPort(launch) : undefined,
         binary,
         extraConfig: settings.brokerConfig,
+        persistence: settings.brokerPersistence,
         ...privileges,
         startTimeoutMs: settings.startTimeoutMs,
         guard,
@@ -122,6 +138,37 @@ async function launchBrokers(
       return recordFailure(launch, async () => {
         launch.brokers[index] = await MosquittoBroker.launch(options)
       })
+    }),
+  )
+}
+
+async function launchNatsCluster(launch: Launch, binary: string | undefined): Promise<void> {
+  if (binary === undefined) {
+    return
+  }
+  const { settings, directory, guard } = launch
+  const plans = planNatsCluster({
+    nodes: settings.brokers,
+    directory,
+    binary,
+    extraConfig: settings.brokerConfig,
+    startTimeoutMs: settings.startTimeoutMs,
+    guard,
+    nextPort: () => nextPort(launch),
+  })
+  let nodes: NatsServer[] = []
+  await recordFailure(launch, async () => {
+    nodes = await Promise.all(plans.map((plan) => NatsServer.create(plan)))
+    launch.brokers.push(...nodes)
+  })
+  // All processes start at once, since a node waits for its peers before it
+  // serves MQTT; the MQTT checks then go one node after another.
+  let turn: Promise<unknown> = Promise.resolve()
+  await Promise.all(
+    nodes.map((node) => {
+      const started = node.startInTurn(turn)
+      turn = started
+      return recordFailure(launch, () => started)
     }),
   )
 }
@@ -181,59 +228,6 @@ function nextPort(launch: Launch): number {
     throw new TopologyError('The topology ran out of reserved ports; this is a bug in startTopology, please report it.')
   }
   return port
-}
-
-interface ResolvedSettings {
-  readonly brokers: number
-  readonly replicas: number
-  readonly postgres: boolean
-  readonly applyDelaysMs: readonly number[]
-  readonly websockets: boolean
-  readonly brokerConfig: string
-  readonly keepDirectory: boolean
-  readonly startTimeoutMs: number
-  readonly binaries: NonNullable<TopologyOptions['binaries']>
-}
-
-function resolveSettings(options: TopologyOptions): ResolvedSettings {
-  const brokers = wholeNumber('brokers', options.brokers ?? 1)
-  const replicas = wholeNumber('replicas', options.replicas ?? 0)
-  const postgres = options.postgres ?? replicas > 0
-  if (!postgres && replicas > 0) {
-    throw new TopologyError(
-      `replicas: ${replicas} needs a primary to replicate from, but postgres is false. Set postgres: true or replicas: 0.`,
-    )
-  }
-  const delay = options.replicaApplyDelayMs ?? 0
-  const applyDelaysMs = typeof delay === 'number' ? Array.from({ length: replicas }, () => delay) : [...delay]
-  if (applyDelaysMs.length !== replicas) {
-    throw new TopologyError(
-      `replicaApplyDelayMs has ${applyDelaysMs.length} entries for ${replicas} replicas. Give one per replica, or a single number for all.`,
-    )
-  }
-  applyDelaysMs.forEach((value, index) => wholeNumber(`replicaApplyDelayMs[${index}]`, value))
-  const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS
-  if (!(startTimeoutMs > 0)) {
-    throw new TopologyError(`startTimeoutMs must be a positive number of milliseconds, got ${startTimeoutMs}.`)
-  }
-  return Object.freeze({
-    brokers,
-    replicas,
-    postgres,
-    applyDelaysMs: Object.freeze(applyDelaysMs),
-    websockets: options.websockets ?? false,
-    brokerConfig: options.brokerConfig ?? '',
-    keepDirectory: options.keepDirectory ?? false,
-    startTimeoutMs,
-    binaries: Object.freeze({ ...options.binaries }),
-  })
-}
-
-function wholeNumber(option: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new TopologyError(`${option} must be a whole number of at least 0, got ${value}.`)
-  }
-  return value
 }
 
 function requirePostgresAccount(): OsAccount {

@@ -6,7 +6,7 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { connectAsync, type MqttClient } from 'mqtt'
+import { connect as connectMqtt, connectAsync, type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt'
 import pg from 'pg'
 import {
   MissingBinaryError,
@@ -118,6 +118,55 @@ async function waitUntil(condition: () => boolean | Promise<boolean>, what: stri
   while (!(await condition())) {
     assert.ok(Date.now() < deadline, `${what} within ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+const PERSISTENT_SESSION: IClientOptions = {
+  protocolVersion: 5,
+  clean: false,
+  clientId: 'persistent-1',
+  properties: { sessionExpiryInterval: 300 },
+  reconnectPeriod: 0,
+  connectTimeout: 5_000,
+}
+
+// A persistent session subscribed QoS 1 to `topic` goes offline, and
+// another client publishes `count` QoS 1 messages for it.
+async function queueForOfflineSession(broker: BrokerHandle, topic: string, count: number): Promise<void> {
+  const session = await connectAsync(broker.url, PERSISTENT_SESSION)
+  await session.subscribeAsync(topic, { qos: 1 })
+  await session.endAsync()
+  const publisher = await connectAsync(broker.url, { clientId: 'publisher-1', reconnectPeriod: 0, connectTimeout: 5_000 })
+  try {
+    for (let i = 1; i <= count; i++) {
+      await publisher.publishAsync(topic, `queued ${i}`, { qos: 1 })
+    }
+  } finally {
+    await publisher.endAsync()
+  }
+}
+
+// Resumes the persistent session and collects what arrives on `topic` before
+// a marker it publishes itself once connected: the broker sends a resumed
+// session's queued messages first, so whatever was queued has arrived by then.
+async function resumeSession(broker: BrokerHandle, topic: string): Promise<{ sessionPresent: boolean; messages: string[] }> {
+  const client = connectMqtt(broker.url, PERSISTENT_SESSION)
+  const marker = `marker ${process.hrtime.bigint()}`
+  const messages: string[] = []
+  const markerArrived = new Promise<void>((resolve) =>
+    client.on('message', (_topic, payload) => (payload.toString() === marker ? resolve() : messages.push(payload.toString()))),
+  )
+  try {
+    const connack = await new Promise<IConnackPacket>((resolve, reject) => {
+      client.once('connect', resolve)
+      client.once('error', reject)
+    })
+    await client.subscribeAsync(topic, { qos: 1 })
+    await client.publishAsync(topic, marker, { qos: 1 })
+    await markerArrived
+    return { sessionPresent: connack.sessionPresent, messages }
+  } finally {
+    await client.endAsync(true)
   }
 }
 
@@ -437,6 +486,62 @@ describe('local topology lifecycle', function () {
   })
 })
 
+describe('local topology broker persistence', function () {
+  this.timeout(60_000)
+  const queued = ['queued 1', 'queued 2', 'queued 3', 'queued 4', 'queued 5']
+
+  for (const persistence of [true, false]) {
+    it(`${persistence ? 'keeps' : 'loses'} a persistent session and its queued messages across restart() with brokerPersistence ${persistence}`, async () => {
+      const topology = await startTopology({ brokers: 1, brokerPersistence: persistence })
+      try {
+        const broker = topology.brokers[0]!
+        await queueForOfflineSession(broker, 'persistence/test', queued.length)
+        await broker.restart()
+        assert.deepEqual(
+          await resumeSession(broker, 'persistence/test'),
+          persistence ? { sessionPresent: true, messages: queued } : { sessionPresent: false, messages: [] },
+        )
+      } finally {
+        await topology.stop()
+      }
+    })
+  }
+
+  it('keeps the data directory across kill() and restart(), with what the last autosave wrote', async () => {
+    const topology = await startTopology({ brokers: 1, brokerPersistence: { autosaveIntervalSeconds: 1 } })
+    try {
+      const broker = topology.brokers[0]!
+      const data = join(broker.directory, 'data')
+      const configuration = readFileSync(join(broker.directory, 'mosquitto.conf'), 'utf8')
+      assert.match(configuration, new RegExp(`^persistence true\npersistence_location ${data}/\nautosave_interval 1$`, 'm'))
+      await queueForOfflineSession(broker, 'persistence/crash', queued.length)
+      // Mosquitto logs each save as it starts it. A SIGKILL keeps only what
+      // a save begun after the publisher had its PUBACKs and left wrote.
+      await waitUntil(
+        () => {
+          const log = readFileSync(broker.logFile, 'utf8')
+          const published = log.indexOf('Client publisher-1 disconnected')
+          return published >= 0 && log.lastIndexOf(`Saving in-memory database to ${data}`) > published
+        },
+        'the broker should have autosaved after the messages were queued',
+        5_000,
+      )
+      await broker.kill()
+      await broker.restart()
+      assert.deepEqual(await resumeSession(broker, 'persistence/crash'), { sessionPresent: true, messages: queued })
+    } finally {
+      await topology.stop()
+    }
+  })
+
+  it('refuses an autosave interval that is not a whole number of seconds', async () => {
+    await assert.rejects(
+      startTopology({ brokerPersistence: { autosaveIntervalSeconds: 0.5 } }),
+      (error: unknown) => error instanceof TopologyError && /autosaveIntervalSeconds must be a whole number/.test(error.message),
+    )
+  })
+})
+
 describe('local topology shutdown', function () {
   this.timeout(60_000)
   let topology: Topology | undefined
@@ -534,6 +639,29 @@ describe('local topology exit guard', function () {
       child.signal('SIGKILL')
       // No hook ran to remove it.
       await rm(child.directory, { recursive: true, force: true })
+    }
+  })
+
+  it('ends the NATS nodes of a node process that was SIGKILLed, and of one that exits, too', async function () {
+    if (!existsSync('/usr/bin/setpriv')) {
+      this.skip()
+    }
+    const [killed, terminated] = await Promise.all([
+      startChildTopology({ brokers: 2, brokerKind: 'nats' }, 'none'),
+      startChildTopology({ brokers: 2, brokerKind: 'nats' }, 'none'),
+    ])
+    try {
+      killed.signal('SIGKILL')
+      terminated.signal('SIGTERM')
+      assert.equal((await killed.closed).signal, 'SIGKILL')
+      assert.equal((await terminated.closed).signal, 'SIGTERM')
+      for (const child of [killed, terminated]) {
+        await waitUntil(() => child.pids.every(hasExited), `the nodes ${child.pids.join(', ')} should end with their node process`, ORPHAN_EXIT_WAIT_MS)
+      }
+      assert.equal(existsSync(terminated.directory), false)
+    } finally {
+      killed.signal('SIGKILL')
+      await rm(killed.directory, { recursive: true, force: true })
     }
   })
 

@@ -62,7 +62,7 @@ export class AllBrokersSupervisor {
   }
 
   async #serve(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): Promise<void> {
-    const { links, log, set, holdDown } = this.#o
+    const { links, log, holdDown } = this.#o
     if (!this.#o.running() || !connection.open) {
       await connection.close(0)
       return
@@ -82,7 +82,7 @@ export class AllBrokersSupervisor {
     links.deactivate(backend, connection)
     if (this.#o.running() && !redirected) {
       log.warn('broker connection lost', { broker: backend.id })
-      set.markDown(backend)
+      links.lost(backend)
     }
   }
 }

@@ -59,9 +59,23 @@ export class BrokerLinks {
   /** Connections handing over: no longer taking traffic, not yet closed. */
   readonly retiring = new Set<BrokerConnection>()
   readonly #o: BrokerLinksOptions
+  /** Brokers that held a persistent session of this pool, and those seen to lose it. */
+  readonly #hadSession = new Set<Backend<BrokerEndpoint>>()
+  #sessionsLost = 0
 
   constructor(options: BrokerLinksOptions) {
     this.#o = options
+  }
+
+  /** Times a broker came back without this pool's persistent session (restarted without persistence, or it expired). */
+  get sessionsLost(): number {
+    return this.#sessionsLost
+  }
+
+  /** A live connection was lost (not closed by the pool): the broker is down until probes say otherwise, and probed fast. */
+  lost(backend: Backend<BrokerEndpoint>): void {
+    this.#o.set.markDown(backend)
+    this.#o.probes.lost(backend)
   }
 
   /** The session's client id on `backend`: the pool's own in failover mode, `<clientId>-<n>` per broker in all mode. */
@@ -92,6 +106,7 @@ export class BrokerLinks {
       })
       this.establishing.set(backend, connection)
       if (!this.#o.running()) throw new TransportClosedError('connect')
+      this.#noteSession(backend, connection)
       const opened = connection
       await raceTimeout((async () => {
         if (this.#o.routes()) await sync.sync(opened)
@@ -124,6 +139,21 @@ export class BrokerLinks {
     } finally {
       if (connection && this.establishing.get(backend) === connection) this.establishing.delete(backend)
     }
+  }
+
+  /** A broker that held our session and no longer does lost it: what devices published there before we resubscribed had no subscriber. */
+  #noteSession(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): void {
+    const { options, log } = this.#o
+    if (options.clean) return
+    // In failover mode every broker of a cluster holds the one session.
+    const key = this.#o.mode() === 'all' ? backend : this.#o.set.backends[0]!
+    if (!connection.sessionPresent && this.#hadSession.has(key)) {
+      this.#sessionsLost++
+      log.error('a broker came back without this instance\'s session: it keeps no sessions across restarts, or the session expired. ' +
+        'Messages devices published to it before the app subscribed again had no subscriber; give Mosquitto "persistence true" (see "Mosquitto settings" in the README)',
+      { broker: backend.id, session: connection.clientId })
+    }
+    this.#hadSession.add(key)
   }
 
   /** The connection takes publishes from now on; what waited is sent. */

@@ -87,6 +87,8 @@ export interface BrokerPoolStats {
   readonly probeFailures: number
   /** Sessions adopted from departed instances, handed back or kept at a graceful stop. */
   readonly sessions: Readonly<SessionCounts>
+  /** Times a broker came back without this pool's persistent session (a restart without persistence): each is logged at ERROR. */
+  readonly sessionsLost: number
 }
 
 /**
@@ -253,6 +255,7 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
       probes: this.#counts.probes,
       probeFailures: this.#counts.probeFailures,
       sessions: { ...this.#steward.counts },
+      sessionsLost: this.#links.sessionsLost,
     })
   }
 

@@ -139,7 +139,7 @@ export class FailoverSupervisor {
 
   /** Uses the connection until it is lost or handed over, then takes back what it had in flight. */
   async #serve(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): Promise<ServeOutcome> {
-    const { links, log, set } = this.#o
+    const { links, log } = this.#o
     if (!this.#o.running() || !connection.open) {
       await connection.close(0)
       return 'closed'
@@ -171,7 +171,7 @@ export class FailoverSupervisor {
     if (this.#o.running() && outcome === 'lost' && !redirected) {
       log.warn('broker connection lost', { broker: backend.id })
       this.#lost ??= { from: backend.id, at: Date.now() }
-      set.markDown(backend)
+      links.lost(backend)
     }
     return outcome
   }

@@ -6,6 +6,9 @@ import type { BrokerEndpoint } from './broker-endpoint.js'
 import type { ResolvedBrokerPoolOptions } from './broker-pool-options.js'
 import { probeBroker } from './broker-probe.js'
 
+const FAST_PROBE_MS = 100
+const FAST_WINDOW_MS = 5000
+
 /** Options of `ProbeScheduler`. */
 export interface ProbeSchedulerOptions {
   readonly set: BackendSet<BrokerEndpoint>
@@ -22,6 +25,8 @@ export interface ProbeSchedulerOptions {
 interface Schedule {
   timer: NodeJS.Timeout | undefined
   running: Promise<void> | undefined
+  /** Until when a broker whose connection was just lost is probed at the fast cadence. */
+  fastUntil: number
   /** Round trip of successful probes, for a probe timeout that fits the link. */
   readonly roundTrip: Ewma
 }
@@ -31,9 +36,10 @@ interface Schedule {
  * results to the backend set. A healthy broker is probed every
  * `probeIntervalMs`; a first failure is confirmed at once; a broker that is
  * rising is probed again at once. A down broker is probed every
- * `probeIntervalMs` too, with ±20 % jitter and no growing backoff: a broker
- * that comes back must be served before the devices the balancer sends it
- * reach it, and a refused probe costs next to nothing.
+ * `probeIntervalMs` too, with ±20 % jitter and no growing backoff, and every
+ * 100 ms for 5 s after its connection was lost: a broker that comes back must
+ * be served before the devices the balancer sends it reach it, and a refused
+ * probe costs next to nothing.
  *
  * @example
  * const probes = new ProbeScheduler({ set, options, log, onProbe })
@@ -62,7 +68,7 @@ export class ProbeScheduler {
   start(): void {
     this.#running = true
     for (const backend of this.#set.backends) {
-      this.#schedules.set(backend, { timer: undefined, running: undefined, roundTrip: new Ewma(30_000) })
+      this.#schedules.set(backend, { timer: undefined, running: undefined, fastUntil: 0, roundTrip: new Ewma(30_000) })
       this.#schedule(backend, 0)
     }
   }
@@ -82,10 +88,24 @@ export class ProbeScheduler {
   /** A broker just went down: probe it on the down cadence from now (a running probe schedules itself). */
   wentDown(backend: Backend<BrokerEndpoint>): void {
     const schedule = this.#schedules.get(backend)
-    if (schedule && !schedule.running) this.#schedule(backend, this.#downDelay())
+    if (schedule && !schedule.running) this.#schedule(backend, this.#downDelay(schedule))
   }
 
-  #downDelay(): number {
+  /**
+   * A live connection to the broker was lost: most often the broker is
+   * restarting, and devices will be back on it within a second. Probe it at
+   * once and every 100 ms for the next 5 s, so that the app is subscribed
+   * there again as soon as it is back.
+   */
+  lost(backend: Backend<BrokerEndpoint>): void {
+    const schedule = this.#schedules.get(backend)
+    if (!schedule) return
+    schedule.fastUntil = Date.now() + FAST_WINDOW_MS
+    if (!schedule.running) this.#schedule(backend, 0)
+  }
+
+  #downDelay(schedule: Schedule): number {
+    if (Date.now() < schedule.fastUntil) return FAST_PROBE_MS
     return Math.round(this.#options.health.probeIntervalMs * (0.8 + 0.4 * this.#random()))
   }
 
@@ -121,7 +141,7 @@ export class ProbeScheduler {
       this.#log.debug('broker probe failed', { broker: backend.id, error })
       this.#set.reportFailure(backend)
       // A first failure is confirmed at once rather than after a full interval.
-      next = backend.state === 'unhealthy' ? this.#downDelay() : 0
+      next = backend.state === 'unhealthy' ? this.#downDelay(schedule) : 0
       this.#onProbe(backend, error)
     } finally {
       schedule.running = undefined

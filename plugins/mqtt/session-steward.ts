@@ -58,7 +58,9 @@ interface Adoption {
 }
 
 const BARRIER_TIMEOUT_MS = 30_000
-const ADOPTION_JITTER_MS = 1000
+const ADOPTION_JITTER_MS = 500
+/** How long the other instances leave the first one to adopt a session. */
+const STANDBY_MS = 10_000
 const RETRY_MS = 5000
 const RETRY_CAP_MS = 300_000
 
@@ -249,7 +251,21 @@ export class SessionSteward {
     this.#adoptions.set(scope, created)
     // MQTT 3.1.1 has no will delay: the grace is waited here (an instance that comes back says `online` and cancels it).
     const grace = state === 'orphaned' && options.protocolVersion === 4 ? options.sessions.orphanAfterSeconds * 1000 : 0
-    this.#schedule(created, grace + Math.random() * ADOPTION_JITTER_MS)
+    this.#schedule(created, grace + this.#turn(brokerId))
+  }
+
+  /**
+   * How long to wait before adopting: the online instance with the smallest
+   * session id on the broker goes first, the others only if the session is
+   * still orphaned a while later (the first one may have gone too). Two
+   * instances adopting one session take it from each other and handle what
+   * was in flight twice.
+   */
+  #turn(brokerId: string): number {
+    const online = [...(this.#members.get(brokerId) ?? new Map<string, MemberState>())].filter(([, state]) => state === 'online').map(([id]) => id).sort()
+    const own = this.#o.ownSessions()
+    const first = online[0] !== undefined && own.has(online[0])
+    return (first ? 0 : STANDBY_MS) + Math.random() * ADOPTION_JITTER_MS
   }
 
   #schedule(adoption: Adoption, delayMs: number): void {

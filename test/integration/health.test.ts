@@ -161,6 +161,7 @@ describe('Health monitoring on real brokers and PostgreSQL', function () {
       ['routemq_held_messages', 'gauge'], ['routemq_held_messages_total', 'counter'], ['routemq_gate_rejections_total', 'counter'],
       ['routemq_offline_buffer_messages', 'gauge'], ['routemq_offline_buffer_bytes', 'gauge'], ['routemq_messages_total', 'counter'],
       ['routemq_messages_in_flight', 'gauge'], ['routemq_health_check_up', 'gauge'], ['routemq_health_score', 'gauge'],
+      ['routemq_pool_backend_dropped_messages_total', 'counter'], ['routemq_mqtt_sessions_adopted_total', 'counter'],
       ['process_cpu_seconds_total', 'counter'], ['nodejs_eventloop_lag_seconds', 'gauge'],
     ] as const) {
       assert.equal(families.get(name)?.type, type, `${name} is a ${type}`)

@@ -17,8 +17,14 @@ export interface InfraOptions {
    * up. Default 2000 ms and 3; `rise` defaults to enough checks that a broker
    * coming back is admitted only after the app has had time to subscribe
    * there (see `InfraPlan.appReadyMs`): 3 with the pool's defaults.
+   * `requireSubscriber` (default true with MQTT 5, HAProxy only): a broker
+   * passes only while a session of the app subscribes to its ready topic
+   * (`<controlTopic>/<group>/ready`), which the pool subscribes on every
+   * connection: a broker that lost the app's subscriptions takes no devices
+   * until the app is back on it. Devices cannot connect before an app
+   * instance has connected to the brokers once.
    */
-  readonly check?: { readonly intervalMs?: number; readonly fall?: number; readonly rise?: number }
+  readonly check?: { readonly intervalMs?: number; readonly fall?: number; readonly rise?: number; readonly requireSubscriber?: boolean }
   /** The longest MQTT keepalive of the devices, in seconds: idle timeouts are longer than 1.5 times it. Default 60. */
   readonly deviceKeepaliveSeconds?: number
   /** Send the PROXY protocol to the brokers (they must accept it). Default false. */
@@ -51,7 +57,13 @@ export interface InfraPlan {
   readonly healthPort: number
   readonly listen: { readonly mqtt: number; readonly websocket: number; readonly http: number; readonly stats: number }
   readonly balance: 'leastconn' | 'roundrobin'
-  readonly check: { readonly intervalMs: number; readonly fall: number; readonly rise: number }
+  readonly check: {
+    readonly intervalMs: number
+    readonly fall: number
+    readonly rise: number
+    /** The topic the check publishes to, expecting a subscriber (MQTT 5); `undefined` for a CONNACK-only check. */
+    readonly readyTopic: string | undefined
+  }
   /**
    * The longest the app takes, once a broker accepts connections again, to
    * be connected and subscribed there: a down broker is probed every
@@ -150,6 +162,12 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
   // A check may pass the moment the broker is back; `rise` checks in a row take (rise - 1) intervals more.
   const safeRise = Math.floor(appReadyMs / checkInterval) + 2
   const rise = positive(infra.check?.rise, 'infra.check.rise', Math.max(2, safeRise))
+  const requireSubscriber = infra.check?.requireSubscriber ?? resolved.protocolVersion === 5
+  if (typeof requireSubscriber !== 'boolean') throw new InvalidOptionError('infra.check.requireSubscriber', 'must be true or false')
+  if (requireSubscriber && resolved.protocolVersion !== 5) {
+    throw new InvalidOptionError('infra.check.requireSubscriber', 'needs MQTT 5 (a PUBACK reason code says whether anyone subscribes); set mqtt.protocolVersion to 5 or turn it off')
+  }
+  const readyTopic = requireSubscriber ? `${resolved.controlTopic}/${resolved.group}/ready` : undefined
   const warnings: string[] = []
   if ((rise - 1) * checkInterval < appReadyMs) {
     warnings.push(
@@ -170,7 +188,7 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
       http: port(infra.listen?.http, 'infra.listen.http', 8080), stats: port(infra.listen?.stats, 'infra.listen.stats', 8404),
     },
     balance,
-    check: { intervalMs: checkInterval, fall: positive(infra.check?.fall, 'infra.check.fall', 3), rise },
+    check: { intervalMs: checkInterval, fall: positive(infra.check?.fall, 'infra.check.fall', 3), rise, readyTopic },
     appReadyMs,
     persistentSessions: !resolved.clean,
     warnings,

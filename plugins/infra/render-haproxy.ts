@@ -1,6 +1,6 @@
 import { hostPort } from '../../src/host-name.js'
 import type { InfraPlan } from './infra-plan.js'
-import { CONNACK_ACCEPTED, DISCONNECT, mqttConnectPacket } from './mqtt-connect-packet.js'
+import { CONNACK5_ACCEPTED_HEX, CONNACK_ACCEPTED, DISCONNECT, mqtt5PublishPacket, mqttConnectPacket, PUBACK_SUBSCRIBED_HEX } from './mqtt-connect-packet.js'
 
 /**
  * A complete `haproxy.cfg` (HAProxy ≥ 2.4): MQTT over TCP to the brokers with
@@ -11,7 +11,8 @@ import { CONNACK_ACCEPTED, DISCONNECT, mqttConnectPacket } from './mqtt-connect-
  * the app instances checked on `/ready`, and a stats page.
  */
 export function renderHaproxy(plan: InfraPlan): string {
-  const connect = mqttConnectPacket('haproxy-check', 10).toString('hex')
+  const subscriberCheck = plan.check.readyTopic !== undefined
+  const connect = mqttConnectPacket('haproxy-check', 10, subscriberCheck ? 5 : 4).toString('hex')
   const server = (b: { id: string; host: string; port: number }): string =>
     `  server ${b.id} ${hostPort(b.host, b.port)} check${plan.proxyProtocol ? ' send-proxy-v2 check-send-proxy' : ''}`
   const tcp = plan.brokers.filter((b) => !b.websocket)
@@ -61,7 +62,15 @@ export function renderHaproxy(plan: InfraPlan): string {
         // With the PROXY protocol the check must send its header too, or brokers that require it look dead.
         `  tcp-check connect${plan.proxyProtocol ? ' send-proxy' : ''}`,
         `  tcp-check send-binary ${connect}`,
-        `  tcp-check expect rbinary ^${CONNACK_ACCEPTED.toString('hex')}`,
+        ...(subscriberCheck
+          ? [
+              `  tcp-check expect rbinary ${CONNACK5_ACCEPTED_HEX}`,
+              // MQTT 5: a QoS 1 publish to the app's ready topic is acknowledged with reason 0x10 while no session of the
+              // app subscribes there (a broker restarted without persistence): out until the app has subscribed again.
+              `  tcp-check send-binary ${mqtt5PublishPacket(plan.check.readyTopic!).toString('hex')}`,
+              `  tcp-check expect rbinary ${PUBACK_SUBSCRIBED_HEX}`,
+            ]
+          : [`  tcp-check expect rbinary ^${CONNACK_ACCEPTED.toString('hex')}`]),
         `  tcp-check send-binary ${DISCONNECT.toString('hex')}`,
       )
     }

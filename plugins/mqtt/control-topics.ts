@@ -17,7 +17,10 @@ const STATES: ReadonlySet<string> = new Set<MemberState>(['online', 'stopping', 
  *   (`{"state":"online"}`; the will sets `orphaned`; empty once ended);
  * - `barrier/<session client id>`: a marker a session publishes to itself,
  *   which arrives after everything the broker queued for it before;
- * - `canary`: the topology check's canaries.
+ * - `canary`: the topology check's canaries;
+ * - `ready`: subscribed at QoS 0 by every session, so that a balancer's
+ *   MQTT 5 check (a QoS 1 publish answered "no matching subscribers" or not)
+ *   admits devices only to brokers where the app is subscribed.
  *
  * @example
  * const topics = new ControlTopics('routemq/control', 'billing')
@@ -27,11 +30,14 @@ export class ControlTopics {
   readonly base: string
   readonly members: string
   readonly canary: string
+  /** Subscribed by every session of the group, so that a balancer's check can tell a broker where the app is subscribed. */
+  readonly ready: string
 
   constructor(controlTopic: string, group: string) {
     this.base = `${controlTopic}/${group}`
     this.members = `${this.base}/members/+`
     this.canary = `${this.base}/canary`
+    this.ready = `${this.base}/ready`
   }
 
   /** A session's level is its client id in base64url: any client id, and only characters every broker takes in a topic (NATS refuses `.`). */

@@ -112,10 +112,11 @@ export class SessionSteward {
     return { topic: this.#o.topics.member(sessionId), payload: presence('orphaned'), retain: true, delaySeconds: this.#o.options.sessions.orphanAfterSeconds }
   }
 
-  /** The pool's control subscriptions for a session: its own drain marker, and with persistent sessions the group's presence messages. */
+  /** The pool's control subscriptions for a session: its drain marker, the balancers' ready topic, and with persistent sessions the group's presence messages. */
   subscriptions(sessionId: string): Subscription[] {
-    const barrier: Subscription = { topic: this.#o.topics.barrier(sessionId), qos: 1 }
-    return this.#persistent ? [{ topic: this.#o.topics.members, qos: 1 }, barrier] : [barrier]
+    // QoS 0: an offline session does not queue the balancer's checks.
+    const own: Subscription[] = [{ topic: this.#o.topics.barrier(sessionId), qos: 1 }, { topic: this.#o.topics.ready, qos: 0 }]
+    return this.#persistent ? [{ topic: this.#o.topics.members, qos: 1 }, ...own] : own
   }
 
   /** Announces a connected session (its routes subscribed): retained `online`, which also cancels its adoption anywhere. */

@@ -56,6 +56,8 @@ export const ENV_VARIABLES: readonly Variable[] = [
   { name: 'ROUTEMQ_INFRA_BALANCE', option: 'infra.balance', meaning: 'render: `leastconn` or `roundrobin`. Default leastconn.' },
   { name: 'ROUTEMQ_INFRA_CHECK_INTERVAL_MS', option: 'infra.check.intervalMs', meaning: 'render: broker check interval. Default 2000.' },
   { name: 'ROUTEMQ_INFRA_CHECK_FALL', option: 'infra.check.fall', meaning: 'render: failed checks that take a broker out. Default 3.' },
+  { name: 'ROUTEMQ_INFRA_CHECK_RISE', option: 'infra.check.rise', meaning: 'render: good checks that let a returning broker in. Default: enough for the app to have subscribed there (3).' },
+  { name: 'ROUTEMQ_INFRA_CHECK_REQUIRE_SUBSCRIBER', option: 'infra.check.requireSubscriber', meaning: 'render: HAProxy lets devices onto a broker only while the app is subscribed there (MQTT 5). Default true with MQTT 5.' },
   { name: 'ROUTEMQ_INFRA_DEVICE_KEEPALIVE_SECONDS', option: 'infra.deviceKeepaliveSeconds', meaning: "render: the devices' longest keepalive; idle timeouts exceed 1.5 times it. Default 60." },
   { name: 'ROUTEMQ_INFRA_PROXY_PROTOCOL', option: 'infra.proxyProtocol', meaning: 'render: send the PROXY protocol to the brokers. Default false.' },
   { name: 'ROUTEMQ_INFRA_IMAGE', option: 'infra.image', meaning: "render: the app's container image for Kubernetes. Default routemq-app:latest." },
@@ -184,7 +186,10 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: P
 export function infraOptionsFromEnv(env: Env): Record<string, unknown> {
   const read = new Reader(env)
   const listen = compact({ mqtt: read.number('ROUTEMQ_INFRA_MQTT_PORT'), websocket: read.number('ROUTEMQ_INFRA_WEBSOCKET_PORT'), http: read.number('ROUTEMQ_INFRA_HTTP_PORT'), stats: read.number('ROUTEMQ_INFRA_STATS_PORT') })
-  const check = compact({ intervalMs: read.number('ROUTEMQ_INFRA_CHECK_INTERVAL_MS'), fall: read.number('ROUTEMQ_INFRA_CHECK_FALL') })
+  const check = compact({
+    intervalMs: read.number('ROUTEMQ_INFRA_CHECK_INTERVAL_MS'), fall: read.number('ROUTEMQ_INFRA_CHECK_FALL'), rise: read.number('ROUTEMQ_INFRA_CHECK_RISE'),
+    requireSubscriber: read.boolean('ROUTEMQ_INFRA_CHECK_REQUIRE_SUBSCRIBER'),
+  })
   return compact({
     name: read.text('ROUTEMQ_INFRA_NAME'),
     appInstances: read.list('ROUTEMQ_INFRA_APP_INSTANCES'),

@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectAsync, type MqttClient } from 'mqtt'
 import { planInfra, renderHaproxy, renderKubernetesObjects, renderNginx, runCli, type InfraOptions } from '../../plugins/infra/index.js'
+import { Application, BrokerPool, Router, silentLogger } from '../../src/index.js'
 import { freePorts, startTopology, type Topology } from '../../src/testing/index.js'
+import { TcpFaultProxy } from '../support/tcp-fault-proxy.js'
 import { ensureDebianPackages, HAPROXY, NGINX, NGINX_STREAM_MODULE } from '../support/system-packages.js'
 import { parseYamlDocuments } from '../support/yaml-subset.js'
 
@@ -91,7 +93,8 @@ describe('balancer configs rendered from the module options, on real HAProxy and
   it('HAProxy spreads MQTT clients over 3 brokers, finds a SIGKILLed one down within inter × fall by MQTT checks, and sends new clients to the others', async () => {
     const topology = await startTopology({ brokers: 3 })
     const [mqttPort, httpPort, statsPort, appPort] = await freePorts(4)
-    const check = { intervalMs: 500, fall: 2, rise: 1 }
+    // The app is not part of this test: brokers are checked for CONNACK only.
+    const check = { intervalMs: 500, fall: 2, rise: 1, requireSubscriber: false }
     const plan = planInfra({ mqtt: { brokers: topology.brokers.map((b) => b.url) }, infra: { check, listen: { mqtt: mqttPort!, http: httpPort!, stats: statsPort! }, appInstances: [`127.0.0.1:${appPort}`] } })
     const cfg = join(dir, 'haproxy.cfg')
     await writeFile(cfg, renderHaproxy(plan))
@@ -144,7 +147,7 @@ describe('balancer configs rendered from the module options, on real HAProxy and
     const [mqttPort, httpPort, statsPort, appPort] = await freePorts(4)
     const plan = planInfra({
       mqtt: { brokers: [topology.brokers[0]!.url, `mqtt://127.0.0.1:${silentPort}`] },
-      infra: { check: { intervalMs: 300, fall: 1, rise: 1 }, listen: { mqtt: mqttPort!, http: httpPort!, stats: statsPort! }, appInstances: [`127.0.0.1:${appPort}`] },
+      infra: { check: { intervalMs: 300, fall: 1, rise: 1, requireSubscriber: false }, listen: { mqtt: mqttPort!, http: httpPort!, stats: statsPort! }, appInstances: [`127.0.0.1:${appPort}`] },
     })
     const cfg = join(dir, 'haproxy-silent.cfg')
     await writeFile(cfg, renderHaproxy(plan))
@@ -162,6 +165,56 @@ describe('balancer configs rendered from the module options, on real HAProxy and
     } finally {
       haproxy.kill('SIGKILL')
       silent.close()
+      await topology.stop()
+    }
+  })
+
+  it('HAProxy lets devices onto a broker only while the app is subscribed there (MQTT 5 check), and again once it is back', async () => {
+    const topology = await startTopology({ brokers: 2 })
+    // The app reaches broker 2 through a proxy that can cut it off.
+    const path = await TcpFaultProxy.start({ target: { host: topology.brokers[1]!.host, port: topology.brokers[1]!.port } })
+    const [mqttPort, httpPort, statsPort, appPort] = await freePorts(4)
+    const plan = planInfra({
+      mqtt: { brokers: topology.brokers.map((b) => b.url) },
+      infra: { check: { intervalMs: 300, fall: 1, rise: 2 }, listen: { mqtt: mqttPort!, http: httpPort!, stats: statsPort! }, appInstances: [`127.0.0.1:${appPort}`] },
+    })
+    assert.equal(plan.check.readyTopic, 'routemq/control/routemq/ready')
+    const cfg = join(dir, 'haproxy-ready.cfg')
+    await writeFile(cfg, renderHaproxy(plan))
+    const haproxy = spawn(HAPROXY, ['-db', '-f', cfg], { stdio: 'ignore' })
+    const pool = new BrokerPool({ brokers: [topology.brokers[0]!.url, path.url()], logger: silentLogger })
+    try {
+      await waitForListener(statsPort!, haproxy)
+      const status = async (index: number): Promise<string | undefined> => {
+        const csv = await (await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)).text()
+        return csv.split('\n').find((line) => line.startsWith(`routemq_brokers,${plan.brokers[index]!.id},`))?.split(',')[17]
+      }
+      const until = async (index: number, wanted: string): Promise<void> => {
+        const deadline = Date.now() + 10_000
+        while ((await status(index)) !== wanted) {
+          if (Date.now() > deadline) assert.fail(`broker ${index + 1} is ${await status(index)}, not ${wanted}, after 10 s`)
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+      }
+      await until(0, 'DOWN')
+      await until(1, 'DOWN')
+      const app = Application.create({ router: new Router().on('jobs/{id}', () => undefined, { qos: 1 }), transport: pool, logger: silentLogger })
+      await app.start()
+      await until(0, 'UP')
+      await until(1, 'UP')
+      // Broker 2 restarts without persistence while the app cannot reach it: it knows no subscriber, devices stay off it.
+      path.setMode('refuse')
+      await topology.brokers[1]!.restart()
+      await until(1, 'DOWN')
+      assert.equal(await status(0), 'UP')
+      path.setMode('pass')
+      await until(1, 'UP')
+      assert.equal(pool.stats.brokers[1]!.connected, true)
+      await app.stop()
+    } finally {
+      await pool.close()
+      haproxy.kill('SIGKILL')
+      await path.close()
       await topology.stop()
     }
   })
@@ -229,7 +282,9 @@ describe('balancer configs rendered from the module options, on real HAProxy and
     assert.match(err, /Cannot write/)
     out = ''
     assert.equal(await run(['render', 'haproxy']), 0)
-    assert.match(out, /tcp-check expect rbinary \^20020000/)
+    // MQTT 5 (the default): CONNACK, then a QoS 1 publish to the app's ready topic acknowledged as having a subscriber.
+    assert.match(out, /tcp-check expect rbinary \^20\.\.0000/)
+    assert.match(out, /tcp-check expect rbinary \^40020001\|\^40\.\.000100/)
     const envFile = join(dir, 'app.env')
     await writeFile(envFile, 'ROUTEMQ_MQTT_BROKERS=mqtt://b1:1883,mqtt://b2:1883\nROUTEMQ_HEALTH_PORT=9500\nROUTEMQ_INFRA_APP_INSTANCES=app-1:9500,app-2:9500\n')
     assert.equal(await run(['render', 'nginx', '--env-file', envFile, '--out', join(dir, 'out')]), 0)

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { InvalidOptionError } from '../../src/index.js'
 import { mqttConnectPacket, planInfra, renderHaproxy, toYaml } from '../../plugins/infra/index.js'
+import { mqtt5PublishPacket } from '../../plugins/infra/mqtt-connect-packet.js'
 import { parseYamlDocuments } from '../support/yaml-subset.js'
 
 describe('balancer plans', () => {
@@ -26,6 +27,27 @@ describe('balancer plans', () => {
     assert.equal(risky.check.rise, 1, 'an explicit rise is kept')
     assert.match(risky.warnings.join(), /before the app may have subscribed/)
     assert.match(renderHaproxy(risky), /# WARNING: infra\.check\.rise 1/)
+  })
+
+  it('builds the MQTT 5 CONNECT and QoS 1 PUBLISH of the subscriber check', () => {
+    // Level 5, clean start, keepalive 10, empty properties; then the client id.
+    assert.equal(mqttConnectPacket('haproxy-check', 10, 5).toString('hex'), '101a00044d5154540502000a00000d686170726f78792d636865636b')
+    // QoS 1, topic "a/b", packet id 1, empty properties, empty payload.
+    assert.equal(mqtt5PublishPacket('a/b').toString('hex'), '3208' + '0003612f62' + '0001' + '00')
+    const long = mqtt5PublishPacket('t'.repeat(200))
+    assert.deepEqual([...long.subarray(0, 3)], [0x32, 0xcd, 0x01], 'a remaining length over 127 takes two bytes')
+  })
+
+  it('checks for a subscriber of the ready topic under MQTT 5, and only for a CONNACK under MQTT 3.1.1', () => {
+    const v5 = planInfra({ mqtt: { brokers: ['mqtt://b1:1883'], group: 'fleet' } })
+    assert.equal(v5.check.readyTopic, 'routemq/control/fleet/ready')
+    assert.match(renderHaproxy(v5), /tcp-check send-binary 32/)
+    const v4 = planInfra({ mqtt: { brokers: ['mqtt://b1:1883'], protocolVersion: 4 } })
+    assert.equal(v4.check.readyTopic, undefined)
+    assert.match(renderHaproxy(v4), /tcp-check expect rbinary \^20020000/)
+    assert.throws(() => planInfra({ mqtt: { brokers: ['mqtt://b1:1883'], protocolVersion: 4 }, infra: { check: { requireSubscriber: true } } }),
+      (e: unknown) => e instanceof InvalidOptionError && e.field === 'infra.check.requireSubscriber')
+    assert.equal(planInfra({ mqtt: { brokers: ['mqtt://b1:1883'] }, infra: { check: { requireSubscriber: false } } }).check.readyTopic, undefined)
   })
 
   it('keeps idle timeouts above 1.5 × the device keepalive, and names bad fields', () => {

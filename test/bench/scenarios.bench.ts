@@ -35,10 +35,11 @@ for (const scenario of chosen) {
 }
 
 printTable('Scenarios: readings acknowledged to devices by a broker, against rows stored', [
-  ['scenario', 'shape', 'fault', 'acknowledged', 'lost', 'duplicates', 'replies late/missing', 'max delay', 'recovery'],
+  ['scenario', 'shape', 'fault', 'acknowledged', 'lost', 'duplicates', 'replies late/missing', 'max delay', 'recovery', 'failover gap'],
   ...results.map((r) => [
     r.scenario, r.shape, r.fault, String(r.acknowledged), String(r.lost), String(r.duplicates), `${r.repliesLate}/${r.repliesMissing} of ${r.repliesExpected}`,
     `${(r.maxDelayMs / 1000).toFixed(1)} s`, `${(r.recoveryMs / 1000).toFixed(1)} s`,
+    r.failoverGapsMs.length === 0 ? '-' : r.failoverGapsMs.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(', '),
   ]),
 ])
 const lost = results.reduce((sum, r) => sum + r.lost, 0)
@@ -48,6 +49,7 @@ console.log(JSON.stringify({
   scenarios: results.map((r) => ({
     scenario: r.scenario, acknowledged: r.acknowledged, lost: r.lost, duplicates: r.duplicates,
     repliesExpected: r.repliesExpected, repliesLate: r.repliesLate, repliesMissing: r.repliesMissing, maxDelayMs: r.maxDelayMs, recoveryMs: r.recoveryMs,
+    failoverGapsMs: r.failoverGapsMs,
   })),
 }))
 process.exit(lost > 0 ? 1 : 0)

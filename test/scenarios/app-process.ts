@@ -21,6 +21,7 @@ export class AppProcess {
   readonly #child: ChildProcess
   readonly #exited: Promise<number | null>
   readonly #log: WriteStream
+  readonly #events: Record<string, unknown>[] = []
 
   private constructor(name: string, settings: ScenarioAppSettings, logFile: string) {
     this.name = name
@@ -39,6 +40,21 @@ export class AppProcess {
     const app = new AppProcess(name, settings, logFile)
     await app.#ready(timeoutMs)
     return app
+  }
+
+  /** Everything the app reported (JSON lines on its stdout). */
+  get events(): readonly Record<string, unknown>[] {
+    return this.#events
+  }
+
+  /** The broker the app is connected to in failover mode, as it last reported. */
+  get activeBroker(): string | undefined {
+    for (let i = this.#events.length - 1; i >= 0; i--) {
+      const event = this.#events[i]!
+      if (event.event === 'active') return event.broker as string
+      if (event.event === 'ready') return event.active as string | undefined
+    }
+    return undefined
   }
 
   get pid(): number | undefined {
@@ -61,7 +77,9 @@ export class AppProcess {
     const lines = createInterface({ input: this.#child.stdout! })
     const ready = new Promise<void>((resolve, reject) => {
       lines.on('line', (line) => {
-        if ((JSON.parse(line) as { event?: string }).event === 'ready') resolve()
+        const event = JSON.parse(line) as Record<string, unknown>
+        this.#events.push(event)
+        if (event.event === 'ready') resolve()
       })
       void this.#exited.then((code) => reject(new Error(`${this.name} exited (${code}) before it was ready`)))
       setTimeout(() => reject(new Error(`${this.name} was not ready within ${timeoutMs} ms`)), timeoutMs).unref()

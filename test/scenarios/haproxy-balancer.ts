@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { planInfra, renderHaproxy, type InfraOptions } from 'routemq-load-balancing'
+import { planInfra, renderHaproxy, type BrokerPoolOptions, type InfraOptions } from 'routemq-load-balancing'
 import { freePorts } from 'routemq-load-balancing/testing'
 import { ensureDebianPackages, HAPROXY } from '../support/system-packages.js'
 
@@ -13,7 +13,7 @@ import { ensureDebianPackages, HAPROXY } from '../support/system-packages.js'
  * brokers. Devices connect to `url`.
  *
  * @example
- * const balancer = await HaproxyBalancer.start(dir, brokerUrls, ['127.0.0.1:9464'])
+ * const balancer = await HaproxyBalancer.start(dir, { brokers: brokerUrls }, ['127.0.0.1:9464'])
  * connect(balancer.url)
  * await balancer.stop()
  */
@@ -33,11 +33,11 @@ export class HaproxyBalancer {
     child.stderr?.on('data', (chunk: Buffer) => this.#keep(chunk))
   }
 
-  static async start(directory: string, brokers: readonly string[], appInstances: readonly string[], infra: InfraOptions = {}): Promise<HaproxyBalancer> {
+  static async start(directory: string, mqttOptions: BrokerPoolOptions, appInstances: readonly string[], infra: InfraOptions = {}): Promise<HaproxyBalancer> {
     ensureDebianPackages({ [HAPROXY]: 'haproxy' })
     const [mqtt, websocket, http, stats] = await freePorts(4)
     const plan = planInfra({
-      mqtt: { brokers: [...brokers] },
+      mqtt: mqttOptions,
       infra: { ...infra, appInstances: [...appInstances], listen: { mqtt, websocket, http, stats } },
     })
     const config = renderHaproxy(plan).replace(/^(\s*bind ):/gm, '$1127.0.0.1:')

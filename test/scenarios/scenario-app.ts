@@ -18,6 +18,8 @@ export interface ScenarioAppSettings {
   readonly healthPort: number
   /** Only what a scenario's shape demands (a stable client id, MQTT 3.1.1 for NATS); everything else stays at its default. */
   readonly mqtt?: Omit<BrokerPoolOptions, 'brokers'>
+  /** Routes on `$share` (default); brokers without shared subscriptions (NATS) run one instance without. */
+  readonly shared?: boolean
 }
 
 interface ScenarioDatabase {
@@ -43,10 +45,10 @@ router.group({ prefix: 'devices/{id}' }, (devices) => {
   devices.on('telemetry', async (ctx: MessageContext) => {
     const { seq, sentAt } = ctx.payload as { seq: number; sentAt: number }
     await ctx.container.resolve(Readings).save(ctx.params.id!, seq, sentAt)
-  }, { qos: 1, shared: true })
+  }, { qos: 1, shared: settings.shared ?? true })
   devices.on('ping', async (ctx: MessageContext) => {
     await ctx.publish(`devices/${ctx.params.id}/pong`, ctx.raw, { qos: 1 })
-  }, { qos: 1, shared: true })
+  }, { qos: 1, shared: settings.shared ?? true })
 })
 
 const module = LoadBalancingModule.forRoot({
@@ -57,4 +59,8 @@ const module = LoadBalancingModule.forRoot({
 const logger = new ConsoleLogger({ level: 'info' })
 const app = Application.create({ router, modules: [module], logger })
 await app.start()
-report({ event: 'ready', pid: process.pid })
+const pool = module.parts.brokers!
+// Failover mode: which broker the app is on, and how long each failover took.
+pool.onActiveChange((e) => report({ event: 'active', broker: e.to }))
+pool.onFailover((e) => report({ event: 'failover', from: e.from, to: e.to, gapMs: e.gapMs }))
+report({ event: 'ready', pid: process.pid, mode: pool.stats.mode, active: pool.stats.active })

@@ -37,8 +37,12 @@ export interface Scenario {
   readonly publishMs: number
   /** Only what the shape demands of the app's options (e.g. a stable client id per instance); the rest stays at the defaults. */
   readonly appOptions?: (index: number) => ScenarioAppSettings['mqtt']
-  /** mosquitto.conf lines for every broker (a shape with persistence, say). */
-  readonly brokerConfig?: string
+  /** The brokers: 3 independent Mosquittos (default), or a 3-node NATS cluster with MQTT. */
+  readonly brokerKind?: 'mosquitto' | 'nats'
+  /** Mosquitto keeps sessions, subscriptions and queued messages across restarts (the launcher's data directory). */
+  readonly brokerPersistence?: boolean | { readonly autosaveIntervalSeconds?: number }
+  /** The app's routes on `$share` (default true). */
+  readonly sharedRoutes?: boolean
   /** Runs the faults while the devices publish; starts at the beginning of the publish window. */
   readonly script?: (context: ScenarioContext) => Promise<void>
 }
@@ -61,6 +65,8 @@ export interface ScenarioResult {
   readonly maxDelayMs: number
   /** From the fault until readings published after it were stored within 2 s again, in ms (0 without a fault). */
   readonly recoveryMs: number
+  /** Failover mode: each failover the app instances reported, from noticing the loss to taking publishes again, in ms. */
+  readonly failoverGapsMs: readonly number[]
   readonly lostSample: readonly string[]
   readonly directory: string
 }
@@ -78,7 +84,10 @@ const SLOW_MS = 2000
  */
 export async function runScenario(scenario: Scenario, log: (line: string) => void = () => undefined): Promise<ScenarioResult> {
   const directory = await mkdtemp(join(tmpdir(), `scenario-${scenario.name}-`))
-  const topology = await startTopology({ brokers: 3, postgres: true, ...(scenario.brokerConfig ? { brokerConfig: scenario.brokerConfig } : {}) })
+  const topology = await startTopology({
+    brokers: 3, postgres: true, brokerKind: scenario.brokerKind ?? 'mosquitto',
+    ...(scenario.brokerPersistence ? { brokerPersistence: scenario.brokerPersistence } : {}),
+  })
   const cleanup: (() => Promise<unknown>)[] = [() => topology.stop()]
   const db = new pg.Pool({ connectionString: topology.primary!.url, max: 2 })
   // An idle connection cut by the primary's stop at the end is no news.
@@ -100,16 +109,20 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
       brokers: brokerUrls,
       database: topology.primary!.url,
       healthPort: healthPorts[index]!,
+      shared: scenario.sharedRoutes ?? true,
       ...(scenario.appOptions ? { mqtt: scenario.appOptions(index) } : {}),
     })
     let starts = 0
+    const instances: AppProcess[] = []
     const startApp = async (index: number): Promise<AppProcess> => {
       const app = await AppProcess.start(`app-${index + 1}`, settings(index), join(directory, `app-${index + 1}.${++starts}.log`))
       apps[index] = app
+      instances.push(app)
       return app
     }
     for (let i = 0; i < scenario.apps; i++) await startApp(i)
-    const balancer = await HaproxyBalancer.start(directory, topology.brokers.map((b) => b.url), healthPorts.map((p) => `127.0.0.1:${p}`))
+    // The balancer is rendered from the app's own broker settings, as a user renders it.
+    const balancer = await HaproxyBalancer.start(directory, { ...scenario.appOptions?.(0), brokers: topology.brokers.map((b) => b.url) }, healthPorts.map((p) => `127.0.0.1:${p}`))
     cleanup.push(() => balancer.stop())
 
     const fleet = new DeviceFleet({ urls: [balancer.url], ...FLEET })
@@ -157,6 +170,7 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
       repliesMissing: counts.repliesMissing,
       maxDelayMs,
       recoveryMs: faultAt === undefined || lastSlow === 0 ? 0 : lastSlow - faultAt,
+      failoverGapsMs: instances.flatMap((app) => app.events.filter((e) => e.event === 'failover').map((e) => e.gapMs as number)),
       lostSample: lostIds.slice(0, 10),
       directory,
     }

@@ -60,6 +60,21 @@ export const SCENARIOS: readonly Scenario[] = [
     },
   },
   {
+    name: 'rolling-broker-restart-persistent',
+    shape: `${INDEPENDENT} with persistence, 1 app`,
+    faultLabel: 'every broker SIGTERMed and restarted, one after another',
+    apps: 1,
+    brokerPersistence: true,
+    publishMs: 45_000,
+    script: async (s) => {
+      for (const [index, broker] of s.topology.brokers.entries()) {
+        await s.sleep(8000)
+        s.fault(`restart broker-${index + 1}`)
+        await broker.restart()
+      }
+    },
+  },
+  {
     name: 'app-path-blackhole',
     shape: `${INDEPENDENT}, 1 app`,
     faultLabel: "the app's path to a broker blackholed 10 s",
@@ -128,6 +143,28 @@ export const SCENARIOS: readonly Scenario[] = [
       await s.sleep(35_000)
       await s.startApp(2)
       s.fault('app-3 restarted')
+    },
+  },
+  {
+    name: 'nats-failover',
+    shape: '3-node NATS cluster (MQTT 3.1.1, JetStream R3), 1 app',
+    faultLabel: 'the node the app is on SIGKILLed, back after 10 s',
+    apps: 1,
+    brokerKind: 'nats',
+    // NATS speaks MQTT 3.1.1 only and has no shared subscriptions: what this broker demands, and nothing else.
+    appOptions: () => ({ protocolVersion: 4 }),
+    sharedRoutes: false,
+    publishMs: 40_000,
+    script: async (s) => {
+      await s.sleep(10_000)
+      const active = s.apps[0]!.activeBroker
+      const node = s.topology.brokers.find((b) => `127.0.0.1:${b.port}` === active)
+      if (!node) throw new Error(`the app reported no active broker (${String(active)})`)
+      s.fault(`SIGKILL ${node.name}, the node the app is on`)
+      await node.kill()
+      await s.sleep(10_000)
+      await node.restart()
+      s.fault(`${node.name} restarted`)
     },
   },
 ]

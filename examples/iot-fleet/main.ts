@@ -61,12 +61,13 @@ async function main(): Promise<number> {
     primaryUrl = process.env.ROUTEMQ_DATABASE_URL!.split(',')[0]!.trim()
   } else {
     console.log('Starting 3 Mosquitto brokers, a PostgreSQL primary and 2 streaming replicas (one 300 ms behind)...')
-    topology = await startTopology({ brokers: 3, replicas: 2, replicaApplyDelayMs: [0, 300], brokerConfig: 'max_queued_messages 100000' })
+    topology = await startTopology({ brokers: 3, replicas: 2, replicaApplyDelayMs: [0, 300] })
     brokerUrls = topology.brokers.map((b) => b.url)
     primaryUrl = topology.primary!.url
     const options: LoadBalancingOptions = {
-      // Independent Mosquitto brokers: the app listens on every one of them.
-      mqtt: { brokers: brokerUrls, mode: 'all', clientId: 'fleet-app' },
+      // Independent Mosquitto brokers: the pool finds that out at start and listens on every one of them (all mode).
+      // A stable client id, as a StatefulSet pod name gives, resumes the app's own sessions after a restart.
+      mqtt: { brokers: brokerUrls, clientId: 'fleet-app' },
       database: { primary: primaryUrl, replicas: [{ url: topology.replicas[0]!.url, region: 'europe' }, { url: topology.replicas[1]!.url, region: 'americas' }], migrate: true },
       geo: { database: geoDatabase, defaultRegion: 'europe', rules: RULES, endpoints: { europe: { brokers: [brokerUrls[0]!] }, americas: { brokers: [brokerUrls[1]!] }, apac: { brokers: [brokerUrls[2]!] } } },
       health: { http: { host: '127.0.0.1', port: 0 }, shutdown: false },

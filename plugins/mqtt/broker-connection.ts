@@ -36,6 +36,31 @@ export interface BrokerConnectionOptions
   readonly receiveMaximum?: number
 }
 
+/**
+ * The options of a pool session on `endpoint`: the pool's session settings,
+ * the client id and, for persistent sessions, its will.
+ *
+ * @example
+ * await BrokerConnection.open({ ...sessionOptions(options, endpoint, 'app-1-2', log, will), receiver })
+ */
+export function sessionOptions(
+  options: ResolvedBrokerPoolOptions, endpoint: BrokerEndpoint, clientId: string, log: Logger, will: WillMessage | undefined,
+): Omit<BrokerConnectionOptions, 'receiver'> {
+  return {
+    endpoint,
+    clientId,
+    clean: options.clean,
+    sessionExpirySeconds: options.sessionExpirySeconds,
+    protocolVersion: options.protocolVersion,
+    keepaliveSeconds: options.keepaliveSeconds,
+    connectTimeoutMs: options.connectTimeoutMs,
+    ackOrder: options.ackOrder,
+    receiveMaximum: options.receiveMaximum,
+    log,
+    ...(will ? { will } : {}),
+  }
+}
+
 /** MQTT 5 reason codes of a server DISCONNECT that send the client elsewhere. */
 const USE_ANOTHER_SERVER = 0x9c
 const SERVER_MOVED = 0x9d

@@ -7,7 +7,7 @@ import type { InboundMessage, MessageReceiver, Subscription } from '../../src/ro
 import { isUnreachableError } from '../../src/routemq/network-error.js'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import type { AckWatch } from './ack-watch.js'
-import { BrokerConnection } from './broker-connection.js'
+import { BrokerConnection, sessionOptions } from './broker-connection.js'
 import { MOSQUITTO_DROPPED_TOPIC, type BrokerDropWatch } from './broker-drop-watch.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import type { EffectiveBrokerPoolMode, ResolvedBrokerPoolOptions } from './broker-pool-options.js'
@@ -89,20 +89,9 @@ export class BrokerLinks {
     const sessionId = this.sessionId(backend)
     let connection: BrokerConnection | undefined
     try {
-      const will = steward.will(sessionId)
       connection = await BrokerConnection.open({
-        endpoint: backend.target,
-        clientId: sessionId,
-        clean: options.clean,
-        sessionExpirySeconds: options.sessionExpirySeconds,
-        protocolVersion: options.protocolVersion,
-        keepaliveSeconds: options.keepaliveSeconds,
-        connectTimeoutMs: options.connectTimeoutMs,
-        ackOrder: options.ackOrder,
-        receiveMaximum: options.receiveMaximum,
+        ...sessionOptions(options, backend.target, sessionId, log, steward.will(sessionId)),
         receiver: this.#receiverFor(backend),
-        log,
-        ...(will ? { will } : {}),
       })
       this.establishing.set(backend, connection)
       if (!this.#o.running()) throw new TransportClosedError('connect')

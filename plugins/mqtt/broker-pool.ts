@@ -19,77 +19,20 @@ import type { BrokerEndpoint } from './broker-endpoint.js'
 import { BrokerLinks } from './broker-links.js'
 import { resolveBrokerPoolOptions, type BrokerPoolOptions, type EffectiveBrokerPoolMode, type ResolvedBrokerPoolOptions } from './broker-pool-options.js'
 import { ControlTopics } from './control-topics.js'
-import { BrokerTopologyError } from './errors/broker-topology-error.js'
 import { FailoverSupervisor, type ActiveBrokerEvent, type FailoverEvent } from './failover-supervisor.js'
 import { HoldDown } from './hold-down.js'
 import { LiveConnections } from './live-connections.js'
 import { ProbeScheduler } from './probe-scheduler.js'
 import { PublishSender } from './publish-sender.js'
-import { SessionSteward, type SessionAdoptedEvent, type SessionCounts } from './session-steward.js'
+import type { AllDownEvent, BrokerDownEvent, BrokerPoolStats, BrokerUpEvent } from './broker-pool-stats.js'
+import { brokerHealthChecks } from './broker-health-checks.js'
+import { SessionSteward, type SessionAdoptedEvent } from './session-steward.js'
+import { TopologyGuard } from './topology-guard.js'
 import { SubscriptionSync } from './subscription-sync.js'
-import { checkBrokerTopology, describeTopology, type TopologyVerdict } from './topology-check.js'
-import { chooseMode } from './topology-mode.js'
 import { WakeSignal } from './wake-signal.js'
 
 export type { ActiveBrokerEvent, FailoverEvent } from './failover-supervisor.js'
-
-/** A broker turned unhealthy. */
-export interface BrokerDownEvent {
-  readonly broker: string
-}
-
-/** A broker turned healthy. */
-export interface BrokerUpEvent {
-  readonly broker: string
-}
-
-/** No broker is healthy; the pool keeps probing. */
-export interface AllDownEvent {
-  readonly brokers: readonly string[]
-}
-
-/** One broker as the pool sees it. */
-export interface BrokerStatus {
-  readonly id: string
-  readonly state: 'unknown' | 'healthy' | 'unhealthy'
-  readonly connected: boolean
-  readonly latencyMs: number | undefined
-  readonly outstanding: number
-  readonly region: string | undefined
-  /** Messages the broker says it dropped since the pool first heard from it (Mosquitto's `$SYS` counter). */
-  readonly dropped: number
-}
-
-/** Counters since the pool was created, for metrics. */
-export interface BrokerPoolStats {
-  /** The mode the pool runs in (`'auto'` resolved at connect; `undefined` before). */
-  readonly mode: EffectiveBrokerPoolMode | undefined
-  /** What the topology check found: `'unchecked'` when it is off or has not run. */
-  readonly topology: TopologyVerdict | 'unchecked'
-  /** The broker of the active connection (failover mode). */
-  readonly active: string | undefined
-  readonly brokers: readonly BrokerStatus[]
-  readonly failovers: number
-  readonly published: number
-  readonly acknowledged: number
-  /** Sends of a publish after the first (replays after a failover). */
-  readonly resent: number
-  /** Publishes taken and not yet acknowledged. */
-  readonly buffered: number
-  readonly bufferedBytes: number
-  readonly droppedQos0: number
-  readonly rejectedBufferFull: number
-  readonly qos2Interrupted: number
-  readonly ackTimeouts: number
-  /** Publishes given up after connections were lost again and again while they were in flight. */
-  readonly abandoned: number
-  readonly probes: number
-  readonly probeFailures: number
-  /** Sessions adopted from departed instances, handed back or kept at a graceful stop. */
-  readonly sessions: Readonly<SessionCounts>
-  /** Times a broker came back without this pool's persistent session (a restart without persistence): each is logged at ERROR. */
-  readonly sessionsLost: number
-}
+export type { AllDownEvent, BrokerDownEvent, BrokerPoolStats, BrokerStatus, BrokerUpEvent } from './broker-pool-stats.js'
 
 /**
  * Client-side balancing and failover over several MQTT brokers, as the
@@ -131,18 +74,12 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
   readonly #activeChanged: TypedEvent<ActiveBrokerEvent>
   readonly #ready = new TypedEvent<boolean>()
   readonly #counts = { failovers: 0, probes: 0, probeFailures: 0 }
-  /** Brokers that returned and do not share messages with the others although the pool runs in failover mode. */
-  readonly #mismatched = new Map<Backend<BrokerEndpoint>, string>()
+  readonly #topology: TopologyGuard
   #supervisor: FailoverSupervisor | undefined
-  #mode: EffectiveBrokerPoolMode | undefined
-  #topology: TopologyVerdict | 'unchecked' = 'unchecked'
   #receiver: MessageReceiver | undefined
   #state: 'created' | 'running' | 'handing-back' | 'closed' = 'created'
   #announcedAllDown = false
   #lastError: unknown
-  /** Brokers that delivered through a `$share/` subscription in the topology check, and those that answered it. */
-  #sharedSubscriptions: ReadonlySet<string> | undefined
-  #reachable: readonly string[] = []
 
   constructor(options: BrokerPoolOptions) {
     const o = (this.#options = resolveBrokerPoolOptions(options, `routemq-${hostname()}-${process.pid}`))
@@ -163,6 +100,7 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
     this.#allDown = new TypedEvent(onListenerError)
     this.#activeChanged = new TypedEvent(onListenerError)
     this.#topics = new ControlTopics(o.controlTopic, o.group)
+    this.#topology = new TopologyGuard(o, log, this.#topics.canary)
     this.#holdDown = new HoldDown(Math.max(1000, o.health.publishAckTimeoutMs), o.health.backoffCapMs, log)
     this.#sync = new SubscriptionSync(o.protocolVersion)
     this.#drops = new BrokerDropWatch(log, 60_000, onListenerError)
@@ -217,6 +155,11 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
     return this.#live.size > 0
   }
 
+  /** The mode the pool runs in, once the topology was checked at connect. */
+  get #mode(): EffectiveBrokerPoolMode | undefined {
+    return this.#topology.mode
+  }
+
   get persistentSession(): boolean {
     return !this.#options.clean
   }
@@ -230,7 +173,7 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
     const sender = this.#sender.counts
     return Object.freeze({
       mode: this.#mode,
-      topology: this.#topology,
+      topology: this.#topology.verdict,
       active: this.#mode === 'failover' ? this.#supervisor?.active?.id : undefined,
       brokers: this.#set.backends.map((backend) => ({
         id: backend.id,
@@ -303,38 +246,20 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
   }
 
   /**
-   * One non-critical check per broker, `broker/<id>`, reading what the
-   * pool's own probes and connections found (no extra connection), and run
-   * again at once whenever a broker goes down or up or starts dropping
-   * messages. It fails while the broker is down, while it drops messages,
-   * and when it does not share messages with the others in failover mode.
-   * Readiness needs the transport connected, which is the pool as a whole.
+   * One non-critical check per broker, `broker/<id>` (see
+   * `brokerHealthChecks`), run again at once whenever a broker goes down or
+   * up or starts dropping messages. Readiness needs the transport connected,
+   * which is the pool as a whole.
    */
   healthChecks(): readonly HealthCheckDefinition[] {
-    const watch = (recheck: () => void): Disposer => {
-      const offs = [this.#brokerDown.on(recheck), this.#brokerUp.on(recheck), this.#drops.onDrops(recheck)]
-      return () => offs.forEach((off) => off())
-    }
-    return this.#set.backends.map((backend) => ({
-      name: `broker/${backend.id}`,
-      componentType: 'mqtt-broker',
-      critical: false,
-      rise: 1,
-      fall: 1,
+    return brokerHealthChecks({
+      backends: this.#set.backends, holdDown: this.#holdDown, drops: this.#drops, topology: this.#topology,
       intervalMs: this.#options.health.probeIntervalMs,
-      watch,
-      check: () => {
-        if (backend.state === 'unknown') return { pending: true }
-        if (backend.state === 'unhealthy') {
-          throw new Error(this.#holdDown.isHeld(backend) ? 'held out after misbehaving (late acknowledgements, refused subscriptions or redirects)' : 'its probes fail')
-        }
-        const episode = this.#drops.episode(backend.id)
-        if (episode) throw new Error(`it dropped ${episode.count} messages it had accepted since ${new Date(episode.since).toISOString()} (a client queue or in-flight limit)`)
-        const mismatch = this.#mismatched.get(backend)
-        if (mismatch) throw new Error(mismatch)
-        return backend.latencyMs === undefined ? undefined : { observedValue: Math.round(backend.latencyMs * 100) / 100, observedUnit: 'ms' }
+      watch: (recheck) => {
+        const offs = [this.#brokerDown.on(recheck), this.#brokerUp.on(recheck), this.#drops.onDrops(recheck)]
+        return () => offs.forEach((off) => off())
       },
-    }))
+    })
   }
 
   async connect(receiver: MessageReceiver): Promise<void> {
@@ -343,7 +268,7 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
     this.#receiver = receiver
     this.#state = 'running'
     try {
-      this.#mode = await this.#chooseMode()
+      await this.#topology.choose()
     } catch (error) {
       await this.close()
       throw error
@@ -395,7 +320,7 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
 
   async subscribe(subscriptions: readonly Subscription[]): Promise<void> {
     if (this.#state === 'closed') throw new TransportClosedError('subscribe')
-    this.#assertSharedSubscriptions(subscriptions)
+    this.#topology.assertSharedSubscriptions(subscriptions)
     this.#sync.add(subscriptions)
     await this.#syncAll()
     this.#steward.routesKnown()
@@ -466,42 +391,6 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
     return this.#set.backends.every((b) => this.#live.has(b) || b.state === 'unhealthy' || this.#holdDown.isHeld(b))
   }
 
-  /** `'auto'` resolved by the canaries, or the configured mode checked against them. */
-  async #chooseMode(): Promise<EffectiveBrokerPoolMode> {
-    const o = this.#options
-    if (o.brokers.length === 1) return o.mode === 'all' ? 'all' : 'failover'
-    if (!o.topologyCheck) {
-      this.#log.warn('the brokers were not checked for whether they share messages (topologyCheck: false)', { mode: o.mode })
-      return o.mode as EffectiveBrokerPoolMode
-    }
-    const report = await checkBrokerTopology(o.brokers, {
-      clientIdPrefix: o.clientId, topic: this.#topics.canary, protocolVersion: o.protocolVersion,
-      connectTimeoutMs: o.connectTimeoutMs, timeoutMs: o.topologyCheckTimeoutMs,
-    })
-    this.#topology = report.verdict
-    this.#sharedSubscriptions = report.sharedSubscriptions
-    this.#reachable = report.reachable
-    const choice = chooseMode(o.mode, report)
-    if (choice.error) throw new BrokerTopologyError(choice.error)
-    const fields = { mode: choice.mode, topology: report.verdict, brokers: describeTopology(report) }
-    if (choice.warning) this.#log.warn(choice.warning, fields)
-    else this.#log.info(`brokers checked: ${choice.mode} mode`, fields)
-    return choice.mode
-  }
-
-  /** A `$share/` filter on brokers that take it as a plain topic would receive nothing: refused, naming the brokers. */
-  #assertSharedSubscriptions(subscriptions: readonly Subscription[]): void {
-    const shared = subscriptions.find((s) => s.topic.startsWith('$share/'))
-    const supported = this.#sharedSubscriptions
-    if (!shared || !supported) return
-    const lacking = this.#reachable.filter((id) => !supported.has(id))
-    if (lacking.length === 0) return
-    throw new BrokerTopologyError(
-      `${lacking.join(', ')} did not deliver through a shared subscription ($share/...), so "${shared.topic}" would receive nothing there ` +
-        '(NATS, for one, takes $share/ as a plain topic). Subscribe without shared: true and run one instance, or use brokers with shared subscriptions.',
-    )
-  }
-
   #onStateChange({ backend, from, to }: BackendStateChange<BrokerEndpoint>): void {
     if (to === 'unhealthy') {
       this.#log.warn('broker down', { broker: backend.id })
@@ -525,26 +414,9 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
 
   /** A broker came back: does it still share messages with the others as the mode assumes? */
   async #recheck(backend: Backend<BrokerEndpoint>): Promise<void> {
-    const o = this.#options
     const other = this.#set.backends.find((b) => b !== backend && b.state === 'healthy')
-    if (!o.topologyCheck || !other || this.#state !== 'running') return
-    const report = await checkBrokerTopology([backend.target, other.target], {
-      clientIdPrefix: `${o.clientId}-recheck`, topic: this.#topics.canary, protocolVersion: o.protocolVersion,
-      connectTimeoutMs: o.connectTimeoutMs, timeoutMs: o.topologyCheckTimeoutMs,
-    })
-    if (report.verdict === 'unknown') return
-    const shares = report.verdict === 'cluster'
-    if (this.#mode === 'failover' && !shares) {
-      const problem = `${backend.id} does not share messages with ${other.id}, but the pool runs in failover mode: what devices publish to the broker the app is not connected to is lost. Set mode: 'all' (or 'auto') and restart`
-      this.#mismatched.set(backend, problem)
-      this.#log.error(problem, { broker: backend.id })
-      this.#brokerDown.emit({ broker: backend.id })
-    } else {
-      this.#mismatched.delete(backend)
-      if (this.#mode === 'all' && shares) {
-        this.#log.warn(`${backend.id} shares messages with ${other.id}: in all mode each message arrives once per broker (duplicates); mode 'auto' picks failover for a cluster at the next start`, { broker: backend.id })
-      }
-    }
+    if (!other || this.#state !== 'running') return
+    if (await this.#topology.recheck(backend, other)) this.#brokerDown.emit({ broker: backend.id })
   }
 
   #announceAllDown(): void {

@@ -3,7 +3,7 @@ import type { Logger } from '../../src/routemq/logger.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import type { InboundMessage, MessageReceiver, Subscription } from '../../src/routemq/mqtt-transport.js'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
-import type { BrokerConnection, BrokerConnectionOptions, WillMessage } from './broker-connection.js'
+import { sessionOptions, type BrokerConnection, type WillMessage } from './broker-connection.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import type { ResolvedBrokerPoolOptions } from './broker-pool-options.js'
 import { parsePresence, presence, type ControlTopics, type MemberState } from './control-topics.js'
@@ -291,19 +291,8 @@ export class SessionSteward {
     if (!endpoint || !receiver) {
       outcome = 'failed'
     } else {
-      const connection: Omit<BrokerConnectionOptions, 'receiver'> = {
-        endpoint,
-        clientId: adoption.sessionId,
-        clean: false,
-        sessionExpirySeconds: options.sessionExpirySeconds,
-        protocolVersion: options.protocolVersion,
-        keepaliveSeconds: options.keepaliveSeconds,
-        connectTimeoutMs: options.connectTimeoutMs,
-        ackOrder: options.ackOrder,
-        receiveMaximum: options.receiveMaximum,
-        log,
-        ...(this.will(adoption.sessionId) ? { will: this.will(adoption.sessionId)! } : {}),
-      }
+      // Its owner's session settings and will: if this instance dies while adopting, the session is orphaned again.
+      const connection = { ...sessionOptions(options, endpoint, adoption.sessionId, log, this.will(adoption.sessionId)), clean: false }
       outcome = await adoptSession({
         connection, topics: this.#o.topics, sync: this.#o.sync, receiver, log, drainTimeoutMs: 60_000, closeTimeoutMs: options.closeTimeoutMs,
         signal: this.#abort.signal,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { connect, createServer } from 'node:net'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectAsync, type MqttClient } from 'mqtt'
@@ -10,6 +10,7 @@ import { Application, BrokerPool, Router, silentLogger } from '../../src/index.j
 import { freePorts, startTopology, type Topology } from '../../src/testing/index.js'
 import { TcpFaultProxy } from '../support/tcp-fault-proxy.js'
 import { ensureDebianPackages, HAPROXY, NGINX, NGINX_STREAM_MODULE } from '../support/system-packages.js'
+import { waitForListener } from '../support/wait-for-listener.js'
 import { parseYamlDocuments } from '../support/yaml-subset.js'
 
 /** Which broker each client id reached, from subscribers connected to each broker directly. */
@@ -42,25 +43,6 @@ async function connectThrough(port: number, clientId: string): Promise<MqttClien
   const client = await connectAsync(`mqtt://127.0.0.1:${port}`, { clientId, reconnectPeriod: 0, connectTimeout: 5000 })
   client.on('error', () => undefined)
   return client
-}
-
-/** Resolves once something accepts TCP connections on 127.0.0.1:`port`; fails if the balancer exits first. */
-async function waitForListener(port: number, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the balancer exited with ${child.exitCode}`)
-    const accepted = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1')
-      socket.once('connect', () => {
-        socket.destroy()
-        resolve(true)
-      })
-      socket.once('error', () => resolve(false))
-    })
-    if (accepted) return
-    if (Date.now() > deadline) throw new Error(`nothing listened on ${port} within 10 s`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
 }
 
 describe('balancer configs rendered from the module options, on real HAProxy and NGINX', function () {

@@ -155,6 +155,8 @@ describe('BrokerPool on real Mosquitto brokers', function () {
     const back = new Promise<ActiveBrokerEvent>((resolve) => transport.onActiveChange((e) => e.reason === 'handover' && resolve(e)))
     await first!.restart()
     assert.deepEqual(await back, { from: `127.0.0.1:${second!.port}`, to: `127.0.0.1:${first!.port}`, reason: 'handover' })
+    // The pool may be back on the restarted broker before the test's own subscriber there is.
+    await counter.subscribed()
     const ids = Array.from({ length: 20 }, (_, i) => String(i))
     await Promise.all(ids.map((id) => transport.publish(`fb/${id}`, id, { qos: 1 })))
     await counter.waitFor(ids)

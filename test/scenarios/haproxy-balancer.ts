@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { join } from 'node:path'
 import { planInfra, renderHaproxy, type BrokerPoolOptions, type InfraOptions } from 'routemq-load-balancing'
 import { freePorts } from 'routemq-load-balancing/testing'
 import { ensureDebianPackages, HAPROXY } from '../support/system-packages.js'
+import { waitForListener } from '../support/wait-for-listener.js'
 
 /**
  * HAProxy in front of the brokers, from the config the package renders for
@@ -45,7 +45,12 @@ export class HaproxyBalancer {
     await writeFile(file, config)
     const child = spawn(HAPROXY, ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] })
     const balancer = new HaproxyBalancer(`mqtt://127.0.0.1:${mqtt}`, config, child)
-    await balancer.#listening(mqtt!)
+    try {
+      await waitForListener(mqtt!, child)
+    } catch (error) {
+      await balancer.stop()
+      throw new Error(`${(error as Error).message}: ${balancer.log}`)
+    }
     return balancer
   }
 
@@ -62,23 +67,5 @@ export class HaproxyBalancer {
   #keep(chunk: Buffer): void {
     this.#log.push(chunk.toString())
     if (this.#log.length > 2000) this.#log.splice(0, 1000)
-  }
-
-  async #listening(port: number): Promise<void> {
-    const deadline = Date.now() + 10_000
-    for (;;) {
-      if (this.#child.exitCode !== null) throw new Error(`haproxy exited with ${this.#child.exitCode}: ${this.log}`)
-      const accepted = await new Promise<boolean>((resolve) => {
-        const socket = connect(port, '127.0.0.1')
-        socket.once('connect', () => {
-          socket.destroy()
-          resolve(true)
-        })
-        socket.once('error', () => resolve(false))
-      })
-      if (accepted) return
-      if (Date.now() > deadline) throw new Error(`haproxy did not listen on ${port} within 10 s: ${this.log}`)
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
   }
 }

@@ -1,6 +1,40 @@
-import type { Scenario } from './scenario-runner.js'
+import type { Scenario, ScenarioContext } from './scenario-runner.js'
 
 const INDEPENDENT = '3 independent Mosquittos'
+
+/** 10 s into the run, SIGKILLs broker 2 and restarts it `downMs` later. */
+function killBroker(downMs: number): (s: ScenarioContext) => Promise<void> {
+  return async (s) => {
+    await s.sleep(10_000)
+    s.fault('SIGKILL broker-2')
+    await s.topology.brokers[1]!.kill()
+    await s.sleep(downMs)
+    await s.topology.brokers[1]!.restart()
+    s.fault('broker-2 restarted')
+  }
+}
+
+/** Every 8 s, SIGTERMs the next broker and starts it again, as an upgrade does. */
+async function rollingRestart(s: ScenarioContext): Promise<void> {
+  for (const [index, broker] of s.topology.brokers.entries()) {
+    await s.sleep(8000)
+    s.fault(`restart broker-${index + 1}`)
+    await broker.restart()
+  }
+}
+
+/** 10 s into the run, sends `signal` to app 3 and, after `backMs`, starts it again (with the same settings). */
+function signalApp(signal: NodeJS.Signals, backMs?: number): (s: ScenarioContext) => Promise<void> {
+  return async (s) => {
+    await s.sleep(10_000)
+    s.fault(`${signal} app-3`)
+    await s.apps[2]!.signal(signal)
+    if (backMs === undefined) return
+    await s.sleep(backMs)
+    await s.startApp(2)
+    s.fault('app-3 restarted')
+  }
+}
 
 /**
  * The deployment shapes and faults the package guarantees nothing lost in.
@@ -21,14 +55,7 @@ export const SCENARIOS: readonly Scenario[] = [
     faultLabel: 'a broker SIGKILLed, back after 5 s',
     apps: 1,
     publishMs: 35_000,
-    script: async (s) => {
-      await s.sleep(10_000)
-      s.fault('SIGKILL broker-2')
-      await s.topology.brokers[1]!.kill()
-      await s.sleep(5000)
-      await s.topology.brokers[1]!.restart()
-      s.fault('broker-2 restarted')
-    },
+    script: killBroker(5000),
   },
   {
     name: 'broker-kill-30s',
@@ -36,14 +63,7 @@ export const SCENARIOS: readonly Scenario[] = [
     faultLabel: 'a broker SIGKILLed, back after 30 s',
     apps: 1,
     publishMs: 55_000,
-    script: async (s) => {
-      await s.sleep(10_000)
-      s.fault('SIGKILL broker-2')
-      await s.topology.brokers[1]!.kill()
-      await s.sleep(30_000)
-      await s.topology.brokers[1]!.restart()
-      s.fault('broker-2 restarted')
-    },
+    script: killBroker(30_000),
   },
   {
     name: 'rolling-broker-restart',
@@ -51,13 +71,7 @@ export const SCENARIOS: readonly Scenario[] = [
     faultLabel: 'every broker SIGTERMed and restarted, one after another',
     apps: 1,
     publishMs: 45_000,
-    script: async (s) => {
-      for (const [index, broker] of s.topology.brokers.entries()) {
-        await s.sleep(8000)
-        s.fault(`restart broker-${index + 1}`)
-        await broker.restart()
-      }
-    },
+    script: rollingRestart,
   },
   {
     name: 'rolling-broker-restart-persistent',
@@ -66,13 +80,7 @@ export const SCENARIOS: readonly Scenario[] = [
     apps: 1,
     brokerPersistence: true,
     publishMs: 45_000,
-    script: async (s) => {
-      for (const [index, broker] of s.topology.brokers.entries()) {
-        await s.sleep(8000)
-        s.fault(`restart broker-${index + 1}`)
-        await broker.restart()
-      }
-    },
+    script: rollingRestart,
   },
   {
     name: 'app-path-blackhole',
@@ -96,11 +104,7 @@ export const SCENARIOS: readonly Scenario[] = [
     faultLabel: 'an app SIGTERMed, not restarted',
     apps: 3,
     publishMs: 35_000,
-    script: async (s) => {
-      await s.sleep(10_000)
-      s.fault('SIGTERM app-3')
-      await s.apps[2]!.signal('SIGTERM')
-    },
+    script: signalApp('SIGTERM'),
   },
   {
     name: 'app-kill-gone',
@@ -108,11 +112,7 @@ export const SCENARIOS: readonly Scenario[] = [
     faultLabel: 'an app SIGKILLed, never back',
     apps: 3,
     publishMs: 40_000,
-    script: async (s) => {
-      await s.sleep(10_000)
-      s.fault('SIGKILL app-3')
-      await s.apps[2]!.signal('SIGKILL')
-    },
+    script: signalApp('SIGKILL'),
   },
   {
     name: 'app-kill-back-5s-same-id',
@@ -121,14 +121,7 @@ export const SCENARIOS: readonly Scenario[] = [
     apps: 3,
     publishMs: 35_000,
     appOptions: (index) => ({ clientId: `app-${index + 1}` }),
-    script: async (s) => {
-      await s.sleep(10_000)
-      s.fault('SIGKILL app-3')
-      await s.apps[2]!.signal('SIGKILL')
-      await s.sleep(5000)
-      await s.startApp(2)
-      s.fault('app-3 restarted')
-    },
+    script: signalApp('SIGKILL', 5000),
   },
   {
     name: 'app-kill-back-35s',
@@ -136,14 +129,7 @@ export const SCENARIOS: readonly Scenario[] = [
     faultLabel: 'an app SIGKILLed, back after 35 s',
     apps: 3,
     publishMs: 60_000,
-    script: async (s) => {
-      await s.sleep(10_000)
-      s.fault('SIGKILL app-3')
-      await s.apps[2]!.signal('SIGKILL')
-      await s.sleep(35_000)
-      await s.startApp(2)
-      s.fault('app-3 restarted')
-    },
+    script: signalApp('SIGKILL', 35_000),
   },
   {
     name: 'nats-failover',

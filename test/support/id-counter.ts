@@ -13,24 +13,43 @@ export class IdCounter {
   readonly #clients: MqttClient[]
   #waiters: { ids: readonly string[]; resolve: () => void }[] = []
 
-  private constructor(clients: MqttClient[]) {
+  /** Per client, the subscription of its current connection (again after each reconnect to a restarted broker). */
+  readonly #subscribed: Promise<unknown>[]
+
+  private constructor(clients: MqttClient[], filter: string) {
     this.#clients = clients
-    for (const client of clients) {
+    this.#subscribed = clients.map((client) => client.subscribeAsync(filter, { qos: 1 }))
+    clients.forEach((client, i) => {
+      let reconnected: ((subscribed: Promise<unknown>) => void) | undefined
+      client.on('connect', () => {
+        const subscribed = client.subscribeAsync(filter, { qos: 1 })
+        if (reconnected) reconnected(subscribed)
+        else this.#subscribed[i] = subscribed
+        reconnected = undefined
+      })
+      client.on('close', () => {
+        if (reconnected) return
+        this.#subscribed[i] = new Promise((resolve) => (reconnected = resolve))
+      })
       client.on('message', (_topic, payload) => {
         const id = payload.toString()
         this.seen.set(id, (this.seen.get(id) ?? 0) + 1)
         this.#check()
       })
-    }
+    })
   }
 
   static async start(urls: readonly string[], filter: string): Promise<IdCounter> {
-    const clients = await Promise.all(urls.map((url, i) => connectAsync(url, { clientId: `id-counter-${i}-${process.pid}`, reconnectPeriod: 200 })))
-    for (const client of clients) {
-      client.on('error', () => undefined)
-      await client.subscribeAsync(filter, { qos: 1 })
-    }
-    return new IdCounter(clients)
+    const clients = await Promise.all(urls.map((url, i) => connectAsync(url, { clientId: `id-counter-${i}-${process.pid}`, reconnectPeriod: 200, resubscribe: false })))
+    for (const client of clients) client.on('error', () => undefined)
+    const counter = new IdCounter(clients, filter)
+    await counter.subscribed()
+    return counter
+  }
+
+  /** Resolves once every subscriber is connected and subscribed, again after a broker it was on restarted. */
+  async subscribed(): Promise<void> {
+    await Promise.all(this.#subscribed)
   }
 
   /**

@@ -6,7 +6,7 @@
 //   npm run bench:scenarios -- broker-kill-5s    one scenario
 //   npm run bench:scenarios -- --runs 1
 //
-// Prints a table, then one JSON line; exits 1 if anything acknowledged was lost.
+// Prints a table, then one JSON line; exits 1 if anything acknowledged was lost in a shape the README guarantees.
 import { printTable } from '../support/print-table.js'
 import { removeLogs, runScenario, type ScenarioResult } from '../scenarios/scenario-runner.js'
 import { SCENARIOS } from '../scenarios/scenarios.js'
@@ -37,19 +37,22 @@ for (const scenario of chosen) {
 printTable('Scenarios: readings acknowledged to devices by a broker, against rows stored', [
   ['scenario', 'shape', 'fault', 'acknowledged', 'lost', 'duplicates', 'replies late/missing', 'max delay', 'recovery', 'failover gap'],
   ...results.map((r) => [
-    r.scenario, r.shape, r.fault, String(r.acknowledged), String(r.lost), String(r.duplicates), `${r.repliesLate}/${r.repliesMissing} of ${r.repliesExpected}`,
+    `${r.scenario}${r.guaranteed ? '' : ' (not guaranteed)'}`, r.shape, r.fault, String(r.acknowledged), String(r.lost), String(r.duplicates), `${r.repliesLate}/${r.repliesMissing} of ${r.repliesExpected}`,
     `${(r.maxDelayMs / 1000).toFixed(1)} s`, `${(r.recoveryMs / 1000).toFixed(1)} s`,
     r.failoverGapsMs.length === 0 ? '-' : r.failoverGapsMs.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(', '),
   ]),
 ])
 const lost = results.reduce((sum, r) => sum + r.lost, 0)
+// Shapes the README says are not guaranteed (brokers restarted without persistence) are reported, not failed on.
+const lostWhereGuaranteed = results.reduce((sum, r) => sum + (r.guaranteed ? r.lost : 0), 0)
 console.log(JSON.stringify({
   runs,
   lost,
+  lostWhereGuaranteed,
   scenarios: results.map((r) => ({
     scenario: r.scenario, acknowledged: r.acknowledged, lost: r.lost, duplicates: r.duplicates,
     repliesExpected: r.repliesExpected, repliesLate: r.repliesLate, repliesMissing: r.repliesMissing, maxDelayMs: r.maxDelayMs, recoveryMs: r.recoveryMs,
     failoverGapsMs: r.failoverGapsMs,
   })),
 }))
-process.exit(lost > 0 ? 1 : 0)
+process.exit(lostWhereGuaranteed > 0 ? 1 : 0)

@@ -30,6 +30,11 @@ export interface Scenario {
   readonly shape: string
   /** The fault, in a few words, for the table. */
   readonly faultLabel: string
+  /**
+   * False for a shape the README says is not guaranteed (brokers restarted without persistence): its losses are
+   * reported, and do not fail the suite. Default true.
+   */
+  readonly guaranteed?: boolean
   readonly apps: number
   /** Route the app's connections through fault proxies, so that its paths can be blackholed. */
   readonly proxiedAppPaths?: boolean
@@ -50,6 +55,7 @@ export interface Scenario {
 /** What one run of a scenario measured. */
 export interface ScenarioResult {
   readonly scenario: string
+  readonly guaranteed: boolean
   readonly shape: string
   readonly fault: string
   readonly acknowledged: number
@@ -159,6 +165,7 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
     }
     return {
       scenario: scenario.name,
+      guaranteed: scenario.guaranteed ?? true,
       shape: scenario.shape,
       fault: scenario.faultLabel,
       acknowledged: counts.acknowledgedTotal,

@@ -136,11 +136,15 @@ async function main(): Promise<number> {
       })
 
     // Gateways: each connects to one broker at a time, of its own region while it is healthy, and fails over.
+    // A gateway only publishes, and the app listens on every broker, so failover mode over independent brokers
+    // loses nothing here; the topology check, which refuses it to a subscriber, is off for the gateways.
     // Not 'priority': failing back to a restarted Mosquitto before the app has subscribed there again would lose
     // what it accepts meanwhile (independent brokers drop messages nobody subscribes to).
     for (let g = 0; g < GATEWAYS; g++) {
       const brokers = brokerUrls.map((url, i) => ({ url, region: `zone-${i}` }))
-      const gateway = new BrokerPool({ brokers, region: `zone-${g % brokerUrls.length}`, clientId: `fleet-gateway-${g}`, logger: silentLogger })
+      const gateway = new BrokerPool({
+        brokers, mode: 'failover', topologyCheck: false, clean: true, region: `zone-${g % brokerUrls.length}`, clientId: `fleet-gateway-${g}`, logger: silentLogger,
+      })
       gateway.onFailover((event) => event.from !== undefined && failovers.push(event))
       await gateway.connect(() => undefined)
       gateways.push(gateway)

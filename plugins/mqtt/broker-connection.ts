@@ -4,7 +4,7 @@ import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import type { AckSequencer } from '../../src/routemq/ack-sequencer.js'
 import { receiveWithDeferredAcks } from '../../src/routemq/deferred-ack-receiver.js'
 import { outgoingDrained } from '../../src/routemq/outgoing-drained.js'
-import { checkedSubscribe } from '../../src/routemq/subscription-grants.js'
+import { subscribeAll } from '../../src/routemq/subscription-grants.js'
 import type { Logger } from '../../src/routemq/logger.js'
 import type { MessageReceiver, PublishOptions, Subscription } from '../../src/routemq/mqtt-transport.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
@@ -162,21 +162,7 @@ export class BrokerConnection {
   }
 
   async subscribe(subscriptions: readonly Subscription[], protocolVersion: 4 | 5): Promise<void> {
-    if (subscriptions.length === 0) return
-    const client = this.#client
-    if (protocolVersion === 5) {
-      await Promise.all(
-        subscriptions.map((s) =>
-          checkedSubscribe(this.endpoint.id, [s.topic], () =>
-            client.subscribeAsync({ [s.topic]: { qos: s.qos } }, s.identifier === undefined ? {} : { properties: { subscriptionIdentifier: s.identifier } }),
-          ),
-        ),
-      )
-      return
-    }
-    await checkedSubscribe(this.endpoint.id, subscriptions.map((s) => s.topic), () =>
-      client.subscribeAsync(Object.fromEntries(subscriptions.map((s) => [s.topic, { qos: s.qos }]))),
-    )
+    await subscribeAll(this.#client, this.endpoint.id, subscriptions, protocolVersion)
   }
 
   async unsubscribe(topics: readonly string[]): Promise<void> {

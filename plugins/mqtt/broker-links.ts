@@ -32,6 +32,8 @@ export interface BrokerLinksOptions {
   readonly steward: SessionSteward
   readonly drops: BrokerDropWatch
   readonly mode: () => EffectiveBrokerPoolMode
+  /** The topology check found a cluster: a session is the same on every broker. */
+  readonly cluster: () => boolean
   /** The application's receiver. */
   readonly receiver: () => MessageReceiver | undefined
   readonly running: () => boolean
@@ -97,13 +99,16 @@ export class BrokerLinks {
       if (!this.#o.running()) throw new TransportClosedError('connect')
       this.#noteSession(backend, connection)
       const opened = connection
-      await raceTimeout((async () => {
-        if (this.#o.routes()) await sync.sync(opened)
-        await opened.subscribe(this.#ownSubscriptions(sessionId), options.protocolVersion)
-        if (!options.clean) await steward.attach(opened)
-      })(), options.connectTimeoutMs, () => {
-        throw new Error(`no SUBACK within ${options.connectTimeoutMs} ms`)
-      })
+      // The routes first: they are what devices publishing to this broker need. A SUBACK may be slow on a cluster
+      // that creates a durable consumer per subscription (NATS: up to a second or so), unlike a CONNACK.
+      // Only the routes before the connection takes traffic: the pool's own subscriptions and its presence follow
+      // (activate). Answers a broker writes back to back wait for the client's delayed ACK (40 ms) when the broker
+      // has no TCP_NODELAY (Mosquitto's default), which would lengthen every failover.
+      if (this.#o.routes()) {
+        await raceTimeout(sync.sync(opened), subscribeTimeoutMs(options), () => {
+          throw new Error(`no SUBACK within ${subscribeTimeoutMs(options)} ms`)
+        })
+      }
       // A probe may have taken the broker out while this was being set up.
       if (!this.#o.running() || !connection.open || !backend.isAvailable(Date.now())) {
         await connection.close(0)
@@ -134,8 +139,8 @@ export class BrokerLinks {
   #noteSession(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): void {
     const { options, log } = this.#o
     if (options.clean) return
-    // In failover mode every broker of a cluster holds the one session.
-    const key = this.#o.mode() === 'all' ? backend : this.#o.set.backends[0]!
+    // Every node of a cluster holds the one session; independent brokers hold one each.
+    const key = this.#o.cluster() ? this.#o.set.backends[0]! : backend
     if (!connection.sessionPresent && this.#hadSession.has(key)) {
       this.#sessionsLost++
       log.error('a broker came back without this instance\'s session: it keeps no sessions across restarts, or the session expired. ' +
@@ -145,9 +150,12 @@ export class BrokerLinks {
     this.#hadSession.add(key)
   }
 
-  /** The connection takes publishes from now on; what waited is sent. */
+  /** The connection takes publishes from now on; what waited is sent; the pool's own subscriptions and presence follow. */
   activate(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): void {
     this.#o.live.add(backend, connection)
+    this.#setUpControl(connection).catch((error: unknown) => {
+      if (connection.open) this.#o.log.warn('could not subscribe the pool\'s control topics on a broker', { broker: backend.id, error })
+    })
     // Routes subscribed while this connection was being set up.
     if (this.#o.routes()) {
       this.#o.sync.sync(connection).catch((error: unknown) => this.#o.log.warn('could not subscribe the routes on a broker', { broker: backend.id, error }))
@@ -161,6 +169,13 @@ export class BrokerLinks {
     this.#o.live.delete(backend, connection)
     this.#o.sender.takeBack(backend, connection)
     this.#o.sender.flush()
+  }
+
+  /** The pool's own subscriptions on a session, then its presence (for the other instances, not for traffic). */
+  async #setUpControl(connection: BrokerConnection): Promise<void> {
+    const { options, steward } = this.#o
+    await connection.subscribe(this.#ownSubscriptions(connection.clientId), options.protocolVersion)
+    if (!options.clean && connection.open) await steward.attach(connection)
   }
 
   /** The subscriptions of the pool itself on a session: presence and drain marker, and the broker's drop counter. */
@@ -187,4 +202,9 @@ export class BrokerLinks {
       }
     }
   }
+}
+
+/** How long subscribing on a new connection may take: longer than a CONNACK on a cluster that creates consumers. */
+function subscribeTimeoutMs(options: ResolvedBrokerPoolOptions): number {
+  return Math.max(options.connectTimeoutMs, 10_000)
 }

@@ -142,6 +142,7 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
       options: o, set, log, live: this.#live, sync: this.#sync, probes: this.#probes, holdDown: this.#holdDown,
       sender: this.#sender, ackWatch: this.#ackWatch, steward: this.#steward, drops: this.#drops,
       mode: () => this.#mode ?? 'failover',
+      cluster: () => this.#topology.verdict === 'cluster',
       receiver: () => this.#receiver,
       running: () => this.#state === 'running' || this.#state === 'handing-back',
       routes: () => this.#state === 'running',

@@ -12,7 +12,7 @@ import type { MessageReceiver, MqttTransport, PublishOptions, Subscription } fro
 import { outgoingDrained } from './outgoing-drained.js'
 import { assertPublishTopic } from './publish-topic.js'
 import { redactUrl } from './redact-url.js'
-import { checkedSubscribe } from './subscription-grants.js'
+import { subscribeAll } from './subscription-grants.js'
 import { overlappingFilters } from './topic-overlap.js'
 
 /** TLS material for `mqtts://` and `wss://` brokers. */
@@ -141,22 +141,8 @@ export class DefaultMqttTransport implements MqttTransport {
 
   async subscribe(subscriptions: readonly Subscription[]): Promise<void> {
     const client = this.#require('subscribe')
-    if (subscriptions.length === 0) return
-    if (this.#options.protocolVersion === 5) {
-      // One SUBSCRIBE per filter: an identifier belongs to a whole packet, and
-      // it is what tells overlapping subscriptions' copies of a message apart.
-      await Promise.all(
-        subscriptions.map((s) =>
-          checkedSubscribe(this.#label, [s.topic], () =>
-            client.subscribeAsync({ [s.topic]: { qos: s.qos } }, s.identifier === undefined ? {} : { properties: { subscriptionIdentifier: s.identifier } }),
-          ),
-        ),
-      )
-      return
-    }
-    await checkedSubscribe(this.#label, subscriptions.map((s) => s.topic), () =>
-      client.subscribeAsync(Object.fromEntries(subscriptions.map((s) => [s.topic, { qos: s.qos }]))),
-    )
+    await subscribeAll(client, this.#label, subscriptions, this.#options.protocolVersion)
+    if (this.#options.protocolVersion === 5) return
     const overlaps = overlappingFilters(subscriptions.map((s) => s.topic))
     if (overlaps.length > 0) {
       this.#log.warn('overlapping route filters under MQTT 3.1.1: a message matching several may be handled more than once; use MQTT 5', {

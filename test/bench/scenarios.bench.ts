@@ -29,7 +29,7 @@ for (const scenario of chosen) {
     const result = await runScenario(scenario, (line) => console.log(line))
     results.push(result)
     console.log(`  lost ${result.lost} of ${result.acknowledged}, duplicates ${result.duplicates}, replies late ${result.repliesLate} and missing ${result.repliesMissing} of ${result.repliesExpected}` +
-      (result.lost > 0 ? `; e.g. ${result.lostSample.join(', ')}; logs in ${result.directory}` : ''))
+      (result.lost > 0 ? `; e.g. ${result.lostSample.join(', ')}; logs in ${result.directory} and ${result.topologyDirectory}` : ''))
     if (result.lost === 0) await removeLogs(result)
   }
 }

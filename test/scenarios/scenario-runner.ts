@@ -74,7 +74,10 @@ export interface ScenarioResult {
   /** Failover mode: each failover the app instances reported, from noticing the loss to taking publishes again, in ms. */
   readonly failoverGapsMs: readonly number[]
   readonly lostSample: readonly string[]
+  /** The app's logs and the balancer's config. */
   readonly directory: string
+  /** The brokers' and databases' directories, with their logs. */
+  readonly topologyDirectory: string
 }
 
 /** Devices and rates of every scenario: 60 devices, 4 readings/s each, new connections every ~10 s. */
@@ -90,8 +93,9 @@ const SLOW_MS = 2000
  */
 export async function runScenario(scenario: Scenario, log: (line: string) => void = () => undefined): Promise<ScenarioResult> {
   const directory = await mkdtemp(join(tmpdir(), `scenario-${scenario.name}-`))
+  // Kept after the run (the brokers' logs) until removeLogs: a run that lost something keeps its evidence.
   const topology = await startTopology({
-    brokers: 3, postgres: true, brokerKind: scenario.brokerKind ?? 'mosquitto',
+    brokers: 3, postgres: true, brokerKind: scenario.brokerKind ?? 'mosquitto', keepDirectory: true,
     ...(scenario.brokerPersistence ? { brokerPersistence: scenario.brokerPersistence } : {}),
   })
   const cleanup: (() => Promise<unknown>)[] = [() => topology.stop()]
@@ -180,6 +184,7 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
       failoverGapsMs: instances.flatMap((app) => app.events.filter((e) => e.event === 'failover').map((e) => e.gapMs as number)),
       lostSample: lostIds.slice(0, 10),
       directory,
+      topologyDirectory: topology.directory,
     }
   } finally {
     while (cleanup.length > 0) await cleanup.pop()!().catch(() => undefined)
@@ -189,6 +194,7 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
 /** Removes a run's logs (kept when something was lost). */
 export async function removeLogs(result: ScenarioResult): Promise<void> {
   await rm(result.directory, { recursive: true, force: true })
+  await rm(result.topologyDirectory, { recursive: true, force: true })
 }
 
 interface Stored {

@@ -63,6 +63,8 @@ export class BrokerLinks {
   readonly #o: BrokerLinksOptions
   /** Brokers that held a persistent session of this pool, and those seen to lose it. */
   readonly #hadSession = new Set<Backend<BrokerEndpoint>>()
+  /** Per connection, the set-up of the pool's own subscriptions and presence (after it took traffic). */
+  readonly #control = new WeakMap<BrokerConnection, Promise<void>>()
   #sessionsLost = 0
 
   constructor(options: BrokerLinksOptions) {
@@ -85,7 +87,7 @@ export class BrokerLinks {
     return this.#o.mode() === 'all' ? `${this.#o.options.clientId}-${backend.index + 1}` : this.#o.options.clientId
   }
 
-  /** Connects to `backend` and subscribes everything; `undefined` (and the broker reported) on failure. */
+  /** Connects to `backend` and subscribes the routes; `undefined` (and the broker reported) on failure. */
   async establish(backend: Backend<BrokerEndpoint>): Promise<BrokerConnection | undefined> {
     const { options, log, set, sync, steward } = this.#o
     const sessionId = this.sessionId(backend)
@@ -99,11 +101,11 @@ export class BrokerLinks {
       if (!this.#o.running()) throw new TransportClosedError('connect')
       this.#noteSession(backend, connection)
       const opened = connection
-      // The routes first: they are what devices publishing to this broker need. A SUBACK may be slow on a cluster
-      // that creates a durable consumer per subscription (NATS: up to a second or so), unlike a CONNACK.
-      // Only the routes before the connection takes traffic: the pool's own subscriptions and its presence follow
-      // (activate). Answers a broker writes back to back wait for the client's delayed ACK (40 ms) when the broker
-      // has no TCP_NODELAY (Mosquitto's default), which would lengthen every failover.
+      // Only the routes before the connection takes traffic: they are what devices publishing to this broker need.
+      // The pool's own subscriptions and its presence follow (activate): answers a broker writes back to back wait
+      // for the client's delayed ACK (40 ms) when the broker has no TCP_NODELAY (Mosquitto's default), which would
+      // lengthen every failover. A SUBACK may be slow on a cluster that creates a durable consumer per subscription
+      // (NATS: up to a second or so), unlike a CONNACK.
       if (this.#o.routes()) {
         await raceTimeout(sync.sync(opened), subscribeTimeoutMs(options), () => {
           throw new Error(`no SUBACK within ${subscribeTimeoutMs(options)} ms`)
@@ -153,9 +155,10 @@ export class BrokerLinks {
   /** The connection takes publishes from now on; what waited is sent; the pool's own subscriptions and presence follow. */
   activate(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): void {
     this.#o.live.add(backend, connection)
-    this.#setUpControl(connection).catch((error: unknown) => {
+    const control = this.#setUpControl(connection).catch((error: unknown) => {
       if (connection.open) this.#o.log.warn('could not subscribe the pool\'s control topics on a broker', { broker: backend.id, error })
     })
+    this.#control.set(connection, control)
     // Routes subscribed while this connection was being set up.
     if (this.#o.routes()) {
       this.#o.sync.sync(connection).catch((error: unknown) => this.#o.log.warn('could not subscribe the routes on a broker', { broker: backend.id, error }))
@@ -169,6 +172,11 @@ export class BrokerLinks {
     this.#o.live.delete(backend, connection)
     this.#o.sender.takeBack(backend, connection)
     this.#o.sender.flush()
+  }
+
+  /** Resolves once the pool's own subscriptions and presence are set up on `connection` (or failed to be). */
+  controlReady(connection: BrokerConnection): Promise<void> {
+    return this.#control.get(connection) ?? Promise.resolve()
   }
 
   /** The pool's own subscriptions on a session, then its presence (for the other instances, not for traffic). */

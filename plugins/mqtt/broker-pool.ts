@@ -356,7 +356,8 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
     if (this.#state !== 'running') return
     this.#state = 'handing-back'
     await Promise.all([...this.#live.entries()].map(([backend, connection]) =>
-      this.#steward.handBack(connection, backend.id).catch((error: unknown) => {
+      // The drain marker needs its subscription, which a connection made a moment ago may still be setting up.
+      this.#links.controlReady(connection).then(() => this.#steward.handBack(connection, backend.id)).catch((error: unknown) => {
         this.#log.warn('handing a session back failed; it is kept for another instance', { broker: backend.id, error })
       }),
     ))

@@ -129,7 +129,7 @@ export class SessionSteward {
     return this.#o.topics.owns(topic)
   }
 
-  /** Takes a control message delivered by broker `brokerId` on the session `sessionId`. */
+  /** Takes a control message delivered by broker `brokerId` on `connection` (the one it came on, when known). */
   handle(message: InboundMessage, brokerId: string, connection: BrokerConnection | undefined): void {
     message.settle(true)
     const { topics } = this.#o

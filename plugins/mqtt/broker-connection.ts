@@ -61,6 +61,9 @@ export function sessionOptions(
   }
 }
 
+/** MQTT 5 PUBACK reason code: the broker took the message, and no session subscribes to its topic. */
+const NO_MATCHING_SUBSCRIBERS = 0x10
+
 /** MQTT 5 reason codes of a server DISCONNECT that send the client elsewhere. */
 const USE_ANOTHER_SERVER = 0x9c
 const SERVER_MOVED = 0x9d
@@ -203,6 +206,35 @@ export class BrokerConnection {
     this.#closed.emit(undefined)
     // MQTT 3.1.1 has no session expiry: a clean-session CONNECT with the same client id discards the session.
     if (options.endSession && persistent && !v5) await endSessionByCleanConnect(this.#options)
+  }
+
+  /**
+   * MQTT 5: whether any session subscribes to `topic`, from the reason code of
+   * the PUBACK of an empty QoS 1 publish to it (0x10, "no matching
+   * subscribers", says none does). `undefined` under MQTT 3.1.1, whose PUBACK
+   * says nothing of it. The publish reaches the subscribers, if any.
+   */
+  hasSubscriber(topic: string): Promise<boolean | undefined> {
+    if (this.#options.protocolVersion !== 5) return Promise.resolve(undefined)
+    const client = this.#client
+    return new Promise((resolve, reject) => {
+      let messageId: number | undefined
+      let reasonCode: number | undefined
+      const onSend = (packet: { cmd?: string; topic?: string; messageId?: number }): void => {
+        if (packet.cmd === 'publish' && packet.topic === topic && messageId === undefined) messageId = packet.messageId
+      }
+      const onReceive = (packet: { cmd?: string; messageId?: number; reasonCode?: number }): void => {
+        if (packet.cmd === 'puback' && packet.messageId === messageId) reasonCode = packet.reasonCode ?? 0
+      }
+      client.on('packetsend', onSend)
+      client.on('packetreceive', onReceive)
+      this.publish(topic, '', { qos: 1 }, (error) => {
+        client.off('packetsend', onSend)
+        client.off('packetreceive', onReceive)
+        if (error) reject(error)
+        else resolve(reasonCode !== NO_MATCHING_SUBSCRIBERS)
+      })
+    })
   }
 
   /** Publishes and resolves once the broker acknowledged it (QoS 1) or it was written (QoS 0). */

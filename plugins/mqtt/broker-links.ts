@@ -65,6 +65,8 @@ export class BrokerLinks {
   readonly #hadSession = new Set<Backend<BrokerEndpoint>>()
   /** Per connection, the set-up of the pool's own subscriptions and presence (after it took traffic). */
   readonly #control = new WeakMap<BrokerConnection, Promise<void>>()
+  /** Connections that resumed a session this pool had on their broker before. */
+  readonly #resumed = new WeakSet<BrokerConnection>()
   #sessionsLost = 0
 
   constructor(options: BrokerLinksOptions) {
@@ -149,13 +151,30 @@ export class BrokerLinks {
         'Messages devices published to it before the app subscribed again had no subscriber; give Mosquitto "persistence true" (see "Mosquitto settings" in the README)',
       { broker: backend.id, session: connection.clientId })
     }
+    if (connection.sessionPresent && this.#hadSession.has(key)) this.#resumed.add(connection)
     this.#hadSession.add(key)
+  }
+
+  /**
+   * A resumed session should still hold its shared subscriptions: the ready
+   * topic's, subscribed on `$share/` like the routes, tells. Mosquitto 2.0.11
+   * keeps a session across a restart with persistence, but not its `$share/`
+   * subscriptions, so what devices published to the shared routes before the
+   * pool subscribed again had no subscriber.
+   */
+  async #checkSharedSubscriptions(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): Promise<void> {
+    if (!this.#resumed.has(connection) || !this.#o.steward.sharesReady()) return
+    if ((await connection.hasSubscriber(this.#o.steward.readyTopic)) !== false) return
+    this.#sessionsLost++
+    this.#o.log.error('a broker kept this instance\'s session across a restart but not its shared subscriptions ($share/...), as Mosquitto 2.0.11 does: ' +
+      'what devices published to the shared routes before the app subscribed again had no subscriber. Use a broker that restores them, or drain it in the balancer before restarting it',
+    { broker: backend.id, session: connection.clientId })
   }
 
   /** The connection takes publishes from now on; what waited is sent; the pool's own subscriptions and presence follow. */
   activate(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): void {
     this.#o.live.add(backend, connection)
-    const control = this.#setUpControl(connection).catch((error: unknown) => {
+    const control = this.#checkSharedSubscriptions(backend, connection).then(() => this.#setUpControl(connection)).catch((error: unknown) => {
       if (connection.open) this.#o.log.warn('could not subscribe the pool\'s control topics on a broker', { broker: backend.id, error })
     })
     this.#control.set(connection, control)

@@ -131,11 +131,16 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
       options: o, log, topics: this.#topics, sync: this.#sync,
       receiver: () => this.#receiver,
       ownSessions: () => new Set(this.#set.backends.map((backend) => this.#links.sessionId(backend))),
+      sessionOn: (brokerId) => {
+        const backend = this.#set.backends.find((b) => b.id === brokerId)
+        return backend && this.#links.sessionId(backend)
+      },
       adoptionEndpoint: (brokerId) => this.#mode === 'all'
         ? this.#set.backends.find((b) => b.id === brokerId && b.state !== 'unhealthy')?.target
         : this.#supervisor?.active?.target,
       perBroker: () => this.#mode === 'all',
       serving: () => this.#state === 'running',
+      sharedSubscriptions: () => this.#topology.sharedSubscriptions,
       onListenerError,
     })
     this.#links = new BrokerLinks({

@@ -20,10 +20,14 @@ export interface SessionStewardOptions {
   readonly receiver: () => MessageReceiver | undefined
   /** Client ids of the pool's own live sessions. */
   readonly ownSessions: () => ReadonlySet<string>
+  /** The client id of the pool's own session on broker `brokerId`. */
+  readonly sessionOn: (brokerId: string) => string | undefined
   /** Where to adopt a session seen on broker `brokerId` (all mode: that broker; failover mode: the active one). */
   readonly adoptionEndpoint: (brokerId: string) => BrokerEndpoint | undefined
   /** Failover mode: a session is the same on every node, so adoptions are not per broker. */
   readonly perBroker: () => boolean
+  /** Whether the brokers deliver through `$share/` subscriptions (the topology check saw it, or did not run). */
+  readonly sharedSubscriptions: () => boolean
   /** False while the pool is not running or is stopping: nothing is adopted then. */
   readonly serving: () => boolean
   readonly onListenerError: (error: unknown) => void
@@ -114,9 +118,22 @@ export class SessionSteward {
 
   /** The pool's control subscriptions for a session: its drain marker, the balancers' ready topic, and with persistent sessions the group's presence messages. */
   subscriptions(sessionId: string): Subscription[] {
-    // QoS 0: an offline session does not queue the balancer's checks.
-    const own: Subscription[] = [{ topic: this.#o.topics.barrier(sessionId), qos: 1 }, { topic: this.#o.topics.ready, qos: 0 }]
+    // QoS 0: an offline session does not queue the balancer's checks. On `$share/` like the routes: a broker that
+    // lost its shared subscriptions (Mosquitto 2.0.11 restarted, even with persistence) then fails the balancer's
+    // check until the pool has subscribed again.
+    const ready = this.sharesReady() ? `$share/${this.#o.options.group}/${this.#o.topics.ready}` : this.#o.topics.ready
+    const own: Subscription[] = [{ topic: this.#o.topics.barrier(sessionId), qos: 1 }, { topic: ready, qos: 0 }]
     return this.#persistent ? [{ topic: this.#o.topics.members, qos: 1 }, ...own] : own
+  }
+
+  /** The balancers' check publishes here; every session of the group subscribes to it. */
+  get readyTopic(): string {
+    return this.#o.topics.ready
+  }
+
+  /** Whether the ready topic is subscribed on `$share/`: under MQTT 5, on brokers that deliver through shared subscriptions. */
+  sharesReady(): boolean {
+    return this.#o.options.protocolVersion === 5 && this.#o.sharedSubscriptions()
   }
 
   /** Announces a connected session (its routes subscribed): retained `online`, which also cancels its adoption anywhere. */
@@ -263,9 +280,10 @@ export class SessionSteward {
    * was in flight twice.
    */
   #turn(brokerId: string): number {
-    const online = [...(this.#members.get(brokerId) ?? new Map<string, MemberState>())].filter(([, state]) => state === 'online').map(([id]) => id).sort()
-    const own = this.#o.ownSessions()
-    const first = online[0] !== undefined && own.has(online[0])
+    // This instance is online there even if its own presence message has not come back yet.
+    const mine = this.#o.sessionOn(brokerId)
+    const online = [...(this.#members.get(brokerId) ?? new Map<string, MemberState>())].filter(([, state]) => state === 'online').map(([id]) => id)
+    const first = mine !== undefined && [...online, mine].sort()[0] === mine
     return (first ? 0 : STANDBY_MS) + Math.random() * ADOPTION_JITTER_MS
   }
 

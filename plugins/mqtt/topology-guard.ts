@@ -39,6 +39,12 @@ export class TopologyGuard {
     return this.#verdict
   }
 
+  /** Whether every broker that answered the check delivered through a `$share/` subscription (true when unchecked). */
+  get sharedSubscriptions(): boolean {
+    const supported = this.#sharedSubscriptions
+    return supported === undefined || this.#reachable.every((id) => supported.has(id))
+  }
+
   /** The mode chosen at start; `undefined` before. */
   get mode(): EffectiveBrokerPoolMode | undefined {
     return this.#mode

@@ -187,6 +187,30 @@ describe('BrokerPool sessions on real Mosquitto brokers: nothing stranded when i
     assert.deepEqual(answered, [10, 10, 10])
   })
 
+  for (const persistence of [false, true]) {
+    it(`says at ERROR when a restarted broker ${persistence ? 'kept the session but lost its shared subscriptions (Mosquitto 2.0.11 with persistence)' : 'lost the session (no persistence)'}`, async () => {
+      topology = await startTopology({ brokers: 1, brokerPersistence: persistence })
+      const errors: string[] = []
+      let said: (message: string) => void = () => undefined
+      const log: Logger = {
+        ...silentLogger,
+        error: (message) => {
+          errors.push(message)
+          said(message)
+        },
+      }
+      const pool = new BrokerPool({ brokers: [topology.brokers[0]!.url], logger: log })
+      const app = Application.create({ router: new Router().on('jobs/{id}', () => undefined, { qos: 1, shared: true }), transport: pool, logger: silentLogger })
+      cleanup.push(() => app.stop())
+      await app.start()
+      // The only broker is down for a moment first ('every broker is down'), which is not what this is about.
+      const error = new Promise<string>((resolve) => (said = (message) => /session/.test(message) && resolve(message)))
+      await topology.brokers[0]!.restart()
+      assert.match(await error, persistence ? /kept this instance's session across a restart but not its shared subscriptions/ : /came back without this instance's session/)
+      assert.equal(pool.stats.sessionsLost, 1)
+    })
+  }
+
   it('makes broker drops visible: a count per broker, one ERROR per episode, a failing broker check', async () => {
     topology = await startTopology({ brokers: 1, brokerConfig: 'max_queued_messages 5\nsys_interval 1' })
     const [broker] = topology.brokers

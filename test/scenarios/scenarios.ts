@@ -79,6 +79,8 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'rolling-broker-restart-persistent',
     shape: `${INDEPENDENT} with persistence, 1 app`,
     faultLabel: 'every broker SIGTERMed and restarted, one after another',
+    // Mosquitto 2.0.11 restores the app's session from its file, but not the session's $share subscriptions.
+    guaranteed: false,
     apps: 1,
     brokerPersistence: true,
     publishMs: 45_000,

@@ -91,7 +91,7 @@ export interface InfraPlan {
 
 /** The topology the demo uses, rendered when no configuration is given. */
 export const DEMO_TOPOLOGY: { readonly mqtt: BrokerPoolOptions; readonly health: { readonly http: { readonly host: string; readonly port: number } } } = {
-  mqtt: { brokers: ['mqtt://127.0.0.1:1884', 'mqtt://127.0.0.1:1885', 'mqtt://127.0.0.1:1886'], mode: 'all' },
+  mqtt: { brokers: ['mqtt://127.0.0.1:1884', 'mqtt://127.0.0.1:1885', 'mqtt://127.0.0.1:1886'] },
   health: { http: { host: '127.0.0.1', port: 9464 } },
 }
 

@@ -52,7 +52,7 @@ const TOKENS = [BROKER_POOL, REPLICA_POOL, KYSELY, GEO_RESOLVER, LOAD_BALANCING_
  * const app = Application.create({
  *   router,
  *   modules: [LoadBalancingModule.forRoot({
- *     mqtt: { brokers: ['mqtt://broker-1:1883', 'mqtt://broker-2:1883'], mode: 'all' },
+ *     mqtt: { brokers: ['mqtt://broker-1:1883', 'mqtt://broker-2:1883'] },
  *     database: { primary: process.env.DATABASE_URL!, replicas: [process.env.REPLICA_URL!] },
  *   })],
  * })

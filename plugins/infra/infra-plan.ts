@@ -19,7 +19,7 @@ export interface InfraOptions {
    * there (see `InfraPlan.appReadyMs`): 3 with the pool's defaults.
    * `requireSubscriber` (default true with MQTT 5, HAProxy only): a broker
    * passes only while a session of the app subscribes to its ready topic
-   * (`<controlTopic>/<group>/ready`), which the pool subscribes on every
+   * (`<controlTopic>/ready`), which the pool subscribes on every
    * connection: a broker that lost the app's subscriptions takes no devices
    * until the app is back on it. Devices cannot connect before an app
    * instance has connected to the brokers once.
@@ -167,7 +167,7 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
   if (requireSubscriber && resolved.protocolVersion !== 5) {
     throw new InvalidOptionError('infra.check.requireSubscriber', 'needs MQTT 5 (a PUBACK reason code says whether anyone subscribes); set mqtt.protocolVersion to 5 or turn it off')
   }
-  const readyTopic = requireSubscriber ? `${resolved.controlTopic}/${resolved.group}/ready` : undefined
+  const readyTopic = requireSubscriber ? `${resolved.controlTopic}/ready` : undefined
   const warnings: string[] = []
   if ((rise - 1) * checkInterval < appReadyMs) {
     warnings.push(

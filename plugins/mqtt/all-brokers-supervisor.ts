@@ -53,7 +53,7 @@ export class AllBrokersSupervisor {
       }
       const connection = await links.establish(backend)
       if (!connection) {
-        if (await wake.idle(backoff.next())) backoff.reset()
+        if (this.#o.running() && (await wake.idle(backoff.next()))) backoff.reset()
         continue
       }
       backoff.reset()
@@ -82,7 +82,7 @@ export class AllBrokersSupervisor {
     links.deactivate(backend, connection)
     if (this.#o.running() && !redirected) {
       log.warn('broker connection lost', { broker: backend.id })
-      links.lost(backend)
+      await links.lost(backend, connection)
     }
   }
 }

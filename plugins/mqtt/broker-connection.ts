@@ -61,12 +61,17 @@ export function sessionOptions(
   }
 }
 
+/** How long the pool's own publishes (presence, drain markers, probes of subscriptions) may wait for their PUBACK. */
+const PUBLISH_NOW_TIMEOUT_MS = 10_000
+
 /** MQTT 5 PUBACK reason code: the broker took the message, and no session subscribes to its topic. */
 const NO_MATCHING_SUBSCRIBERS = 0x10
 
 /** MQTT 5 reason codes of a server DISCONNECT that send the client elsewhere. */
 const USE_ANOTHER_SERVER = 0x9c
 const SERVER_MOVED = 0x9d
+/** MQTT 5 reason code of a server DISCONNECT: another connection took the session over. */
+const SESSION_TAKEN_OVER = 0x8e
 
 /**
  * One MQTT.js connection to one broker, which never reconnects by itself:
@@ -91,6 +96,7 @@ export class BrokerConnection {
   readonly #redirected = new TypedEvent<string>()
   #lost = false
   #reason: Error | undefined
+  #takenOver = false
   readonly #options: BrokerConnectionOptions
 
   private constructor(options: BrokerConnectionOptions, client: MqttClient, inbound: AckSequencer, connectMs: number, sessionPresent: boolean) {
@@ -108,6 +114,7 @@ export class BrokerConnection {
       log.debug('broker connection error', { broker: endpoint.id, error })
     })
     client.on('disconnect', (packet: IDisconnectPacket) => {
+      if (packet.reasonCode === SESSION_TAKEN_OVER) this.#takenOver = true
       const reference = packet.properties?.serverReference
       if ((packet.reasonCode === USE_ANOTHER_SERVER || packet.reasonCode === SERVER_MOVED) && reference) {
         this.#redirected.emit(reference)
@@ -140,9 +147,23 @@ export class BrokerConnection {
     }
   }
 
+  /**
+   * The broker said another connection took this session over (MQTT 5
+   * DISCONNECT 0x8E, as EMQX sends; Mosquitto just closes): the broker is
+   * fine, the client id is in use elsewhere.
+   */
+  get takenOver(): boolean {
+    return this.#takenOver
+  }
+
   /** True until the connection is lost or closed. */
   get open(): boolean {
     return !this.#lost && this.#client.connected
+  }
+
+  /** Messages this connection delivered that the application left unacknowledged (the session owes them to the next connection). */
+  get withheld(): number {
+    return this.#inbound.withheld
   }
 
   /** Resolves once every message this connection delivered has settled, or the connection is gone. */
@@ -217,29 +238,42 @@ export class BrokerConnection {
   hasSubscriber(topic: string): Promise<boolean | undefined> {
     if (this.#options.protocolVersion !== 5) return Promise.resolve(undefined)
     const client = this.#client
-    return new Promise((resolve, reject) => {
-      let messageId: number | undefined
-      let reasonCode: number | undefined
-      const onSend = (packet: { cmd?: string; topic?: string; messageId?: number }): void => {
-        if (packet.cmd === 'publish' && packet.topic === topic && messageId === undefined) messageId = packet.messageId
-      }
-      const onReceive = (packet: { cmd?: string; messageId?: number; reasonCode?: number }): void => {
-        if (packet.cmd === 'puback' && packet.messageId === messageId) reasonCode = packet.reasonCode ?? 0
-      }
-      client.on('packetsend', onSend)
-      client.on('packetreceive', onReceive)
-      this.publish(topic, '', { qos: 1 }, (error) => {
+    let messageId: number | undefined
+    let reasonCode: number | undefined
+    const onSend = (packet: { cmd?: string; topic?: string; messageId?: number }): void => {
+      if (packet.cmd === 'publish' && packet.topic === topic && messageId === undefined) messageId = packet.messageId
+    }
+    const onReceive = (packet: { cmd?: string; messageId?: number; reasonCode?: number }): void => {
+      if (packet.cmd === 'puback' && packet.messageId === messageId) reasonCode = packet.reasonCode ?? 0
+    }
+    client.on('packetsend', onSend)
+    client.on('packetreceive', onReceive)
+    return this.publishNow(topic, '', { qos: 1 })
+      .then(() => reasonCode !== NO_MATCHING_SUBSCRIBERS)
+      .finally(() => {
         client.off('packetsend', onSend)
         client.off('packetreceive', onReceive)
-        if (error) reject(error)
-        else resolve(reasonCode !== NO_MATCHING_SUBSCRIBERS)
       })
-    })
   }
 
-  /** Publishes and resolves once the broker acknowledged it (QoS 1) or it was written (QoS 0). */
-  publishNow(topic: string, payload: string | Buffer, options: { readonly qos: 0 | 1; readonly retain?: boolean }): Promise<void> {
-    return new Promise((resolve, reject) => this.publish(topic, payload, options, (error) => (error ? reject(error) : resolve())))
+  /**
+   * Publishes and resolves once the broker acknowledged it (QoS 1) or it was
+   * written (QoS 0); rejects if the connection closes first (MQTT.js never
+   * calls back a persistent session's publish whose connection closed) or
+   * after `timeoutMs`.
+   */
+  publishNow(topic: string, payload: string | Buffer, options: { readonly qos: 0 | 1; readonly retain?: boolean }, timeoutMs = PUBLISH_NOW_TIMEOUT_MS): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const settle = (error: Error | undefined): void => {
+        clearTimeout(timer)
+        offClose()
+        if (error) reject(error)
+        else resolve()
+      }
+      const offClose = this.onClose(() => settle(new Error(`the connection to ${this.endpoint.id} closed before it acknowledged a publish to ${topic}`)))
+      const timer = setTimeout(() => settle(new Error(`${this.endpoint.id} did not acknowledge a publish to ${topic} within ${timeoutMs} ms`)), timeoutMs)
+      this.publish(topic, payload, options, settle)
+    })
   }
 }
 

@@ -3,7 +3,7 @@ import type { BackendSet } from '../../src/balancing/backend-set.js'
 import { isSubscriptionRejectedError } from '../../src/routemq/errors/subscription-rejected-error.js'
 import { TransportClosedError } from '../../src/routemq/errors/transport-closed-error.js'
 import type { Logger } from '../../src/routemq/logger.js'
-import type { InboundMessage, MessageReceiver, Subscription } from '../../src/routemq/mqtt-transport.js'
+import type { InboundMessage, MessageReceiver } from '../../src/routemq/mqtt-transport.js'
 import { isUnreachableError } from '../../src/routemq/network-error.js'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import type { AckWatch } from './ack-watch.js'
@@ -78,8 +78,19 @@ export class BrokerLinks {
     return this.#sessionsLost
   }
 
-  /** A live connection was lost (not closed by the pool): the broker is down until probes say otherwise, and probed fast. */
-  lost(backend: Backend<BrokerEndpoint>): void {
+  /**
+   * A live connection was lost (not closed by the pool): the broker is down
+   * until probes say otherwise, and probed fast. A session taken over by
+   * another connection says nothing of the broker: after a pause (two
+   * instances with one client id would take it from each other in a loop),
+   * the caller connects again.
+   */
+  async lost(backend: Backend<BrokerEndpoint>, connection: BrokerConnection): Promise<void> {
+    if (connection.takenOver) {
+      this.#o.log.warn('another connection took this session over (an instance adopting it, or one more instance with this client id); connecting again', { broker: backend.id, session: connection.clientId })
+      await new Promise((resolve) => setTimeout(resolve, TAKEOVER_PAUSE_MS))
+      return
+    }
     this.#o.set.markDown(backend)
     this.#o.probes.lost(backend)
   }
@@ -200,17 +211,22 @@ export class BrokerLinks {
 
   /** The pool's own subscriptions on a session, then its presence (for the other instances, not for traffic). */
   async #setUpControl(connection: BrokerConnection): Promise<void> {
-    const { options, steward } = this.#o
-    await connection.subscribe(this.#ownSubscriptions(connection.clientId), options.protocolVersion)
-    if (!options.clean && connection.open) await steward.attach(connection)
-  }
-
-  /** The subscriptions of the pool itself on a session: presence and drain marker, and the broker's drop counter. */
-  #ownSubscriptions(sessionId: string): Subscription[] {
-    return [
-      ...this.#o.steward.subscriptions(sessionId),
-      ...(this.#o.options.watchBrokerDrops ? [{ topic: MOSQUITTO_DROPPED_TOPIC, qos: 0 as const }] : []),
-    ]
+    const { options, steward, log, sync } = this.#o
+    await connection.subscribe(steward.subscriptions(connection.clientId), options.protocolVersion)
+    if (!options.clean) {
+      // Online only once the routes are held here: a peer that stops hands its share back to the instances online.
+      void (async () => {
+        await sync.whenKnown()
+        await sync.sync(connection)
+        if (connection.open && this.#o.routes()) await steward.attach(connection)
+      })().catch((error: unknown) => log.debug('could not announce the session', { broker: connection.endpoint.id, error }))
+    }
+    if (options.watchBrokerDrops && connection.open) {
+      // On its own: a broker whose access rules refuse $SYS (or that has none) must not cost the pool its presence.
+      await connection.subscribe([{ topic: MOSQUITTO_DROPPED_TOPIC, qos: 0 }], options.protocolVersion).catch((error: unknown) => {
+        log.debug('the broker refused its drop counter; drops there go unseen', { broker: connection.endpoint.id, error })
+      })
+    }
   }
 
   /** What a connection to `backend` receives: control topics and broker statistics here, the rest to the application. */
@@ -230,6 +246,9 @@ export class BrokerLinks {
     }
   }
 }
+
+/** How long the pool waits before taking back a session another connection took over. */
+const TAKEOVER_PAUSE_MS = 1000
 
 /** How long subscribing on a new connection may take: longer than a CONNACK on a cluster that creates consumers. */
 function subscribeTimeoutMs(options: ResolvedBrokerPoolOptions): number {

@@ -178,6 +178,11 @@ export interface ResolvedBrokerPoolOptions {
   readonly offlineBuffer: Required<OfflineBufferOptions>
 }
 
+/** How long the other instances of a group give the first one to adopt an orphaned session. */
+export const ADOPTION_STANDBY_MS = 10_000
+/** The standby, and time for the adoption itself. */
+const ADOPTION_STANDBY_SECONDS = ADOPTION_STANDBY_MS / 1000 + 20
+
 const OPTION_NAMES = [
   'brokers', 'mode', 'topologyCheck', 'topologyCheckTimeoutMs', 'group', 'controlTopic', 'sessions', 'receiveMaximum', 'watchBrokerDrops',
   'strategy', 'region', 'clientId', 'clean', 'sessionExpirySeconds', 'protocolVersion', 'keepaliveSeconds', 'connectTimeoutMs',
@@ -250,37 +255,43 @@ export function resolveBrokerPoolOptions(options: BrokerPoolOptions, defaultClie
     brokers,
     mode,
     topologyCheck,
-    topologyCheckTimeoutMs: whole(options.topologyCheckTimeoutMs, 'topologyCheckTimeoutMs', 1500, 1),
+    topologyCheckTimeoutMs: ms(options.topologyCheckTimeoutMs, 'topologyCheckTimeoutMs', 1500, 1),
     group,
     controlTopic,
-    sessions: { adoptOrphans, orphanAfterSeconds: whole(sessions.orphanAfterSeconds, 'sessions.orphanAfterSeconds', 15, 1) },
+    sessions: { adoptOrphans, orphanAfterSeconds: ranged(sessions.orphanAfterSeconds, 'sessions.orphanAfterSeconds', 15, 1, 86_400) },
     receiveMaximum: ranged(options.receiveMaximum, 'receiveMaximum', 4096, 1, 65_535),
     watchBrokerDrops: booleanOption(options.watchBrokerDrops, 'watchBrokerDrops', true),
     strategy,
     region: optionalString(options.region, 'region'),
     clientId: options.clientId ?? defaultClientId,
     clean,
-    sessionExpirySeconds: whole(options.sessionExpirySeconds, 'sessionExpirySeconds', 3600, 0),
+    sessionExpirySeconds: ranged(options.sessionExpirySeconds, 'sessionExpirySeconds', 3600, 0, 4_294_967_295),
     protocolVersion: options.protocolVersion ?? 5,
-    keepaliveSeconds: whole(options.keepaliveSeconds, 'keepaliveSeconds', 10, 0),
-    connectTimeoutMs: whole(options.connectTimeoutMs, 'connectTimeoutMs', 2000, 1),
-    startTimeoutMs: whole(options.startTimeoutMs, 'startTimeoutMs', 30_000, 1),
-    closeTimeoutMs: whole(options.closeTimeoutMs, 'closeTimeoutMs', 5000, 0),
+    keepaliveSeconds: ranged(options.keepaliveSeconds, 'keepaliveSeconds', 10, 0, 65_535),
+    connectTimeoutMs: ms(options.connectTimeoutMs, 'connectTimeoutMs', 2000, 1),
+    startTimeoutMs: ms(options.startTimeoutMs, 'startTimeoutMs', 30_000, 1),
+    closeTimeoutMs: ms(options.closeTimeoutMs, 'closeTimeoutMs', 5000, 0),
     ackOrder: options.ackOrder ?? 'arrival',
     health: {
-      probeIntervalMs: whole(health.probeIntervalMs, 'health.probeIntervalMs', 750, 1),
-      probeTimeoutMs: whole(health.probeTimeoutMs, 'health.probeTimeoutMs', 700, 1),
+      probeIntervalMs: ms(health.probeIntervalMs, 'health.probeIntervalMs', 750, 1),
+      probeTimeoutMs: ms(health.probeTimeoutMs, 'health.probeTimeoutMs', 700, 1),
       rise: whole(health.rise, 'health.rise', 2, 1),
       fall: whole(health.fall, 'health.fall', 2, 1),
-      publishAckTimeoutMs: whole(health.publishAckTimeoutMs, 'health.publishAckTimeoutMs', 3000, 1),
-      backoffBaseMs: whole(health.backoffBaseMs, 'health.backoffBaseMs', 250, 1),
-      backoffCapMs: whole(health.backoffCapMs, 'health.backoffCapMs', 30_000, 1),
+      publishAckTimeoutMs: ms(health.publishAckTimeoutMs, 'health.publishAckTimeoutMs', 3000, 1),
+      backoffBaseMs: ms(health.backoffBaseMs, 'health.backoffBaseMs', 250, 1),
+      backoffCapMs: ms(health.backoffCapMs, 'health.backoffCapMs', 30_000, 1),
     },
     offlineBuffer: {
       maxMessages: whole(buffer.maxMessages, 'offlineBuffer.maxMessages', 10_000, 1),
       maxBytes: whole(buffer.maxBytes, 'offlineBuffer.maxBytes', 16 * 1024 * 1024, 1),
       qos0: buffer.qos0 ?? 'queue',
     },
+  }
+  // A kept or orphaned session must outlive the wait for its adoption (the will delay, the other instances' standby),
+  // or what it holds expires with it.
+  const adoptionWindow = resolved.sessions.orphanAfterSeconds + ADOPTION_STANDBY_SECONDS
+  if (!resolved.clean && resolved.sessions.adoptOrphans && resolved.sessionExpirySeconds < adoptionWindow) {
+    throw new InvalidOptionError('sessionExpirySeconds', `a persistent session must outlive its adoption: at least sessions.orphanAfterSeconds + ${ADOPTION_STANDBY_SECONDS} (${adoptionWindow}); set clean: true for sessions that end with the connection`)
   }
   if (resolved.health.backoffCapMs < resolved.health.backoffBaseMs) {
     throw new InvalidOptionError('health.backoffCapMs', 'must not be smaller than health.backoffBaseMs')
@@ -347,6 +358,11 @@ function optionalString(value: unknown, field: string): string | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'string' || value.length === 0) throw new InvalidOptionError(field, 'must be a non-empty string')
   return value
+}
+
+/** Timers of Node take at most 2^31 - 1 ms; a longer one fires at once. */
+function ms(value: number | undefined, field: string, fallback: number, min: number): number {
+  return ranged(value, field, fallback, min, 2_147_483_647)
 }
 
 function booleanOption(value: unknown, field: string, fallback: boolean): boolean {

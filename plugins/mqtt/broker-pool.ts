@@ -306,6 +306,7 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
     if (this.#mode === 'failover') {
       this.#supervisor = new FailoverSupervisor({
         ...common, live: this.#live, running, connected,
+        mayFailBack: () => this.#state === 'running',
         replaying: () => this.#sender.queue.pendingCount,
         failover: this.#failover,
         activeChanged: this.#activeChanged,

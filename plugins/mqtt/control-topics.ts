@@ -18,7 +18,7 @@ const STATES: ReadonlySet<string> = new Set<MemberState>(['online', 'stopping', 
  * - `barrier/<session client id>`: a marker a session publishes to itself,
  *   which arrives after everything the broker queued for it before;
  * - `canary`: the topology check's canaries;
- * - `ready`: subscribed at QoS 0 by every session, so that a balancer's
+ * - `<controlTopic>/ready` (the same for every group): subscribed at QoS 0 by every session, so that a balancer's
  *   MQTT 5 check (a QoS 1 publish answered "no matching subscribers" or not)
  *   admits devices only to brokers where the app is subscribed.
  *
@@ -37,7 +37,8 @@ export class ControlTopics {
     this.base = `${controlTopic}/${group}`
     this.members = `${this.base}/members/+`
     this.canary = `${this.base}/canary`
-    this.ready = `${this.base}/ready`
+    // Not per group: a balancer rendered without the app's group must check the same topic.
+    this.ready = `${controlTopic}/ready`
   }
 
   /** A session's level is its client id in base64url: any client id, and only characters every broker takes in a topic (NATS refuses `.`). */
@@ -51,7 +52,7 @@ export class ControlTopics {
 
   /** Whether `topic` is one of the pool's own (never handed to the application). */
   owns(topic: string): boolean {
-    return topic.startsWith(`${this.base}/`)
+    return topic.startsWith(`${this.base}/`) || topic === this.ready
   }
 
   /** The session a `members/<id>` topic is about, or `undefined`. */

@@ -42,6 +42,8 @@ export interface FailoverSupervisorOptions {
   readonly holdDown: HoldDown<Backend<BrokerEndpoint>>
   readonly wake: WakeSignal
   readonly running: () => boolean
+  /** False while the pool hands its share back: a failback would close the connection in the middle of it. */
+  readonly mayFailBack: () => boolean
   /** Publishes waiting to be resent, for the failover event. */
   readonly replaying: () => number
   readonly failover: TypedEvent<FailoverEvent>
@@ -124,7 +126,7 @@ export class FailoverSupervisor {
   /** Under the priority strategy, asks the active connection to hand over to a healthier-ranked broker. */
   considerFailBack(): void {
     const { options, set, holdDown, log } = this.#o
-    if (options.strategy !== 'priority' || !this.#handover || this.#handingOverTo) return
+    if (options.strategy !== 'priority' || !this.#handover || this.#handingOverTo || !this.#o.mayFailBack()) return
     const active = this.active
     if (!active) return
     const better = set.pick({
@@ -171,7 +173,7 @@ export class FailoverSupervisor {
     if (this.#o.running() && outcome === 'lost' && !redirected) {
       log.warn('broker connection lost', { broker: backend.id })
       this.#lost ??= { from: backend.id, at: Date.now() }
-      links.lost(backend)
+      await links.lost(backend, connection)
     }
     return outcome
   }

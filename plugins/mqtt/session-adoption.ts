@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger } from '../../src/routemq/logger.js'
-import type { InboundMessage, MessageReceiver } from '../../src/routemq/mqtt-transport.js'
+import type { InboundMessage, MessageProperties, MessageReceiver } from '../../src/routemq/mqtt-transport.js'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { BrokerConnection, type BrokerConnectionOptions } from './broker-connection.js'
 import type { ControlTopics } from './control-topics.js'
@@ -25,6 +25,8 @@ export interface AdoptionOptions {
   readonly connection: Omit<BrokerConnectionOptions, 'receiver'>
   readonly topics: ControlTopics
   readonly sync: SubscriptionSync
+  /** The pool's own filters the orphan subscribed to (presence, its ready topic, broker statistics), dropped too. */
+  readonly ownFilters: readonly string[]
   /** The application's receiver: the adopted session's messages are handled like any other. */
   readonly receiver: MessageReceiver
   readonly log: Logger
@@ -58,12 +60,16 @@ export async function adoptSession(options: AdoptionOptions): Promise<AdoptionOu
   let withheld = 0
   let connection: BrokerConnection | undefined
   const receiver = (message: InboundMessage): void => {
-    if (topics.owns(message.topic)) {
+    if (topics.owns(message.topic) || message.topic.startsWith('$')) {
+      // The pool's own messages, and broker statistics the orphan subscribed to.
       if (message.topic === barrierTopic && message.payload.toString() === nonce) barrierSeen()
       message.settle(true)
     } else if (sync.matches(message.topic)) {
       options.receiver({
         ...message,
+        // Its subscription identifiers are the orphan's routes' (another version may number them otherwise):
+        // the routes are matched by topic here.
+        properties: withoutSubscriptionIdentifier(message.properties),
         settle: (acknowledge) => {
           if (!acknowledge) withheld++
           message.settle(acknowledge)
@@ -78,6 +84,11 @@ export async function adoptSession(options: AdoptionOptions): Promise<AdoptionOu
   }
   if (options.signal.aborted) return 'interrupted'
   connection = await BrokerConnection.open({ ...options.connection, receiver })
+  // A message may have come with the CONNACK, before the connection was known.
+  if (foreign) {
+    await connection.close(0)
+    return 'foreign'
+  }
   const lost = new Promise<'interrupted'>((resolve) => connection!.onClose(() => resolve('interrupted')))
   const abort = (): void => void connection!.close(0)
   options.signal.addEventListener('abort', abort)
@@ -91,7 +102,7 @@ export async function adoptSession(options: AdoptionOptions): Promise<AdoptionOu
     }
     log.info('adopting the session of an instance that went away', { broker, session: sessionId })
     const drained = (async (): Promise<'drained'> => {
-      await connection!.unsubscribe([...sync.filters, topics.members])
+      await connection!.unsubscribe([...sync.filters, ...options.ownFilters])
       await connection!.subscribe([{ topic: barrierTopic, qos: 1 }], options.connection.protocolVersion)
       await connection!.publishNow(barrierTopic, nonce, { qos: 1 })
       await barrier
@@ -101,6 +112,10 @@ export async function adoptSession(options: AdoptionOptions): Promise<AdoptionOu
     // Lost connections fail the steps too; the race below has the answer.
     drained.catch(noop)
     const outcome = await raceTimeout(Promise.race([drained, lost]), options.drainTimeoutMs, () => 'timeout' as const)
+    if (outcome === 'drained' && foreign) {
+      await connection.close(0)
+      return 'foreign'
+    }
     if (outcome === 'drained' && withheld > 0) {
       log.warn('an adopted session kept messages the application left unacknowledged; it stays for a later attempt', { broker, session: sessionId, withheld })
       await connection.close(options.closeTimeoutMs)
@@ -126,3 +141,9 @@ export async function adoptSession(options: AdoptionOptions): Promise<AdoptionOu
 }
 
 function noop(): void {}
+
+function withoutSubscriptionIdentifier(properties: MessageProperties | undefined): MessageProperties | undefined {
+  if (properties?.subscriptionIdentifier === undefined) return properties
+  const { subscriptionIdentifier: _omitted, ...rest } = properties
+  return rest
+}

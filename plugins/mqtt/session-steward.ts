@@ -5,7 +5,8 @@ import type { InboundMessage, MessageReceiver, Subscription } from '../../src/ro
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { sessionOptions, type BrokerConnection, type WillMessage } from './broker-connection.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
-import type { ResolvedBrokerPoolOptions } from './broker-pool-options.js'
+import { ADOPTION_STANDBY_MS, type ResolvedBrokerPoolOptions } from './broker-pool-options.js'
+import { MOSQUITTO_DROPPED_TOPIC } from './broker-drop-watch.js'
 import { parsePresence, presence, type ControlTopics, type MemberState } from './control-topics.js'
 import { adoptSession, type AdoptionOutcome } from './session-adoption.js'
 import type { SubscriptionSync } from './subscription-sync.js'
@@ -63,8 +64,6 @@ interface Adoption {
 
 const BARRIER_TIMEOUT_MS = 30_000
 const ADOPTION_JITTER_MS = 500
-/** How long the other instances leave the first one to adopt a session. */
-const STANDBY_MS = 10_000
 const RETRY_MS = 5000
 const RETRY_CAP_MS = 300_000
 
@@ -192,17 +191,33 @@ export class SessionSteward {
       const own = this.#o.ownSessions()
       const peers = [...(this.#members.get(brokerId) ?? new Map<string, MemberState>())].filter(([id, state]) => state === 'online' && !own.has(id))
       if (peers.length === 0) {
-        await connection.publishNow(this.#o.topics.member(connection.clientId), presence('left'), { qos: 1, retain: true })
-        this.#outcomes.set(connection, 'kept')
-        this.counts.kept++
-        this.#o.log.info('no other instance online: keeping the session for the next one', { broker: brokerId, session: connection.clientId })
+        await this.#keep(connection, brokerId, 'no other instance is online')
+        return
+      }
+      // On a cluster the presence messages' order is one node's; two instances stopping together could each see the
+      // other online. A kept session loses nothing: a peer adopts it at once.
+      if (!this.#o.perBroker()) {
+        await this.#keep(connection, brokerId, 'the brokers are a cluster, so a peer adopts it')
         return
       }
     }
     await this.#o.sync.release(connection)
     await this.#barrier(connection)
     await connection.inboundSettled()
+    if (connection.withheld > 0) {
+      // The session owes them to whoever connects with it next (a 'redeliver' policy, a refused message): keep it.
+      await this.#keep(connection, brokerId, `${connection.withheld} messages it delivered are unacknowledged`)
+      return
+    }
     this.#outcomes.set(connection, 'handed-back')
+  }
+
+  /** Keeps a session at a stop, marked `left` for the next instance (or its adoption). */
+  async #keep(connection: BrokerConnection, brokerId: string, why: string): Promise<void> {
+    await connection.publishNow(this.#o.topics.member(connection.clientId), presence('left'), { qos: 1, retain: true })
+    this.#outcomes.set(connection, 'kept')
+    this.counts.kept++
+    this.#o.log.info(`keeping the session for the next instance: ${why}`, { broker: brokerId, session: connection.clientId })
   }
 
   /**
@@ -211,8 +226,9 @@ export class SessionSteward {
    * marked `left` for the next instance.
    */
   async finish(connection: BrokerConnection, graceMs: number): Promise<void> {
+    const owes = connection.withheld > 0
     const outcome = this.#outcomes.get(connection)
-    if (outcome === 'handed-back' && this.#persistent && connection.open) {
+    if (outcome === 'handed-back' && this.#persistent && connection.open && !owes) {
       const cleared = await raceTimeout(
         connection.publishNow(this.#o.topics.member(connection.clientId), '', { qos: 1, retain: true }).then(() => true, () => false), graceMs, () => false,
       )
@@ -221,10 +237,8 @@ export class SessionSteward {
         await connection.close(graceMs, { endSession: true })
         return
       }
-    } else if (outcome === undefined && this.#persistent && connection.open) {
+    } else if ((outcome === undefined || owes) && this.#persistent && connection.open) {
       await raceTimeout(connection.publishNow(this.#o.topics.member(connection.clientId), presence('left'), { qos: 1, retain: true }).catch(() => undefined), graceMs, () => undefined)
-    } else if (outcome === 'handed-back') {
-      this.counts.handedBack++
     }
     await connection.close(graceMs)
   }
@@ -242,13 +256,19 @@ export class SessionSteward {
     const nonce = randomBytes(8).toString('hex')
     const key = `${connection.clientId}:${nonce}`
     const seen = new Promise<void>((resolve) => this.#barriers.set(key, resolve))
-    const lost = new Promise<void>((_, reject) => connection.onClose(() => reject(new Error('the connection closed before its drain marker arrived'))))
+    let offClose: Disposer = () => undefined
+    const lost = new Promise<void>((_, reject) => {
+      offClose = connection.onClose(() => reject(new Error('the connection closed before its drain marker arrived')))
+    })
+    // Handled here at once: the connection may close while the marker is being published, before the race below.
+    lost.catch(() => undefined)
     try {
       await connection.publishNow(this.#o.topics.barrier(connection.clientId), nonce, { qos: 1 })
       await raceTimeout(Promise.race([seen, lost]), BARRIER_TIMEOUT_MS, () => {
         throw new Error(`the drain marker did not arrive within ${BARRIER_TIMEOUT_MS} ms`)
       })
     } finally {
+      offClose()
       this.#barriers.delete(key)
     }
   }
@@ -284,7 +304,7 @@ export class SessionSteward {
     const mine = this.#o.sessionOn(brokerId)
     const online = [...(this.#members.get(brokerId) ?? new Map<string, MemberState>())].filter(([, state]) => state === 'online').map(([id]) => id)
     const first = mine !== undefined && [...online, mine].sort()[0] === mine
-    return (first ? 0 : STANDBY_MS) + Math.random() * ADOPTION_JITTER_MS
+    return (first ? 0 : ADOPTION_STANDBY_MS) + Math.random() * ADOPTION_JITTER_MS
   }
 
   #schedule(adoption: Adoption, delayMs: number): void {
@@ -313,6 +333,7 @@ export class SessionSteward {
       const connection = { ...sessionOptions(options, endpoint, adoption.sessionId, log, this.will(adoption.sessionId)), clean: false }
       outcome = await adoptSession({
         connection, topics: this.#o.topics, sync: this.#o.sync, receiver, log, drainTimeoutMs: 60_000, closeTimeoutMs: options.closeTimeoutMs,
+        ownFilters: [...this.subscriptions(adoption.sessionId).map((s) => s.topic), MOSQUITTO_DROPPED_TOPIC],
         signal: this.#abort.signal,
       }).catch((error: unknown) => {
         log.warn('adopting a session failed; trying again later', { broker: endpoint.id, session: adoption.sessionId, error })

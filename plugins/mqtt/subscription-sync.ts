@@ -17,8 +17,12 @@ export class SubscriptionSync {
   readonly #wanted = new Map<string, Subscription>()
   readonly #granted = new WeakMap<BrokerConnection, Set<string>>()
   readonly #syncing = new WeakMap<BrokerConnection, Promise<void>>()
+  /** Connections that handed their routes back: never subscribed again. */
+  readonly #released = new WeakSet<BrokerConnection>()
   #version = 0
   #known = false
+  #becameKnown: () => void = () => undefined
+  readonly #whenKnown = new Promise<void>((resolve) => (this.#becameKnown = resolve))
 
   constructor(protocolVersion: 4 | 5) {
     this.#protocolVersion = protocolVersion
@@ -27,6 +31,11 @@ export class SubscriptionSync {
   /** True once the application has said what it subscribes to. */
   get known(): boolean {
     return this.#known
+  }
+
+  /** Resolves once the application has said what it subscribes to. */
+  whenKnown(): Promise<void> {
+    return this.#whenKnown
   }
 
   /** The filters wanted, `$share/<group>/` prefixes included. */
@@ -38,6 +47,7 @@ export class SubscriptionSync {
     for (const subscription of subscriptions) this.#wanted.set(subscription.topic, subscription)
     this.#version++
     this.#known = true
+    this.#becameKnown()
   }
 
   remove(topics: readonly string[]): void {
@@ -59,8 +69,12 @@ export class SubscriptionSync {
    * connection run one after another.
    */
   sync(connection: BrokerConnection): Promise<void> {
+    return this.#chain(connection, () => this.#syncNow(connection))
+  }
+
+  #chain(connection: BrokerConnection, step: () => Promise<void>): Promise<void> {
     const previous = this.#syncing.get(connection) ?? Promise.resolve()
-    const next = previous.catch(() => undefined).then(() => this.#syncNow(connection))
+    const next = previous.catch(() => undefined).then(step)
     this.#syncing.set(connection, next)
     return next
   }
@@ -69,7 +83,7 @@ export class SubscriptionSync {
     let granted = this.#granted.get(connection)
     if (!granted) this.#granted.set(connection, (granted = new Set()))
     let version = -1
-    while (version !== this.#version && connection.open) {
+    while (version !== this.#version && connection.open && !this.#released.has(connection)) {
       version = this.#version
       const add = [...this.#wanted.values()].filter((s) => !granted.has(s.topic))
       const remove = [...granted].filter((topic) => !this.#wanted.has(topic))
@@ -85,12 +99,19 @@ export class SubscriptionSync {
     }
   }
 
-  /** Unsubscribes every route on `connection` (handing its share back), keeping the pool's wanted set. */
-  async release(connection: BrokerConnection): Promise<void> {
-    const granted = this.#granted.get(connection)
-    if (!granted || granted.size === 0) return
-    const topics = [...granted]
-    await connection.unsubscribe(topics)
-    for (const topic of topics) granted.delete(topic)
+  /**
+   * Unsubscribes every route on `connection` (handing its share back), after
+   * any sync under way, and never subscribes them there again; the pool's
+   * wanted set stays.
+   */
+  release(connection: BrokerConnection): Promise<void> {
+    this.#released.add(connection)
+    return this.#chain(connection, async () => {
+      const granted = this.#granted.get(connection)
+      if (!granted || granted.size === 0) return
+      const topics = [...granted]
+      await connection.unsubscribe(topics)
+      for (const topic of topics) granted.delete(topic)
+    })
   }
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { connect, type MqttClient } from 'mqtt'
 import { awaitConnack } from '../../src/routemq/connack.js'
+import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { clientOptions } from './mqtt-client-options.js'
 
@@ -38,6 +39,7 @@ export interface TopologyReport {
 }
 
 const REPEAT_MS = 100
+const SUBSCRIBE_TIMEOUT_MS = 10_000
 
 /**
  * Finds out whether brokers share messages: a clean client on each broker
@@ -82,7 +84,9 @@ export async function checkBrokerTopology(endpoints: readonly BrokerEndpoint[], 
       const allSeen = canaries.every((c) => sees.get(c.endpoint.id)!.size === canaries.length - 1)
       if (allSeen && sharedSubscriptions.size === canaries.length) complete()
     }
-    await Promise.all(canaries.map(async ({ endpoint, index, client }) => {
+    // A SUBACK may take long on a cluster (a durable consumer per subscription); a broker that never answers one
+    // is left out, like one that did not answer the CONNECT.
+    const subscribed = await Promise.all(canaries.map(async ({ endpoint, index, client }) => {
       client.on('message', (topic, payload) => {
         if (topic === `${base}/s/${index}`) sharedSubscriptions.add(endpoint.id)
         else if (topic.startsWith(`${base}/c/`)) {
@@ -91,10 +95,18 @@ export async function checkBrokerTopology(endpoints: readonly BrokerEndpoint[], 
         }
         check()
       })
-      await client.subscribeAsync(`${base}/c/+`, { qos: 1 })
-      // A broker without shared subscriptions refuses the filter (or takes it as a topic no one publishes to).
-      await client.subscribeAsync(`$share/canary${nonce}/${base}/s/${index}`, { qos: 1 }).catch(noop)
+      const subscribing = (async () => {
+        await client.subscribeAsync(`${base}/c/+`, { qos: 1 })
+        // A broker without shared subscriptions refuses the filter (or takes it as a topic no one publishes to).
+        await client.subscribeAsync(`$share/canary${nonce}/${base}/s/${index}`, { qos: 1 }).catch(noop)
+        return true
+      })()
+      return raceTimeout(subscribing.catch(() => false), SUBSCRIBE_TIMEOUT_MS, () => false)
     }))
+    const answering = canaries.filter((_, i) => subscribed[i])
+    canaries.splice(0, canaries.length, ...answering)
+    for (const id of [...sees.keys()]) if (!canaries.some((c) => c.endpoint.id === id)) sees.delete(id)
+    if (canaries.length === 0) return report('unknown', canaries, sees, sharedSubscriptions, 'no broker answered a SUBSCRIBE')
     const publishAll = (): void => {
       for (const { endpoint, index, client } of canaries) {
         client.publish(`${base}/c/${index}`, endpoint.id, { qos: 1 }, (error) => {
@@ -105,8 +117,7 @@ export async function checkBrokerTopology(endpoints: readonly BrokerEndpoint[], 
     }
     publishAll()
     const repeat = setInterval(publishAll, REPEAT_MS)
-    const timeout = new Promise<void>((resolve) => setTimeout(resolve, options.timeoutMs))
-    await Promise.race([done, timeout])
+    await raceTimeout(done, options.timeoutMs, noop)
     clearInterval(repeat)
     if (refused) return report('unknown', canaries, sees, sharedSubscriptions, refused)
     if (canaries.length < 2) return report('unknown', canaries, sees, sharedSubscriptions, `only ${canaries[0]!.endpoint.id} answered`)
@@ -114,7 +125,7 @@ export async function checkBrokerTopology(endpoints: readonly BrokerEndpoint[], 
     const seen = [...sees.values()].reduce((sum, set) => sum + set.size, 0)
     return report(seen === pairs ? 'cluster' : seen === 0 ? 'independent' : 'partial', canaries, sees, sharedSubscriptions, undefined)
   } finally {
-    await Promise.all(canaries.map(({ client }) => client.endAsync(true).catch(noop)))
+    for (const { client } of opened.filter((c) => c !== undefined)) client.end(true)
   }
 }
 

@@ -101,7 +101,8 @@ export class TopologyGuard {
   async recheck(backend: Backend<BrokerEndpoint>, other: Backend<BrokerEndpoint>): Promise<boolean> {
     const o = this.#options
     if (!o.topologyCheck) return false
-    const report = await checkBrokerTopology([backend.target, other.target], this.#checkOptions(`${o.clientId}-recheck`))
+    // Its own client ids: two rechecks at once must not take each other's connections over.
+    const report = await checkBrokerTopology([backend.target, other.target], this.#checkOptions(`${o.clientId}-recheck-${backend.index + 1}`))
     if (report.verdict === 'unknown') return false
     const shares = report.verdict === 'cluster'
     if (this.#mode === 'failover' && !shares) {

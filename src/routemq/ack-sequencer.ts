@@ -31,6 +31,7 @@ export class AckSequencer {
   #head = 0
   #generation = 0
   #unsettled = 0
+  #withheld = 0
   #idle: (() => void)[] = []
 
   constructor(order: AckOrder = 'arrival') {
@@ -48,6 +49,7 @@ export class AckSequencer {
       return (acknowledge) => {
         if (generation !== this.#generation) return false
         if (acknowledge) send()
+        else this.#withheld++
         this.#settled()
         return true
       }
@@ -58,6 +60,7 @@ export class AckSequencer {
       if (generation !== this.#generation) return false
       slot.settled = true
       slot.acknowledge = acknowledge
+      if (!acknowledge) this.#withheld++
       this.#flush()
       this.#settled()
       return true
@@ -73,6 +76,15 @@ export class AckSequencer {
     this.#unsettled = 0
     this.#wake()
     return dropped
+  }
+
+  /**
+   * Messages settled without acknowledgement since the sequencer was made
+   * (left for the session to deliver again). A session that still owes them
+   * must not be ended.
+   */
+  get withheld(): number {
+    return this.#withheld
   }
 
   /** Messages tracked and not yet settled. */

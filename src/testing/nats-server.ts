@@ -16,7 +16,6 @@ const GRACEFUL_STOP_MS = 10_000
 const CONNECT_ATTEMPT_MS = 6_000
 // A node of a cluster logs one of these once it knows JetStream's metadata
 // leader; an MQTT CONNECT before that is held for 4 s and refused.
-const METADATA_LEADER_KNOWN = /JetStream cluster new (remote )?metadata leader|Self is new JetStream cluster metadata leader/
 const SERVER_READY = /Server is ready/
 
 /**
@@ -85,7 +84,8 @@ export class NatsServer extends SupervisedServer implements BrokerHandle {
         account: undefined,
         guard: options.guard,
         guardSignal: 'SIGKILL',
-        readyLine: config.cluster === undefined ? SERVER_READY : METADATA_LEADER_KNOWN,
+        // A node that rejoins a running cluster need not log a new metadata leader: the MQTT session below decides.
+        readyLine: SERVER_READY,
         startTimeoutMs: options.startTimeoutMs,
       }),
     )
@@ -116,11 +116,7 @@ export class NatsServer extends SupervisedServer implements BrokerHandle {
   protected async startServer(): Promise<void> {
     const turn = this.#turn
     this.#turn = undefined
-    try {
-      await this.process.start()
-    } catch (error) {
-      throw this.#options.config.cluster === undefined ? error : withQuorumHint(error)
-    }
+    await this.process.start()
     await turn
     // Neither log lines nor /healthz mean that MQTT works: only a CONNACK
     // shows that JetStream, which holds the MQTT sessions, is available.
@@ -143,15 +139,4 @@ export class NatsServer extends SupervisedServer implements BrokerHandle {
             `needs a majority of the nodes running. Check ${this.logFile}, and raise startTimeoutMs on a slow machine.`,
     )
   }
-}
-
-function withQuorumHint(error: unknown): unknown {
-  if (!(error instanceof TopologyError)) {
-    return error
-  }
-  return new TopologyError(
-    `${error.message}\nA node of a NATS cluster has started once it knows JetStream's metadata leader, which takes a majority of the ` +
-      'nodes running: restart nodes that are all down together (Promise.all), not one after another.',
-    { cause: error },
-  )
 }

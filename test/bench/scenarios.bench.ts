@@ -23,10 +23,19 @@ if (unknown.length > 0 || !(runs >= 1)) {
 const chosen = names.length > 0 ? SCENARIOS.filter((s) => names.includes(s.name)) : SCENARIOS
 
 const results: ScenarioResult[] = []
+const failed: string[] = []
 for (const scenario of chosen) {
   for (let run = 1; run <= runs; run++) {
     console.log(`${scenario.name} (run ${run} of ${runs}): ${scenario.shape}; ${scenario.faultLabel}`)
-    const result = await runScenario(scenario, (line) => console.log(line))
+    let result: ScenarioResult
+    try {
+      result = await runScenario(scenario, (line) => console.log(line))
+    } catch (error) {
+      // A run that could not be carried out (a server that did not come back) counts against the suite, and the others go on.
+      console.log(`  the run failed: ${(error as Error).message.split('\n')[0]}`)
+      failed.push(`${scenario.name} run ${run}`)
+      continue
+    }
     results.push(result)
     console.log(`  lost ${result.lost} of ${result.acknowledged}, duplicates ${result.duplicates}, replies late ${result.repliesLate} and missing ${result.repliesMissing} of ${result.repliesExpected}` +
       (result.lost > 0 ? `; e.g. ${result.lostSample.join(', ')}; logs in ${result.directory} and ${result.topologyDirectory}` : ''))
@@ -49,10 +58,11 @@ console.log(JSON.stringify({
   runs,
   lost,
   lostWhereGuaranteed,
+  failedRuns: failed,
   scenarios: results.map((r) => ({
     scenario: r.scenario, acknowledged: r.acknowledged, lost: r.lost, duplicates: r.duplicates,
     repliesExpected: r.repliesExpected, repliesLate: r.repliesLate, repliesMissing: r.repliesMissing, maxDelayMs: r.maxDelayMs, recoveryMs: r.recoveryMs,
     failoverGapsMs: r.failoverGapsMs,
   })),
 }))
-process.exit(lostWhereGuaranteed > 0 ? 1 : 0)
+process.exit(lostWhereGuaranteed > 0 || failed.length > 0 ? 1 : 0)

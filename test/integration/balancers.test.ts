@@ -160,7 +160,7 @@ describe('balancer configs rendered from the module options, on real HAProxy and
       mqtt: { brokers: topology.brokers.map((b) => b.url) },
       infra: { check: { intervalMs: 300, fall: 1, rise: 2 }, listen: { mqtt: mqttPort!, http: httpPort!, stats: statsPort! }, appInstances: [`127.0.0.1:${appPort}`] },
     })
-    assert.equal(plan.check.readyTopic, 'routemq/control/routemq/ready')
+    assert.equal(plan.check.readyTopic, 'routemq/control/ready')
     const cfg = join(dir, 'haproxy-ready.cfg')
     await writeFile(cfg, renderHaproxy(plan))
     const haproxy = spawn(HAPROXY, ['-db', '-f', cfg], { stdio: 'ignore' })

@@ -40,7 +40,7 @@ describe('balancer plans', () => {
 
   it('checks for a subscriber of the ready topic under MQTT 5, and only for a CONNACK under MQTT 3.1.1', () => {
     const v5 = planInfra({ mqtt: { brokers: ['mqtt://b1:1883'], group: 'fleet' } })
-    assert.equal(v5.check.readyTopic, 'routemq/control/fleet/ready')
+    assert.equal(v5.check.readyTopic, 'routemq/control/ready')
     assert.match(renderHaproxy(v5), /tcp-check send-binary 32/)
     const v4 = planInfra({ mqtt: { brokers: ['mqtt://b1:1883'], protocolVersion: 4 } })
     assert.equal(v4.check.readyTopic, undefined)

@@ -172,6 +172,17 @@ export class MessageDispatcher {
    */
   abandon(): void {
     this.#generation++
+    // Waiting messages must never start: their handler would run against a closed transport.
+    const heads = this.#ready
+    this.#ready = []
+    const behind = [...this.#topics.values()].flatMap((queue) => queue.splice(0))
+    // A ready message heads its topic (ordering 'topic'); with it gone, nothing of that topic runs.
+    if (this.#options.ordering === 'topic') for (const { message } of heads) this.#topics.delete(message.topic)
+    for (const { message } of [...heads, ...behind]) {
+      this.#accepted--
+      this.#settleQuietly(message, false)
+    }
+    this.#wakeIfIdle()
   }
 
   /** Waits until every accepted message settled, or `timeoutMs` passed. */
@@ -217,11 +228,8 @@ export class MessageDispatcher {
       this.#log.error('message handling failed unexpectedly; left unacknowledged', { topic: message.topic, error })
     } finally {
       if (!settled) {
-        try {
-          settle(false)
-        } catch (error) {
-          this.#log.error('transport failed to settle a message', { topic: message.topic, error })
-        }
+        settled = true
+        this.#settleQuietly(message, false)
       }
       this.#finished(message.topic)
     }
@@ -237,10 +245,21 @@ export class MessageDispatcher {
       else this.#topics.delete(topic)
     }
     this.#startReady()
-    if (this.#accepted === 0 && this.#idle.length > 0) {
-      const idle = this.#idle
-      this.#idle = []
-      for (const wake of idle) wake()
+    this.#wakeIfIdle()
+  }
+
+  #wakeIfIdle(): void {
+    if (this.#accepted > 0 || this.#idle.length === 0) return
+    const idle = this.#idle
+    this.#idle = []
+    for (const wake of idle) wake()
+  }
+
+  #settleQuietly(message: InboundMessage, acknowledge: boolean): void {
+    try {
+      message.settle(acknowledge)
+    } catch (error) {
+      this.#log.error('transport failed to settle a message', { topic: message.topic, error })
     }
   }
 

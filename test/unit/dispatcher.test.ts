@@ -373,6 +373,32 @@ describe('MessageDispatcher', () => {
       assert.equal(dispatcher.stats.refused, 1)
     })
 
+    for (const ordering of ['none', 'topic'] as const) {
+      it(`never starts a handler abandoned by a timed-out drain, and settles the waiting ones unacknowledged at once (ordering ${ordering})`, async () => {
+        const hold = gate()
+        let started = 0
+        const router = new Router().on('t/{n}', () => {
+          started++
+          return hold.opened
+        })
+        const { dispatcher } = setup(router, { maxInFlight: 1, ordering })
+        const topic = (n: number): string => (ordering === 'topic' ? 't/same' : `t/${n}`)
+        const messages = Array.from({ length: 6 }, (_, n) => inbound(topic(n), 'x'))
+        for (const message of messages) dispatcher.receive(message)
+        dispatcher.refuse()
+        assert.deepEqual(await dispatcher.drain(10), { drained: false, abandoned: 6 })
+        dispatcher.abandon()
+        assert.deepEqual(await Promise.all(messages.slice(1).map((m) => m.settled)), [false, false, false, false, false])
+        assert.equal(dispatcher.stats.inFlight, 1, 'only the running handler is still accepted')
+        hold.open()
+        assert.equal(await messages[0]!.settled, false, 'the running one settles unacknowledged too')
+        await new Promise((resolve) => setImmediate(resolve))
+        assert.equal(started, 1)
+        assert.equal(dispatcher.stats.inFlight, 0)
+        assert.deepEqual(messages.map((m) => m.settlements.length), [1, 1, 1, 1, 1, 1])
+      })
+    }
+
     it('reports handlers still running when the drain time runs out', async () => {
       const router = new Router().on('t', () => new Promise(() => {}))
       const { dispatcher } = setup(router)

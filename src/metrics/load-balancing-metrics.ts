@@ -51,7 +51,7 @@ export function isMeasuredLookups(value: unknown): value is MeasuredLookups {
 }
 
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
-const OUTCOMES = ['received', 'handled', 'failed', 'unmatched', 'malformed', 'refused', 'deadLettered', 'withheld', 'dropped', 'duplicateCopies'] as const
+const OUTCOMES = ['received', 'handled', 'failed', 'unmatched', 'malformed', 'refused', 'deadLettered', 'deadLetterRefused', 'withheld', 'dropped', 'duplicateCopies'] as const
 
 /**
  * The Prometheus metrics of the application, its pools, gates and health

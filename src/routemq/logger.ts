@@ -80,9 +80,13 @@ function formatField(value: unknown): string {
   }
 }
 
+/** Longest string field passed on whole; a topic may be 65 535 bytes and a log line should not. */
+export const MAX_LOGGED_FIELD_CHARS = 512
+
 /**
  * Wraps a logger so that a failing logger never breaks message handling or
- * an event handler: its errors are swallowed.
+ * an event handler: its errors are swallowed. String fields longer than
+ * `MAX_LOGGED_FIELD_CHARS` are cut, saying how much was left out.
  *
  * @example
  * const logger = safeLogger(userLogger)
@@ -92,12 +96,25 @@ export function safeLogger(logger: Logger): Logger {
     (write: (message: string, fields?: LogFields) => void) =>
     (message: string, fields?: LogFields): void => {
       try {
-        write.call(logger, message, fields)
+        write.call(logger, message, fields && cutLongFields(fields))
       } catch {
         // Nowhere left to report it.
       }
     }
   return { debug: guard(logger.debug), info: guard(logger.info), warn: guard(logger.warn), error: guard(logger.error) }
+}
+
+function cutLongFields(fields: LogFields): LogFields {
+  let cut: Record<string, unknown> | undefined
+  for (const [key, value] of Object.entries(fields)) {
+    if (typeof value === 'string' && value.length > MAX_LOGGED_FIELD_CHARS) {
+      cut ??= { ...fields }
+      // Never half a surrogate pair.
+      const end = /[\uD800-\uDBFF]/.test(value[MAX_LOGGED_FIELD_CHARS - 1]!) ? MAX_LOGGED_FIELD_CHARS - 1 : MAX_LOGGED_FIELD_CHARS
+      cut[key] = `${value.slice(0, end)}… (${value.length - end} more characters)`
+    }
+  }
+  return cut ?? fields
 }
 
 /** A logger that writes nothing, for tests and benchmarks. */

@@ -8,6 +8,7 @@ import type { ErrorPolicy, Route } from './route.js'
 import type { RouteMatch, Router } from './router.js'
 import { handlerSettled } from './handler-completion.js'
 import type { ParkingLot } from './message-parking.js'
+import { deadLetterFor, isPermanentPublishFailure } from './dead-letter.js'
 
 /** How messages of one topic relate to each other while being handled. */
 export type MessageOrdering = 'topic' | 'none'
@@ -47,6 +48,12 @@ export interface DispatchStats {
   readonly refused: number
   /** Republished to a dead-letter topic. */
   readonly deadLettered: number
+  /**
+   * Failed, and the broker refused its dead letter for good (not authorized,
+   * packet too large): acknowledged, so that it does not hold one of the
+   * broker's in-flight slots for ever, and logged at ERROR.
+   */
+  readonly deadLetterRefused: number
   /** Left unacknowledged by the `'redeliver'` policy. */
   readonly withheld: number
   /** QoS 0 messages dropped because `maxQueued` messages were waiting. */
@@ -88,8 +95,8 @@ export class MessageDispatcher {
   readonly #options: MessageDispatcherOptions
   readonly #log: Logger
   readonly #counts: Record<Counter, number> = {
-    received: 0, handled: 0, failed: 0, unmatched: 0, malformed: 0, refused: 0, deadLettered: 0, withheld: 0,
-    dropped: 0, duplicateCopies: 0,
+    received: 0, handled: 0, failed: 0, unmatched: 0, malformed: 0, refused: 0, deadLettered: 0, deadLetterRefused: 0,
+    withheld: 0, dropped: 0, duplicateCopies: 0,
   }
   /** Per topic: the messages waiting behind the one being handled (ordering 'topic'). */
   readonly #topics = new Map<string, Pending[]>()
@@ -333,11 +340,20 @@ export class MessageDispatcher {
       this.#log.error('dead letter failed again; acknowledged without republishing', { topic: message.topic })
       return settle(true)
     }
-    const topic = `${policy.deadLetter}/${message.topic}`
+    const deadLetter = deadLetterFor(policy.deadLetter, message.topic)
     try {
-      await this.#options.publish(topic, message.payload, { qos: 1 })
+      await this.#options.publish(deadLetter.topic, message.payload, deadLetter.options)
     } catch (error) {
-      this.#log.error('dead-letter publish failed; message left unacknowledged', { topic: message.topic, deadLetter: topic, error })
+      if (isPermanentPublishFailure(error)) {
+        // Withheld, it would come back on every resumed session and, a few of
+        // its kind, fill the broker's in-flight window so that nothing else is
+        // delivered: a poison message ends here, acknowledged.
+        this.#counts.deadLetterRefused++
+        this.#log.error('dead letter refused for good; message acknowledged without it', { topic: message.topic, deadLetter: deadLetter.topic, bytes: message.payload.length, error })
+        return settle(true)
+      }
+      // The connection is failing: the session delivers it again once it resumes.
+      this.#log.error('dead-letter publish failed; message left unacknowledged', { topic: message.topic, deadLetter: deadLetter.topic, error })
       return settle(false)
     }
     this.#counts.deadLettered++

@@ -115,6 +115,29 @@ describe('Application on a real Mosquitto', function () {
     assert.equal(application.stats.handled, 6)
   })
 
+  it('keeps handling after 25 poison messages on a 65 535-byte topic whose dl/<topic> is too long to publish', async () => {
+    const deadLetters = collector<{ topic: string; original: unknown }>(25)
+    const listener = await connectAsync(topology.brokers[0]!.url, { clientId: 'poison-listener', protocolVersion: 5 })
+    cleanup.push(() => listener.endAsync())
+    listener.on('message', (topic, _payload, packet) => deadLetters.push({ topic, original: packet.properties?.userProperties?.['routemq-original-topic'] }))
+    await listener.subscribeAsync('dl/#', { qos: 1 })
+    const good = collector<string>(1)
+    const router = new Router()
+      .on('big/#', () => assert.fail('a malformed body never reaches the handler'), { qos: 1, payload: 'json', onError: { deadLetter: 'dl' } })
+      .on('ok/{n}', (ctx) => good.push(ctx.params.n!), { qos: 1 })
+    const application = app(router)
+    await application.start()
+    const topic = `big/${'x'.repeat(65_535 - 4)}`
+    for (let n = 0; n < 25; n++) await publisher.publishAsync(topic, 'not json', { qos: 1 })
+    await publisher.publishAsync('ok/1', '{}', { qos: 1 })
+    assert.deepEqual(await good.done, ['1'])
+    const letters = await deadLetters.done
+    assert.ok(letters.every((letter) => letter.topic === 'dl' && letter.original === topic))
+    await application.stop()
+    assert.equal(application.stats.malformed, 25)
+    assert.equal(application.stats.deadLettered, 25)
+  })
+
   it('starts a second application on the same user container after the first stopped', async () => {
     const container = rootContainerForTests()
     const handled = collector<string>(1)

@@ -4,17 +4,19 @@ import {
   ConsoleLogger, currentMessage, MalformedPayloadError, MessageContext, MessageDispatcher, MESSAGE_CONTEXT, Router, silentLogger,
   type ErrorPolicy, type Logger, type LogFields, type MessageOrdering, type PublishOptions,
 } from '../../src/index.js'
+import { assertPublishTopic } from '../../src/routemq/publish-topic.js'
 import { inbound, rootContainerForTests } from '../support/inbound-message.js'
 
 interface Published { topic: string; payload: unknown; options?: PublishOptions }
 
-function setup(router: Router, options: { onError?: ErrorPolicy; maxInFlight?: number; maxQueued?: number; ordering?: MessageOrdering; logger?: Logger; failPublish?: boolean } = {}) {
+function setup(router: Router, options: { onError?: ErrorPolicy; maxInFlight?: number; maxQueued?: number; ordering?: MessageOrdering; logger?: Logger; failPublish?: boolean | (() => Error); checkTopic?: boolean } = {}) {
   const published: Published[] = []
   const dispatcher = new MessageDispatcher({
     router,
     container: rootContainerForTests(),
     publish: async (topic, payload, publishOptions) => {
-      if (options.failPublish) throw new Error('broker gone')
+      if (options.failPublish) throw typeof options.failPublish === 'function' ? options.failPublish() : new Error('broker gone')
+      if (options.checkTopic) assertPublishTopic(topic)
       published.push({ topic, payload, options: publishOptions })
     },
     logger: options.logger ?? silentLogger,
@@ -265,6 +267,47 @@ describe('MessageDispatcher', () => {
       const message = inbound('t', 'x')
       dispatcher.receive(message)
       assert.equal(await message.settled, false)
+    })
+
+    it('dead-letters to the prefix itself, with the original topic as a user property, when prefix/topic would be too long', async () => {
+      const router = new Router().on('big/#', () => { throw new Error('x') })
+      const { dispatcher, published } = setup(router, { onError: { deadLetter: 'dl' }, checkTopic: true })
+      const topic = `big/${'x'.repeat(65_535 - 4)}`
+      const message = inbound(topic, 'body')
+      dispatcher.receive(message)
+      assert.equal(await message.settled, true)
+      assert.equal(published.length, 1)
+      assert.equal(published[0]!.topic, 'dl')
+      assert.deepEqual(published[0]!.options, { qos: 1, properties: { userProperties: { 'routemq-original-topic': topic } } })
+      assert.equal(dispatcher.stats.deadLettered, 1)
+    })
+
+    it('acknowledges a poison message whose dead letter the broker refuses for good, so that it cannot hold an in-flight slot', async () => {
+      const router = new Router().on('t', () => { throw new Error('x') })
+      const refused = Object.assign(new Error('Publish error: Not authorized'), { code: 0x87 })
+      const { dispatcher } = setup(router, { onError: { deadLetter: 'dead' }, failPublish: () => refused })
+      const messages = Array.from({ length: 25 }, () => inbound('t', 'x'))
+      for (const message of messages) dispatcher.receive(message)
+      assert.deepEqual(new Set(await Promise.all(messages.map((m) => m.settled))), new Set([true]))
+      assert.equal(dispatcher.stats.deadLetterRefused, 25)
+      assert.equal(dispatcher.stats.deadLettered, 0)
+    })
+
+    it('cuts a 64 KB topic in every log line to a sane length', async () => {
+      const lines: LogFields[] = []
+      const record = (_message: string, fields?: LogFields): void => { lines.push(fields ?? {}) }
+      const logger: Logger = { debug: record, info: record, warn: record, error: record }
+      const router = new Router().on('big/#', () => { throw new Error('x') }, { payload: 'json' })
+      const { dispatcher } = setup(router, { onError: { deadLetter: 'dl' }, failPublish: true, logger })
+      const topic = `big/${'x'.repeat(65_000)}`
+      const message = inbound(topic, 'not json')
+      dispatcher.receive(message)
+      await message.settled
+      dispatcher.receive(inbound(`unrouted/${'y'.repeat(65_000)}`, 'x'))
+      assert.ok(lines.length >= 2)
+      for (const fields of lines) {
+        for (const value of Object.values(fields)) if (typeof value === 'string') assert.ok(value.length < 600, `a logged field of ${value.length} characters`)
+      }
     })
 
     it('acknowledges and counts a topic no route matches, logging it once', async () => {

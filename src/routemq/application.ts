@@ -1,3 +1,4 @@
+import { errorPolicyProblem } from './dead-letter.js'
 import { rootContainer, type DependencyContainer } from './container.js'
 import { DefaultMqttTransport, type DefaultMqttTransportOptions } from './default-mqtt-transport.js'
 import { ApplicationStateError } from './errors/application-state-error.js'
@@ -295,10 +296,8 @@ function validate(options: ApplicationOptions): void {
   if (ordering !== undefined && ordering !== 'topic' && ordering !== 'none') {
     throw new InvalidOptionError('ordering', "must be 'topic' or 'none'")
   }
-  if (onError !== undefined && onError !== 'ack' && onError !== 'redeliver' &&
-      !(typeof onError === 'object' && typeof onError.deadLetter === 'string' && onError.deadLetter.length > 0)) {
-    throw new InvalidOptionError('onError', "must be 'ack', 'redeliver' or { deadLetter: 'topic/prefix' }")
-  }
+  const policyProblem = onError === undefined ? undefined : errorPolicyProblem(onError)
+  if (policyProblem) throw new InvalidOptionError('onError', policyProblem)
   for (const [index, module] of (options.modules ?? []).entries()) {
     if (!module || typeof module.register !== 'function') {
       throw new InvalidOptionError(`modules[${index}]`, 'a module is an object with register(container) and optional start/stop')

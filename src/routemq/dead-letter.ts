@@ -38,3 +38,17 @@ export function isPermanentPublishFailure(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
   return typeof code === 'number' && code >= 0x80
 }
+
+/**
+ * Why `policy` is no error policy, or `undefined` when it is one: `'ack'`,
+ * `'redeliver'`, or `{ deadLetter }` whose prefix is a topic one can publish to.
+ */
+export function errorPolicyProblem(policy: unknown): string | undefined {
+  if (policy === 'ack' || policy === 'redeliver') return undefined
+  const prefix = (policy as { deadLetter?: unknown } | null)?.deadLetter
+  if (typeof policy !== 'object' || policy === null || Object.keys(policy).some((key) => key !== 'deadLetter') || typeof prefix !== 'string') {
+    return "must be 'ack', 'redeliver' or { deadLetter: 'topic/prefix' }"
+  }
+  const problem = publishTopicProblem(prefix)
+  return problem ? `deadLetter: ${problem}` : undefined
+}

@@ -1,4 +1,5 @@
 import { InvalidTopicError } from './errors/invalid-topic-error.js'
+import { mqttTextProblem } from './mqtt-text.js'
 
 const MAX_TOPIC_BYTES = 65_535
 
@@ -11,9 +12,8 @@ const MAX_TOPIC_BYTES = 65_535
 export function publishTopicProblem(topic: unknown): string | undefined {
   if (typeof topic !== 'string' || topic.length === 0) return 'the topic is empty'
   if (topic.includes('+') || topic.includes('#')) return 'a topic to publish to cannot contain + or #'
-  if (topic.includes('\u0000')) return 'a topic cannot contain the NUL character'
   if (Buffer.byteLength(topic) > MAX_TOPIC_BYTES) return `a topic is at most ${MAX_TOPIC_BYTES} bytes`
-  return undefined
+  return mqttTextProblem(topic)
 }
 
 /** Throws `InvalidTopicError` when `topic` cannot be published to. */

@@ -1,4 +1,6 @@
+import { errorPolicyProblem } from './dead-letter.js'
 import { InvalidRouteError } from './errors/invalid-route-error.js'
+import { mqttTextProblem } from './mqtt-text.js'
 import { RouteConflictError } from './errors/route-conflict-error.js'
 import { trackHandler } from './handler-completion.js'
 import type { MessageContext, RouteParams } from './message-context.js'
@@ -46,6 +48,10 @@ export interface RouteMatch {
 
 const GROUP_NAME = /^[^/+#$\u0000]+$/
 
+function isGroupName(name: string): boolean {
+  return GROUP_NAME.test(name) && mqttTextProblem(name) === undefined
+}
+
 /**
  * RouteMQ's router: maps MQTT topics to middleware and handlers. Routes are
  * compiled when declared (topic trie, composed middleware), so a bad or
@@ -62,7 +68,7 @@ export class Router implements RouteRegistrar {
 
   constructor(options: RouterOptions = {}) {
     const group = options.sharedGroup ?? 'routemq'
-    if (!GROUP_NAME.test(group)) {
+    if (!isGroupName(group)) {
       throw new InvalidRouteError(`$share/${group}`, 'a shared group name must be non-empty and contain no "/", "+", "#" or "$"')
     }
     this.#sharedGroup = group
@@ -130,6 +136,8 @@ export class Router implements RouteRegistrar {
     if (qos !== 0 && qos !== 1 && qos !== 2) {
       throw new InvalidRouteError(pattern.pattern, `qos must be 0, 1 or 2, not ${String(qos)}`)
     }
+    const policyProblem = options.onError === undefined ? undefined : errorPolicyProblem(options.onError)
+    if (policyProblem) throw new InvalidRouteError(pattern.pattern, `onError ${policyProblem}`)
     const shared = this.#sharedGroupOf(pattern.pattern, options.shared)
     const middleware = [...groupMiddleware, ...(options.middleware ?? [])]
     for (const layer of middleware) {
@@ -159,7 +167,7 @@ export class Router implements RouteRegistrar {
   #sharedGroupOf(pattern: string, shared: boolean | string | undefined): string | undefined {
     if (shared === undefined || shared === false) return undefined
     if (shared === true) return this.#sharedGroup
-    if (typeof shared !== 'string' || !GROUP_NAME.test(shared)) {
+    if (typeof shared !== 'string' || !isGroupName(shared)) {
       throw new InvalidRouteError(pattern, 'shared must be true or a group name without "/", "+", "#" or "$"')
     }
     return shared

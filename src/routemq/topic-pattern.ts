@@ -1,4 +1,5 @@
 import { InvalidRouteError } from './errors/invalid-route-error.js'
+import { mqttTextProblem } from './mqtt-text.js'
 
 /** One level of a route's topic pattern. */
 export type TopicLevel =
@@ -18,6 +19,9 @@ export interface TopicPattern {
   readonly params: readonly (readonly [number, string])[]
 }
 
+/** Room for `$share/<group>/` in MQTT's 65 535-byte limit. */
+const MAX_FILTER_BYTES = 65_535 - 256
+
 const PARAM = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/
 
 /**
@@ -35,9 +39,9 @@ export function parseTopicPattern(pattern: string): TopicPattern {
   if (pattern.startsWith('$share/')) {
     throw new InvalidRouteError(pattern, 'write the plain topic and pass { shared: true } or { shared: "group" } instead of "$share/..."')
   }
-  if (pattern.includes('\u0000')) {
-    throw new InvalidRouteError(pattern, 'topics cannot contain the NUL character')
-  }
+  const problem = mqttTextProblem(pattern)
+  if (problem) throw new InvalidRouteError(pattern, problem)
+  if (Buffer.byteLength(pattern) > MAX_FILTER_BYTES) throw new InvalidRouteError(pattern, `a topic filter is at most ${MAX_FILTER_BYTES} bytes`)
   const parts = pattern.split('/')
   const levels: TopicLevel[] = []
   const params: (readonly [number, string])[] = []

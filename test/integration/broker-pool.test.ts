@@ -172,6 +172,23 @@ describe('BrokerPool on real Mosquitto brokers', function () {
     assert.equal(transport.stats.failovers, 0)
   })
 
+  it('refuses topics with control characters or Unicode non-characters before any broker sees them, at QoS 0 and 1, and no broker goes down', async () => {
+    const transport = pool()
+    const downs: string[] = []
+    transport.onBrokerDown((event) => downs.push(event.broker))
+    const counter = await IdCounter.start(topology.brokers.map((b) => b.url), 'ok/#')
+    cleanup.push(() => counter.close())
+    await transport.connect(() => undefined)
+    for (const topic of ['a\u0001b', 'a\uFFFFb', 'a\u007Fb', 'a\u0085b', 'a\uFDD0b', 'a\uD800b', 'a\u{10FFFF}b', 'a\nb']) {
+      for (const qos of [0, 1] as const) await assert.rejects(transport.publish(topic, 'x', { qos }), isInvalidTopicError, `${JSON.stringify(topic)} at QoS ${qos}`)
+    }
+    await transport.publish('ok/1', '1', { qos: 1 })
+    await counter.waitFor(['1'])
+    assert.deepEqual(downs, [])
+    assert.equal(transport.stats.failovers, 0)
+    assert.ok(transport.stats.brokers.every((broker) => broker.state === 'healthy'))
+  })
+
   it('settles connect() at once with TransportClosedError when close() is called while it waits', async () => {
     await Promise.all(topology.brokers.map((b) => b.kill()))
     const transport = pool()

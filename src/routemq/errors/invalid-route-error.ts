@@ -13,7 +13,7 @@ export class InvalidRouteError extends RouteMqError {
     readonly topic: string,
     reason: string,
   ) {
-    super(`Route "${topic}" is invalid: ${reason}`)
+    super(`Route ${JSON.stringify(topic.slice(0, 200))} is invalid: ${reason}`)
   }
 }
 

@@ -2,7 +2,8 @@ import { RouteMqError } from './route-mq-error.js'
 
 /**
  * A publish named a topic no broker accepts: empty, with a wildcard, with a
- * NUL character, or longer than 65 535 bytes. Rejected before it is sent, so
+ * character MQTT forbids (NUL, a control character, a Unicode non-character,
+ * an unpaired surrogate), or longer than 65 535 bytes. Rejected before it is sent, so
  * that a broker does not drop the connection over it.
  *
  * @example
@@ -15,7 +16,8 @@ export class InvalidTopicError extends RouteMqError {
     readonly topic: string,
     reason: string,
   ) {
-    super(`Cannot publish to "${topic.slice(0, 200)}": ${reason}. Publish to a concrete topic such as "devices/7/cmd".`)
+    // JSON quoting: a topic with a newline or control character must not forge log lines.
+    super(`Cannot publish to ${JSON.stringify(topic.slice(0, 200))}: ${reason}. Publish to a concrete topic such as "devices/7/cmd".`)
   }
 }
 

@@ -9,6 +9,7 @@ import type { RouteMatch, Router } from './router.js'
 import { handlerSettled } from './handler-completion.js'
 import type { ParkingLot } from './message-parking.js'
 import { deadLetterFor, isPermanentPublishFailure } from './dead-letter.js'
+import { SummarisedWarning } from './summarised-warning.js'
 
 /** How messages of one topic relate to each other while being handled. */
 export type MessageOrdering = 'topic' | 'none'
@@ -80,6 +81,8 @@ interface Pending {
 }
 
 const UNMATCHED_LOG_LIMIT = 256
+/** A QoS 0 flood is logged once, then once per this interval with a count. */
+const DROP_LOG_INTERVAL_MS = 10_000
 
 /**
  * Takes messages from the transport and walks each through its route: trie
@@ -103,6 +106,7 @@ export class MessageDispatcher {
   /** Messages free to run, waiting for a handler slot. */
   #ready: Pending[] = []
   readonly #unmatchedLogged = new Set<string>()
+  readonly #dropWarning: SummarisedWarning
   #accepted = 0
   #running = 0
   #refusing = false
@@ -125,6 +129,7 @@ export class MessageDispatcher {
   constructor(options: MessageDispatcherOptions) {
     this.#options = Object.freeze({ ...options })
     this.#log = safeLogger(options.logger)
+    this.#dropWarning = new SummarisedWarning(this.#log, 'QoS 0 message dropped: too many messages waiting', DROP_LOG_INTERVAL_MS)
   }
 
   /** The `MessageReceiver` to give the transport. Never throws. */
@@ -145,7 +150,7 @@ export class MessageDispatcher {
     }
     if (message.qos === 0 && this.#accepted >= this.#options.maxQueued) {
       this.#counts.dropped++
-      this.#log.warn('QoS 0 message dropped: too many messages waiting', { topic: message.topic, waiting: this.#accepted })
+      this.#dropWarning.record({ topic: message.topic, waiting: this.#accepted })
       return
     }
     this.#accepted++

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import FakeTimers from '@sinonjs/fake-timers'
 import { EventEmitter } from 'node:events'
 import {
   ConsoleLogger, currentMessage, MalformedPayloadError, MessageContext, MessageDispatcher, MESSAGE_CONTEXT, Router, silentLogger,
@@ -397,6 +398,31 @@ describe('MessageDispatcher', () => {
       assert.equal(await atLeastOnce.settled, true)
       assert.deepEqual(dropped.settlements, [])
       assert.equal(dispatcher.stats.handled, 3)
+    })
+
+    it('logs a QoS 0 flood it drops once, then a count per 10 s, not a line per message', async () => {
+      const clock = FakeTimers.install({ now: 0, toFake: ['setTimeout', 'clearTimeout'] })
+      try {
+        const warnings: [string, LogFields | undefined][] = []
+        const logger: Logger = { ...silentLogger, warn: (message, fields) => { warnings.push([message, fields]) } }
+        const hold = gate()
+        const router = new Router().on('t/{n}', () => hold.opened)
+        const { dispatcher } = setup(router, { maxInFlight: 1, maxQueued: 1, logger })
+        dispatcher.receive(inbound('t/0', 'x', { qos: 0 }))
+        for (let n = 1; n <= 49_900; n++) dispatcher.receive(inbound(`t/${n}`, 'x', { qos: 0 }))
+        assert.equal(dispatcher.stats.dropped, 49_900)
+        assert.equal(warnings.length, 1)
+        clock.tick(10_000)
+        assert.equal(warnings.length, 2)
+        assert.equal(warnings[1]![1]?.count, 49_899)
+        clock.tick(60_000)
+        assert.equal(warnings.length, 2, 'nothing more to say once the flood stopped')
+        dispatcher.receive(inbound('t/again', 'x', { qos: 0 }))
+        assert.equal(warnings.length, 3, 'a new flood is reported at once')
+        hold.open()
+      } finally {
+        clock.uninstall()
+      }
     })
 
     it('drains running handlers, and refuses new messages without acknowledging them', async () => {

@@ -8,6 +8,7 @@ import { InvalidTopicError } from '../../src/routemq/errors/invalid-topic-error.
 import { TransportClosedError } from '../../src/routemq/errors/transport-closed-error.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import type { MessageReceiver, MqttTransport, PublishOptions, Subscription } from '../../src/routemq/mqtt-transport.js'
+import { verifyDeferredAcks } from '../../src/routemq/deferred-ack-self-check.js'
 import { publishTopicProblem } from '../../src/routemq/publish-topic.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import type { HealthCheckDefinition, HealthCheckSource } from '../../src/health/health-check.js'
@@ -274,6 +275,7 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
     this.#receiver = receiver
     this.#state = 'running'
     try {
+      await verifyDeferredAcks()
       await this.#topology.choose()
     } catch (error) {
       await this.close()

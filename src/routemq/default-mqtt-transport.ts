@@ -3,6 +3,7 @@ import { connect, type IClientOptions, type MqttClient } from 'mqtt'
 import type { AckOrder } from './ack-sequencer.js'
 import { awaitConnack } from './connack.js'
 import { receiveWithDeferredAcks } from './deferred-ack-receiver.js'
+import { verifyDeferredAcks } from './deferred-ack-self-check.js'
 import { ApplicationStateError } from './errors/application-state-error.js'
 import { ConnectionFailedError } from './errors/connection-failed-error.js'
 import { InvalidOptionError } from './errors/invalid-option-error.js'
@@ -115,6 +116,9 @@ export class DefaultMqttTransport implements MqttTransport {
   }
 
   async connect(receiver: MessageReceiver): Promise<void> {
+    if (this.#closed) throw new TransportClosedError('connect')
+    if (this.#client) throw new ApplicationStateError('This transport is already connected; a transport serves one application.')
+    await verifyDeferredAcks()
     if (this.#closed) throw new TransportClosedError('connect')
     if (this.#client) throw new ApplicationStateError('This transport is already connected; a transport serves one application.')
     const client = connect(this.#options.url, this.#clientOptions())

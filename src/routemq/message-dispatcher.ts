@@ -1,5 +1,5 @@
 import type { DependencyContainer } from './container.js'
-import { safeLogger, type Logger } from './logger.js'
+import { MAX_LOGGED_FIELD_CHARS, safeLogger, type Logger } from './logger.js'
 import { MessageContext, type Publish } from './message-context.js'
 import { runInMessageScope } from './message-scope.js'
 import type { InboundMessage } from './mqtt-transport.js'
@@ -367,8 +367,10 @@ export class MessageDispatcher {
 
   #unmatched(message: InboundMessage): void {
     this.#counts.unmatched++
-    if (this.#unmatchedLogged.size < UNMATCHED_LOG_LIMIT && !this.#unmatchedLogged.has(message.topic)) {
-      this.#unmatchedLogged.add(message.topic)
+    // Remembered by their start only: 256 topics of 64 KB each would pin 16 MB for a log filter.
+    const seen = message.topic.slice(0, MAX_LOGGED_FIELD_CHARS)
+    if (this.#unmatchedLogged.size < UNMATCHED_LOG_LIMIT && !this.#unmatchedLogged.has(seen)) {
+      this.#unmatchedLogged.add(seen)
       this.#log.warn('no route matches topic; message acknowledged and dropped', { topic: message.topic })
     } else {
       this.#log.debug('no route matches topic', { topic: message.topic })

@@ -11,6 +11,7 @@ import { classifyAddress, ipv4Class, ipv6Groups, MAX_ADDRESS_LENGTH, parseIPv4 }
 import { continentOfCountry } from './continent-of-country.js'
 import { GeoDatabaseError } from './errors/geo-database-error.js'
 import { RegionRules, type RegionRule } from './region-rules.js'
+import { ResolvedLocation } from './resolved-location.js'
 import { NOT_FOUND, SearchTree } from './search-tree.js'
 
 /** Why a lookup gave the region it gave. */
@@ -305,7 +306,7 @@ export class GeoResolver implements HealthCheckSource {
       if (this.#places.size >= PLACE_CACHE_SIZE) this.#places.clear()
       this.#places.set(pointer, place)
     }
-    return Object.freeze({ ip: address, continent: place.continent, country: place.country, subdivision: place.subdivision, region: place.region, endpoints: place.endpoints, reason: 'found' })
+    return new ResolvedLocation(address, place.continent, place.country, place.subdivision, place.region, place.endpoints, 'found', this)
   }
 
   #place(record: GeoRecord): Place {
@@ -316,11 +317,9 @@ export class GeoResolver implements HealthCheckSource {
     return { continent, country, subdivision, region, endpoints: this.#endpoints.get(region) ?? NO_ENDPOINTS }
   }
 
-  // Frozen, as #found's: results are shared through the cache, and a type alone does not stop plain JavaScript
-  // (or a cast) from writing to them; one caller's write would be every later caller's answer.
   #unplaced(ip: string, reason: Exclude<GeoReason, 'found'>): GeoLocation {
     const region = this.#rules.defaultRegion
-    return Object.freeze({ ip, continent: undefined, country: undefined, subdivision: undefined, region, endpoints: this.#endpoints.get(region) ?? NO_ENDPOINTS, reason })
+    return new ResolvedLocation(ip, undefined, undefined, undefined, region, this.#endpoints.get(region) ?? NO_ENDPOINTS, reason, this)
   }
 
   #watch(): void {

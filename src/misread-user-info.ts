@@ -25,7 +25,7 @@ export function refuseMisreadUserInfo(url: URL, field: string, options: MisreadU
   if (part === undefined) return
   const reason = part === 'host'
     ? 'its host holds an encoded "@" (%40); write user:password@host with a plain "@", and percent-encode only the user name and password'
-    : `has an "@" in its ${part}: a "/", "?" or "#" left in the user name or password ends them early, and the URL names the wrong host; percent-encode the password (encodeURIComponent)`
+    : `has an "@" in its ${part}: a "/", "?" or "#" left in the user name or password ends them early, and the URL names the wrong host; percent-encode the password (encodeURIComponent), and write an "@" that belongs in the ${part} as %40`
   throw new InvalidOptionError(field, options.hint === undefined ? reason : `${reason}, ${options.hint}`)
 }
 

@@ -93,6 +93,7 @@ export {
   classifyAddress, type AddressClass, continentOfCountry,
   GeoDatabaseError, isGeoDatabaseError,
   GeoBlockedError, isGeoBlockedError, type GeoBlockReason,
+  UntrustedLocationError, isUntrustedLocationError,
 } from '../plugins/geoip/index.js'
 export {
   LoadBalancingModule, type LoadBalancingAsyncOptions,

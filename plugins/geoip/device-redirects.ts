@@ -1,6 +1,8 @@
 import { bareHost } from '../../src/host-name.js'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { UntrustedLocationError } from './errors/untrusted-location-error.js'
 import type { GeoLocation, GeoReason, GeoResolver } from './geo-resolver.js'
+import { ResolvedLocation } from './resolved-location.js'
 
 /** How a device-facing broker URL is doing. */
 export type BrokerUrlState = 'healthy' | 'unhealthy' | 'unknown'
@@ -59,12 +61,15 @@ export class DeviceRedirects {
   }
 
   /**
-   * The brokers for a device: give its address (any input: a bad or missing
-   * one gets the default region's), or the `ctx.geo` that `geoRegion()`
-   * already found, which saves a second lookup.
+   * The brokers for a device: give its address (a string, looked up: a bad
+   * one gets the default region's; `undefined` or `null`, for none, too), or
+   * the `ctx.geo` that `geoRegion()` found with this resolver, which saves a
+   * second lookup. Anything else, a copy of a location or an object shaped
+   * like one included, fails with `UntrustedLocationError`: the URLs it
+   * carries would go to the device.
    */
   brokersFor(ipOrLocation: unknown): DeviceRedirect {
-    const location = isLocation(ipOrLocation) ? ipOrLocation : this.#resolver.lookup(ipOrLocation)
+    const location = this.#trusted(ipOrLocation)
     const state = new Map<string, BrokerUrlState>()
     const stateOf = (url: string): BrokerUrlState => {
       let known = state.get(url)
@@ -88,11 +93,21 @@ export class DeviceRedirects {
     }
     return { ip: location.ip, region: location.region, reason: location.reason, brokers: [...new Set(brokers)] }
   }
+
+  /** A location to read the brokers of: one the resolver makes now from an address, or one it made before. */
+  #trusted(input: unknown): GeoLocation {
+    if (typeof input === 'string' || input === undefined || input === null) return this.#resolver.lookup(input)
+    const origin = ResolvedLocation.originOf(input)
+    if (origin === this.#resolver) return input as GeoLocation
+    throw new UntrustedLocationError(origin !== undefined ? 'a location another GeoResolver made' : kindOf(input))
+  }
 }
 
-function isLocation(value: unknown): value is GeoLocation {
-  const location = value as Partial<GeoLocation> | null
-  return typeof location === 'object' && location !== null && typeof location.region === 'string' && typeof location.reason === 'string' && typeof location.endpoints === 'object'
+/** What was given, by kind only: its contents may be anyone's. */
+function kindOf(input: unknown): string {
+  if (Array.isArray(input)) return 'a list'
+  if (typeof input === 'object') return 'an object'
+  return `a ${typeof input}`
 }
 
 /**

@@ -11,12 +11,13 @@ import { classifyAddress, ipv4Class, ipv6Groups, MAX_ADDRESS_LENGTH, parseIPv4 }
 import { continentOfCountry } from './continent-of-country.js'
 import { GeoDatabaseError } from './errors/geo-database-error.js'
 import { RegionRules, type RegionRule } from './region-rules.js'
+import { ResolvedLocation } from './resolved-location.js'
 import { NOT_FOUND, SearchTree } from './search-tree.js'
 
 /** Why a lookup gave the region it gave. */
 export type GeoReason = 'found' | 'not-found' | 'empty' | 'invalid' | 'private' | 'reserved'
 
-/** What a region offers its devices and messages; all optional. */
+/** What a region offers its devices and messages; all optional. The resolver keeps frozen copies of these lists, and no other keys. */
 export interface RegionEndpoints {
   /** Broker URLs for devices of the region, nearest first (for redirects). */
   readonly brokers?: readonly string[]
@@ -25,7 +26,10 @@ export interface RegionEndpoints {
   readonly replicas?: readonly string[]
 }
 
-/** Where an address is, and the region it belongs to. */
+/**
+ * Where an address is, and the region it belongs to. Frozen, endpoints
+ * included: the resolver's cache hands the same object to every caller.
+ */
 export interface GeoLocation {
   /** The address looked up (IPv4-mapped IPv6 as IPv4); `''` when there was none. */
   readonly ip: string
@@ -132,7 +136,7 @@ export class GeoResolver implements HealthCheckSource {
   private constructor(options: GeoResolverOptions, rules: RegionRules, database: LoadedDatabase) {
     this.#path = options.database
     this.#rules = rules
-    this.#endpoints = new Map(Object.entries(options.endpoints ?? {}).map(([region, endpoints]) => [region, Object.freeze({ ...endpoints })]))
+    this.#endpoints = new Map(Object.entries(options.endpoints ?? {}).map(([region, endpoints]) => [region, frozenEndpoints(endpoints)]))
     const cacheSize = options.cacheSize ?? 10_000
     this.#cache = cacheSize > 0 ? new LruMap(cacheSize) : undefined
     this.#log = safeLogger(options.logger ?? silentLogger)
@@ -161,7 +165,7 @@ export class GeoResolver implements HealthCheckSource {
       if (!rules.regions.includes(region)) {
         throw new InvalidOptionError(`${field}.endpoints.${region}`, `no rule names region "${region}"; regions: ${rules.regions.join(', ')}`)
       }
-      for (const key of ['brokers', 'apiUrls', 'replicas'] as const) {
+      for (const key of ENDPOINT_LISTS) {
         const list = endpoints?.[key]
         if (list !== undefined && (!Array.isArray(list) || list.some((item) => typeof item !== 'string' || item === ''))) {
           throw new InvalidOptionError(`${field}.endpoints.${region}.${key}`, 'must be a list of non-empty strings')
@@ -302,7 +306,7 @@ export class GeoResolver implements HealthCheckSource {
       if (this.#places.size >= PLACE_CACHE_SIZE) this.#places.clear()
       this.#places.set(pointer, place)
     }
-    return { ip: address, continent: place.continent, country: place.country, subdivision: place.subdivision, region: place.region, endpoints: place.endpoints, reason: 'found' }
+    return new ResolvedLocation(address, place.continent, place.country, place.subdivision, place.region, place.endpoints, 'found', this)
   }
 
   #place(record: GeoRecord): Place {
@@ -313,10 +317,9 @@ export class GeoResolver implements HealthCheckSource {
     return { continent, country, subdivision, region, endpoints: this.#endpoints.get(region) ?? NO_ENDPOINTS }
   }
 
-  // Not frozen: results are shared through the cache and typed read-only; freezing cost a tenth of an uncached lookup.
   #unplaced(ip: string, reason: Exclude<GeoReason, 'found'>): GeoLocation {
     const region = this.#rules.defaultRegion
-    return { ip, continent: undefined, country: undefined, subdivision: undefined, region, endpoints: this.#endpoints.get(region) ?? NO_ENDPOINTS, reason }
+    return new ResolvedLocation(ip, undefined, undefined, undefined, region, this.#endpoints.get(region) ?? NO_ENDPOINTS, reason, this)
   }
 
   #watch(): void {
@@ -376,6 +379,17 @@ export class GeoResolver implements HealthCheckSource {
 }
 
 const NO_ENDPOINTS: RegionEndpoints = Object.freeze({})
+const ENDPOINT_LISTS = ['brokers', 'apiUrls', 'replicas'] as const
+
+/** A frozen copy: the lists given in the options stay the caller's, and what lookups hand out cannot be written to. */
+function frozenEndpoints(endpoints: RegionEndpoints): RegionEndpoints {
+  const copy: { -readonly [K in keyof RegionEndpoints]: RegionEndpoints[K] } = {}
+  for (const key of ENDPOINT_LISTS) {
+    const list = endpoints[key]
+    if (list !== undefined) copy[key] = Object.freeze([...list])
+  }
+  return Object.freeze(copy)
+}
 
 async function fileVersion(path: string): Promise<string> {
   const info = await stat(path)

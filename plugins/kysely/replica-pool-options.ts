@@ -1,5 +1,6 @@
 import type { PostgresCursorConstructor } from 'kysely'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { refuseMisreadUserInfo } from '../../src/misread-user-info.js'
 import type { Logger } from '../../src/routemq/logger.js'
 import { isStrategyName, STRATEGY_NAMES } from '../../src/balancing/create-strategy.js'
 import type { StrategyName } from '../../src/balancing/balancing-strategy.js'
@@ -190,6 +191,7 @@ function resolveServer(server: string | PgServerConfig, field: string): Resolved
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
     throw new InvalidOptionError(`${field}.url`, `protocol "${url.protocol}" is not supported; use postgres://`)
   }
+  refuseMisreadUserInfo(url, `${field}.url`, { queryValuesMayHoldAt: true })
   const weight = config.weight ?? 1
   if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) throw new InvalidOptionError(`${field}.weight`, 'must be a number of 0 or more')
   return Object.freeze({

@@ -1,6 +1,7 @@
 import type { AckOrder } from '../../src/routemq/ack-sequencer.js'
 import type { MqttTlsOptions } from '../../src/routemq/default-mqtt-transport.js'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { refuseMisreadUserInfo } from '../../src/misread-user-info.js'
 import { assertKnownKeys } from '../../src/routemq/known-options.js'
 import type { Logger } from '../../src/routemq/logger.js'
 import { isStrategyName, STRATEGY_NAMES } from '../../src/balancing/create-strategy.js'
@@ -313,6 +314,7 @@ function resolveBroker(broker: string | BrokerConfig, field: string, env: Readon
   const protocol = PROTOCOLS[url.protocol]
   if (!protocol) throw new InvalidOptionError(`${field}.url`, `protocol "${url.protocol}" is not supported; use mqtt://, mqtts://, ws:// or wss://`)
   if (!url.hostname) throw new InvalidOptionError(`${field}.url`, 'has no host')
+  refuseMisreadUserInfo(url, `${field}.url`, { hint: 'or give it as password or passwordEnv' })
   const port = url.port ? Number(url.port) : DEFAULT_PORTS[protocol]
   const username = fromEnv(config.usernameEnv, `${field}.usernameEnv`, env) ?? config.username ?? decoded(url.username, `${field}.url`)
   const password = fromEnv(config.passwordEnv, `${field}.passwordEnv`, env) ?? config.password ?? decoded(url.password, `${field}.url`)

@@ -1,9 +1,9 @@
 /** What is kept of a text; twice as much is scrubbed, so every pattern below stays cheap however a server words its errors. */
 const MAX_LENGTH = 2000
-// scheme://[userinfo up to the last @ before the path]host[:port][rest]
-const URL_PATTERN = /(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,30}:\/\/(?:[^\s/?#]*@)?([^\s/?#@]*)\S*/gi
-// user:password@host, without a scheme
-const USERINFO = /(?<![\w.:@-])[\w.-]{1,128}:[^\s/'"]*@((?:[\w-]+\.)*[\w-]+(?::\d+)?|\[[0-9a-f:.]+\](?::\d+)?)/gi
+// scheme:// and the rest of the token, which hostOf reduces to the host
+const URL_PATTERN = /(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,30}:\/\/(\S*)/gi
+// user:password@host, without a scheme; the password may hold an unescaped '/', '?' or '#', up to the last '@'
+const USERINFO = /(?<![\w.:@-])[\w.-]{1,128}:[^\s'"]{0,256}@((?:[\w-]+\.)*[\w-]+(?::\d+)?|\[[0-9a-f:.]+\](?::\d+)?)/gi
 // password=..., "db_password": "...", PGPASSWORD=..., AWS_SECRET_ACCESS_KEY=..., private_key: ...
 const SECRET_PAIR =
   /(?<![\w-])([\w-]{0,64}?(?:password|passwd|pwd|secret|token|api[_-]?key|private[_-]?key|access[_-]?key|credential)[\w-]{0,32})(["']?\s*[=:]\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\n&;,}]+)/gi
@@ -24,7 +24,7 @@ export function scrubSecrets(text: string): string {
   // URL or user:password@host would no longer match), and only scrubbed text is cut to what is kept.
   const window = text.length > 2 * MAX_LENGTH ? text.slice(0, 2 * MAX_LENGTH).replace(/\S*$/, '') : text
   const scrubbed = window
-    .replace(URL_PATTERN, (_url, host: string) => host || '<address>')
+    .replace(URL_PATTERN, (_url, rest: string) => hostOf(rest))
     .replace(USERINFO, '$1')
     .replace(SECRET_PAIR, (_pair, key: string, separator: string, value: string) => {
       const quote = value[0] === '"' || value[0] === "'" ? value[0] : ''
@@ -32,4 +32,16 @@ export function scrubSecrets(text: string): string {
     })
     .replace(AUTHORIZATION, '$1 <redacted>')
   return scrubbed.length > MAX_LENGTH || window.length < text.length ? `${scrubbed.slice(0, MAX_LENGTH)}…` : scrubbed
+}
+
+/** The host[:port] of what follows `scheme://`, or `<address>` where it cannot be told without showing user info. */
+function hostOf(rest: string): string {
+  const at = rest.lastIndexOf('@')
+  const end = rest.search(/[/?#]/)
+  // An '@' after the first '/', '?' or '#' may end a password that holds one of them unescaped: the text
+  // before that character may then be user name and password, not host, and is not shown.
+  if (at >= 0 && end >= 0 && at > end) return '<address>'
+  const host = rest.slice(at + 1, end < 0 ? undefined : end)
+  // '%40' is an encoded '@': user info percent-encoded along with its '@' would read as the host.
+  return host === '' || /%40/i.test(host) ? '<address>' : host
 }

@@ -12,6 +12,7 @@ import { safeLogger, silentLogger, type Logger } from './logger.js'
 import type { MessageReceiver, MqttTransport, PublishOptions, Subscription } from './mqtt-transport.js'
 import { outgoingDrained } from './outgoing-drained.js'
 import { assertPublishTopic } from './publish-topic.js'
+import { refuseMisreadUserInfo } from '../misread-user-info.js'
 import { redactUrl } from './redact-url.js'
 import { subscribeAll } from './subscription-grants.js'
 import { overlappingFilters } from './topic-overlap.js'
@@ -235,6 +236,7 @@ function validate(options: DefaultMqttTransportOptions, field: string): void {
   if (!PROTOCOLS.has(url.protocol)) {
     throw new InvalidOptionError(`${field}.url`, `protocol "${url.protocol}" is not supported; use mqtt://, mqtts://, ws:// or wss://`)
   }
+  refuseMisreadUserInfo(url, `${field}.url`, { hint: 'or give it as the password option' })
   if (options.clientId !== undefined && (typeof options.clientId !== 'string' || options.clientId.length === 0 || options.clientId.length > 65535)) {
     throw new InvalidOptionError(`${field}.clientId`, 'must be a non-empty string')
   }

@@ -6,7 +6,7 @@ import { Kysely, sql } from 'kysely'
 import { connectAsync, type MqttClient } from 'mqtt'
 import {
   Application, BrokerPool, DeviceRedirects, GeoResolver, ReadOnly, ReplicaPool, ReplicatedPostgresDialect, Router, brokerPoolHealth, geoGate, geoRegion,
-  isGeoBlockedError, silentLogger, type GeoLocation,
+  isGeoBlockedError, isUntrustedLocationError, silentLogger, type GeoLocation,
 } from '../../src/index.js'
 import { startTopology, type Topology } from '../../src/testing/index.js'
 import { writeMmdb } from '../support/mmdb-writer.js'
@@ -104,6 +104,20 @@ describe('geoRegion on a real broker and replicas tagged by region', function ()
     router.on('devices/{id}/where', async (ctx) => {
       await ctx.publish(`devices/${ctx.params.id}/brokers`, redirects.brokersFor(ctx.geo))
     }, { qos: 1, middleware: [geoRegion({ ip: { payload: 'ip' }, resolver })] })
+    // A handler that lets the device say where it is: what arrives is the device's, never the resolver's location.
+    const outcomes: { readonly error?: unknown; readonly brokers?: readonly string[] }[] = []
+    router.on('devices/{id}/where-at', async (ctx) => {
+      try {
+        const answer = redirects.brokersFor((ctx.payload as { at?: unknown }).at ?? ctx.geo)
+        outcomes.push({ brokers: answer.brokers })
+        await ctx.publish(`devices/${ctx.params.id}/brokers`, answer)
+      } catch (error) {
+        outcomes.push({ error })
+        throw error
+      } finally {
+        onSeen?.()
+      }
+    }, { qos: 1, middleware: [geoRegion({ ip: { payload: 'ip' }, resolver })] })
     const app = Application.create({ router, transport: brokers, logger: silentLogger })
     await app.start()
     cleanup.push(() => app.stop())
@@ -161,5 +175,22 @@ describe('geoRegion on a real broker and replicas tagged by region', function ()
       assert.equal(port, eu!.port, `${id}: read on the surviving replica`)
     }
     assert.equal(app.stats.failed, 1, 'only the blocked command failed')
+
+    // A device that sends a location of its own, pointing at a broker of its choosing, gets no answer: its
+    // message fails with UntrustedLocationError. One that sends only its address gets its region's brokers.
+    const forged = { ip: '81.2.69.1', region: 'eu', reason: 'found', endpoints: { brokers: ['mqtt://attacker.example:1883'] } }
+    const replies: unknown[] = []
+    devices.on('message', (topic, body) => topic === 'devices/eu-evil/brokers' && replies.push(JSON.parse(body.toString())))
+    await devices.subscribeAsync('devices/eu-evil/brokers', { qos: 1 })
+    const handled = new Promise<void>((resolve) => (onSeen = () => outcomes.length === 2 && resolve()))
+    await devices.publishAsync('devices/eu-evil/where-at', JSON.stringify({ ip: '81.2.69.1', at: forged }), { qos: 1 })
+    await devices.publishAsync('devices/eu-evil/where-at', JSON.stringify({ ip: '81.2.69.1' }), { qos: 1 })
+    await handled
+    assert.deepEqual(outcomes.map((o) => o.brokers?.join(' ') ?? (isUntrustedLocationError(o.error) ? 'refused' : String(o.error))).sort(),
+      [`${topology.brokers[0]!.url} mqtt://eu-down.example:1883`, 'refused'], 'the forged location is refused, the address answered')
+    while (replies.length === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+    assert.deepEqual(replies, [{ ip: '81.2.69.1', region: 'eu', reason: 'found', brokers: [topology.brokers[0]!.url, 'mqtt://eu-down.example:1883'] }],
+      'no reply names the broker the device chose')
+    assert.equal(app.stats.failed, 2)
   })
 })

@@ -8,6 +8,7 @@ describe('Application options', () => {
     ['no transport at all', { router }, 'mqtt'],
     ['url without a scheme', { router, mqtt: { url: 'broker:1883' } }, 'mqtt.url'],
     ['unsupported scheme', { router, mqtt: { url: 'http://broker' } }, 'mqtt.url'],
+    ['a password with an unescaped "/", read as host "u", port 12', { router, mqtt: { url: 'mqtt://u:12/pw@broker:1883' } }, 'mqtt.url'],
     ['persistent session without client id', { router, mqtt: { url: 'mqtt://b', clean: false } }, 'mqtt.clientId'],
     ['protocol version 3', { router, mqtt: { url: 'mqtt://b', protocolVersion: 3 } }, 'mqtt.protocolVersion'],
     ['negative keepalive', { router, mqtt: { url: 'mqtt://b', keepaliveSeconds: -1 } }, 'mqtt.keepaliveSeconds'],

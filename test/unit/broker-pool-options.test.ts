@@ -66,6 +66,16 @@ describe('broker pool options', () => {
     assert.throws(() => resolveBrokerPoolOptions({ brokers: ['mqtt://b'], offlineBufer: {} } as never, 'x'), /did you mean offlineBuffer\?/)
   })
 
+  it('refuses a URL whose password has an unescaped "/", "?" or "#", saying to percent-encode it, without echoing it', () => {
+    // Parsed as written, these connect to host "alice" on port 12 (or 5432) and lose the password.
+    for (const url of ['mqtt://alice:12/hunter@b:1883', 'mqtts://alice:12?hunter@b', 'ws://alice:12#hunter@b/mqtt', 'wss://alice:8883/hunter@b/mqtt', 'mqtt://alice%3A12%2Fhunter%40b:1883']) {
+      assert.throws(() => resolveBrokerPoolOptions({ brokers: ['mqtt://ok:1883', { url }] }, 'x'), (e: unknown) =>
+        e instanceof InvalidOptionError && e.field === 'brokers[1].url' && /percent-encode/.test(e.message) &&
+        !['alice', 'hunter', '12'].some((secret) => e.message.includes(secret)), url)
+    }
+    assert.equal(resolveBrokerPoolOptions({ brokers: ['mqtt://alice:12%2Fhunter@b:1883'] }, 'x').brokers[0]!.password, '12/hunter')
+  })
+
   it('never puts a password into an error', () => {
     assert.throws(() => resolveBrokerPoolOptions({ brokers: ['mqtt://u:hunter2@b', 'ftp://u:hunter2@c'] }, 'x'), (e: unknown) =>
       e instanceof InvalidOptionError && !e.message.includes('hunter2'))

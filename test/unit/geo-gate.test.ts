@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   DeviceRedirects, GeoResolver, HealthMonitor, InvalidOptionError, LoadBalancingMetrics, MessageContext, brokerPoolHealth, geoGate, geoRegion,
-  isGeoBlockedError, type GeoLocation, type BrokerPoolLike,
+  isGeoBlockedError, isUntrustedLocationError, type GeoLocation, type BrokerPoolLike,
 } from '../../src/index.js'
 import { rootContainerForTests } from '../support/inbound-message.js'
 import { writeMmdb } from '../support/mmdb-writer.js'
@@ -114,6 +114,43 @@ describe('DeviceRedirects and the geo health check and metrics', () => {
     const throwing = new DeviceRedirects({ resolver, health: () => { throw new Error('boom') } })
     assert.equal(throwing.brokersFor('216.160.83.1').brokers.length, 2, 'a failing health function counts as unknown')
     assert.throws(() => new DeviceRedirects({ resolver, health: 'yes' as never }), (e: unknown) => e instanceof InvalidOptionError && e.field === 'redirects.health')
+  })
+
+  it('trusts only addresses and the locations its own resolver made, refusing anything else with UntrustedLocationError', async () => {
+    const redirects = new DeviceRedirects({ resolver, health: () => 'healthy' })
+    const attacker = 'mqtt://attacker.example:1883'
+    const real = resolver.lookup('81.2.69.1')
+    assert.deepEqual(redirects.brokersFor(real).brokers.slice(0, 3), ['mqtts://eu-1.example:8883', 'mqtts://eu-2.example:8883', 'mqtts://eu-3.example:8883'])
+    assert.equal(redirects.brokersFor('216.160.83.1').region, 'us')
+    assert.deepEqual([redirects.brokersFor(undefined).region, redirects.brokersFor(undefined).reason], ['eu', 'empty'], 'no address: the default region')
+    assert.deepEqual([redirects.brokersFor('not an ip').region, redirects.brokersFor('not an ip').reason], ['eu', 'invalid'])
+
+    const other = await GeoResolver.open({ database, watch: false, defaultRegion: 'eu', endpoints: { eu: { brokers: [attacker] } } })
+    try {
+      const refused: [string, unknown][] = [
+        ['a hand-made location', { ip: '81.2.69.1', continent: 'EU', country: 'GB', subdivision: undefined, region: 'eu', reason: 'found', endpoints: { brokers: [attacker] } }],
+        ['a copy of a real one with other endpoints', { ...real, endpoints: { brokers: [attacker] } }],
+        ['an exact copy of a real one', { ...real }],
+        ['a real one sent through JSON, as a device payload would carry it', JSON.parse(JSON.stringify(real))],
+        ['an object made on a real one\'s prototype', Object.assign(Object.create(Object.getPrototypeOf(real) as object), { ...real, endpoints: { brokers: [attacker] } })],
+        ['a location another resolver made', other.lookup('81.2.69.1')],
+        ['endpoints of null', { region: 'eu', reason: 'found', endpoints: null }],
+        ['brokers that are no list', { region: 'eu', reason: 'found', endpoints: { brokers: 5 } }],
+        ['a region that is no string', { region: 1, reason: 'found', endpoints: {} }],
+        ['a number', 42],
+        ['a boolean', true],
+        ['a list of addresses', ['81.2.69.1']],
+        ['a function', () => '81.2.69.1'],
+        ['a symbol', Symbol('ip')],
+        ['an object that throws when made a string', { toString() { throw new Error('no') } }],
+      ]
+      for (const [name, input] of refused) {
+        assert.throws(() => redirects.brokersFor(input), (e: unknown) =>
+          isUntrustedLocationError(e) && e.code === 'UNTRUSTED_LOCATION' && /IP address/.test(e.message) && /geoRegion/.test(e.message) && !e.message.includes('attacker'), name)
+      }
+    } finally {
+      other.close()
+    }
   })
 
   it("reads a broker pool's probes by host (the same port first) or by alias", () => {

@@ -123,6 +123,33 @@ describe('GeoResolver on fixture databases', () => {
     assert.equal(geo.stats.lookups, 6)
   })
 
+  it('hands out frozen results, deeply, so no caller can change what the cache gives the next one', async () => {
+    const path = join(dir, 'city-frozen.mmdb')
+    await writeFile(path, writeMmdb(CITY, { databaseType: 'GeoIP2-City' }))
+    const brokers = ['mqtts://eu-1.example:8883']
+    const geo = await GeoResolver.open({
+      database: path, rules: RULES, defaultRegion: 'global', watch: false, cacheSize: 10,
+      endpoints: { 'eu-west': { brokers, replicas: ['db-eu'] }, global: { brokers: ['mqtts://global.example:8883'] } },
+    })
+    open.push(geo)
+    brokers.push('mqtt://late.example:1883')
+    const attacker = 'mqtt://attacker.example:1883'
+    // ESM is strict mode: writing to a frozen object throws instead of being ignored.
+    for (const ip of ['81.2.69.1', '8.8.8.8', '10.0.0.1', 'banana']) {
+      const location = geo.lookup(ip)
+      assert.ok(Object.isFrozen(location) && Object.isFrozen(location.endpoints), ip)
+      assert.ok(location.endpoints.brokers !== undefined && Object.isFrozen(location.endpoints.brokers), ip)
+      assert.throws(() => ((location as { region: string }).region = 'attacker'), TypeError, ip)
+      assert.throws(() => (location.endpoints.brokers as string[]).push(attacker), TypeError, ip)
+      assert.throws(() => ((location.endpoints as { brokers: string[] }).brokers = [attacker]), TypeError, ip)
+    }
+    const again = geo.lookup('81.2.69.1')
+    assert.deepEqual([again.region, again.endpoints], ['eu-west', { brokers: ['mqtts://eu-1.example:8883'], replicas: ['db-eu'] }],
+      'the cached answer, and the options it came from, unchanged')
+    assert.deepEqual(geo.lookup('8.8.8.8').endpoints.brokers, ['mqtts://global.example:8883'])
+    assert.ok(Object.isFrozen(geo.endpointsOf('eu-west').replicas) && Object.isFrozen(geo.regions))
+  })
+
   it('changes its answers when the database file is replaced, without a restart', async () => {
     const { geo, path } = await resolver(CITY, 'city-live.mmdb', 'GeoIP2-City', { watch: true })
     assert.equal(geo.lookup('81.2.69.1').region, 'eu-west')

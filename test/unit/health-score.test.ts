@@ -41,7 +41,7 @@ describe('scrubSecrets', () => {
       ['access_token=abc123&next=1', 'access_token=<redacted>&next=1'],
       ['password=my secret phrase', 'password=<redacted>'],
       ['user:p@ss@db.internal:5432 refused', 'db.internal:5432 refused'],
-      ['http://api/x?email=bob@corp.example', 'api'],
+      ['http://api/x?email=bob@corp.example', '<address>'],
       ['AWS_SECRET_ACCESS_KEY=abc', 'AWS_SECRET_ACCESS_KEY=<redacted>'],
       ['private_key: "-----BEGIN KEY-----"', 'private_key: "<redacted>"'],
       ['authorization: bearer abc.def', 'authorization: bearer <redacted>'],
@@ -62,5 +62,26 @@ describe('scrubSecrets', () => {
     assert.ok(!straddling.includes('hunter2'), 'a secret the window falls in is dropped with its token')
     const oneToken = scrubSecrets(`{"error":"${'e'.repeat(2500)}"}`)
     assert.ok(oneToken.startsWith('{"error":"eee') && oneToken.length === 2001, 'a long single-token error is kept, cut')
+  })
+
+  it('never shows the user info of a URL whose password has an unescaped "/", "?" or "#"', () => {
+    // Written with user name "alice" and a password holding "hunter"; where the URL parser would end the user
+    // info cannot be told from the text, so such a URL is reduced to <address>.
+    const cases: [string, string][] = [
+      ['connect mqtt://alice:12/hunter@b:1883 failed', 'connect <address> failed'],
+      ['connect mqtt://alice:12?hunter@b:1883 failed', 'connect <address> failed'],
+      ['connect mqtt://alice:12#hunter@b:1883 failed', 'connect <address> failed'],
+      ['connect ws://alice:12\\hunter@b/mqtt failed', 'connect b failed'],
+      ['connect postgres://alice:5432/hunter@db:5432/app failed', 'connect <address> failed'],
+      ['connect mqtt://alice%3A12%2Fhunter%40b:1883 failed', 'connect <address> failed'],
+      ['connect alice:12/hunter@b:1883 failed', 'connect b:1883 failed'],
+      ['connect alice:12?hunter#x@b:1883 failed', 'connect b:1883 failed'],
+    ]
+    for (const [input, expected] of cases) {
+      const scrubbed = scrubSecrets(input)
+      assert.equal(scrubbed, expected, input)
+      for (const secret of ['alice', 'hunter', '12']) assert.ok(!scrubbed.includes(secret), `${input} became ${scrubbed}`)
+    }
+    assert.equal(scrubSecrets('postgres://app:p@ss@db:5432/app'), 'db:5432', "an '@' in the password before the path is still read")
   })
 })

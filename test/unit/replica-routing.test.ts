@@ -145,12 +145,21 @@ describe('replica pool options', () => {
     ['a query timeout PostgreSQL cannot take', { primary: 'postgres://a/x', queryTimeoutMs: 2 ** 31 }, 'queryTimeoutMs'],
     ['a connect timeout no timer can wait', { primary: 'postgres://a/x', connectTimeoutMs: 2 ** 31 }, 'connectTimeoutMs'],
     ['a heartbeat table with SQL in it', { primary: 'postgres://a/x', heartbeatTable: 'x; drop table y' }, 'heartbeatTable'],
+    ['a password with an unescaped "/"', { primary: 'postgres://app:12/pw@db-1:5432/app' }, 'primary.url'],
+    ['a replica password with an unescaped "?"', { primary: 'postgres://a/x', replicas: ['postgres://app:12?pw@db-2/app'] }, 'replicas[0].url'],
+    ['a replica password with an unescaped "#"', { primary: 'postgres://a/x', replicas: ['postgres://app:12#pw@db-2/app'] }, 'replicas[0].url'],
   ]
   for (const [name, options, field] of cases) {
     it(`rejects ${name}, naming "${field}"`, () => {
       assert.throws(() => resolveReplicaPoolOptions(options), (e: unknown) => e instanceof InvalidOptionError && e.field === field && !e.message.includes('pw'))
     })
   }
+
+  it('says to percent-encode a password that has an unescaped "/", and keeps query values with an "@"', () => {
+    assert.throws(() => resolveReplicaPoolOptions({ primary: 'postgres://app:12/pw@db-1:5432/app' }), /percent-encode/)
+    // Azure Database for PostgreSQL names users user@server; in a query value that "@" is no user info.
+    assert.equal(resolveReplicaPoolOptions({ primary: 'postgres://db-1:5432/app?user=app@db-1&sslmode=require' }).primaries[0]!.id, 'db-1:5432')
+  })
 })
 
 describe('session settings sent at connect', () => {

@@ -50,6 +50,7 @@ export {
   HealthMonitor, type HealthMonitorOptions, type FailoverCallback,
   healthGate, HealthGate, type HealthGateOptions, type HealthGateStats,
   HealthServer, type HealthServerOptions, type HealthResponse, type CheckResult, type ResponseStatus,
+  HEALTH_HTTP_DEFAULTS, type HealthHttpLimits, type HealthHttpOptions,
   GracefulShutdown, type GracefulShutdownOptions, type ShutdownSteps,
   HealthModule, type HealthModuleOptions,
   scrubSecrets, preciseNow,

@@ -7,6 +7,7 @@ import { capConnections } from './cap-connections.js'
 import { resolveHealthHttpLimits, type HealthHttpLimits, type HealthHttpOptions } from './health-http-options.js'
 import type { HealthMonitor } from './health-monitor.js'
 import { livenessResponse, readinessResponse, type HealthResponse } from './health-response.js'
+import { scrubSecrets } from './scrub-secrets.js'
 
 /** Options of `HealthServer`: where it listens and its limits (`HealthHttpOptions`), and what it serves. */
 export interface HealthServerOptions extends HealthHttpOptions {
@@ -60,6 +61,14 @@ export class HealthServer {
     // With no 'timeout' listener, node:http destroys a socket idle this long.
     this.#server.setTimeout(limits.idleTimeoutMs)
     capConnections(this.#server, limits.maxConnections)
+    // 'error' after listening (accept failing, say) would crash the process unheard; a failed listen rejects start() instead.
+    this.#server.on('error', (error: NodeJS.ErrnoException) => {
+      if (!this.#server.listening) return
+      this.#log.error('the health endpoints\' server failed; it keeps listening, but /health, /ready and /metrics may not answer until the cause is fixed', {
+        code: error?.code,
+        error: scrubSecrets(error instanceof Error ? error.message : String(error)),
+      })
+    })
   }
 
   /** The limits in force, as node:http holds them. */

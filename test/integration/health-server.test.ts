@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import type { Server } from 'node:http'
 import { connect, type Socket } from 'node:net'
-import { HealthMonitor, HealthServer, silentLogger, type HealthServerOptions } from '../../src/index.js'
+import { HealthMonitor, HealthServer, silentLogger, type HealthServerOptions, type LogFields, type Logger } from '../../src/index.js'
 
 /** A client that sends the start of a request and never the blank line that ends its header. */
 interface StalledClient {
@@ -102,5 +104,63 @@ describe('HealthServer against clients that connect and stall (slowloris)', func
 
     const lived = await within(4000, 'the server closing the trickling client', client!.closed)
     assert.ok(lived >= 700, `closed after ${Math.round(lived)} ms, before headersTimeoutMs`)
+  })
+})
+
+describe('HealthServer once it listens', function () {
+  this.timeout(20_000)
+
+  /** The node:http server under a started `HealthServer`, caught on the channel node:http announces each request on. */
+  async function nodeServerOf(server: HealthServer): Promise<Server> {
+    let caught: Server | undefined
+    const onRequest = (message: unknown): void => {
+      caught ??= (message as { server: Server }).server
+    }
+    subscribe('http.server.request.start', onRequest)
+    try {
+      await (await fetch(`${server.url}/health`)).arrayBuffer()
+    } finally {
+      unsubscribe('http.server.request.start', onRequest)
+    }
+    assert.ok(caught, 'node:http announced the request')
+    return caught
+  }
+
+  it('logs an error of its listening socket, without secrets, and keeps answering instead of crashing the process', async () => {
+    const errors: { message: string; fields?: LogFields }[] = []
+    const logger: Logger = { ...silentLogger, error: (message, fields) => errors.push({ message, fields }) }
+    const server = new HealthServer({ monitor: new HealthMonitor(), port: 0, logger })
+    await server.start()
+    try {
+      const nodeServer = await nodeServerOf(server)
+      // What accept() reports when the process is out of file descriptors; node:http emits it on the server, and with no
+      // listener the emit throws from the event loop: an uncaught exception that ends the process.
+      const failure = Object.assign(new Error('accept EMFILE while postgres://app:s3cret@db-1:5432/app was open'), { code: 'EMFILE', syscall: 'accept' })
+      assert.doesNotThrow(() => nodeServer.emit('error', failure))
+
+      assert.equal(errors.length, 1, 'logged once')
+      assert.match(errors[0]!.message, /health/)
+      assert.equal(errors[0]!.fields?.['code'], 'EMFILE')
+      assert.ok(!JSON.stringify(errors).includes('s3cret'), `no secret in ${JSON.stringify(errors)}`)
+      const response = await fetch(`${server.url}/health`)
+      assert.equal(response.status, 200, 'still answering')
+      await response.arrayBuffer()
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('reports a taken port through start() alone, not also through the log', async () => {
+    const errors: string[] = []
+    const logger: Logger = { ...silentLogger, error: (message) => errors.push(message) }
+    const first = new HealthServer({ monitor: new HealthMonitor(), port: 0 })
+    await first.start()
+    try {
+      const second = new HealthServer({ monitor: new HealthMonitor(), port: first.port!, logger })
+      await assert.rejects(second.start(), /health\.port/)
+      assert.deepEqual(errors, [])
+    } finally {
+      await first.close()
+    }
   })
 })

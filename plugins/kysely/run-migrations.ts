@@ -1,9 +1,9 @@
 import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { Kysely, Migrator, PostgresDialect } from 'kysely'
-import pg from 'pg'
 import { migrations } from '../../migrations/index.js'
 import { redactUrl } from '../../src/routemq/redact-url.js'
+import { createMigrationPool } from './migration-pool.js'
 
 /**
  * Brings a database up to date with this package's migrations (the
@@ -13,7 +13,7 @@ import { redactUrl } from '../../src/routemq/redact-url.js'
  * const results = await migrateToLatest('postgres://app@db-1:5432/app')
  */
 export async function migrateToLatest(connectionString: string): Promise<readonly string[]> {
-  const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString, max: 1 }) }) })
+  const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: createMigrationPool(connectionString) }) })
   try {
     const { error, results } = await new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } }).migrateToLatest()
     if (error) throw error

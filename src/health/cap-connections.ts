@@ -36,7 +36,8 @@ export function capConnections(server: Server, max: number): void {
       return
     }
   })
-  server.on('request', (request, response) => {
+  // Ahead of the handler, which may answer (and so free the connection) before a later listener runs.
+  server.prependListener('request', (request, response) => {
     const socket = request.socket
     waiting.delete(socket)
     busy.set(socket, (busy.get(socket) ?? 0) + 1)

@@ -1,19 +1,27 @@
 import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { Kysely, Migrator, PostgresDialect } from 'kysely'
-import pg from 'pg'
 import { migrations } from '../../migrations/index.js'
+import { ConsoleLogger, safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import { redactUrl } from '../../src/routemq/redact-url.js'
+import { createMigrationPool } from './migration-pool.js'
+
+/** Options of `migrateToLatest`. */
+export interface MigrateOptions {
+  /** Where a connection the server ends is reported (without credentials). Default: nowhere. */
+  readonly logger?: Logger
+}
 
 /**
  * Brings a database up to date with this package's migrations (the
  * replication heartbeat table). Run it against the primary.
  *
  * @example
- * const results = await migrateToLatest('postgres://app@db-1:5432/app')
+ * const results = await migrateToLatest('postgres://app@db-1:5432/app', { logger })
  */
-export async function migrateToLatest(connectionString: string): Promise<readonly string[]> {
-  const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString, max: 1 }) }) })
+export async function migrateToLatest(connectionString: string, options: MigrateOptions = {}): Promise<readonly string[]> {
+  const pool = createMigrationPool(connectionString, safeLogger(options.logger ?? silentLogger))
+  const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) })
   try {
     const { error, results } = await new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } }).migrateToLatest()
     if (error) throw error
@@ -30,7 +38,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathS
     console.error('Give the primary\'s URL: npm run migrate -- postgres://user@host:5432/db (or set DATABASE_URL).')
     process.exitCode = 2
   } else {
-    migrateToLatest(url).then(
+    migrateToLatest(url, { logger: new ConsoleLogger({ level: 'warn' }) }).then(
       (results) => {
         console.log(results.length > 0 ? results.join('\n') : `${redactUrl(url)} is up to date`)
       },

@@ -137,7 +137,7 @@ export class LoadBalancingModule implements RouteMqModule {
         const primaryId = built.replicas.stats.primary.id
         const primary = resolveReplicaPoolOptions(pool).primaries.find((server) => server.id === primaryId)
         if (!primary) throw new InvalidOptionError('database.migrate', 'no primary is reachable to migrate; start it, or turn migrate off')
-        for (const line of await migrateToLatest(primary.connectionString)) logger.info('migration', { result: line })
+        for (const line of await migrateToLatest(primary.connectionString, { logger })) logger.info('migration', { result: line })
       }
       built.kysely = new Kysely<any>({ dialect: new ReplicatedPostgresDialect(built.replicas) })
       container.register(REPLICA_POOL, { useValue: built.replicas })

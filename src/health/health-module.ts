@@ -1,6 +1,7 @@
 import type { Application } from '../routemq/application.js'
 import type { DependencyContainer } from '../routemq/container.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { assertKnownKeys } from '../routemq/known-options.js'
 import type { Logger } from '../routemq/logger.js'
 import type { RouteMqModule } from '../routemq/route-mq-module.js'
 import { isMeasuredGeoGate, isMeasuredLookups, LoadBalancingMetrics, type LoadBalancingMetricsOptions } from '../metrics/load-balancing-metrics.js'
@@ -10,6 +11,7 @@ import type { Disposer } from '../typed-event.js'
 import { GracefulShutdown, type GracefulShutdownOptions } from './graceful-shutdown.js'
 import type { HealthCheckDefinition, HealthCheckSource } from './health-check.js'
 import { HealthGate } from './health-gate.js'
+import { HEALTH_HTTP_OPTION_NAMES, type HealthHttpOptions } from './health-http-options.js'
 import { HealthMonitor } from './health-monitor.js'
 import { HealthServer } from './health-server.js'
 
@@ -24,8 +26,11 @@ export interface HealthModuleOptions {
   readonly sources?: readonly HealthCheckSource[]
   /** Checks of your own. */
   readonly checks?: readonly HealthCheckDefinition[]
-  /** The HTTP endpoints; `false` for none. Default `{ host: '127.0.0.1', port: 9464 }`. */
-  readonly http?: { readonly host?: string; readonly port?: number } | false
+  /**
+   * The HTTP endpoints and their limits (`HEALTH_HTTP_DEFAULTS`); `false` for none.
+   * Default `{ host: '127.0.0.1', port: 9464 }`.
+   */
+  readonly http?: HealthHttpOptions | false
   /** Metrics on `/metrics`: options, an existing `LoadBalancingMetrics`, or `false`. Default `{}`. */
   readonly metrics?: LoadBalancingMetricsOptions | LoadBalancingMetrics | false
   /** Graceful shutdown on signals; `false` to leave signals to you. Default `{}`. */
@@ -79,11 +84,11 @@ export class HealthModule implements RouteMqModule {
     // Built now, so that a wrong option fails Application.create and nothing starts.
     const http = options.http ?? {}
     if (http !== false) {
+      assertKnownKeys(http, 'health.http', HEALTH_HTTP_OPTION_NAMES)
       this.#server = new HealthServer({
+        ...http,
         monitor: this.monitor,
         metrics: this.metrics,
-        host: http.host,
-        port: http.port,
         logger: this.#log,
         transportConnected: () => this.#app?.state === 'started' && this.#app.transport?.connected === true,
       })

@@ -3,18 +3,17 @@ import type { AddressInfo } from 'node:net'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
 import { safeLogger, silentLogger, type Logger } from '../routemq/logger.js'
 import type { LoadBalancingMetrics } from '../metrics/load-balancing-metrics.js'
+import { capConnections } from './cap-connections.js'
+import { resolveHealthHttpLimits, type HealthHttpLimits, type HealthHttpOptions } from './health-http-options.js'
 import type { HealthMonitor } from './health-monitor.js'
 import { livenessResponse, readinessResponse, type HealthResponse } from './health-response.js'
+import { scrubSecrets } from './scrub-secrets.js'
 
-/** Options of `HealthServer`. */
-export interface HealthServerOptions {
+/** Options of `HealthServer`: where it listens and its limits (`HealthHttpOptions`), and what it serves. */
+export interface HealthServerOptions extends HealthHttpOptions {
   readonly monitor: HealthMonitor
   /** Served on `/metrics`; without it `/metrics` answers 404. */
   readonly metrics?: LoadBalancingMetrics
-  /** Default `'127.0.0.1'`; use `'0.0.0.0'` (or `'::'`) for probes from outside the host, as in Kubernetes. */
-  readonly host?: string
-  /** Default 9464; 0 picks a free port (see `port` once started). */
-  readonly port?: number
   /** Whether the app's transport is connected; `undefined` while there is none. Readiness needs `true`. */
   readonly transportConnected?: () => boolean | undefined
   readonly logger?: Logger
@@ -25,7 +24,10 @@ const HEALTH_JSON = 'application/health+json'
 /**
  * `/health` (liveness), `/ready` (readiness) and `/metrics` (Prometheus) on
  * node:http. Bodies are built from the monitor's latest results, so an
- * answer never waits for a check; none holds a URL or a secret.
+ * answer never waits for a check; none holds a URL or a secret. Clients
+ * that are slow to send their request or to read the answer are cut off,
+ * and connections are capped (`HealthHttpLimits`), so that stalled clients
+ * can neither starve the probes nor take the process's file descriptors.
  *
  * @example
  * const server = new HealthServer({ monitor, metrics, host: '0.0.0.0', port: 9464 })
@@ -45,10 +47,40 @@ export class HealthServer {
     if (options.host !== undefined && (typeof options.host !== 'string' || !/^[\w.:%[\]-]+$/.test(options.host))) {
       throw new InvalidOptionError('health.host', "must be a host name or address, e.g. '0.0.0.0'")
     }
+    const limits = resolveHealthHttpLimits(options)
     this.#options = Object.freeze({ ...options })
     this.#log = safeLogger(options.logger ?? silentLogger)
-    this.#server = createServer((request, response) => this.#serve(request, response))
-    this.#server.keepAliveTimeout = 5_000
+    this.#server = createServer({
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // node:http enforces both timeouts only when it sweeps its connections (every 30 s by default):
+      // sweeping every fifth of the header timeout, at most every second, cuts a stalled client soon after it expires.
+      connectionsCheckingInterval: Math.min(1000, Math.max(10, Math.floor(limits.headersTimeoutMs / 5))),
+    }, (request, response) => this.#serve(request, response))
+    this.#server.keepAliveTimeout = limits.keepAliveTimeoutMs
+    // With no 'timeout' listener, node:http destroys a socket idle this long.
+    this.#server.setTimeout(limits.idleTimeoutMs)
+    capConnections(this.#server, limits.maxConnections)
+    // 'error' after listening (accept failing, say) would crash the process unheard; a failed listen rejects start() instead.
+    this.#server.on('error', (error: NodeJS.ErrnoException) => {
+      if (!this.#server.listening) return
+      this.#log.error('the health endpoints\' server failed; it keeps listening, but /health, /ready and /metrics may not answer until the cause is fixed', {
+        code: error?.code,
+        error: scrubSecrets(error instanceof Error ? error.message : String(error)),
+      })
+    })
+  }
+
+  /** The limits in force, as node:http holds them. */
+  get limits(): HealthHttpLimits {
+    const server = this.#server
+    return Object.freeze({
+      headersTimeoutMs: server.headersTimeout,
+      requestTimeoutMs: server.requestTimeout,
+      keepAliveTimeoutMs: server.keepAliveTimeout,
+      idleTimeoutMs: server.timeout,
+      maxConnections: server.maxConnections,
+    })
   }
 
   /** Listens; rejects with `InvalidOptionError` naming `health.port` when the address is taken. */

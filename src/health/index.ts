@@ -4,6 +4,7 @@ export type {
 export { HealthMonitor, type HealthMonitorOptions, type FailoverCallback } from './health-monitor.js'
 export { healthGate, HealthGate, type HealthGateOptions, type HealthGateStats } from './health-gate.js'
 export { HealthServer, type HealthServerOptions } from './health-server.js'
+export { HEALTH_HTTP_DEFAULTS, type HealthHttpLimits, type HealthHttpOptions } from './health-http-options.js'
 export { type HealthResponse, type CheckResult, type ResponseStatus } from './health-response.js'
 export { GracefulShutdown, type GracefulShutdownOptions, type ShutdownSteps } from './graceful-shutdown.js'
 export { HealthModule, type HealthModuleOptions } from './health-module.js'

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { collectDefaultMetrics, Registry } from 'prom-client'
-import { GracefulShutdown, HealthModule, InvalidOptionError, LoadBalancingMetrics, silentLogger } from '../../src/index.js'
+import {
+  GracefulShutdown, HEALTH_HTTP_DEFAULTS, HealthModule, HealthMonitor, HealthServer, InvalidOptionError, LoadBalancingMetrics, silentLogger,
+} from '../../src/index.js'
 
 describe('HealthModule options', () => {
   const cases: [string, Record<string, unknown>, string][] = [
@@ -12,6 +14,15 @@ describe('HealthModule options', () => {
     ['a signal that is no signal', { shutdown: { signals: ['TERM'] } }, 'health.shutdown.signals'],
     ['a drain delay no timer can wait', { shutdown: { drainDelayMs: 3e9 } }, 'health.shutdown.drainDelayMs'],
     ['a check with a bad timeout', { checks: [{ name: 'db', check: () => undefined, timeoutMs: 'soon' }] }, 'checks["db"].timeoutMs'],
+    ['a misspelt HTTP option', { http: { maxConection: 10 } }, 'health.http.maxConection'],
+    ['HTTP options that are no object', { http: 9464 }, 'health.http'],
+    ['no connections at all', { http: { maxConnections: 0 } }, 'health.http.maxConnections'],
+    ['a fractional connection cap', { http: { maxConnections: 2.5 } }, 'health.http.maxConnections'],
+    ['a headers timeout of zero, which Node reads as none', { http: { headersTimeoutMs: 0 } }, 'health.http.headersTimeoutMs'],
+    ['a request timeout that is no number', { http: { requestTimeoutMs: '5s' } }, 'health.http.requestTimeoutMs'],
+    ['a keep-alive timeout no timer can wait', { http: { keepAliveTimeoutMs: 3e9 } }, 'health.http.keepAliveTimeoutMs'],
+    ['a negative idle timeout', { http: { idleTimeoutMs: -1 } }, 'health.http.idleTimeoutMs'],
+    ['a headers timeout longer than the request timeout', { http: { headersTimeoutMs: 20_000, requestTimeoutMs: 10_000 } }, 'health.http.headersTimeoutMs'],
   ]
   for (const [what, options, field] of cases) {
     it(`names ${field} for ${what}, when the module is created`, () => {
@@ -33,8 +44,29 @@ describe('HealthModule options', () => {
     assert.equal(new HealthModule({ metrics: false, http: false, shutdown: false }).metrics, undefined)
   })
 
+  it('suggests the option a misspelt HTTP option was meant to be', () => {
+    assert.throws(() => new HealthModule({ http: { headerTimeoutMs: 1000 } } as never), /did you mean health\.http\.headersTimeoutMs/)
+  })
+
+  it('hands its HTTP limits to the server', () => {
+    const http = { headersTimeoutMs: 2000, requestTimeoutMs: 3000, keepAliveTimeoutMs: 1000, idleTimeoutMs: 4000, maxConnections: 5 }
+    assert.deepEqual(new HealthModule({ http, shutdown: false }).server!.limits, http)
+  })
+
   it('refuses a programmatic shutdown before it started', async () => {
     await assert.rejects(new HealthModule({ http: false }).shutdown(), (e: unknown) => e instanceof InvalidOptionError && e.field === 'health.shutdown')
+  })
+})
+
+describe('HealthServer limits', () => {
+  it('are tight by default, for probes and scrapes that send one small GET and read the answer at once', () => {
+    const limits = new HealthServer({ monitor: new HealthMonitor() }).limits
+    assert.deepEqual(limits, HEALTH_HTTP_DEFAULTS)
+    assert.ok(limits.headersTimeoutMs <= 5000, `headersTimeoutMs ${limits.headersTimeoutMs}`)
+    assert.ok(limits.requestTimeoutMs <= 10_000, `requestTimeoutMs ${limits.requestTimeoutMs}`)
+    assert.ok(limits.keepAliveTimeoutMs <= 5000, `keepAliveTimeoutMs ${limits.keepAliveTimeoutMs}`)
+    assert.ok(limits.idleTimeoutMs > 0 && limits.idleTimeoutMs <= 10_000, `idleTimeoutMs ${limits.idleTimeoutMs}`)
+    assert.ok(limits.maxConnections > 0 && limits.maxConnections <= 64, `maxConnections ${limits.maxConnections}`)
   })
 })
 

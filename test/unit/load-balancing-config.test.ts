@@ -52,6 +52,8 @@ describe('LoadBalancingModule configuration', () => {
     ['metrics not an object', { mqtt: { brokers: [BROKER] }, metrics: 1 }, 'metrics'],
     ['a logger without methods', { mqtt: { brokers: [BROKER] }, logger: {} }, 'logger'],
     ['a health port', { mqtt: { brokers: [BROKER] }, health: { http: { port: 'x' } } }, 'health.http.port'],
+    ['a health connection cap of none', { mqtt: { brokers: [BROKER] }, health: { http: { maxConnections: 0 } } }, 'health.http.maxConnections'],
+    ['a misspelt health HTTP option', { mqtt: { brokers: [BROKER] }, health: { http: { keepAliveMs: 1000 } } }, 'health.http.keepAliveMs'],
     ['a negative drain delay', { mqtt: { brokers: [BROKER] }, health: { shutdown: { drainDelayMs: -1 } } }, 'health.shutdown.drainDelayMs'],
     ['a metrics prefix', { mqtt: { brokers: [BROKER] }, metrics: { prefix: '1 bad' } }, 'metrics.prefix'],
     ['metrics settings with health off', { mqtt: { brokers: [BROKER] }, health: false, metrics: { prefix: 'x_' } }, 'metrics'],

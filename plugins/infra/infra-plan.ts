@@ -1,6 +1,6 @@
 import { resolveBrokerPoolOptions, type BrokerPoolOptions } from '../mqtt/broker-pool-options.js'
 import { InvalidOptionError, withFieldPrefix } from '../../src/routemq/errors/invalid-option-error.js'
-import { bareHost, hostPort } from '../../src/host-name.js'
+import { bareHost, hostPort, isHostName } from '../../src/host-name.js'
 
 /** What the rendered configs put in front of the brokers and the app; every field optional. */
 export interface InfraOptions {
@@ -96,7 +96,9 @@ export const DEMO_TOPOLOGY: { readonly mqtt: BrokerPoolOptions; readonly health:
 }
 
 const NAME = /^[a-z]([a-z0-9-]{0,40}[a-z0-9])?$/
-const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$/
+// NGINX reads a quoted string with no variables here; `$`, quotes, `\` and `#` are refused so that no path depends on escaping rules.
+const PATH = /^[A-Za-z0-9_./@+=,:~%-]+$/
+const HOST_REASON = 'must be a DNS name (letters, digits, "-" and "." as RFC 1123 allows), an IPv4 address or a bracketed IPv6 address'
 const port = (value: unknown, field: string, fallback: number): number => {
   const n = value ?? fallback
   if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > 65_535) throw new InvalidOptionError(field, 'must be a port number from 1 to 65535')
@@ -128,35 +130,46 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
   const health = httpOptions ?? {}
   const healthPort = port(health.port, 'health.http.port', 9464)
   const anyHost = health.host === undefined || health.host === '0.0.0.0' || health.host === '::'
+  if (!anyHost && (typeof health.host !== 'string' || !isHostName(health.host))) throw new InvalidOptionError('health.http.host', HOST_REASON)
   const defaultInstance = hostPort(anyHost ? '127.0.0.1' : health.host!, healthPort)
   const appInstances = (infra.appInstances ?? [defaultInstance]).map((entry, i) => {
     const match = typeof entry === 'string' ? /^(.+):(\d+)$/.exec(entry) : null
-    if (!match || !HOST.test(match[1]!)) throw new InvalidOptionError(`infra.appInstances[${i}]`, 'must be host:port, e.g. "app-1:9464" or "[2001:db8::5]:9464"')
+    if (!match) throw new InvalidOptionError(`infra.appInstances[${i}]`, 'must be host:port, e.g. "app-1:9464" or "[2001:db8::5]:9464"')
+    // An IPv6 address needs its brackets here, or its last group would read as the port.
+    if (!isHostName(match[1]!) || (match[1]!.includes(':') && !match[1]!.startsWith('['))) throw new InvalidOptionError(`infra.appInstances[${i}]`, `has a host that ${HOST_REASON}, e.g. "app-1:9464" or "[2001:db8::5]:9464"`)
     return { host: bareHost(match[1]!), port: port(Number(match[2]), `infra.appInstances[${i}]`, 0) }
   })
   for (const key of ['proxyProtocol'] as const) {
     if (infra[key] !== undefined && typeof infra[key] !== 'boolean') throw new InvalidOptionError(`infra.${key}`, 'must be true or false')
   }
-  for (const key of ['ingressHost', 'nginxPid', 'nginxErrorLog'] as const) {
+  if (infra.ingressHost !== undefined && (typeof infra.ingressHost !== 'string' || !isHostName(infra.ingressHost))) throw new InvalidOptionError('infra.ingressHost', 'must be a DNS name (letters, digits, "-" and ".")')
+  for (const key of ['nginxPid', 'nginxErrorLog'] as const) {
     const value = infra[key]
-    if (value !== undefined && (typeof value !== 'string' || !/^[^\s;{}'"]+$/.test(value))) throw new InvalidOptionError(`infra.${key}`, 'must be a host name or a path, without spaces, quotes or ; { }')
+    if (value !== undefined && (typeof value !== 'string' || !PATH.test(value))) throw new InvalidOptionError(`infra.${key}`, 'must be a path of letters, digits and / . _ - @ + = , : ~ % (no spaces, quotes, $, # or ; { })')
   }
-  if (infra.nginxStreamModule !== undefined && infra.nginxStreamModule !== false && (typeof infra.nginxStreamModule !== 'string' || !/^[^\s;{}'"]+$/.test(infra.nginxStreamModule))) {
-    throw new InvalidOptionError('infra.nginxStreamModule', 'must be the path of ngx_stream_module.so, or false where the module is built in')
+  if (infra.nginxStreamModule !== undefined && infra.nginxStreamModule !== false && (typeof infra.nginxStreamModule !== 'string' || !PATH.test(infra.nginxStreamModule))) {
+    throw new InvalidOptionError('infra.nginxStreamModule', 'must be the path of ngx_stream_module.so (no spaces, quotes, $, # or ; { }), or false where the module is built in')
   }
   const balance = infra.balance ?? 'leastconn'
   if (balance !== 'leastconn' && balance !== 'roundrobin') throw new InvalidOptionError('infra.balance', "must be 'leastconn' or 'roundrobin'")
   const keepalive = positive(infra.deviceKeepaliveSeconds, 'infra.deviceKeepaliveSeconds', 60)
   const image = infra.image ?? 'routemq-app:latest'
   if (typeof image !== 'string' || /\s/.test(image) || image === '') throw new InvalidOptionError('infra.image', 'must be a container image reference')
+  const serverNames = new Map<string, number>()
   resolved.brokers.forEach((b, i) => {
+    if (!isHostName(b.host)) throw new InvalidOptionError(`mqtt.brokers[${i}].url`, `has the host ${JSON.stringify(b.host)}, which ${HOST_REASON}; a balancer config cannot carry it safely`)
+    // HAProxy server names: the id with anything outside its name characters replaced; two ids must not become one.
+    const serverName = serverNameOf(b.id)
+    const other = serverNames.get(serverName)
+    if (other !== undefined) throw new InvalidOptionError(`mqtt.brokers[${i}].id`, `becomes the server name "${serverName}" in the balancer configs, as mqtt.brokers[${other}] does; give the brokers ids that differ in letters or digits`)
+    serverNames.set(serverName, i)
     if (b.protocol === 'mqtts' || b.protocol === 'wss') {
       throw new InvalidOptionError(`mqtt.brokers[${i}].url`, `${b.protocol}:// brokers are not rendered: the balancers pass MQTT through and check it in plain text; list the brokers' plain listeners, or terminate TLS in front of the balancer`)
     }
   })
   const listenPorts = [infra.listen?.mqtt ?? 1883, infra.listen?.websocket ?? 8083, infra.listen?.http ?? 8080, infra.listen?.stats ?? 8404]
   if (new Set(listenPorts).size !== listenPorts.length) throw new InvalidOptionError('infra.listen', `the balancer's ports must differ: ${listenPorts.join(', ')}`)
-  const brokers = resolved.brokers.map((b) => ({ id: b.id.replace(/[^A-Za-z0-9_.-]/g, '_'), host: bareHost(b.host), port: b.port, websocket: b.protocol === 'ws' || b.protocol === 'wss' }))
+  const brokers = resolved.brokers.map((b) => ({ id: serverNameOf(b.id), host: bareHost(b.host), port: b.port, websocket: b.protocol === 'ws' || b.protocol === 'wss' }))
   const checkInterval = positive(infra.check?.intervalMs, 'infra.check.intervalMs', 2000)
   const appReadyMs = Math.ceil(resolved.health.probeIntervalMs * 1.2) + resolved.connectTimeoutMs
   // A check may pass the moment the broker is back; `rise` checks in a row take (rise - 1) intervals more.
@@ -200,4 +213,9 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
     nginxErrorLog: infra.nginxErrorLog ?? '/var/log/nginx/error.log',
     appEnv,
   }
+}
+
+/** A broker id as HAProxy takes a server name: letters, digits and `_ . -`. */
+function serverNameOf(id: string): string {
+  return id.replace(/[^A-Za-z0-9_.-]/g, '_')
 }

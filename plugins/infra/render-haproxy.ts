@@ -21,7 +21,8 @@ export function renderHaproxy(plan: InfraPlan): string {
   const lines: string[] = [
     `# Rendered by routemq-load-balancing for ${plan.name}. Brokers are checked with a real MQTT CONNECT/CONNACK;`,
     `# a returning broker is admitted after ${plan.check.rise} good checks, once the app (ready within ${plan.appReadyMs} ms) has subscribed there.`,
-    ...plan.warnings.map((warning) => `# WARNING: ${warning}`),
+    // A line break in a warning would end the comment.
+    ...plan.warnings.map((warning) => `# WARNING: ${warning.replace(/\s+/g, ' ')}`),
     'global',
     '  log stdout format raw local0',
     '',

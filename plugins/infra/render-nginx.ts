@@ -9,6 +9,7 @@ import type { InfraPlan } from './infra-plan.js'
  * policy routing), and an `http` upstream for the app instances with
  * WebSocket upgrade headers. Open-source NGINX has no active health checks:
  * a broker is skipped after `fall` failed connects for the check interval.
+ * Paths are written quoted.
  */
 export function renderNginx(plan: InfraPlan): string {
   const balance = plan.balance === 'leastconn' ? '    least_conn;' : undefined
@@ -35,10 +36,10 @@ export function renderNginx(plan: InfraPlan): string {
     `# Rendered by routemq-load-balancing for ${plan.name}.`,
     '# Open-source NGINX has no active checks: it tries a failed broker again with a device connection after fail_timeout,',
     '# which may reach a restarted broker before the app has subscribed there. Give the brokers persistence (see the README).',
-    ...(plan.nginxStreamModule ? [`load_module ${plan.nginxStreamModule};`] : []),
+    ...(plan.nginxStreamModule ? [`load_module ${quoted(plan.nginxStreamModule)};`] : []),
     'worker_processes auto;',
-    `pid ${plan.nginxPid};`,
-    `error_log ${plan.nginxErrorLog} warn;`,
+    `pid ${quoted(plan.nginxPid)};`,
+    `error_log ${quoted(plan.nginxErrorLog)} warn;`,
     '',
     'events {',
     '  worker_connections 10240;',
@@ -72,4 +73,9 @@ export function renderNginx(plan: InfraPlan): string {
     '',
   ]
   return lines.join('\n')
+}
+
+/** An NGINX string argument in double quotes, backslashes and quotes escaped (the plan refuses `$`, which some directives expand even in quotes). */
+function quoted(text: string): string {
+  return `"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`
 }

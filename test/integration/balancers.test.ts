@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -71,6 +72,42 @@ describe('balancer configs rendered from the module options, on real HAProxy and
       assert.equal(nginx.status, 0, nginx.stdout + nginx.stderr)
     })
   }
+
+  it('renders configs HAProxy and NGINX accept with odd but valid names: mixed case, IPv6 spelled out, punctuation in ids and paths', async () => {
+    const plan = planInfra({
+      mqtt: { brokers: [{ url: 'mqtt://LocalHost:1883', id: 'edge "A"; {1}' }, 'mqtt://[0:0:0:0:0:0:0:1]:1884', 'mqtt://127.0.0.2:1885', 'ws://localHOST:9001/mqtt'] },
+      infra: { appInstances: ['LOCALHOST:9464', '[::1]:9465'], nginxPid: join(dir, 'odd+pid@1=a,b.pid'), nginxErrorLog: join(dir, 'odd~log%1:2.log') },
+    })
+    await writeFile(join(dir, 'odd.cfg'), renderHaproxy(plan))
+    await writeFile(join(dir, 'odd.conf'), renderNginx(plan))
+    const haproxy = spawnSync(HAPROXY, ['-c', '-f', join(dir, 'odd.cfg')], { encoding: 'utf8' })
+    assert.equal(haproxy.status, 0, haproxy.stdout + haproxy.stderr)
+    const nginx = spawnSync(NGINX, ['-t', '-c', join(dir, 'odd.conf')], { encoding: 'utf8' })
+    assert.equal(nginx.status, 0, nginx.stdout + nginx.stderr)
+  })
+
+  it('refuses an injected broker or health host before any config is written', async () => {
+    let err = ''
+    const run = (args: string[]) => runCli(args, () => undefined, (t) => (err += t))
+    const envFile = join(dir, 'injected.env')
+    // HAProxy expands "${HOME}" in a server address; `;` and braces end NGINX directives.
+    const attempts: [string, string][] = [['haproxy', 'mqtt://"${HOME}":1883'], ['nginx', 'mqtt://b1;}server{listen{:1883'], ['kubernetes', "mqtt://b1':1883"]]
+    for (const [target, broker] of attempts) {
+      await writeFile(envFile, `ROUTEMQ_MQTT_BROKERS=mqtt://127.0.0.1:1883,${broker}\n`)
+      const out = join(dir, `injected-${target}`)
+      err = ''
+      assert.equal(await run(['render', target, '--env-file', envFile, '--out', out]), 1, `${broker} is refused`)
+      assert.match(err, /^Option "ROUTEMQ_MQTT_BROKERS" is invalid: has the host .* \(mqtt\.brokers\[1\]\.url\)$/m)
+      assert.equal(existsSync(out), false, 'nothing is written')
+    }
+    const configFile = join(dir, 'injected.json')
+    const host = '127.0.0.1:1; } server { listen 127.0.0.1:9999; location / { return 200 injected; } } upstream x { server 127.0.0.1'
+    await writeFile(configFile, JSON.stringify({ mqtt: { brokers: ['mqtt://127.0.0.1:1883'] }, health: { http: { host, port: 9464 } } }))
+    err = ''
+    assert.equal(await run(['render', 'nginx', '--config', configFile, '--out', join(dir, 'injected-config')]), 1)
+    assert.match(err, /Option "health\.http\.host" is invalid/)
+    assert.equal(existsSync(join(dir, 'injected-config')), false)
+  })
 
   it('HAProxy spreads MQTT clients over 3 brokers, finds a SIGKILLed one down within inter × fall by MQTT checks, and sends new clients to the others', async () => {
     const topology = await startTopology({ brokers: 3 })

@@ -1,6 +1,7 @@
 import { resolveBrokerPoolOptions, type BrokerPoolOptions } from '../mqtt/broker-pool-options.js'
 import { InvalidOptionError, withFieldPrefix } from '../../src/routemq/errors/invalid-option-error.js'
 import { bareHost, hostPort, isHostName } from '../../src/host-name.js'
+import { planInternalListeners, type InternalListeners } from './internal-listeners.js'
 
 /** What the rendered configs put in front of the brokers and the app; every field optional. */
 export interface InfraOptions {
@@ -8,8 +9,22 @@ export interface InfraOptions {
   readonly name?: string
   /** App instances' health/API endpoints as `host:port`. Default one, on the health server's host and port. */
   readonly appInstances?: readonly string[]
-  /** Where the balancer listens. Defaults: MQTT 1883, MQTT over WebSocket 8083, HTTP 8080, HAProxy stats 8404. */
+  /**
+   * Where the balancer listens. Defaults: MQTT 1883, MQTT over WebSocket 8083,
+   * HTTP 8080, HAProxy stats 8404. MQTT binds every address; HTTP and stats
+   * are internal listeners, bound as `internal` says.
+   */
   readonly listen?: { readonly mqtt?: number; readonly websocket?: number; readonly http?: number; readonly stats?: number }
+  /**
+   * The balancer's internal listeners: the app instances' `/health`, `/ready`
+   * and `/metrics` (on `listen.http`) and HAProxy's stats page (on
+   * `listen.stats`). They bind `host`, default `127.0.0.1`, so that only the
+   * balancer's machine reaches them. Any other address needs `userEnv` and
+   * `passwordEnv`: the names of the environment variables HAProxy reads the
+   * credentials from when it starts; the values never enter the config.
+   * NGINX cannot read them, so it keeps these listeners on loopback.
+   */
+  readonly internal?: { readonly host?: string; readonly userEnv?: string; readonly passwordEnv?: string }
   /** Broker choice for new connections. Default `leastconn`. */
   readonly balance?: 'leastconn' | 'roundrobin'
   /**
@@ -32,7 +47,11 @@ export interface InfraOptions {
   /** Kubernetes: the app's container image, and how many instances. Defaults `routemq-app:latest`, 2. */
   readonly image?: string
   readonly replicas?: number
-  /** Kubernetes: an Ingress for the HTTP endpoints on this host. Default none. */
+  /**
+   * @deprecated Refused: the app serves only its health endpoints over HTTP,
+   * which an Ingress would publish. Devices reach the brokers through the
+   * `<name>-mqtt` Service.
+   */
   readonly ingressHost?: string
   /** NGINX: the stream module to load (Debian/Ubuntu path by default); `false` when it is built in. */
   readonly nginxStreamModule?: string | false
@@ -56,6 +75,7 @@ export interface InfraPlan {
   readonly appInstances: readonly { readonly host: string; readonly port: number }[]
   readonly healthPort: number
   readonly listen: { readonly mqtt: number; readonly websocket: number; readonly http: number; readonly stats: number }
+  readonly internal: InternalListeners
   readonly balance: 'leastconn' | 'roundrobin'
   readonly check: {
     readonly intervalMs: number
@@ -81,7 +101,6 @@ export interface InfraPlan {
   readonly proxyProtocol: boolean
   readonly image: string
   readonly replicas: number
-  readonly ingressHost: string | undefined
   readonly nginxStreamModule: string | false
   readonly nginxPid: string
   readonly nginxErrorLog: string
@@ -142,7 +161,13 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
   for (const key of ['proxyProtocol'] as const) {
     if (infra[key] !== undefined && typeof infra[key] !== 'boolean') throw new InvalidOptionError(`infra.${key}`, 'must be true or false')
   }
-  if (infra.ingressHost !== undefined && (typeof infra.ingressHost !== 'string' || !isHostName(infra.ingressHost))) throw new InvalidOptionError('infra.ingressHost', 'must be a DNS name (letters, digits, "-" and ".")')
+  if (infra.ingressHost !== undefined) {
+    throw new InvalidOptionError(
+      'infra.ingressHost',
+      "is no longer rendered: the app's only HTTP endpoints are /health, /ready and /metrics, which an Ingress would publish. Remove it; " +
+        'devices reach the brokers through the <name>-mqtt Service (make it a LoadBalancer to expose MQTT), and probes and Prometheus use the internal <name>-health Service',
+    )
+  }
   for (const key of ['nginxPid', 'nginxErrorLog'] as const) {
     const value = infra[key]
     if (value !== undefined && (typeof value !== 'string' || !PATH.test(value))) throw new InvalidOptionError(`infra.${key}`, 'must be a path of letters, digits and / . _ - @ + = , : ~ % (no spaces, quotes, $, # or ; { })')
@@ -150,6 +175,7 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
   if (infra.nginxStreamModule !== undefined && infra.nginxStreamModule !== false && (typeof infra.nginxStreamModule !== 'string' || !PATH.test(infra.nginxStreamModule))) {
     throw new InvalidOptionError('infra.nginxStreamModule', 'must be the path of ngx_stream_module.so (no spaces, quotes, $, # or ; { }), or false where the module is built in')
   }
+  const internal = planInternalListeners(infra.internal)
   const balance = infra.balance ?? 'leastconn'
   if (balance !== 'leastconn' && balance !== 'roundrobin') throw new InvalidOptionError('infra.balance', "must be 'leastconn' or 'roundrobin'")
   const keepalive = positive(infra.deviceKeepaliveSeconds, 'infra.deviceKeepaliveSeconds', 60)
@@ -200,6 +226,7 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
       mqtt: port(infra.listen?.mqtt, 'infra.listen.mqtt', 1883), websocket: port(infra.listen?.websocket, 'infra.listen.websocket', 8083),
       http: port(infra.listen?.http, 'infra.listen.http', 8080), stats: port(infra.listen?.stats, 'infra.listen.stats', 8404),
     },
+    internal,
     balance,
     check: { intervalMs: checkInterval, fall: positive(infra.check?.fall, 'infra.check.fall', 3), rise, readyTopic },
     appReadyMs,
@@ -207,7 +234,7 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
     warnings,
     idleTimeoutSeconds: Math.ceil(keepalive * 1.5) + 10,
     proxyProtocol: infra.proxyProtocol ?? false,
-    image, replicas: positive(infra.replicas, 'infra.replicas', 2), ingressHost: infra.ingressHost,
+    image, replicas: positive(infra.replicas, 'infra.replicas', 2),
     nginxStreamModule: infra.nginxStreamModule ?? '/usr/lib/nginx/modules/ngx_stream_module.so',
     nginxPid: infra.nginxPid ?? '/run/nginx.pid',
     nginxErrorLog: infra.nginxErrorLog ?? '/var/log/nginx/error.log',

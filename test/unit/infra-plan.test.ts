@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { InvalidOptionError } from '../../src/index.js'
-import { mqttConnectPacket, planInfra, renderHaproxy, renderNginx, toYaml } from '../../plugins/infra/index.js'
+import { mqttConnectPacket, planInfra, renderHaproxy, renderKubernetes, renderKubernetesObjects, renderNginx, toYaml } from '../../plugins/infra/index.js'
 import { mqtt5PublishPacket } from '../../plugins/infra/mqtt-connect-packet.js'
 import { isHostName } from '../../src/host-name.js'
 import { parseYamlDocuments } from '../support/yaml-subset.js'
@@ -160,5 +160,64 @@ describe('balancer configs from hostile or mistaken names', () => {
     assert.equal(fieldOf(() => planInfra({ mqtt: { brokers } })), 'mqtt.brokers[1].id')
     const odd = planInfra({ mqtt: { brokers: [{ url: 'mqtt://b1:1883', id: 'edge "A"; {1}' }] } })
     assert.match(renderHaproxy(odd), /^ {2}server edge__A____1_ b1:1883 check$/m, 'an id keeps only the characters of a server name')
+  })
+})
+
+describe('operational endpoints stay internal', () => {
+  const brokers = ['mqtt://b1:1883']
+
+  it("binds HAProxy's stats page and the app's HTTP endpoints to 127.0.0.1 by default, and NGINX's too", () => {
+    const plan = planInfra({ mqtt: { brokers } })
+    const haproxy = renderHaproxy(plan)
+    assert.match(haproxy, /^listen stats\n {2}bind 127\.0\.0\.1:8404$/m)
+    assert.match(haproxy, /^frontend routemq_http\n {2}bind 127\.0\.0\.1:8080$/m)
+    assert.match(haproxy, /^frontend routemq_mqtt\n {2}bind :1883$/m, 'MQTT is what the balancer is for: every address')
+    assert.doesNotMatch(haproxy, /http-request auth/, 'no credentials needed on loopback')
+    assert.deepEqual(plan.internal, { host: '127.0.0.1', loopback: true, credentials: undefined })
+    assert.match(renderNginx(plan), /^ {4}listen 127\.0\.0\.1:8080;$/m)
+    assert.match(renderNginx(planInfra({ mqtt: { brokers }, infra: { internal: { host: '::1' } } })), /^ {4}listen \[::1\]:8080;$/m)
+  })
+
+  it('asks for credentials named by environment variables off loopback, and never writes their values', () => {
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, infra: { internal: { host: '0.0.0.0' } } })), 'infra.internal.userEnv')
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, infra: { internal: { host: '10.0.0.5', userEnv: 'OPS_USER' } } })), 'infra.internal.passwordEnv')
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, infra: { internal: { host: '0.0.0.0;', userEnv: 'U', passwordEnv: 'P' } } })), 'infra.internal.host')
+    let pasted: unknown
+    try {
+      planInfra({ mqtt: { brokers }, infra: { internal: { host: '0.0.0.0', userEnv: 'ops', passwordEnv: 'hunter2!' } } })
+    } catch (error) {
+      pasted = error
+    }
+    assert.ok(pasted instanceof InvalidOptionError && pasted.field === 'infra.internal.passwordEnv', 'a credential given instead of a variable name is refused')
+    assert.doesNotMatch(pasted.message, /hunter2/, 'and not echoed')
+
+    const plan = planInfra({ mqtt: { brokers }, infra: { internal: { host: '0.0.0.0', userEnv: 'OPS_USER', passwordEnv: 'OPS_PASSWORD' } } })
+    const haproxy = renderHaproxy(plan)
+    assert.match(haproxy, /^\.if !defined\(OPS_PASSWORD\)\n {2}\.alert /m, 'HAProxy does not start without the password')
+    assert.match(haproxy, /^ {2}user "\$\{OPS_USER\}" insecure-password "\$\{OPS_PASSWORD\}"$/m)
+    assert.equal(haproxy.match(/http-request auth realm routemq if !\{ http_auth\(routemq_internal\) \}/g)?.length, 2, 'on the stats page and on the HTTP endpoints')
+    assert.match(haproxy, /^listen stats\n {2}bind 0\.0\.0\.0:8404$/m)
+    assert.equal(fieldOf(() => renderNginx(plan)), 'infra.internal.host', 'NGINX cannot read credentials from its environment')
+  })
+
+  it('renders no Ingress: the health port is reached through an internal ClusterIP Service only', () => {
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, infra: { ingressHost: 'fleet.example.com' } })), 'infra.ingressHost')
+    for (const clean of [false, true]) {
+      const objects = renderKubernetesObjects(planInfra({ mqtt: { brokers, clean }, health: { http: { port: 9555 } } })) as Record<string, any>[]
+      assert.ok(!objects.some((o) => o.kind === 'Ingress'))
+      const services = objects.filter((o) => o.kind === 'Service')
+      const health = services.filter((o) => o.spec.ports.some((p: { targetPort: unknown }) => p.targetPort === 'health' || p.targetPort === 9555))
+      assert.ok(health.length > 0)
+      for (const service of health) {
+        assert.ok(service.spec.type === 'ClusterIP' || service.spec.clusterIP === 'None', `${service.metadata.name} stays inside the cluster`)
+        assert.equal(service.spec.ports.length, 1, 'and carries the health port only')
+      }
+      assert.deepEqual(services.find((o) => o.metadata.name === 'routemq-health')?.spec.ports, [{ name: 'health', port: 9555, targetPort: 'health', protocol: 'TCP' }])
+    }
+  })
+
+  it('keeps broker credentials out of every rendered config', () => {
+    const plan = planInfra({ mqtt: { brokers: ['mqtt://device:url-s3cret@b1:1883', { url: 'mqtt://b2:1883', username: 'app', password: 'option-s3cret' }] } })
+    for (const text of [renderHaproxy(plan), renderNginx(plan), renderKubernetes(plan)]) assert.doesNotMatch(text, /s3cret/)
   })
 })

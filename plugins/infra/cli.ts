@@ -13,11 +13,12 @@ const HELP = `Usage: routemq-load-balancing render <haproxy|nginx|kubernetes> [-
 
 Renders a balancer configuration from the same settings LoadBalancingModule reads:
   haproxy     haproxy.cfg: MQTT with an MQTT CONNECT/CONNACK health check, client-id
-              stickiness, the app's HTTP endpoints checked on /ready, a stats page
+              stickiness; the app's HTTP endpoints checked on /ready and a stats page,
+              both on 127.0.0.1 unless ROUTEMQ_INFRA_INTERNAL_HOST (with credentials) says
   nginx       nginx.conf (a complete main configuration): stream upstreams for MQTT and
-              MQTT over WebSocket, an http upstream for the app
-  kubernetes  kubernetes.yaml: ConfigMap, Deployment with /health and /ready probes,
-              Services for HTTP and MQTT, an Ingress with ROUTEMQ_INFRA_INGRESS_HOST
+              MQTT over WebSocket, an http upstream for the app on 127.0.0.1
+  kubernetes  kubernetes.yaml: ConfigMap, StatefulSet or Deployment with /health and /ready
+              probes, an internal Service for the health port, a Service for MQTT
 
 Options:
   --env-file FILE  a .env file with ROUTEMQ_* variables (ROUTEMQ_MQTT_BROKERS, ROUTEMQ_HEALTH_PORT,
@@ -58,13 +59,15 @@ export async function runCli(args: readonly string[], out: (text: string) => voi
     return 2
   }
   let text: string
+  let env: Record<string, string> | undefined
   try {
-    const plan = await planFrom(flags)
+    env = flags.has('--env-file') ? parseEnv(await readText(flags.get('--env-file')!, '--env-file')) as Record<string, string> : undefined
+    const plan = await planFrom(flags, env)
     for (const warning of plan.warnings) err(`warning: ${warning}\n`)
     text = render(target as Target, plan)
   } catch (error) {
     if (error instanceof InvalidOptionError) {
-      err(`${error.message}\n`)
+      err(`${(env ? byVariable(error, env) : error).message}\n`)
       return 1
     }
     throw error
@@ -92,19 +95,11 @@ function render(target: Target, plan: InfraPlan): string {
   return renderKubernetes(plan)
 }
 
-async function planFrom(flags: ReadonlyMap<string, string>): Promise<InfraPlan> {
-  const envFile = flags.get('--env-file')
+async function planFrom(flags: ReadonlyMap<string, string>, env: Record<string, string> | undefined): Promise<InfraPlan> {
   const configFile = flags.get('--config')
-  if (envFile !== undefined) {
-    const env = parseEnv(await readText(envFile, '--env-file')) as Record<string, string>
+  if (env !== undefined) {
     const options = loadBalancingOptionsFromEnv(env)
-    try {
-      return planInfra({ mqtt: options.mqtt, health: options.health, infra: infraOptionsFromEnv(env) })
-    } catch (error) {
-      const variable = error instanceof InvalidOptionError ? variableOfOption(error.field, env) : undefined
-      if (variable) throw new InvalidOptionError(variable, `${(error as InvalidOptionError).reason} (${(error as InvalidOptionError).field})`)
-      throw error
-    }
+    return planInfra({ mqtt: options.mqtt, health: options.health, infra: infraOptionsFromEnv(env) })
   }
   if (configFile !== undefined) {
     let parsed: unknown
@@ -118,6 +113,12 @@ async function planFrom(flags: ReadonlyMap<string, string>): Promise<InfraPlan> 
     return planInfra(parsed as Parameters<typeof planInfra>[0])
   }
   return planInfra(DEMO_TOPOLOGY)
+}
+
+/** The error with the variable behind its option as its field, for an --env-file (rendering refuses some options too). */
+function byVariable(error: InvalidOptionError, env: Record<string, string>): InvalidOptionError {
+  const variable = variableOfOption(error.field, env)
+  return variable && variable !== error.field ? new InvalidOptionError(variable, `${error.reason} (${error.field})`) : error
 }
 
 async function readText(path: string, flag: string): Promise<string> {

@@ -1,6 +1,7 @@
 import { resolveBrokerPoolOptions, type BrokerPoolOptions } from '../mqtt/broker-pool-options.js'
 import { InvalidOptionError, withFieldPrefix } from '../../src/routemq/errors/invalid-option-error.js'
-import { bareHost, hostPort } from '../../src/host-name.js'
+import { bareHost, hostPort, isHostName } from '../../src/host-name.js'
+import { planInternalListeners, type InternalListeners } from './internal-listeners.js'
 
 /** What the rendered configs put in front of the brokers and the app; every field optional. */
 export interface InfraOptions {
@@ -8,8 +9,22 @@ export interface InfraOptions {
   readonly name?: string
   /** App instances' health/API endpoints as `host:port`. Default one, on the health server's host and port. */
   readonly appInstances?: readonly string[]
-  /** Where the balancer listens. Defaults: MQTT 1883, MQTT over WebSocket 8083, HTTP 8080, HAProxy stats 8404. */
+  /**
+   * Where the balancer listens. Defaults: MQTT 1883, MQTT over WebSocket 8083,
+   * HTTP 8080, HAProxy stats 8404. MQTT binds every address; HTTP and stats
+   * are internal listeners, bound as `internal` says.
+   */
   readonly listen?: { readonly mqtt?: number; readonly websocket?: number; readonly http?: number; readonly stats?: number }
+  /**
+   * The balancer's internal listeners: the app instances' `/health`, `/ready`
+   * and `/metrics` (on `listen.http`) and HAProxy's stats page (on
+   * `listen.stats`). They bind `host`, default `127.0.0.1`, so that only the
+   * balancer's machine reaches them. Any other address needs `userEnv` and
+   * `passwordEnv`: the names of the environment variables HAProxy reads the
+   * credentials from when it starts; the values never enter the config.
+   * NGINX cannot read them, so it keeps these listeners on loopback.
+   */
+  readonly internal?: { readonly host?: string; readonly userEnv?: string; readonly passwordEnv?: string }
   /** Broker choice for new connections. Default `leastconn`. */
   readonly balance?: 'leastconn' | 'roundrobin'
   /**
@@ -32,7 +47,11 @@ export interface InfraOptions {
   /** Kubernetes: the app's container image, and how many instances. Defaults `routemq-app:latest`, 2. */
   readonly image?: string
   readonly replicas?: number
-  /** Kubernetes: an Ingress for the HTTP endpoints on this host. Default none. */
+  /**
+   * @deprecated Refused: the app serves only its health endpoints over HTTP,
+   * which an Ingress would publish. Devices reach the brokers through the
+   * `<name>-mqtt` Service.
+   */
   readonly ingressHost?: string
   /** NGINX: the stream module to load (Debian/Ubuntu path by default); `false` when it is built in. */
   readonly nginxStreamModule?: string | false
@@ -56,6 +75,7 @@ export interface InfraPlan {
   readonly appInstances: readonly { readonly host: string; readonly port: number }[]
   readonly healthPort: number
   readonly listen: { readonly mqtt: number; readonly websocket: number; readonly http: number; readonly stats: number }
+  readonly internal: InternalListeners
   readonly balance: 'leastconn' | 'roundrobin'
   readonly check: {
     readonly intervalMs: number
@@ -81,7 +101,6 @@ export interface InfraPlan {
   readonly proxyProtocol: boolean
   readonly image: string
   readonly replicas: number
-  readonly ingressHost: string | undefined
   readonly nginxStreamModule: string | false
   readonly nginxPid: string
   readonly nginxErrorLog: string
@@ -96,7 +115,9 @@ export const DEMO_TOPOLOGY: { readonly mqtt: BrokerPoolOptions; readonly health:
 }
 
 const NAME = /^[a-z]([a-z0-9-]{0,40}[a-z0-9])?$/
-const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$/
+// NGINX reads a quoted string with no variables here; `$`, quotes, `\` and `#` are refused so that no path depends on escaping rules.
+const PATH = /^[A-Za-z0-9_./@+=,:~%-]+$/
+const HOST_REASON = 'must be a DNS name (letters, digits, "-" and "." as RFC 1123 allows), an IPv4 address or a bracketed IPv6 address'
 const port = (value: unknown, field: string, fallback: number): number => {
   const n = value ?? fallback
   if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > 65_535) throw new InvalidOptionError(field, 'must be a port number from 1 to 65535')
@@ -128,35 +149,53 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
   const health = httpOptions ?? {}
   const healthPort = port(health.port, 'health.http.port', 9464)
   const anyHost = health.host === undefined || health.host === '0.0.0.0' || health.host === '::'
+  if (!anyHost && (typeof health.host !== 'string' || !isHostName(health.host))) throw new InvalidOptionError('health.http.host', HOST_REASON)
   const defaultInstance = hostPort(anyHost ? '127.0.0.1' : health.host!, healthPort)
   const appInstances = (infra.appInstances ?? [defaultInstance]).map((entry, i) => {
     const match = typeof entry === 'string' ? /^(.+):(\d+)$/.exec(entry) : null
-    if (!match || !HOST.test(match[1]!)) throw new InvalidOptionError(`infra.appInstances[${i}]`, 'must be host:port, e.g. "app-1:9464" or "[2001:db8::5]:9464"')
+    if (!match) throw new InvalidOptionError(`infra.appInstances[${i}]`, 'must be host:port, e.g. "app-1:9464" or "[2001:db8::5]:9464"')
+    // An IPv6 address needs its brackets here, or its last group would read as the port.
+    if (!isHostName(match[1]!) || (match[1]!.includes(':') && !match[1]!.startsWith('['))) throw new InvalidOptionError(`infra.appInstances[${i}]`, `has a host that ${HOST_REASON}, e.g. "app-1:9464" or "[2001:db8::5]:9464"`)
     return { host: bareHost(match[1]!), port: port(Number(match[2]), `infra.appInstances[${i}]`, 0) }
   })
   for (const key of ['proxyProtocol'] as const) {
     if (infra[key] !== undefined && typeof infra[key] !== 'boolean') throw new InvalidOptionError(`infra.${key}`, 'must be true or false')
   }
-  for (const key of ['ingressHost', 'nginxPid', 'nginxErrorLog'] as const) {
+  if (infra.ingressHost !== undefined) {
+    throw new InvalidOptionError(
+      'infra.ingressHost',
+      "is no longer rendered: the app's only HTTP endpoints are /health, /ready and /metrics, which an Ingress would publish. Remove it; " +
+        'devices reach the brokers through the <name>-mqtt Service (make it a LoadBalancer to expose MQTT), and probes and Prometheus use the internal <name>-health Service',
+    )
+  }
+  for (const key of ['nginxPid', 'nginxErrorLog'] as const) {
     const value = infra[key]
-    if (value !== undefined && (typeof value !== 'string' || !/^[^\s;{}'"]+$/.test(value))) throw new InvalidOptionError(`infra.${key}`, 'must be a host name or a path, without spaces, quotes or ; { }')
+    if (value !== undefined && (typeof value !== 'string' || !PATH.test(value))) throw new InvalidOptionError(`infra.${key}`, 'must be a path of letters, digits and / . _ - @ + = , : ~ % (no spaces, quotes, $, # or ; { })')
   }
-  if (infra.nginxStreamModule !== undefined && infra.nginxStreamModule !== false && (typeof infra.nginxStreamModule !== 'string' || !/^[^\s;{}'"]+$/.test(infra.nginxStreamModule))) {
-    throw new InvalidOptionError('infra.nginxStreamModule', 'must be the path of ngx_stream_module.so, or false where the module is built in')
+  if (infra.nginxStreamModule !== undefined && infra.nginxStreamModule !== false && (typeof infra.nginxStreamModule !== 'string' || !PATH.test(infra.nginxStreamModule))) {
+    throw new InvalidOptionError('infra.nginxStreamModule', 'must be the path of ngx_stream_module.so (no spaces, quotes, $, # or ; { }), or false where the module is built in')
   }
+  const internal = planInternalListeners(infra.internal)
   const balance = infra.balance ?? 'leastconn'
   if (balance !== 'leastconn' && balance !== 'roundrobin') throw new InvalidOptionError('infra.balance', "must be 'leastconn' or 'roundrobin'")
   const keepalive = positive(infra.deviceKeepaliveSeconds, 'infra.deviceKeepaliveSeconds', 60)
   const image = infra.image ?? 'routemq-app:latest'
   if (typeof image !== 'string' || /\s/.test(image) || image === '') throw new InvalidOptionError('infra.image', 'must be a container image reference')
+  const serverNames = new Map<string, number>()
   resolved.brokers.forEach((b, i) => {
+    if (!isHostName(b.host)) throw new InvalidOptionError(`mqtt.brokers[${i}].url`, `has the host ${JSON.stringify(b.host)}, which ${HOST_REASON}; a balancer config cannot carry it safely`)
+    // HAProxy server names: the id with anything outside its name characters replaced; two ids must not become one.
+    const serverName = serverNameOf(b.id)
+    const other = serverNames.get(serverName)
+    if (other !== undefined) throw new InvalidOptionError(`mqtt.brokers[${i}].id`, `becomes the server name "${serverName}" in the balancer configs, as mqtt.brokers[${other}] does; give the brokers ids that differ in letters or digits`)
+    serverNames.set(serverName, i)
     if (b.protocol === 'mqtts' || b.protocol === 'wss') {
       throw new InvalidOptionError(`mqtt.brokers[${i}].url`, `${b.protocol}:// brokers are not rendered: the balancers pass MQTT through and check it in plain text; list the brokers' plain listeners, or terminate TLS in front of the balancer`)
     }
   })
   const listenPorts = [infra.listen?.mqtt ?? 1883, infra.listen?.websocket ?? 8083, infra.listen?.http ?? 8080, infra.listen?.stats ?? 8404]
   if (new Set(listenPorts).size !== listenPorts.length) throw new InvalidOptionError('infra.listen', `the balancer's ports must differ: ${listenPorts.join(', ')}`)
-  const brokers = resolved.brokers.map((b) => ({ id: b.id.replace(/[^A-Za-z0-9_.-]/g, '_'), host: bareHost(b.host), port: b.port, websocket: b.protocol === 'ws' || b.protocol === 'wss' }))
+  const brokers = resolved.brokers.map((b) => ({ id: serverNameOf(b.id), host: bareHost(b.host), port: b.port, websocket: b.protocol === 'ws' || b.protocol === 'wss' }))
   const checkInterval = positive(infra.check?.intervalMs, 'infra.check.intervalMs', 2000)
   const appReadyMs = Math.ceil(resolved.health.probeIntervalMs * 1.2) + resolved.connectTimeoutMs
   // A check may pass the moment the broker is back; `rise` checks in a row take (rise - 1) intervals more.
@@ -187,6 +226,7 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
       mqtt: port(infra.listen?.mqtt, 'infra.listen.mqtt', 1883), websocket: port(infra.listen?.websocket, 'infra.listen.websocket', 8083),
       http: port(infra.listen?.http, 'infra.listen.http', 8080), stats: port(infra.listen?.stats, 'infra.listen.stats', 8404),
     },
+    internal,
     balance,
     check: { intervalMs: checkInterval, fall: positive(infra.check?.fall, 'infra.check.fall', 3), rise, readyTopic },
     appReadyMs,
@@ -194,10 +234,15 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
     warnings,
     idleTimeoutSeconds: Math.ceil(keepalive * 1.5) + 10,
     proxyProtocol: infra.proxyProtocol ?? false,
-    image, replicas: positive(infra.replicas, 'infra.replicas', 2), ingressHost: infra.ingressHost,
+    image, replicas: positive(infra.replicas, 'infra.replicas', 2),
     nginxStreamModule: infra.nginxStreamModule ?? '/usr/lib/nginx/modules/ngx_stream_module.so',
     nginxPid: infra.nginxPid ?? '/run/nginx.pid',
     nginxErrorLog: infra.nginxErrorLog ?? '/var/log/nginx/error.log',
     appEnv,
   }
+}
+
+/** A broker id as HAProxy takes a server name: letters, digits and `_ . -`. */
+function serverNameOf(id: string): string {
+  return id.replace(/[^A-Za-z0-9_.-]/g, '_')
 }

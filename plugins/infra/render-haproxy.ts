@@ -8,7 +8,10 @@ import { CONNACK5_ACCEPTED_HEX, CONNACK_ACCEPTED, DISCONNECT, mqtt5PublishPacket
  * `leastconn` (or round robin) with client-id stickiness read by HAProxy's
  * MQTT converters, idle timeouts longer than 1.5 × the device keepalive, a
  * WebSocket frontend for brokers listed with `ws://`, an HTTP frontend for
- * the app instances checked on `/ready`, and a stats page.
+ * the app instances checked on `/ready`, and a stats page. The HTTP frontend
+ * and the stats page bind `plan.internal.host` (loopback by default); with
+ * credentials, both ask for them, and HAProxy reads them from the named
+ * environment variables when it starts (refusing to start without them).
  */
 export function renderHaproxy(plan: InfraPlan): string {
   const subscriberCheck = plan.check.readyTopic !== undefined
@@ -21,7 +24,9 @@ export function renderHaproxy(plan: InfraPlan): string {
   const lines: string[] = [
     `# Rendered by routemq-load-balancing for ${plan.name}. Brokers are checked with a real MQTT CONNECT/CONNACK;`,
     `# a returning broker is admitted after ${plan.check.rise} good checks, once the app (ready within ${plan.appReadyMs} ms) has subscribed there.`,
-    ...plan.warnings.map((warning) => `# WARNING: ${warning}`),
+    // A line break in a warning would end the comment.
+    ...plan.warnings.map((warning) => `# WARNING: ${warning.replace(/\s+/g, ' ')}`),
+    ...credentialGuard(plan),
     'global',
     '  log stdout format raw local0',
     '',
@@ -106,11 +111,23 @@ export function renderHaproxy(plan: InfraPlan): string {
       '',
     )
   }
+  const auth = authRules(plan)
+  if (plan.internal.credentials) {
+    lines.push(
+      `userlist ${plan.name}_internal`,
+      // Expanded by HAProxy from its environment at start: the credentials never enter this file.
+      `  user "\${${plan.internal.credentials.userEnv}}" insecure-password "\${${plan.internal.credentials.passwordEnv}}"`,
+      '',
+    )
+  }
   lines.push(
     `frontend ${plan.name}_http`,
-    `  bind :${plan.listen.http}`,
+    `  bind ${hostPort(plan.internal.host, plan.listen.http)}`,
     '  mode http',
     '  option httplog',
+    ...auth,
+    // The instances need not see the balancer's credentials.
+    ...(auth.length > 0 ? ['  http-request del-header Authorization'] : []),
     `  default_backend ${plan.name}_app`,
     '',
     `backend ${plan.name}_app`,
@@ -122,12 +139,30 @@ export function renderHaproxy(plan: InfraPlan): string {
     ...plan.appInstances.map((a, i) => `  server app${i + 1} ${hostPort(a.host, a.port)} check inter 1s fall 2 rise 2`),
     '',
     'listen stats',
-    `  bind :${plan.listen.stats}`,
+    `  bind ${hostPort(plan.internal.host, plan.listen.stats)}`,
     '  mode http',
+    ...auth,
     '  stats enable',
     '  stats uri /stats',
     '  stats refresh 5s',
     '',
   )
   return lines.join('\n')
+}
+
+/** Stops HAProxy at start when a credential variable is missing: `"${NAME}"` would otherwise expand to nothing. */
+function credentialGuard(plan: InfraPlan): string[] {
+  const credentials = plan.internal.credentials
+  if (!credentials) return []
+  return [credentials.userEnv, credentials.passwordEnv].flatMap((name) => [
+    `.if !defined(${name})`,
+    `  .alert "set ${name} in HAProxy's environment: it holds a credential of the stats page and the app's HTTP endpoints"`,
+    '.endif',
+  ])
+}
+
+/** Basic authentication against the userlist; an empty password (a variable set to nothing) never passes. */
+function authRules(plan: InfraPlan): string[] {
+  if (!plan.internal.credentials) return []
+  return [`  http-request auth realm ${plan.name} if !{ http_auth(${plan.name}_internal) } || { http_auth_pass -m len 0 }`]
 }

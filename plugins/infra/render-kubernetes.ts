@@ -9,9 +9,11 @@ import { toYaml, type YamlValue } from './yaml.js'
  * default) a StatefulSet, whose pod names are stable client ids
  * (`ROUTEMQ_MQTT_CLIENT_ID`), so that a rescheduled pod resumes its own
  * session, with its headless Service; with clean sessions a Deployment. Then
- * a Service for the app's HTTP endpoints, a Service for MQTT in front of
- * broker pods labelled `app.kubernetes.io/component: mqtt-broker` with
- * client-IP affinity, and an Ingress when a host is given.
+ * an internal (ClusterIP) Service `<name>-health` on the health port for
+ * Prometheus, and a Service for MQTT in front of broker pods labelled
+ * `app.kubernetes.io/component: mqtt-broker` with client-IP affinity. No
+ * Ingress: the app's only HTTP endpoints are operational and stay inside the
+ * cluster.
  */
 export function renderKubernetes(plan: InfraPlan): string {
   return renderKubernetesObjects(plan).map((object) => toYaml(object)).join('---\n')
@@ -21,7 +23,7 @@ export function renderKubernetes(plan: InfraPlan): string {
 export function renderKubernetesObjects(plan: InfraPlan): YamlValue[] {
   const labels = { 'app.kubernetes.io/name': plan.name, 'app.kubernetes.io/component': 'app' }
   const stateful = plan.persistentSessions
-  const objects: YamlValue[] = [
+  return [
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${plan.name}-config`, labels }, data: { ...plan.appEnv } },
     {
       apiVersion: 'apps/v1',
@@ -61,8 +63,9 @@ export function renderKubernetesObjects(plan: InfraPlan): YamlValue[] {
     {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: { name: `${plan.name}-http`, labels },
-      spec: { type: 'ClusterIP', selector: labels, ports: [{ name: 'http', port: 80, targetPort: 'health', protocol: 'TCP' }] },
+      // /health, /ready and /metrics name internal hosts and carry error text: reachable inside the cluster only.
+      metadata: { name: `${plan.name}-health`, labels },
+      spec: { type: 'ClusterIP', selector: labels, ports: [{ name: 'health', port: plan.healthPort, targetPort: 'health', protocol: 'TCP' }] },
     },
     {
       apiVersion: 'v1',
@@ -78,18 +81,4 @@ export function renderKubernetesObjects(plan: InfraPlan): YamlValue[] {
       },
     },
   ]
-  if (plan.ingressHost) {
-    objects.push({
-      apiVersion: 'networking.k8s.io/v1',
-      kind: 'Ingress',
-      metadata: { name: plan.name, labels },
-      spec: {
-        rules: [{
-          host: plan.ingressHost,
-          http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: `${plan.name}-http`, port: { name: 'http' } } } }] },
-        }],
-      },
-    })
-  }
-  return objects
 }

@@ -51,8 +51,11 @@ export const ENV_VARIABLES: readonly Variable[] = [
   { name: 'ROUTEMQ_INFRA_APP_INSTANCES', option: 'infra.appInstances', meaning: "render: the app instances' health endpoints, `host:port`, comma-separated. Default the health server's." },
   { name: 'ROUTEMQ_INFRA_MQTT_PORT', option: 'infra.listen.mqtt', meaning: 'render: where the balancer takes MQTT. Default 1883.' },
   { name: 'ROUTEMQ_INFRA_WEBSOCKET_PORT', option: 'infra.listen.websocket', meaning: 'render: where it takes MQTT over WebSocket (for ws:// brokers). Default 8083.' },
-  { name: 'ROUTEMQ_INFRA_HTTP_PORT', option: 'infra.listen.http', meaning: "render: where it serves the app's HTTP endpoints. Default 8080." },
-  { name: 'ROUTEMQ_INFRA_STATS_PORT', option: 'infra.listen.stats', meaning: 'render: the HAProxy stats page. Default 8404.' },
+  { name: 'ROUTEMQ_INFRA_HTTP_PORT', option: 'infra.listen.http', meaning: "render: where it serves the app's HTTP endpoints (/health, /ready, /metrics), an internal listener. Default 8080." },
+  { name: 'ROUTEMQ_INFRA_STATS_PORT', option: 'infra.listen.stats', meaning: 'render: the HAProxy stats page, an internal listener. Default 8404.' },
+  { name: 'ROUTEMQ_INFRA_INTERNAL_HOST', option: 'infra.internal.host', meaning: 'render: the address the internal listeners bind. Default 127.0.0.1; any other needs the two variables below (HAProxy only).' },
+  { name: 'ROUTEMQ_INFRA_INTERNAL_USER_ENV', option: 'infra.internal.userEnv', meaning: "render: the name of the variable in HAProxy's environment holding the internal listeners' user (the value never enters the config)." },
+  { name: 'ROUTEMQ_INFRA_INTERNAL_PASSWORD_ENV', option: 'infra.internal.passwordEnv', meaning: "render: the name of the variable in HAProxy's environment holding their password." },
   { name: 'ROUTEMQ_INFRA_BALANCE', option: 'infra.balance', meaning: 'render: `leastconn` or `roundrobin`. Default leastconn.' },
   { name: 'ROUTEMQ_INFRA_CHECK_INTERVAL_MS', option: 'infra.check.intervalMs', meaning: 'render: broker check interval. Default 2000.' },
   { name: 'ROUTEMQ_INFRA_CHECK_FALL', option: 'infra.check.fall', meaning: 'render: failed checks that take a broker out. Default 3.' },
@@ -62,7 +65,7 @@ export const ENV_VARIABLES: readonly Variable[] = [
   { name: 'ROUTEMQ_INFRA_PROXY_PROTOCOL', option: 'infra.proxyProtocol', meaning: 'render: send the PROXY protocol to the brokers. Default false.' },
   { name: 'ROUTEMQ_INFRA_IMAGE', option: 'infra.image', meaning: "render: the app's container image for Kubernetes. Default routemq-app:latest." },
   { name: 'ROUTEMQ_INFRA_REPLICAS', option: 'infra.replicas', meaning: 'render: app instances in the Deployment. Default 2.' },
-  { name: 'ROUTEMQ_INFRA_INGRESS_HOST', option: 'infra.ingressHost', meaning: 'render: an Ingress for this host. Default none.' },
+  { name: 'ROUTEMQ_INFRA_INGRESS_HOST', option: 'infra.ingressHost', meaning: "render: refused. An Ingress would publish the app's health endpoints, its only HTTP; MQTT goes through the `<name>-mqtt` Service." },
 ]
 
 const KNOWN = new Set(ENV_VARIABLES.map((variable) => variable.name))
@@ -190,10 +193,12 @@ export function infraOptionsFromEnv(env: Env): Record<string, unknown> {
     intervalMs: read.number('ROUTEMQ_INFRA_CHECK_INTERVAL_MS'), fall: read.number('ROUTEMQ_INFRA_CHECK_FALL'), rise: read.number('ROUTEMQ_INFRA_CHECK_RISE'),
     requireSubscriber: read.boolean('ROUTEMQ_INFRA_CHECK_REQUIRE_SUBSCRIBER'),
   })
+  const internal = compact({ host: read.text('ROUTEMQ_INFRA_INTERNAL_HOST'), userEnv: read.text('ROUTEMQ_INFRA_INTERNAL_USER_ENV'), passwordEnv: read.text('ROUTEMQ_INFRA_INTERNAL_PASSWORD_ENV') })
   return compact({
     name: read.text('ROUTEMQ_INFRA_NAME'),
     appInstances: read.list('ROUTEMQ_INFRA_APP_INSTANCES'),
     listen: Object.keys(listen).length ? listen : undefined,
+    internal: Object.keys(internal).length ? internal : undefined,
     balance: read.oneOf('ROUTEMQ_INFRA_BALANCE', ['leastconn', 'roundrobin']),
     check: Object.keys(check).length ? check : undefined,
     deviceKeepaliveSeconds: read.number('ROUTEMQ_INFRA_DEVICE_KEEPALIVE_SECONDS'),

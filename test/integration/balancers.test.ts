@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { createServer as createHttpServer } from 'node:http'
+import { connect, createServer } from 'node:net'
+import { networkInterfaces, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectAsync, type MqttClient } from 'mqtt'
 import { planInfra, renderHaproxy, renderKubernetesObjects, renderNginx, runCli, type InfraOptions } from '../../plugins/infra/index.js'
@@ -38,6 +41,24 @@ function counts(landed: Map<string, number>, brokers: number): number[] {
   return result
 }
 
+/** Whether `host:port` accepts a TCP connection. */
+async function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, host)
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/** Status and body of a GET, with Basic credentials when given. */
+async function get(url: string, credentials?: string): Promise<[number, string]> {
+  const response = await fetch(url, { headers: credentials === undefined ? {} : { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` } })
+  return [response.status, await response.text()]
+}
+
 /** Resolves once `port` on 127.0.0.1 takes an MQTT connection through the balancer. */
 async function connectThrough(port: number, clientId: string): Promise<MqttClient> {
   const client = await connectAsync(`mqtt://127.0.0.1:${port}`, { clientId, reconnectPeriod: 0, connectTimeout: 5000 })
@@ -71,6 +92,108 @@ describe('balancer configs rendered from the module options, on real HAProxy and
       assert.equal(nginx.status, 0, nginx.stdout + nginx.stderr)
     })
   }
+
+  it('renders configs HAProxy and NGINX accept with odd but valid names: mixed case, IPv6 spelled out, punctuation in ids and paths', async () => {
+    const plan = planInfra({
+      mqtt: { brokers: [{ url: 'mqtt://LocalHost:1883', id: 'edge "A"; {1}' }, 'mqtt://[0:0:0:0:0:0:0:1]:1884', 'mqtt://127.0.0.2:1885', 'ws://localHOST:9001/mqtt'] },
+      infra: { appInstances: ['LOCALHOST:9464', '[::1]:9465'], internal: { host: '::1' }, nginxPid: join(dir, 'odd+pid@1=a,b.pid'), nginxErrorLog: join(dir, 'odd~log%1:2.log') },
+    })
+    await writeFile(join(dir, 'odd.cfg'), renderHaproxy(plan))
+    await writeFile(join(dir, 'odd.conf'), renderNginx(plan))
+    const haproxy = spawnSync(HAPROXY, ['-c', '-f', join(dir, 'odd.cfg')], { encoding: 'utf8' })
+    assert.equal(haproxy.status, 0, haproxy.stdout + haproxy.stderr)
+    const nginx = spawnSync(NGINX, ['-t', '-c', join(dir, 'odd.conf')], { encoding: 'utf8' })
+    assert.equal(nginx.status, 0, nginx.stdout + nginx.stderr)
+  })
+
+  it('refuses an injected broker or health host before any config is written', async () => {
+    let err = ''
+    const run = (args: string[]) => runCli(args, () => undefined, (t) => (err += t))
+    const envFile = join(dir, 'injected.env')
+    // HAProxy expands "${HOME}" in a server address; `;` and braces end NGINX directives.
+    const attempts: [string, string][] = [['haproxy', 'mqtt://"${HOME}":1883'], ['nginx', 'mqtt://b1;}server{listen{:1883'], ['kubernetes', "mqtt://b1':1883"]]
+    for (const [target, broker] of attempts) {
+      await writeFile(envFile, `ROUTEMQ_MQTT_BROKERS=mqtt://127.0.0.1:1883,${broker}\n`)
+      const out = join(dir, `injected-${target}`)
+      err = ''
+      assert.equal(await run(['render', target, '--env-file', envFile, '--out', out]), 1, `${broker} is refused`)
+      assert.match(err, /^Option "ROUTEMQ_MQTT_BROKERS" is invalid: has the host .* \(mqtt\.brokers\[1\]\.url\)$/m)
+      assert.equal(existsSync(out), false, 'nothing is written')
+    }
+    const configFile = join(dir, 'injected.json')
+    const host = '127.0.0.1:1; } server { listen 127.0.0.1:9999; location / { return 200 injected; } } upstream x { server 127.0.0.1'
+    await writeFile(configFile, JSON.stringify({ mqtt: { brokers: ['mqtt://127.0.0.1:1883'] }, health: { http: { host, port: 9464 } } }))
+    err = ''
+    assert.equal(await run(['render', 'nginx', '--config', configFile, '--out', join(dir, 'injected-config')]), 1)
+    assert.match(err, /Option "health\.http\.host" is invalid/)
+    assert.equal(existsSync(join(dir, 'injected-config')), false)
+  })
+
+  it("HAProxy serves its stats page and the app's endpoints on loopback only, and elsewhere only with the credentials in its environment", async () => {
+    // A stand-in app instance that says which Authorization header reached it.
+    const app = createHttpServer((request, response) => response.end(JSON.stringify(request.headers.authorization ?? null)))
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve))
+    const appPort = (app.address() as { port: number }).port
+    const [mqttPort, httpPort, statsPort] = await freePorts(3)
+    const external = Object.values(networkInterfaces()).flat().find((a) => a && !a.internal && a.family === 'IPv4')?.address
+    const infra: InfraOptions = { listen: { mqtt: mqttPort!, http: httpPort!, stats: statsPort! }, appInstances: [`127.0.0.1:${appPort}`], check: { requireSubscriber: false } }
+    const start = async (name: string, options: InfraOptions, env: Record<string, string> = {}) => {
+      const cfg = join(dir, name)
+      const text = renderHaproxy(planInfra({ mqtt: { brokers: ['mqtt://127.0.0.1:1883'] }, infra: options }))
+      await writeFile(cfg, text)
+      const haproxy = spawn(HAPROXY, ['-db', '-f', cfg], { stdio: 'ignore', env: { ...process.env, ...env } })
+      const exited = once(haproxy, 'exit')
+      await waitForListener(statsPort!, haproxy)
+      // The next HAProxy binds the same ports: this one must be gone first.
+      const stop = async () => {
+        haproxy.kill('SIGKILL')
+        await exited
+      }
+      return { stop, text }
+    }
+    const stats = `http://127.0.0.1:${statsPort}/stats;csv`
+    const ready = `http://127.0.0.1:${httpPort}/ready`
+    try {
+      const internal = await start('haproxy-internal.cfg', infra)
+      try {
+        assert.equal((await get(stats))[0], 200, 'the stats page answers on loopback')
+        assert.deepEqual(await get(ready), [200, 'null'], "and so do the app's endpoints")
+        if (external) {
+          assert.equal(await accepts(external, statsPort!), false, `no stats page on ${external}`)
+          assert.equal(await accepts(external, httpPort!), false, `no /metrics on ${external}`)
+        }
+      } finally {
+        await internal.stop()
+      }
+
+      const open = { ...infra, internal: { host: '0.0.0.0', userEnv: 'OPS_USER', passwordEnv: 'OPS_PASSWORD' } }
+      const password = 'pa"ss:w,rd ${1}'
+      const guarded = await start('haproxy-open.cfg', open, { OPS_USER: 'ops', OPS_PASSWORD: password })
+      try {
+        const missing = spawnSync(HAPROXY, ['-c', '-f', join(dir, 'haproxy-open.cfg')], { encoding: 'utf8', env: { PATH: process.env.PATH! } })
+        assert.notEqual(missing.status, 0, 'HAProxy refuses to start without the credentials')
+        assert.match(missing.stdout + missing.stderr, /set OPS_USER in HAProxy's environment/)
+        assert.ok(!guarded.text.includes(password), 'the password is not in the config')
+        assert.equal((await get(stats))[0], 401)
+        assert.equal((await get(stats, 'ops:wrong'))[0], 401)
+        assert.equal((await get(stats, `ops:${password}`))[0], 200)
+        assert.equal((await get(ready))[0], 401)
+        assert.deepEqual(await get(ready, `ops:${password}`), [200, 'null'], 'the app does not see the credentials')
+        if (external) assert.equal((await get(`http://${external}:${statsPort}/stats;csv`))[0], 401, `asked for them on ${external}`)
+      } finally {
+        await guarded.stop()
+      }
+
+      const empty = await start('haproxy-empty.cfg', open, { OPS_USER: 'ops', OPS_PASSWORD: '' })
+      try {
+        assert.equal((await get(stats, 'ops:'))[0], 401, 'an empty password never passes')
+      } finally {
+        await empty.stop()
+      }
+    } finally {
+      app.close()
+    }
+  })
 
   it('HAProxy spreads MQTT clients over 3 brokers, finds a SIGKILLed one down within inter × fall by MQTT checks, and sends new clients to the others', async () => {
     const topology = await startTopology({ brokers: 3 })
@@ -228,10 +351,10 @@ describe('balancer configs rendered from the module options, on real HAProxy and
   })
 
   it("renders Kubernetes manifests that parse, with probes on the health server's paths and port", async () => {
-    const plan = planInfra({ mqtt: { brokers: ['mqtt://broker:1883'] }, health: { http: { host: '0.0.0.0', port: 9555 } }, infra: { ingressHost: 'fleet.example.com', replicas: 3 } })
+    const plan = planInfra({ mqtt: { brokers: ['mqtt://broker:1883'] }, health: { http: { host: '0.0.0.0', port: 9555 } }, infra: { replicas: 3 } })
     const documents = parseYamlDocuments((await import('../../plugins/infra/render-kubernetes.js')).renderKubernetes(plan)) as Record<string, any>[]
     assert.deepEqual(documents, JSON.parse(JSON.stringify(renderKubernetesObjects(plan))), 'the YAML says exactly what the objects say')
-    assert.deepEqual(documents.map((d) => d.kind), ['ConfigMap', 'StatefulSet', 'Service', 'Service', 'Service', 'Ingress'])
+    assert.deepEqual(documents.map((d) => d.kind), ['ConfigMap', 'StatefulSet', 'Service', 'Service', 'Service'], 'no Ingress: the app serves no public HTTP')
     const deployment = documents[1]!
     const container = deployment.spec.template.spec.containers[0]
     // Persistent sessions (the default): each pod's name is its client id, the same after a restart or reschedule.
@@ -243,7 +366,8 @@ describe('balancer configs rendered from the module options, on real HAProxy and
     assert.deepEqual(deployment.spec.selector.matchLabels, deployment.spec.template.metadata.labels, 'the selector matches the pods')
     assert.equal(deployment.spec.replicas, 3)
     assert.equal(documents[0]!.data.ROUTEMQ_HEALTH_PORT, '9555', 'the app listens where the probes look')
-    assert.equal(documents.find((d) => d.metadata.name === 'routemq-http')!.spec.ports[0].targetPort, 'health')
+    const health = documents.find((d) => d.metadata.name === 'routemq-health')!
+    assert.deepEqual([health.spec.type, health.spec.ports[0].targetPort], ['ClusterIP', 'health'], 'the health port is reached inside the cluster only')
     for (const document of documents) assert.match(document.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'DNS-1123 names')
 
     const clean = renderKubernetesObjects(planInfra({ mqtt: { brokers: ['mqtt://broker:1883'], clean: true } })) as Record<string, any>[]
@@ -281,5 +405,16 @@ describe('balancer configs rendered from the module options, on real HAProxy and
     err = ''
     assert.equal(await run(['render', 'haproxy', '--env-file', envFile]), 1)
     assert.match(err, /ROUTEMQ_INFRA_APP_INSTANCES/)
+    await writeFile(envFile, 'ROUTEMQ_MQTT_BROKERS=mqtt://b1:1883\nROUTEMQ_INFRA_INTERNAL_HOST=0.0.0.0\nROUTEMQ_INFRA_INTERNAL_USER_ENV=OPS_USER\nROUTEMQ_INFRA_INTERNAL_PASSWORD_ENV=OPS_PASSWORD\n')
+    out = ''
+    assert.equal(await run(['render', 'haproxy', '--env-file', envFile]), 0)
+    assert.match(out, /^ {2}bind 0\.0\.0\.0:8404$/m)
+    err = ''
+    assert.equal(await run(['render', 'nginx', '--env-file', envFile]), 1, 'NGINX keeps the internal listeners on loopback')
+    assert.match(err, /^Option "ROUTEMQ_INFRA_INTERNAL_HOST" is invalid: NGINX cannot read credentials/m)
+    await writeFile(envFile, 'ROUTEMQ_MQTT_BROKERS=mqtt://b1:1883\nROUTEMQ_INFRA_INGRESS_HOST=fleet.example.com\n')
+    err = ''
+    assert.equal(await run(['render', 'kubernetes', '--env-file', envFile]), 1)
+    assert.match(err, /^Option "ROUTEMQ_INFRA_INGRESS_HOST" is invalid: is no longer rendered/m)
   })
 })

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { InvalidOptionError } from '../../src/index.js'
-import { mqttConnectPacket, planInfra, renderHaproxy, toYaml } from '../../plugins/infra/index.js'
+import { mqttConnectPacket, planInfra, renderHaproxy, renderKubernetes, renderKubernetesObjects, renderNginx, toYaml } from '../../plugins/infra/index.js'
 import { mqtt5PublishPacket } from '../../plugins/infra/mqtt-connect-packet.js'
+import { isHostName } from '../../src/host-name.js'
 import { parseYamlDocuments } from '../support/yaml-subset.js'
 
 describe('balancer plans', () => {
@@ -84,5 +85,139 @@ describe('balancer plans', () => {
     assert.deepEqual(parseYamlDocuments(yaml), [value])
     assert.match(yaml, /^"on": "on"$/m, 'a key YAML 1.1 reads as a boolean is quoted')
     assert.doesNotMatch(yaml, /[\u007f\u2028]/, 'written escaped')
+  })
+})
+
+/** The field of the InvalidOptionError `run` throws, or 'no error'. */
+function fieldOf(run: () => unknown): string {
+  try {
+    run()
+  } catch (error) {
+    if (error instanceof InvalidOptionError) return error.field
+    throw error
+  }
+  return 'no error'
+}
+
+describe('balancer configs from hostile or mistaken names', () => {
+  it('tells host names from anything else: RFC 1123 labels, IPv4, IPv6', () => {
+    for (const host of ['b1', 'broker-1.example.com', 'Broker-1.EXAMPLE.com.', 'xn--bcher-kva.example', '10.0.0.1', '[2001:db8::5]', '::1', '[::ffff:10.0.0.1]', 'a'.repeat(63), '1b.example']) {
+      assert.equal(isHostName(host), true, host)
+    }
+    for (const host of ['', 'b1;', '"${HOME}"', "b'1", 'a{b}', 'b$1', '-b1', 'b1-', 'b_1', 'a..b', '.', 'a b', 'a%3Bb', 'a'.repeat(64), `${'a.'.repeat(127)}a`, '10.1', '0x7f.1', '999.1.1.1', '[b1]', '[fe80::1%eth0]', '[::1];']) {
+      assert.equal(isHostName(host), false, host)
+    }
+  })
+
+  it("refuses a broker host that a config could not carry, naming the broker's field", () => {
+    // WHATWG URL parsing keeps all of these in the host of an mqtt: or ws: URL.
+    for (const url of ['mqtt://"${HOME}":1883', 'mqtt://b1;}server{:1883', "mqtt://b'1:1883", 'mqtt://b$1:1883', 'mqtt://-b1:1883', 'mqtt://10.1:1883', 'ws://a{b}:9001/mqtt']) {
+      assert.doesNotThrow(() => new URL(url), url)
+      let error: unknown
+      try {
+        planInfra({ mqtt: { brokers: ['mqtt://b0:1883', url] } })
+      } catch (e) {
+        error = e
+      }
+      assert.ok(error instanceof InvalidOptionError, `${url} is refused`)
+      assert.equal(error.field, 'mqtt.brokers[1].url')
+      assert.match(error.message, /DNS name .* IPv4 address or a bracketed IPv6 address/)
+    }
+  })
+
+  it('writes DNS names, IPv4 and IPv6 addresses as they are', () => {
+    const plan = planInfra({ mqtt: { brokers: ['mqtt://Broker-1.EXAMPLE.com.:1883', 'mqtt://xn--bcher-kva.example:1883', 'mqtt://10.0.0.1:1883', 'mqtt://[2001:db8::5]:1883'] } })
+    const haproxy = renderHaproxy(plan)
+    const nginx = renderNginx(plan)
+    for (const address of ['Broker-1.EXAMPLE.com.:1883', 'xn--bcher-kva.example:1883', '10.0.0.1:1883', '[2001:db8::5]:1883']) {
+      assert.match(haproxy, new RegExp(` ${address.replace(/[.[\]]/g, '\\$&')} check`))
+      assert.ok(nginx.includes(`server ${address} `), address)
+    }
+  })
+
+  it('refuses app instance and health server hosts that are not host names, naming the field', () => {
+    const brokers = ['mqtt://b1:1883']
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, health: { http: { host: 'app;}server{', port: 9464 } } })), 'health.http.host')
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, infra: { appInstances: ['app-1:9464', 'a"b:9464'] } })), 'infra.appInstances[1]')
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, infra: { appInstances: ['::1:9464'] } })), 'infra.appInstances[0]', 'an IPv6 address needs brackets before its port')
+    assert.deepEqual(planInfra({ mqtt: { brokers }, infra: { appInstances: ['[::1]:9464', 'app-2.internal:9464'] } }).appInstances, [{ host: '::1', port: 9464 }, { host: 'app-2.internal', port: 9464 }])
+  })
+
+  it('quotes NGINX paths, and refuses paths that would break out of the quotes or expand', () => {
+    const brokers = ['mqtt://b1:1883']
+    const nginx = renderNginx(planInfra({ mqtt: { brokers }, infra: { nginxPid: '/run/odd+name@1.pid', nginxErrorLog: 'logs/error.log', nginxStreamModule: '/opt/nginx/ngx_stream_module.so' } }))
+    assert.match(nginx, /^pid "\/run\/odd\+name@1\.pid";$/m)
+    assert.match(nginx, /^error_log "logs\/error\.log" warn;$/m)
+    assert.match(nginx, /^load_module "\/opt\/nginx\/ngx_stream_module\.so";$/m)
+    for (const path of ['/run/a#b.pid', '/run/$pid', '/run/a"b', '/run/a\\b', '/run/a;b', '/run/a b', '']) {
+      assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, infra: { nginxPid: path } })), 'infra.nginxPid', path)
+    }
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, infra: { nginxStreamModule: '/m.so;#' } })), 'infra.nginxStreamModule')
+  })
+
+  it('refuses broker ids that would become the same HAProxy server name', () => {
+    const brokers = [{ url: 'mqtt://b1:1883', id: 'edge a' }, { url: 'mqtt://b2:1883', id: 'edge_a' }]
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers } })), 'mqtt.brokers[1].id')
+    const odd = planInfra({ mqtt: { brokers: [{ url: 'mqtt://b1:1883', id: 'edge "A"; {1}' }] } })
+    assert.match(renderHaproxy(odd), /^ {2}server edge__A____1_ b1:1883 check$/m, 'an id keeps only the characters of a server name')
+  })
+})
+
+describe('operational endpoints stay internal', () => {
+  const brokers = ['mqtt://b1:1883']
+
+  it("binds HAProxy's stats page and the app's HTTP endpoints to 127.0.0.1 by default, and NGINX's too", () => {
+    const plan = planInfra({ mqtt: { brokers } })
+    const haproxy = renderHaproxy(plan)
+    assert.match(haproxy, /^listen stats\n {2}bind 127\.0\.0\.1:8404$/m)
+    assert.match(haproxy, /^frontend routemq_http\n {2}bind 127\.0\.0\.1:8080$/m)
+    assert.match(haproxy, /^frontend routemq_mqtt\n {2}bind :1883$/m, 'MQTT is what the balancer is for: every address')
+    assert.doesNotMatch(haproxy, /http-request auth/, 'no credentials needed on loopback')
+    assert.deepEqual(plan.internal, { host: '127.0.0.1', loopback: true, credentials: undefined })
+    assert.match(renderNginx(plan), /^ {4}listen 127\.0\.0\.1:8080;$/m)
+    assert.match(renderNginx(planInfra({ mqtt: { brokers }, infra: { internal: { host: '::1' } } })), /^ {4}listen \[::1\]:8080;$/m)
+  })
+
+  it('asks for credentials named by environment variables off loopback, and never writes their values', () => {
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, infra: { internal: { host: '0.0.0.0' } } })), 'infra.internal.userEnv')
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, infra: { internal: { host: '10.0.0.5', userEnv: 'OPS_USER' } } })), 'infra.internal.passwordEnv')
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, infra: { internal: { host: '0.0.0.0;', userEnv: 'U', passwordEnv: 'P' } } })), 'infra.internal.host')
+    let pasted: unknown
+    try {
+      planInfra({ mqtt: { brokers }, infra: { internal: { host: '0.0.0.0', userEnv: 'ops', passwordEnv: 'hunter2!' } } })
+    } catch (error) {
+      pasted = error
+    }
+    assert.ok(pasted instanceof InvalidOptionError && pasted.field === 'infra.internal.passwordEnv', 'a credential given instead of a variable name is refused')
+    assert.doesNotMatch(pasted.message, /hunter2/, 'and not echoed')
+
+    const plan = planInfra({ mqtt: { brokers }, infra: { internal: { host: '0.0.0.0', userEnv: 'OPS_USER', passwordEnv: 'OPS_PASSWORD' } } })
+    const haproxy = renderHaproxy(plan)
+    assert.match(haproxy, /^\.if !defined\(OPS_PASSWORD\)\n {2}\.alert /m, 'HAProxy does not start without the password')
+    assert.match(haproxy, /^ {2}user "\$\{OPS_USER\}" insecure-password "\$\{OPS_PASSWORD\}"$/m)
+    assert.equal(haproxy.match(/http-request auth realm routemq if !\{ http_auth\(routemq_internal\) \}/g)?.length, 2, 'on the stats page and on the HTTP endpoints')
+    assert.match(haproxy, /^listen stats\n {2}bind 0\.0\.0\.0:8404$/m)
+    assert.equal(fieldOf(() => renderNginx(plan)), 'infra.internal.host', 'NGINX cannot read credentials from its environment')
+  })
+
+  it('renders no Ingress: the health port is reached through an internal ClusterIP Service only', () => {
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers }, infra: { ingressHost: 'fleet.example.com' } })), 'infra.ingressHost')
+    for (const clean of [false, true]) {
+      const objects = renderKubernetesObjects(planInfra({ mqtt: { brokers, clean }, health: { http: { port: 9555 } } })) as Record<string, any>[]
+      assert.ok(!objects.some((o) => o.kind === 'Ingress'))
+      const services = objects.filter((o) => o.kind === 'Service')
+      const health = services.filter((o) => o.spec.ports.some((p: { targetPort: unknown }) => p.targetPort === 'health' || p.targetPort === 9555))
+      assert.ok(health.length > 0)
+      for (const service of health) {
+        assert.ok(service.spec.type === 'ClusterIP' || service.spec.clusterIP === 'None', `${service.metadata.name} stays inside the cluster`)
+        assert.equal(service.spec.ports.length, 1, 'and carries the health port only')
+      }
+      assert.deepEqual(services.find((o) => o.metadata.name === 'routemq-health')?.spec.ports, [{ name: 'health', port: 9555, targetPort: 'health', protocol: 'TCP' }])
+    }
+  })
+
+  it('keeps broker credentials out of every rendered config', () => {
+    const plan = planInfra({ mqtt: { brokers: ['mqtt://device:url-s3cret@b1:1883', { url: 'mqtt://b2:1883', username: 'app', password: 'option-s3cret' }] } })
+    for (const text of [renderHaproxy(plan), renderNginx(plan), renderKubernetes(plan)]) assert.doesNotMatch(text, /s3cret/)
   })
 })

@@ -1,7 +1,8 @@
 import type { ApplicationOptions } from './application.js'
 import { DEFAULT_MQTT_TRANSPORT_OPTIONS_SHAPE } from './default-mqtt-transport-options-shape.js'
 import { InvalidOptionError } from './errors/invalid-option-error.js'
-import { byKind, finiteNumber, isLogger, listOf, oneOf, required, shapeOf, wholeNumber, type OptionCheck, type OptionShape } from './option-shape.js'
+import { finiteNumber, isLogger, listOf, oneOf, required, shapeOf, wholeNumber, type OptionCheck, type OptionShape } from './option-shape.js'
+import { errorPolicy } from './route-options-shape.js'
 
 /** An object with the methods named; how the kernel tells a router, a module or a transport. */
 function withMethods(methods: readonly string[], described: string): OptionCheck {
@@ -14,8 +15,6 @@ function withMethods(methods: readonly string[], described: string): OptionCheck
   }
 }
 
-const ON_ERROR = "must be 'ack', 'redeliver' or { deadLetter: 'topic/prefix' }"
-
 /** The keys and types of `ApplicationOptions`, the default transport's (`mqtt`) included. */
 export const APPLICATION_OPTIONS_SHAPE: OptionShape<ApplicationOptions> = {
   router: required(withMethods(['match'], 'pass the Router your routes are declared on'), 'pass the Router your routes are declared on'),
@@ -24,13 +23,7 @@ export const APPLICATION_OPTIONS_SHAPE: OptionShape<ApplicationOptions> = {
   mqtt: shapeOf(DEFAULT_MQTT_TRANSPORT_OPTIONS_SHAPE),
   transport: withMethods(['connect', 'publish'], 'must be an MqttTransport, such as a BrokerPool or a DefaultMqttTransport'),
   logger: isLogger,
-  onError: byKind(ON_ERROR, {
-    string: oneOf(['ack', 'redeliver'], "'ack', 'redeliver' or { deadLetter: 'topic/prefix' }"),
-    object: (value, field) => {
-      const { deadLetter, ...rest } = value as { deadLetter?: unknown }
-      if (typeof deadLetter !== 'string' || deadLetter === '' || Object.keys(rest).length > 0) throw new InvalidOptionError(field, ON_ERROR)
-    },
-  }),
+  onError: errorPolicy,
   maxInFlight: wholeNumber(1),
   maxQueued: wholeNumber(1),
   ordering: oneOf(['topic', 'none']),

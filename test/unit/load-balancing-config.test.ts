@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   Application, BrokerPool, ENV_VARIABLES, GeoResolver, GracefulShutdown, HealthModule, HealthMonitor, InvalidOptionError, LoadBalancingMetrics,
-  LoadBalancingModule, ReplicaPool, Router, loadBalancingOptionsFromEnv, silentLogger, type LoadBalancingOptions,
+  LoadBalancingModule, ReplicaPool, Router, geoGate, geoRegion, healthGate, loadBalancingOptionsFromEnv, silentLogger, type LoadBalancingOptions,
 } from '../../src/index.js'
 
 const BROKER = 'mqtt://127.0.0.1:1'
@@ -237,6 +237,18 @@ describe('LoadBalancingModule refuses typos and wrong types in code options', ()
     assert.equal(refusal(() => new GracefulShutdown({ exit: 'no' } as never, steps)).field, 'health.shutdown.exit')
     assert.equal(refusal(() => new LoadBalancingMetrics({ prefx: 'app_' } as never)).field, 'metrics.prefx')
     assert.equal(refusal(() => new HealthMonitor().register({ name: 'db', check: () => undefined, critical: 'no' } as never)).field, 'checks["db"].critical')
+  })
+
+  it('refuses misspelt and mistyped options of the middleware and of forRootAsync', () => {
+    const refused = (fn: () => unknown): string => refusal(fn).field
+    assert.equal(refused(() => healthGate('primary', { maxHold: 1000 } as never)), 'healthGate.maxHold')
+    assert.equal(refused(() => healthGate('primary', { maxHeld: '10' } as never)), 'healthGate.maxHeld')
+    assert.equal(refused(() => geoGate({ deny: { countries: ['KP'] }, unkown: 'deny' } as never)), 'geoGate.unkown')
+    assert.equal(refused(() => geoGate({ allow: { country: ['DE'] } } as never)), 'geoGate.allow.country')
+    assert.equal(refused(() => geoRegion({ ip: { payload: 'ip' }, reslover: {} } as never)), 'geoRegion.reslover')
+    assert.equal(refused(() => geoRegion({ ip: { paylod: 'ip' } } as never)), 'geoRegion.ip.paylod')
+    assert.equal(refused(() => LoadBalancingModule.forRootAsync({ useFactory: () => ({}), injct: [] } as never)), 'forRootAsync.injct')
+    assert.match(refusal(() => geoGate({ deny: { regions: ['x'] }, nmae: 'gate' } as never)).message, /did you mean geoGate\.name\?/)
   })
 
   // Each level of the tree: a misspelt key there is refused with the full path of the key it was meant to be.

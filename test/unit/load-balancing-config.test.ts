@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  Application, BrokerPool, ENV_VARIABLES, GeoResolver, GracefulShutdown, HealthModule, HealthMonitor, InvalidOptionError, LoadBalancingMetrics,
+  Application, BrokerPool, ConsoleLogger, ENV_VARIABLES, GeoResolver, GracefulShutdown, HealthModule, HealthMonitor, InvalidOptionError, LoadBalancingMetrics,
   LoadBalancingModule, ReplicaPool, Router, geoGate, geoRegion, healthGate, loadBalancingOptionsFromEnv, silentLogger, type LoadBalancingOptions,
 } from '../../src/index.js'
 
@@ -249,6 +249,11 @@ describe('LoadBalancingModule refuses typos and wrong types in code options', ()
     assert.equal(refused(() => geoRegion({ ip: { paylod: 'ip' } } as never)), 'geoRegion.ip.paylod')
     assert.equal(refused(() => LoadBalancingModule.forRootAsync({ useFactory: () => ({}), injct: [] } as never)), 'forRootAsync.injct')
     assert.match(refusal(() => geoGate({ deny: { regions: ['x'] }, nmae: 'gate' } as never)).message, /did you mean geoGate\.name\?/)
+  })
+
+  it('refuses a ConsoleLogger level it does not know, which wrote nothing at all', () => {
+    assert.equal(refusal(() => new ConsoleLogger({ level: 'warning' as never })).field, 'logger.level')
+    assert.match(refusal(() => new ConsoleLogger({ levle: 'warn' } as never)).message, /did you mean logger\.level\?/)
   })
 
   // Each level of the tree: a misspelt key there is refused with the full path of the key it was meant to be.

@@ -1,7 +1,9 @@
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import type { MessageContext } from '../../src/routemq/message-context.js'
+import { checkOptions } from '../../src/routemq/option-shape.js'
 import type { Middleware, Next } from '../../src/routemq/middleware.js'
 import { GeoBlockedError, type GeoBlockReason } from './errors/geo-blocked-error.js'
+import { GEO_GATE_OPTIONS_SHAPE } from './geo-gate-options-shape.js'
 import type { GeoLocation } from './geo-resolver.js'
 import './geo-region.js'
 
@@ -55,21 +57,19 @@ export class GeoGate implements Middleware {
   readonly #blockedBy: Record<GeoBlockReason, number> = { country: 0, region: 0, continent: 0, 'not-allowed': 0, 'unknown-location': 0 }
 
   constructor(options: GeoGateOptions) {
-    const hasAllow = options?.allow !== undefined
-    const hasDeny = options?.deny !== undefined
+    checkOptions(options, GEO_GATE_OPTIONS_SHAPE, 'geoGate')
+    const hasAllow = options.allow !== undefined
+    const hasDeny = options.deny !== undefined
     if (hasAllow === hasDeny) throw new InvalidOptionError('geoGate', 'give exactly one of allow: { countries, continents, regions } and deny: { ... }')
     this.#mode = hasAllow ? 'allow' : 'deny'
     const places = (hasAllow ? options.allow : options.deny) as GeoPlaces
     const at = `geoGate.${this.#mode}`
-    if (!places || typeof places !== 'object') throw new InvalidOptionError(at, 'must be { countries?, continents?, regions? }')
     this.#countries = codes(places.countries, `${at}.countries`, (c) => /^[A-Z]{2}$/.test(c), 'an ISO 3166-1 alpha-2 country code such as "DE"')
     this.#continents = codes(places.continents, `${at}.continents`, (c) => CONTINENTS.has(c), 'a continent code (AF, AN, AS, EU, NA, OC, SA)')
     this.#regions = codes(places.regions, `${at}.regions`, (c) => /^[\w.-]+$/i.test(c), 'a region name', false)
     if (this.#countries.size + this.#continents.size + this.#regions.size === 0) throw new InvalidOptionError(at, 'name at least one country, continent or region')
     const unknown = options.unknown ?? (this.#mode === 'allow' ? 'deny' : 'allow')
-    if (unknown !== 'allow' && unknown !== 'deny') throw new InvalidOptionError('geoGate.unknown', "must be 'allow' or 'deny'")
     this.#unknownAllowed = unknown === 'allow'
-    if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) throw new InvalidOptionError('geoGate.name', 'must be a non-empty string')
     this.name = options.name ?? `${this.#mode}:${[...this.#countries, ...this.#continents, ...[...this.#regions].map((r) => `region:${r}`)].join(',')}`
   }
 

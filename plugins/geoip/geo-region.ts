@@ -1,7 +1,9 @@
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import { MessageContext } from '../../src/routemq/message-context.js'
 import type { Middleware, Next } from '../../src/routemq/middleware.js'
+import { checkOptions } from '../../src/routemq/option-shape.js'
 import { GEO_RESOLVER } from '../../src/tokens.js'
+import { GEO_REGION_OPTIONS_SHAPE } from './geo-region-options-shape.js'
 import type { GeoLocation, GeoResolver } from './geo-resolver.js'
 
 declare module '../../src/routemq/message-state.js' {
@@ -61,9 +63,9 @@ export interface GeoRegionOptions {
 export const USES_MODULE_RESOLVER = Symbol.for('routemq-load-balancing.geoRegion.usesModuleResolver')
 
 export function geoRegion(options: GeoRegionOptions): Middleware {
-  const read = ipReader(options?.ip)
-  const resolver = options?.resolver
-  if (resolver !== undefined && typeof resolver?.lookup !== 'function') throw new InvalidOptionError('geoRegion.resolver', 'pass the GeoResolver to ask, or leave it out to use the module\'s')
+  checkOptions(options, GEO_REGION_OPTIONS_SHAPE, 'geoRegion')
+  const read = ipReader(options.ip)
+  const resolver = options.resolver
   return {
     [USES_MODULE_RESOLVER]: resolver === undefined,
     handle(ctx: MessageContext, next: Next) {

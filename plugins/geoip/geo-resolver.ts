@@ -4,12 +4,14 @@ import { basename, dirname } from 'node:path'
 import { Reader, type Response } from 'maxmind'
 import type { HealthCheckDefinition, HealthCheckSource } from '../../src/health/health-check.js'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { checkOptions } from '../../src/routemq/option-shape.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import { LruMap } from '../../src/lru-map.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import { classifyAddress, ipv4Class, ipv6Groups, MAX_ADDRESS_LENGTH, parseIPv4 } from './address-class.js'
 import { continentOfCountry } from './continent-of-country.js'
 import { GeoDatabaseError } from './errors/geo-database-error.js'
+import { GEO_RESOLVER_OPTIONS_SHAPE } from './geo-resolver-options-shape.js'
 import { RegionRules, type RegionRule } from './region-rules.js'
 import { ResolvedLocation } from './resolved-location.js'
 import { NOT_FOUND, SearchTree } from './search-tree.js'
@@ -157,23 +159,12 @@ export class GeoResolver implements HealthCheckSource {
    */
   static validate(options: GeoResolverOptions, field = 'geo'): RegionRules {
     if (!options || typeof options !== 'object') throw new InvalidOptionError(field, 'pass { database, defaultRegion, rules?, endpoints? }')
-    if (typeof options.database !== 'string' || options.database === '') {
-      throw new InvalidOptionError(`${field}.database`, 'give the path of a MaxMind DB (.mmdb) file, such as GeoLite2-City.mmdb')
-    }
+    checkOptions(options, GEO_RESOLVER_OPTIONS_SHAPE, field)
     const rules = RegionRules.compile({ rules: options.rules, defaultRegion: options.defaultRegion }, field)
-    for (const [region, endpoints] of Object.entries(options.endpoints ?? {})) {
+    for (const region of Object.keys(options.endpoints ?? {})) {
       if (!rules.regions.includes(region)) {
         throw new InvalidOptionError(`${field}.endpoints.${region}`, `no rule names region "${region}"; regions: ${rules.regions.join(', ')}`)
       }
-      for (const key of ENDPOINT_LISTS) {
-        const list = endpoints?.[key]
-        if (list !== undefined && (!Array.isArray(list) || list.some((item) => typeof item !== 'string' || item === ''))) {
-          throw new InvalidOptionError(`${field}.endpoints.${region}.${key}`, 'must be a list of non-empty strings')
-        }
-      }
-    }
-    if (options.cacheSize !== undefined && (!Number.isInteger(options.cacheSize) || options.cacheSize < 0)) {
-      throw new InvalidOptionError(`${field}.cacheSize`, 'must be a whole number, 0 or more')
     }
     return rules
   }

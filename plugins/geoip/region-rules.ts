@@ -1,4 +1,5 @@
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { REGION_PATTERN } from '../../src/routemq/option-shape.js'
 
 /**
  * Which places make up a region: continents (`'EU'`), countries (ISO 3166-1
@@ -26,7 +27,8 @@ export interface RegionMatch {
 }
 
 const CONTINENTS = new Set(['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'])
-const REGION = /^[\w.-]+$/
+// The same names pools and brokers take for their region, so that a message's region can pick them.
+const REGION = REGION_PATTERN
 const COUNTRY = /^[A-Z]{2}$/
 const SUBDIVISION = /^[A-Z]{2}-[A-Z0-9]{1,3}$/
 const KINDS = ['subdivisions', 'countries', 'continents'] as const

@@ -2,7 +2,8 @@ import type { PostgresCursorConstructor } from 'kysely'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import { refuseMisreadUserInfo } from '../../src/misread-user-info.js'
 import type { Logger } from '../../src/routemq/logger.js'
-import { isStrategyName, STRATEGY_NAMES } from '../../src/balancing/create-strategy.js'
+import { checkOptions } from '../../src/routemq/option-shape.js'
+import { REPLICA_POOL_OPTIONS_SHAPE } from './replica-pool-options-shape.js'
 import type { StrategyName } from '../../src/balancing/balancing-strategy.js'
 
 /** A PostgreSQL server in the configuration. */
@@ -124,50 +125,39 @@ export interface ResolvedReplicaPoolOptions {
  */
 export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): ResolvedReplicaPoolOptions {
   if (!options || typeof options !== 'object') throw new InvalidOptionError('database', 'pass { primary, replicas }')
-  const primaryList = Array.isArray(options.primary) ? options.primary : options.primary === undefined ? [] : [options.primary]
-  if (primaryList.length === 0) throw new InvalidOptionError('primary', 'give the primary\'s URL, e.g. "postgres://app@db-1:5432/app"')
+  checkOptions(options, REPLICA_POOL_OPTIONS_SHAPE, '')
+  const primaryList = Array.isArray(options.primary) ? options.primary : [options.primary as string | PgServerConfig]
   const primaries = primaryList.map((server, i) => resolveServer(server, Array.isArray(options.primary) ? `primary[${i}]` : 'primary'))
   const replicas = (options.replicas ?? []).map((server, i) => resolveServer(server, `replicas[${i}]`))
   // A server may be both a replica and a candidate primary (it takes over when promoted), but not twice in one list.
   unique(primaries, Array.isArray(options.primary) ? 'primary' : undefined)
   unique(replicas, 'replicas')
-  const strategy = options.strategy ?? 'least-latency'
-  if (!isStrategyName(strategy)) throw new InvalidOptionError('strategy', `must be one of ${STRATEGY_NAMES.join(', ')}`)
-  const mode = options.consistency?.mode ?? 'lsn'
-  if (mode !== 'lsn' && mode !== 'window' && mode !== 'off') throw new InvalidOptionError('consistency.mode', "must be 'lsn', 'window' or 'off'")
-  const heartbeatTable = options.heartbeatTable ?? 'routemq_replication_heartbeat'
-  if (heartbeatTable !== false && !/^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/i.test(heartbeatTable)) {
-    throw new InvalidOptionError('heartbeatTable', 'must be a table name such as routemq_replication_heartbeat, or false')
-  }
-  if (options.cursor !== undefined && typeof options.cursor !== 'function') {
-    throw new InvalidOptionError('cursor', "must be pg-cursor's Cursor class: import Cursor from 'pg-cursor'")
-  }
   return Object.freeze({
     cursor: options.cursor,
     primaries,
     replicas,
-    strategy,
+    strategy: options.strategy ?? 'least-latency',
     region: options.region,
-    poolSize: whole(options.poolSize, 'poolSize', 10, 1),
-    connectTimeoutMs: whole(options.connectTimeoutMs, 'connectTimeoutMs', 2000, 1, MAX_TIMEOUT_MS),
-    queryTimeoutMs: whole(options.queryTimeoutMs, 'queryTimeoutMs', 30_000, 0, MAX_TIMEOUT_MS),
-    closeTimeoutMs: whole(options.closeTimeoutMs, 'closeTimeoutMs', 5000, 0, MAX_TIMEOUT_MS),
-    maxLagMs: whole(options.maxLagMs, 'maxLagMs', 30_000, 0),
-    maxLagBytes: options.maxLagBytes === undefined ? undefined : whole(options.maxLagBytes, 'maxLagBytes', 0, 0),
+    poolSize: options.poolSize ?? 10,
+    connectTimeoutMs: options.connectTimeoutMs ?? 2000,
+    queryTimeoutMs: options.queryTimeoutMs ?? 30_000,
+    closeTimeoutMs: options.closeTimeoutMs ?? 5000,
+    maxLagMs: options.maxLagMs ?? 30_000,
+    maxLagBytes: options.maxLagBytes,
     fallbackToPrimary: options.fallbackToPrimary ?? true,
-    readRetries: whole(options.readRetries, 'readRetries', 2, 0),
+    readRetries: options.readRetries ?? 2,
     consistency: {
-      mode,
-      windowMs: whole(options.consistency?.windowMs, 'consistency.windowMs', 2000, 0, MAX_TIMEOUT_MS),
-      maxKeys: whole(options.consistency?.maxKeys, 'consistency.maxKeys', 10_000, 1),
+      mode: options.consistency?.mode ?? 'lsn',
+      windowMs: options.consistency?.windowMs ?? 2000,
+      maxKeys: options.consistency?.maxKeys ?? 10_000,
     },
     health: {
-      probeIntervalMs: whole(options.health?.probeIntervalMs, 'health.probeIntervalMs', 1000, 1, MAX_TIMEOUT_MS),
-      probeTimeoutMs: whole(options.health?.probeTimeoutMs, 'health.probeTimeoutMs', 1000, 1, MAX_TIMEOUT_MS),
-      rise: whole(options.health?.rise, 'health.rise', 2, 1),
-      fall: whole(options.health?.fall, 'health.fall', 2, 1),
+      probeIntervalMs: options.health?.probeIntervalMs ?? 1000,
+      probeTimeoutMs: options.health?.probeTimeoutMs ?? 1000,
+      rise: options.health?.rise ?? 2,
+      fall: options.health?.fall ?? 2,
     },
-    heartbeatTable,
+    heartbeatTable: options.heartbeatTable ?? 'routemq_replication_heartbeat',
   })
 }
 
@@ -181,7 +171,6 @@ function unique(servers: readonly ResolvedPgServer[], list: string | undefined):
 
 function resolveServer(server: string | PgServerConfig, field: string): ResolvedPgServer {
   const config: PgServerConfig = typeof server === 'string' ? { url: server } : server
-  if (!config || typeof config.url !== 'string') throw new InvalidOptionError(`${field}.url`, 'give a URL such as "postgres://app@db-1:5432/app"')
   let url: URL
   try {
     url = new URL(config.url)
@@ -192,23 +181,10 @@ function resolveServer(server: string | PgServerConfig, field: string): Resolved
     throw new InvalidOptionError(`${field}.url`, `protocol "${url.protocol}" is not supported; use postgres://`)
   }
   refuseMisreadUserInfo(url, `${field}.url`, { queryValuesMayHoldAt: true })
-  const weight = config.weight ?? 1
-  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) throw new InvalidOptionError(`${field}.weight`, 'must be a number of 0 or more')
   return Object.freeze({
     id: config.id ?? `${url.hostname}:${url.port || '5432'}`,
     connectionString: config.url,
     region: config.region,
-    weight,
+    weight: config.weight ?? 1,
   })
 }
-
-function whole(value: number | undefined, field: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(field, max === Number.MAX_SAFE_INTEGER ? `must be a whole number of at least ${min}` : `must be a whole number from ${min} to ${max}`)
-  }
-  return value
-}
-
-/** Node's timers and PostgreSQL's statement_timeout take at most 2^31 - 1 ms; the pool sets the latter a little above queryTimeoutMs. */
-const MAX_TIMEOUT_MS = 2_000_000_000

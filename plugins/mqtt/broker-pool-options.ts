@@ -2,11 +2,11 @@ import type { AckOrder } from '../../src/routemq/ack-sequencer.js'
 import type { MqttTlsOptions } from '../../src/routemq/default-mqtt-transport.js'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import { refuseMisreadUserInfo } from '../../src/misread-user-info.js'
-import { assertKnownKeys } from '../../src/routemq/known-options.js'
+import { checkOptions } from '../../src/routemq/option-shape.js'
 import type { Logger } from '../../src/routemq/logger.js'
-import { isStrategyName, STRATEGY_NAMES } from '../../src/balancing/create-strategy.js'
 import type { StrategyName } from '../../src/balancing/balancing-strategy.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
+import { BROKER_POOL_OPTIONS_SHAPE } from './broker-pool-options-shape.js'
 
 /**
  * - `'auto'` (default): at start the pool publishes a canary on each broker
@@ -184,12 +184,6 @@ export const ADOPTION_STANDBY_MS = 10_000
 /** The standby, and time for the adoption itself. */
 const ADOPTION_STANDBY_SECONDS = ADOPTION_STANDBY_MS / 1000 + 20
 
-const OPTION_NAMES = [
-  'brokers', 'mode', 'topologyCheck', 'topologyCheckTimeoutMs', 'group', 'controlTopic', 'sessions', 'receiveMaximum', 'watchBrokerDrops',
-  'strategy', 'region', 'clientId', 'clean', 'sessionExpirySeconds', 'protocolVersion', 'keepaliveSeconds', 'connectTimeoutMs',
-  'startTimeoutMs', 'closeTimeoutMs', 'ackOrder', 'health', 'offlineBuffer', 'env', 'logger',
-] as const
-
 const PROTOCOLS: Readonly<Record<string, BrokerEndpoint['protocol']>> = { 'mqtt:': 'mqtt', 'mqtts:': 'mqtts', 'ws:': 'ws', 'wss:': 'wss' }
 const DEFAULT_PORTS: Readonly<Record<BrokerEndpoint['protocol'], number>> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 }
 
@@ -203,10 +197,7 @@ const DEFAULT_PORTS: Readonly<Record<BrokerEndpoint['protocol'], number>> = { mq
  */
 export function resolveBrokerPoolOptions(options: BrokerPoolOptions, defaultClientId: string): ResolvedBrokerPoolOptions {
   if (!options || typeof options !== 'object') throw new InvalidOptionError('brokerPool', 'pass { brokers: [...] }')
-  assertKnownKeys(options, '', OPTION_NAMES)
-  if (!Array.isArray(options.brokers) || options.brokers.length === 0) {
-    throw new InvalidOptionError('brokers', 'list at least one broker, e.g. ["mqtt://broker-1:1883"]')
-  }
+  checkOptions(options, BROKER_POOL_OPTIONS_SHAPE, '')
   const env = options.env ?? process.env
   const brokers = options.brokers.map((broker, index) => resolveBroker(broker, `brokers[${index}]`, env))
   const ids = new Set<string>()
@@ -215,76 +206,51 @@ export function resolveBrokerPoolOptions(options: BrokerPoolOptions, defaultClie
     ids.add(broker.id)
   })
   const mode = options.mode ?? 'auto'
-  if (mode !== 'auto' && mode !== 'failover' && mode !== 'all') throw new InvalidOptionError('mode', "must be 'auto', 'failover' or 'all'")
-  const strategy = options.strategy ?? 'least-latency'
-  if (!isStrategyName(strategy)) throw new InvalidOptionError('strategy', `must be one of ${STRATEGY_NAMES.join(', ')}`)
-  if (options.clientId !== undefined && (typeof options.clientId !== 'string' || options.clientId.length === 0)) {
-    throw new InvalidOptionError('clientId', 'must be a non-empty string')
-  }
-  const clean = booleanOption(options.clean, 'clean', false)
-  const topologyCheck = booleanOption(options.topologyCheck, 'topologyCheck', true)
+  const clean = options.clean ?? false
+  const topologyCheck = options.topologyCheck ?? true
   if (!topologyCheck && mode === 'auto') {
     throw new InvalidOptionError('topologyCheck', "false needs an explicit mode: 'failover' for brokers that share messages (a cluster), 'all' for independent ones")
   }
   const sessions = options.sessions ?? {}
-  assertKnownKeys(sessions, 'sessions', ['adoptOrphans', 'orphanAfterSeconds'])
-  const adoptOrphans = booleanOption(sessions.adoptOrphans, 'sessions.adoptOrphans', true)
+  const adoptOrphans = sessions.adoptOrphans ?? true
   if (!clean && !adoptOrphans && options.clientId === undefined) {
     throw new InvalidOptionError('clientId', 'a persistent session (clean: false) that no other instance adopts needs a stable clientId, the same on every start of this instance')
   }
-  const group = optionalString(options.group, 'group') ?? 'routemq'
-  // Characters every broker takes in a topic level (NATS refuses '.' and spaces).
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(group)) throw new InvalidOptionError('group', 'must be 1 to 64 letters, digits, "-" or "_", e.g. the router\'s sharedGroup')
-  const controlTopic = optionalString(options.controlTopic, 'controlTopic') ?? 'routemq/control'
-  if (!/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/.test(controlTopic)) {
-    throw new InvalidOptionError('controlTopic', 'must be topic levels of letters, digits, "-" or "_" joined by "/", e.g. "routemq/control"')
-  }
-  if (options.protocolVersion !== undefined && options.protocolVersion !== 4 && options.protocolVersion !== 5) {
-    throw new InvalidOptionError('protocolVersion', 'must be 4 (MQTT 3.1.1) or 5')
-  }
-  if (options.ackOrder !== undefined && options.ackOrder !== 'arrival' && options.ackOrder !== 'completion') {
-    throw new InvalidOptionError('ackOrder', "must be 'arrival' or 'completion'")
-  }
   const health = options.health ?? {}
-  assertKnownKeys(health, 'health', ['probeIntervalMs', 'probeTimeoutMs', 'rise', 'fall', 'publishAckTimeoutMs', 'backoffBaseMs', 'backoffCapMs'])
   const buffer = options.offlineBuffer ?? {}
-  assertKnownKeys(buffer, 'offlineBuffer', ['maxMessages', 'maxBytes', 'qos0'])
-  if (buffer.qos0 !== undefined && buffer.qos0 !== 'queue' && buffer.qos0 !== 'drop') {
-    throw new InvalidOptionError('offlineBuffer.qos0', "must be 'queue' or 'drop'")
-  }
   const resolved: ResolvedBrokerPoolOptions = {
     brokers,
     mode,
     topologyCheck,
-    topologyCheckTimeoutMs: ms(options.topologyCheckTimeoutMs, 'topologyCheckTimeoutMs', 1500, 1),
-    group,
-    controlTopic,
-    sessions: { adoptOrphans, orphanAfterSeconds: ranged(sessions.orphanAfterSeconds, 'sessions.orphanAfterSeconds', 15, 1, 86_400) },
-    receiveMaximum: ranged(options.receiveMaximum, 'receiveMaximum', 4096, 1, 65_535),
-    watchBrokerDrops: booleanOption(options.watchBrokerDrops, 'watchBrokerDrops', true),
-    strategy,
-    region: optionalString(options.region, 'region'),
+    topologyCheckTimeoutMs: options.topologyCheckTimeoutMs ?? 1500,
+    group: options.group ?? 'routemq',
+    controlTopic: options.controlTopic ?? 'routemq/control',
+    sessions: { adoptOrphans, orphanAfterSeconds: sessions.orphanAfterSeconds ?? 15 },
+    receiveMaximum: options.receiveMaximum ?? 4096,
+    watchBrokerDrops: options.watchBrokerDrops ?? true,
+    strategy: options.strategy ?? 'least-latency',
+    region: options.region,
     clientId: options.clientId ?? defaultClientId,
     clean,
-    sessionExpirySeconds: ranged(options.sessionExpirySeconds, 'sessionExpirySeconds', 3600, 0, 4_294_967_295),
+    sessionExpirySeconds: options.sessionExpirySeconds ?? 3600,
     protocolVersion: options.protocolVersion ?? 5,
-    keepaliveSeconds: ranged(options.keepaliveSeconds, 'keepaliveSeconds', 10, 0, 65_535),
-    connectTimeoutMs: ms(options.connectTimeoutMs, 'connectTimeoutMs', 2000, 1),
-    startTimeoutMs: ms(options.startTimeoutMs, 'startTimeoutMs', 30_000, 1),
-    closeTimeoutMs: ms(options.closeTimeoutMs, 'closeTimeoutMs', 5000, 0),
+    keepaliveSeconds: options.keepaliveSeconds ?? 10,
+    connectTimeoutMs: options.connectTimeoutMs ?? 2000,
+    startTimeoutMs: options.startTimeoutMs ?? 30_000,
+    closeTimeoutMs: options.closeTimeoutMs ?? 5000,
     ackOrder: options.ackOrder ?? 'arrival',
     health: {
-      probeIntervalMs: ms(health.probeIntervalMs, 'health.probeIntervalMs', 750, 1),
-      probeTimeoutMs: ms(health.probeTimeoutMs, 'health.probeTimeoutMs', 700, 1),
-      rise: whole(health.rise, 'health.rise', 2, 1),
-      fall: whole(health.fall, 'health.fall', 2, 1),
-      publishAckTimeoutMs: ms(health.publishAckTimeoutMs, 'health.publishAckTimeoutMs', 3000, 1),
-      backoffBaseMs: ms(health.backoffBaseMs, 'health.backoffBaseMs', 250, 1),
-      backoffCapMs: ms(health.backoffCapMs, 'health.backoffCapMs', 30_000, 1),
+      probeIntervalMs: health.probeIntervalMs ?? 750,
+      probeTimeoutMs: health.probeTimeoutMs ?? 700,
+      rise: health.rise ?? 2,
+      fall: health.fall ?? 2,
+      publishAckTimeoutMs: health.publishAckTimeoutMs ?? 3000,
+      backoffBaseMs: health.backoffBaseMs ?? 250,
+      backoffCapMs: health.backoffCapMs ?? 30_000,
     },
     offlineBuffer: {
-      maxMessages: whole(buffer.maxMessages, 'offlineBuffer.maxMessages', 10_000, 1),
-      maxBytes: whole(buffer.maxBytes, 'offlineBuffer.maxBytes', 16 * 1024 * 1024, 1),
+      maxMessages: buffer.maxMessages ?? 10_000,
+      maxBytes: buffer.maxBytes ?? 16 * 1024 * 1024,
       qos0: buffer.qos0 ?? 'queue',
     },
   }
@@ -302,9 +268,6 @@ export function resolveBrokerPoolOptions(options: BrokerPoolOptions, defaultClie
 
 function resolveBroker(broker: string | BrokerConfig, field: string, env: Readonly<Record<string, string | undefined>>): BrokerEndpoint {
   const config: BrokerConfig = typeof broker === 'string' ? { url: broker } : broker
-  if (!config || typeof config !== 'object' || typeof config.url !== 'string') {
-    throw new InvalidOptionError(`${field}.url`, 'give a URL such as "mqtt://broker-1:1883"')
-  }
   let url: URL
   try {
     url = new URL(config.url)
@@ -319,15 +282,11 @@ function resolveBroker(broker: string | BrokerConfig, field: string, env: Readon
   const username = fromEnv(config.usernameEnv, `${field}.usernameEnv`, env) ?? config.username ?? decoded(url.username, `${field}.url`)
   const password = fromEnv(config.passwordEnv, `${field}.passwordEnv`, env) ?? config.password ?? decoded(url.password, `${field}.url`)
   const path = url.pathname === '/' ? '' : url.pathname
-  const weight = config.weight ?? 1
-  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
-    throw new InvalidOptionError(`${field}.weight`, 'must be a number of 0 or more')
-  }
   if (config.tls !== undefined && (protocol === 'mqtt' || protocol === 'ws')) {
     throw new InvalidOptionError(`${field}.tls`, `TLS settings need an mqtts:// or wss:// URL, not ${protocol}://`)
   }
   return Object.freeze({
-    id: optionalString(config.id, `${field}.id`) ?? `${url.hostname}:${port}`,
+    id: config.id ?? `${url.hostname}:${port}`,
     url: `${protocol}://${url.host}${path}`,
     host: url.hostname,
     port,
@@ -335,8 +294,8 @@ function resolveBroker(broker: string | BrokerConfig, field: string, env: Readon
     username,
     password,
     tls: config.tls,
-    weight,
-    region: optionalString(config.region, `${field}.region`),
+    weight: config.weight ?? 1,
+    region: config.region,
   })
 }
 
@@ -353,34 +312,5 @@ function fromEnv(name: string | undefined, field: string, env: Readonly<Record<s
   if (name === undefined) return undefined
   const value = env[name]
   if (value === undefined || value === '') throw new InvalidOptionError(field, `environment variable ${name} is not set`)
-  return value
-}
-
-function optionalString(value: unknown, field: string): string | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'string' || value.length === 0) throw new InvalidOptionError(field, 'must be a non-empty string')
-  return value
-}
-
-/** Timers of Node take at most 2^31 - 1 ms; a longer one fires at once. */
-function ms(value: number | undefined, field: string, fallback: number, min: number): number {
-  return ranged(value, field, fallback, min, 2_147_483_647)
-}
-
-function booleanOption(value: unknown, field: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') throw new InvalidOptionError(field, 'must be true or false')
-  return value
-}
-
-function ranged(value: number | undefined, field: string, fallback: number, min: number, max: number): number {
-  const n = whole(value, field, fallback, min)
-  if (n > max) throw new InvalidOptionError(field, `must be a whole number from ${min} to ${max}`)
-  return n
-}
-
-function whole(value: number | undefined, field: string, fallback: number, min: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isInteger(value) || value < min) throw new InvalidOptionError(field, `must be a whole number of at least ${min}`)
   return value
 }

@@ -216,8 +216,9 @@ export function variableOfOption(field: string, env: Env = {}): string | undefin
 
 /**
  * The options from the environment with `overrides` merged over them, one
- * level deep: `{ mqtt: { tls } }` adds TLS to the brokers the environment
- * gave; `false`, a logger or a list replace.
+ * level deep: `{ mqtt: { keepaliveSeconds: 30 } }` adds to the broker
+ * options the environment gave; `false`, a logger or a list (brokers with
+ * their `tls`) replace.
  */
 function mergeOptions(base: LoadBalancingOptions, overrides: Partial<LoadBalancingOptions>): LoadBalancingOptions {
   const merged: Record<string, unknown> = { ...base }

@@ -11,6 +11,7 @@ import { HealthModule } from '../health/health-module.js'
 import type { Application } from '../routemq/application.js'
 import type { DependencyContainer, InjectionToken } from '../routemq/container.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { checkOptions, isFunction, listOf, required, type OptionShape } from '../routemq/option-shape.js'
 import type { RouteMqModule } from '../routemq/route-mq-module.js'
 import { MQTT_TRANSPORT } from '../routemq/tokens.js'
 import { BROKER_POOL, GEO_RESOLVER, KYSELY, LOAD_BALANCING_OPTIONS, REPLICA_POOL } from '../tokens.js'
@@ -23,6 +24,15 @@ export interface LoadBalancingAsyncOptions {
   readonly useFactory: (...dependencies: never[]) => LoadBalancingOptions | Promise<LoadBalancingOptions>
   /** Tokens resolved from the application's container and passed to `useFactory`, in order. */
   readonly inject?: readonly InjectionToken<unknown>[]
+}
+
+const ASYNC_OPTIONS_SHAPE: OptionShape<LoadBalancingAsyncOptions> = {
+  useFactory: required(isFunction('a function that returns the options'), 'give a function that returns the options'),
+  inject: listOf((value, field) => {
+    if (value === null || (typeof value !== 'string' && typeof value !== 'symbol' && typeof value !== 'function' && typeof value !== 'object')) {
+      throw new InvalidOptionError(field, 'must be an injection token: a class, a string or a symbol')
+    }
+  }),
 }
 
 /** What the module built for one start. */
@@ -79,8 +89,7 @@ export class LoadBalancingModule implements RouteMqModule {
 
   /** Options built at start by `useFactory`, with `inject` tokens from the container; validated then. */
   static forRootAsync(options: LoadBalancingAsyncOptions): LoadBalancingModule {
-    if (!options || typeof options.useFactory !== 'function') throw new InvalidOptionError('forRootAsync.useFactory', 'give a function that returns the options')
-    if (options.inject !== undefined && !Array.isArray(options.inject)) throw new InvalidOptionError('forRootAsync.inject', 'must be a list of tokens')
+    checkOptions(options, ASYNC_OPTIONS_SHAPE, 'forRootAsync')
     return new LoadBalancingModule(undefined, options)
   }
 

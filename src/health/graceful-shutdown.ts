@@ -1,6 +1,6 @@
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
 import type { Logger } from '../routemq/logger.js'
-import { MAX_TIMER_MS } from '../timer-limit.js'
+import { checkOptions } from '../routemq/option-shape.js'
+import { GRACEFUL_SHUTDOWN_OPTIONS_SHAPE } from './graceful-shutdown-options-shape.js'
 
 /** Options of graceful shutdown on a signal. */
 export interface GracefulShutdownOptions {
@@ -45,13 +45,8 @@ export class GracefulShutdown {
   #installed = false
 
   constructor(options: GracefulShutdownOptions, steps: ShutdownSteps) {
+    checkOptions(options, GRACEFUL_SHUTDOWN_OPTIONS_SHAPE, 'health.shutdown')
     const { signals = ['SIGTERM', 'SIGINT'], drainDelayMs = 5000, exit = true } = options
-    if (!Array.isArray(signals) || signals.some((s) => typeof s !== 'string' || !s.startsWith('SIG'))) {
-      throw new InvalidOptionError('health.shutdown.signals', "list signal names, e.g. ['SIGTERM', 'SIGINT']")
-    }
-    if (!Number.isFinite(drainDelayMs) || drainDelayMs < 0 || drainDelayMs > MAX_TIMER_MS) {
-      throw new InvalidOptionError('health.shutdown.drainDelayMs', `must be a number of milliseconds from 0 to ${MAX_TIMER_MS}`)
-    }
     this.#signals = Object.freeze([...signals])
     this.#drainDelayMs = drainDelayMs
     this.#exit = exit

@@ -1,11 +1,12 @@
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
 import { runToHandler, trackOutcome } from '../routemq/handler-completion.js'
 import type { MessageContext } from '../routemq/message-context.js'
+import { checkOptions } from '../routemq/option-shape.js'
 import { parkMessage } from '../routemq/message-parking.js'
 import type { Middleware, Next } from '../routemq/middleware.js'
-import { MAX_TIMER_MS } from '../timer-limit.js'
 import { HEALTH_MONITOR } from '../tokens.js'
 import { DependencyUnavailableError, type GateRejection } from './errors/dependency-unavailable-error.js'
+import { HEALTH_GATE_OPTIONS_SHAPE } from './health-gate-options-shape.js'
 import { preciseNow } from './precise-now.js'
 import type { HealthMonitor } from './health-monitor.js'
 
@@ -91,14 +92,8 @@ export class HealthGate implements Middleware {
     if (!Array.isArray(dependencies) || dependencies.length === 0 || dependencies.some((d) => typeof d !== 'string' || d === '')) {
       throw new InvalidOptionError('healthGate.dependencies', "name one or more health checks, e.g. healthGate(['primary'])")
     }
-    const mode = options.mode ?? 'hold'
-    if (mode !== 'hold' && mode !== 'reject') throw new InvalidOptionError('healthGate.mode', "must be 'hold' or 'reject'")
-    const maxHeld = options.maxHeld ?? 1000
-    if (!Number.isInteger(maxHeld) || maxHeld < 1) throw new InvalidOptionError('healthGate.maxHeld', 'must be a whole number of at least 1')
-    const maxHoldMs = options.maxHoldMs ?? 60_000
-    if (!Number.isFinite(maxHoldMs) || maxHoldMs <= 0 || maxHoldMs > MAX_TIMER_MS) {
-      throw new InvalidOptionError('healthGate.maxHoldMs', `must be a number of milliseconds above 0 and at most ${MAX_TIMER_MS}`)
-    }
+    checkOptions(options, HEALTH_GATE_OPTIONS_SHAPE, 'healthGate')
+    const { mode = 'hold', maxHeld = 1000, maxHoldMs = 60_000 } = options
     this.dependencies = Object.freeze([...dependencies])
     this.mode = mode
     this.maxHeld = maxHeld

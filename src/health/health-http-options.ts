@@ -46,22 +46,13 @@ export const HEALTH_HTTP_DEFAULTS: HealthHttpLimits = Object.freeze({
   maxConnections: 32,
 })
 
-/** Every key of `HealthHttpOptions`, for refusing misspelt ones. */
-export const HEALTH_HTTP_OPTION_NAMES: readonly string[] = Object.freeze(['host', 'port', ...Object.keys(HEALTH_HTTP_DEFAULTS)])
-
 /** The limits `options` ask for, defaults filled in; `InvalidOptionError` naming `health.http.<key>` for a wrong one. */
 export function resolveHealthHttpLimits(options: Partial<HealthHttpLimits>): HealthHttpLimits {
   const limits: { -readonly [K in keyof HealthHttpLimits]: number } = { ...HEALTH_HTTP_DEFAULTS }
   for (const key of Object.keys(HEALTH_HTTP_DEFAULTS) as (keyof HealthHttpLimits)[]) {
     const value = options[key]
     if (value === undefined) continue
-    if (key === 'maxConnections') {
-      // Node's own cap takes any number; a fraction or zero would be a typo that shuts every probe out.
-      if (!Number.isSafeInteger(value) || value < 1) throw new InvalidOptionError('health.http.maxConnections', 'must be a whole number of at least 1, e.g. 32')
-    } else if (!Number.isInteger(value) || value < 1 || value > MAX_TIMER_MS) {
-      // 0 would mean "no timeout" to Node: the hole these limits close.
-      throw new InvalidOptionError(`health.http.${key}`, `must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}; default ${HEALTH_HTTP_DEFAULTS[key]}`)
-    }
+    checkHealthHttpLimit(key, value)
     limits[key] = value
   }
   if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
@@ -71,4 +62,15 @@ export function resolveHealthHttpLimits(options: Partial<HealthHttpLimits>): Hea
     )
   }
   return Object.freeze(limits)
+}
+
+/** One limit on its own; `InvalidOptionError` naming `health.http.<key>` when it is no valid value. */
+export function checkHealthHttpLimit(key: keyof HealthHttpLimits, value: unknown): void {
+  if (key === 'maxConnections') {
+    // Node's own cap takes any number; a fraction or zero would be a typo that shuts every probe out.
+    if (!Number.isSafeInteger(value) || (value as number) < 1) throw new InvalidOptionError('health.http.maxConnections', 'must be a whole number of at least 1, e.g. 32')
+  } else if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > MAX_TIMER_MS) {
+    // 0 would mean "no timeout" to Node: the hole these limits close.
+    throw new InvalidOptionError(`health.http.${key}`, `must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}; default ${HEALTH_HTTP_DEFAULTS[key]}`)
+  }
 }

@@ -1,8 +1,8 @@
 import type { Application } from '../routemq/application.js'
 import type { DependencyContainer } from '../routemq/container.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { assertKnownKeys } from '../routemq/known-options.js'
 import type { Logger } from '../routemq/logger.js'
+import { checkOptions } from '../routemq/option-shape.js'
 import type { RouteMqModule } from '../routemq/route-mq-module.js'
 import { isMeasuredGeoGate, isMeasuredLookups, LoadBalancingMetrics, type LoadBalancingMetricsOptions } from '../metrics/load-balancing-metrics.js'
 import type { MeasuredPool } from '../metrics/measured-pool.js'
@@ -10,8 +10,9 @@ import { HEALTH_MONITOR, METRICS } from '../tokens.js'
 import type { Disposer } from '../typed-event.js'
 import { GracefulShutdown, type GracefulShutdownOptions } from './graceful-shutdown.js'
 import type { HealthCheckDefinition, HealthCheckSource } from './health-check.js'
+import { HEALTH_MODULE_OPTIONS_SHAPE } from './health-module-options-shape.js'
 import { HealthGate } from './health-gate.js'
-import { HEALTH_HTTP_OPTION_NAMES, type HealthHttpOptions } from './health-http-options.js'
+import type { HealthHttpOptions } from './health-http-options.js'
 import { HealthMonitor } from './health-monitor.js'
 import { HealthServer } from './health-server.js'
 
@@ -70,21 +71,16 @@ export class HealthModule implements RouteMqModule {
   }
 
   constructor(options: HealthModuleOptions = {}) {
+    checkOptions(options, HEALTH_MODULE_OPTIONS_SHAPE, 'health')
     this.#options = Object.freeze({ ...options })
     this.monitor = options.monitor ?? new HealthMonitor({ logger: this.#log })
     const metrics = options.metrics ?? {}
     this.metrics = metrics === false ? undefined : metrics instanceof LoadBalancingMetrics ? metrics : new LoadBalancingMetrics(metrics)
     // Registered now, so that a wrong definition fails Application.create; they run from start() on.
     for (const check of options.checks ?? []) this.monitor.register(check)
-    for (const [index, source] of (options.sources ?? []).entries()) {
-      if (typeof source?.healthChecks !== 'function') {
-        throw new InvalidOptionError(`health.sources[${index}]`, 'must have healthChecks(), such as a BrokerPool, a ReplicaPool or a GeoResolver')
-      }
-    }
     // Built now, so that a wrong option fails Application.create and nothing starts.
     const http = options.http ?? {}
     if (http !== false) {
-      assertKnownKeys(http, 'health.http', HEALTH_HTTP_OPTION_NAMES)
       this.#server = new HealthServer({
         ...http,
         monitor: this.monitor,

@@ -1,12 +1,14 @@
 import { HealthTracker, type HealthState } from '../balancing/health-tracker.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
 import { safeLogger, silentLogger, type Logger } from '../routemq/logger.js'
+import { checkOptions, finiteNumber, isLogger, type OptionShape } from '../routemq/option-shape.js'
 import { raceTimeout } from '../routemq/race-timeout.js'
 import { MAX_TIMER_MS } from '../timer-limit.js'
 import { TypedEvent, type Disposer } from '../typed-event.js'
 import type {
   CheckObservation, CheckStatus, HealthChange, HealthCheckDefinition, HealthCheckSource, HealthStatus, HealthSummary,
 } from './health-check.js'
+import { CHECK_NAME, HEALTH_CHECK_DEFINITION_SHAPE } from './health-check-definition-shape.js'
 import { preciseNow } from './precise-now.js'
 import { scrubSecrets } from './scrub-secrets.js'
 
@@ -19,6 +21,11 @@ export interface HealthMonitorOptions {
    * (a gate holding a message after its handler met an outage). Default 200 ms.
    */
   readonly recheckMinIntervalMs?: number
+}
+
+const HEALTH_MONITOR_OPTIONS_SHAPE: OptionShape<HealthMonitorOptions> = {
+  logger: isLogger,
+  recheckMinIntervalMs: finiteNumber(0, MAX_TIMER_MS),
 }
 
 /** Runs on a failing check; may be async. Errors are logged, never thrown. */
@@ -59,8 +66,6 @@ interface Waiter {
   readonly reject: (error: Error) => void
 }
 
-const NAME = /^[\w.:/[\]-]+$/
-
 /**
  * Watches the application's dependencies: each check runs in the background
  * on its own interval with a timeout, and rise/fall thresholds turn results
@@ -87,6 +92,7 @@ export class HealthMonitor {
   #state: 'created' | 'running' | 'stopped' = 'created'
 
   constructor(options: HealthMonitorOptions = {}) {
+    checkOptions(options, HEALTH_MONITOR_OPTIONS_SHAPE, 'monitor')
     this.#log = safeLogger(options.logger ?? silentLogger)
     this.#recheckMinIntervalMs = options.recheckMinIntervalMs ?? 200
     const onListenerError = (error: unknown): void => this.#log.error('a health event listener threw', { error })
@@ -288,37 +294,22 @@ export class HealthMonitor {
   #validate(definition: HealthCheckDefinition): Check {
     if (!definition || typeof definition !== 'object') throw new InvalidOptionError('check', 'pass { name, check, ... }')
     const { name } = definition
-    if (typeof name !== 'string' || !NAME.test(name)) {
+    if (typeof name !== 'string' || !CHECK_NAME.test(name)) {
       throw new InvalidOptionError('check.name', `${JSON.stringify(name) ?? String(name)} is not a check name: use letters, digits and . _ - / : [ ] only`)
     }
     const field = (key: string): string => `checks["${name}"].${key}`
     if (this.#checks.has(name)) throw new InvalidOptionError(field('name'), 'another check has this name')
-    if (typeof definition.check !== 'function') throw new InvalidOptionError(field('check'), 'must be a function (signal) => void | Promise<void>')
-    const positive = (key: 'intervalMs' | 'timeoutMs', fallback: number): number => {
-      const value = definition[key] ?? fallback
-      if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
-        throw new InvalidOptionError(field(key), `must be a number of milliseconds above 0 and at most ${MAX_TIMER_MS}`)
-      }
-      return value
-    }
-    const count = (key: 'rise' | 'fall'): number => {
-      const value = definition[key] ?? 2
-      if (!Number.isInteger(value) || value < 1) throw new InvalidOptionError(field(key), 'must be a whole number of at least 1')
-      return value
-    }
-    for (const key of ['isOutage', 'watch'] as const) {
-      if (definition[key] !== undefined && typeof definition[key] !== 'function') throw new InvalidOptionError(field(key), 'must be a function')
-    }
+    checkOptions(definition, HEALTH_CHECK_DEFINITION_SHAPE, `checks["${name}"]`)
     return {
       name,
       run: definition.check,
-      intervalMs: positive('intervalMs', 5000),
-      timeoutMs: positive('timeoutMs', 2000),
+      intervalMs: definition.intervalMs ?? 5000,
+      timeoutMs: definition.timeoutMs ?? 2000,
       critical: definition.critical ?? true,
       componentType: definition.componentType ?? 'component',
       isOutage: definition.isOutage,
       watch: definition.watch,
-      tracker: new HealthTracker({ rise: count('rise'), fall: count('fall') }),
+      tracker: new HealthTracker({ rise: definition.rise ?? 2, fall: definition.fall ?? 2 }),
       running: undefined,
       invocation: undefined,
       timer: undefined,

@@ -1,9 +1,11 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { DispatchStats } from '../routemq/message-dispatcher.js'
+import { checkOptions } from '../routemq/option-shape.js'
 import type { Disposer } from '../typed-event.js'
 import type { HealthGateStats } from '../health/health-gate.js'
 import type { HealthMonitor } from '../health/health-monitor.js'
 import { healthScore, HealthScoreWindow } from './health-score.js'
+import { LOAD_BALANCING_METRICS_OPTIONS_SHAPE } from './load-balancing-metrics-options-shape.js'
 import type { MeasuredPool, PoolMetricsSnapshot } from './measured-pool.js'
 
 /** Options of `LoadBalancingMetrics`. */
@@ -79,6 +81,7 @@ export class LoadBalancingMetrics {
   readonly #score: HealthScoreWindow
 
   constructor(options: LoadBalancingMetricsOptions = {}) {
+    checkOptions(options, LOAD_BALANCING_METRICS_OPTIONS_SHAPE, 'metrics')
     const registry = (this.registry = options.registry ?? new Registry())
     const p = options.prefix ?? 'routemq_'
     const registers = [registry]

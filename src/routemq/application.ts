@@ -1,4 +1,4 @@
-import { errorPolicyProblem } from './dead-letter.js'
+import { APPLICATION_OPTIONS_SHAPE } from './application-options-shape.js'
 import { rootContainer, type DependencyContainer } from './container.js'
 import { DefaultMqttTransport, type DefaultMqttTransportOptions } from './default-mqtt-transport.js'
 import { ApplicationStateError } from './errors/application-state-error.js'
@@ -7,6 +7,7 @@ import { ConsoleLogger, safeLogger, type Logger } from './logger.js'
 import { raceTimeout } from './race-timeout.js'
 import { MessageDispatcher, type DispatchStats, type DrainResult, type MessageOrdering } from './message-dispatcher.js'
 import type { MqttTransport, PublishOptions } from './mqtt-transport.js'
+import { checkOptions } from './option-shape.js'
 import type { ErrorPolicy } from './route.js'
 import type { RouteMqModule } from './route-mq-module.js'
 import type { Router } from './router.js'
@@ -280,29 +281,7 @@ function encode(payload: unknown): string | Uint8Array {
 
 function validate(options: ApplicationOptions): void {
   if (!options || typeof options !== 'object') throw new InvalidOptionError('options', 'pass { router, mqtt | transport | modules }')
-  if (!options.router || typeof options.router.match !== 'function') {
-    throw new InvalidOptionError('router', 'pass the Router your routes are declared on')
-  }
-  const { maxInFlight, maxQueued, drainTimeoutMs, ordering, onError } = options
-  if (maxInFlight !== undefined && (!Number.isInteger(maxInFlight) || maxInFlight < 1)) {
-    throw new InvalidOptionError('maxInFlight', 'must be a whole number of at least 1')
-  }
-  if (maxQueued !== undefined && (!Number.isInteger(maxQueued) || maxQueued < 1)) {
-    throw new InvalidOptionError('maxQueued', 'must be a whole number of at least 1')
-  }
-  if (drainTimeoutMs !== undefined && (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0)) {
-    throw new InvalidOptionError('drainTimeoutMs', 'must be a number of milliseconds, 0 or more')
-  }
-  if (ordering !== undefined && ordering !== 'topic' && ordering !== 'none') {
-    throw new InvalidOptionError('ordering', "must be 'topic' or 'none'")
-  }
-  const policyProblem = onError === undefined ? undefined : errorPolicyProblem(onError)
-  if (policyProblem) throw new InvalidOptionError('onError', policyProblem)
-  for (const [index, module] of (options.modules ?? []).entries()) {
-    if (!module || typeof module.register !== 'function') {
-      throw new InvalidOptionError(`modules[${index}]`, 'a module is an object with register(container) and optional start/stop')
-    }
-  }
+  checkOptions(options, APPLICATION_OPTIONS_SHAPE, '')
   if (!options.transport && !options.mqtt && !(options.modules ?? []).length) {
     throw new InvalidOptionError('mqtt', 'no transport: pass mqtt: { url }, a transport, or a module that provides one')
   }

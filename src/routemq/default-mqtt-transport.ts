@@ -2,6 +2,7 @@ import { hostname } from 'node:os'
 import { connect, type IClientOptions, type MqttClient } from 'mqtt'
 import type { AckOrder } from './ack-sequencer.js'
 import { awaitConnack } from './connack.js'
+import { DEFAULT_MQTT_TRANSPORT_OPTIONS_SHAPE } from './default-mqtt-transport-options-shape.js'
 import { receiveWithDeferredAcks } from './deferred-ack-receiver.js'
 import { verifyDeferredAcks } from './deferred-ack-self-check.js'
 import { ApplicationStateError } from './errors/application-state-error.js'
@@ -10,6 +11,7 @@ import { InvalidOptionError } from './errors/invalid-option-error.js'
 import { TransportClosedError } from './errors/transport-closed-error.js'
 import { safeLogger, silentLogger, type Logger } from './logger.js'
 import type { MessageReceiver, MqttTransport, PublishOptions, Subscription } from './mqtt-transport.js'
+import { checkOptions } from './option-shape.js'
 import { outgoingDrained } from './outgoing-drained.js'
 import { assertPublishTopic } from './publish-topic.js'
 import { refuseMisreadUserInfo } from '../misread-user-info.js'
@@ -227,6 +229,7 @@ function definedOnly<T extends object>(options: T): Partial<T> {
 
 function validate(options: DefaultMqttTransportOptions, field: string): void {
   if (!options || typeof options !== 'object') throw new InvalidOptionError(field, 'give an object such as { url: "mqtt://127.0.0.1:1883" }')
+  checkOptions(options, DEFAULT_MQTT_TRANSPORT_OPTIONS_SHAPE, field)
   let url: URL
   try {
     url = new URL(options.url)
@@ -237,30 +240,10 @@ function validate(options: DefaultMqttTransportOptions, field: string): void {
     throw new InvalidOptionError(`${field}.url`, `protocol "${url.protocol}" is not supported; use mqtt://, mqtts://, ws:// or wss://`)
   }
   refuseMisreadUserInfo(url, `${field}.url`, { hint: 'or give it as the password option' })
-  if (options.clientId !== undefined && (typeof options.clientId !== 'string' || options.clientId.length === 0 || options.clientId.length > 65535)) {
-    throw new InvalidOptionError(`${field}.clientId`, 'must be a non-empty string')
+  if (options.clientId !== undefined && options.clientId.length > 65535) {
+    throw new InvalidOptionError(`${field}.clientId`, 'must be at most 65535 characters')
   }
   if (options.clean === false && options.clientId === undefined) {
     throw new InvalidOptionError(`${field}.clientId`, 'a persistent session (clean: false) needs a stable clientId, the same on every start of this instance')
-  }
-  if (options.protocolVersion !== undefined && options.protocolVersion !== 4 && options.protocolVersion !== 5) {
-    throw new InvalidOptionError(`${field}.protocolVersion`, 'must be 4 (MQTT 3.1.1) or 5')
-  }
-  positiveInteger(options.keepaliveSeconds, `${field}.keepaliveSeconds`, 0)
-  positiveInteger(options.connectTimeoutMs, `${field}.connectTimeoutMs`, 1)
-  positiveInteger(options.reconnectPeriodMs, `${field}.reconnectPeriodMs`, 1)
-  positiveInteger(options.sessionExpirySeconds, `${field}.sessionExpirySeconds`, 0)
-  positiveInteger(options.closeTimeoutMs, `${field}.closeTimeoutMs`, 0)
-  if (options.receiveMaximum !== undefined && (!Number.isInteger(options.receiveMaximum) || options.receiveMaximum < 1 || options.receiveMaximum > 65535)) {
-    throw new InvalidOptionError(`${field}.receiveMaximum`, 'must be a whole number from 1 to 65535')
-  }
-  if (options.ackOrder !== undefined && options.ackOrder !== 'arrival' && options.ackOrder !== 'completion') {
-    throw new InvalidOptionError(`${field}.ackOrder`, "must be 'arrival' or 'completion'")
-  }
-}
-
-function positiveInteger(value: number | undefined, field: string, min: number): void {
-  if (value !== undefined && (!Number.isInteger(value) || value < min)) {
-    throw new InvalidOptionError(field, `must be a whole number of at least ${min}`)
   }
 }

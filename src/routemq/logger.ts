@@ -1,3 +1,5 @@
+import { checkOptions, isFunction, oneOf, type OptionShape } from './option-shape.js'
+
 /** Structured fields attached to a log line. Never put secrets here. */
 export type LogFields = Readonly<Record<string, unknown>>
 
@@ -27,6 +29,12 @@ export interface ConsoleLoggerOptions {
   readonly write?: (line: string) => void
 }
 
+// A level it does not know ('warning') would otherwise write nothing at all.
+const CONSOLE_LOGGER_OPTIONS_SHAPE: OptionShape<ConsoleLoggerOptions> = {
+  level: oneOf(Object.keys(RANK)),
+  write: isFunction('a function (line) => void'),
+}
+
 /**
  * Writes one line per entry: time, level, message, then `key=value` fields.
  *
@@ -39,6 +47,7 @@ export class ConsoleLogger implements Logger {
   readonly #write: (line: string) => void
 
   constructor(options: ConsoleLoggerOptions = {}) {
+    checkOptions(options, CONSOLE_LOGGER_OPTIONS_SHAPE, 'logger')
     this.#rank = RANK[options.level ?? 'info']
     this.#write = options.write ?? ((line) => process.stderr.write(`${line}\n`))
   }

@@ -1,12 +1,13 @@
-import { errorPolicyProblem } from './dead-letter.js'
+import { InvalidOptionError } from './errors/invalid-option-error.js'
 import { InvalidRouteError } from './errors/invalid-route-error.js'
-import { mqttTextProblem } from './mqtt-text.js'
 import { RouteConflictError } from './errors/route-conflict-error.js'
 import { trackHandler } from './handler-completion.js'
 import type { MessageContext, RouteParams } from './message-context.js'
 import { composeMiddleware, type MiddlewareLike } from './middleware.js'
 import type { Subscription } from './mqtt-transport.js'
+import { checkOptions, isString, type OptionShape } from './option-shape.js'
 import type { GroupOptions, HandlerTarget, Route, RouteOptions, TopicParams } from './route.js'
+import { GROUP_OPTIONS_SHAPE, isSharedGroupName, ROUTE_OPTIONS_SHAPE } from './route-options-shape.js'
 import { joinTopic, parseTopicPattern } from './topic-pattern.js'
 import { TopicTrie } from './topic-trie.js'
 
@@ -46,11 +47,7 @@ export interface RouteMatch {
   readonly levels: readonly string[]
 }
 
-const GROUP_NAME = /^[^/+#$\u0000]+$/
-
-function isGroupName(name: string): boolean {
-  return GROUP_NAME.test(name) && mqttTextProblem(name) === undefined
-}
+const ROUTER_OPTIONS_SHAPE: OptionShape<RouterOptions> = { sharedGroup: isString }
 
 /**
  * RouteMQ's router: maps MQTT topics to middleware and handlers. Routes are
@@ -67,8 +64,9 @@ export class Router implements RouteRegistrar {
   readonly #sharedGroup: string
 
   constructor(options: RouterOptions = {}) {
+    checkOptions(options, ROUTER_OPTIONS_SHAPE, '')
     const group = options.sharedGroup ?? 'routemq'
-    if (!isGroupName(group)) {
+    if (!isSharedGroupName(group)) {
       throw new InvalidRouteError(`$share/${group}`, 'a shared group name must be non-empty and contain no "/", "+", "#" or "$"')
     }
     this.#sharedGroup = group
@@ -85,6 +83,7 @@ export class Router implements RouteRegistrar {
   }
 
   group(options: GroupOptions, register: (group: RouteRegistrar) => void): this {
+    checkRouteOptions(options?.prefix ?? '', options, GROUP_OPTIONS_SHAPE)
     register(this.#scope(options.prefix ?? '', options.middleware ?? []))
     return this
   }
@@ -123,6 +122,7 @@ export class Router implements RouteRegistrar {
         return scope
       },
       group: (options, register) => {
+        checkRouteOptions(joinTopic(prefix, typeof options?.prefix === 'string' ? options.prefix : ''), options, GROUP_OPTIONS_SHAPE)
         register(this.#scope(joinTopic(prefix, options.prefix ?? ''), [...middleware, ...(options.middleware ?? [])]))
         return scope
       },
@@ -132,19 +132,10 @@ export class Router implements RouteRegistrar {
 
   #add(prefix: string, groupMiddleware: readonly MiddlewareLike[], topic: string, handler: HandlerTarget, options: RouteOptions): void {
     const pattern = parseTopicPattern(joinTopic(prefix, topic))
+    checkRouteOptions(pattern.pattern, options, ROUTE_OPTIONS_SHAPE)
     const qos = options.qos ?? 0
-    if (qos !== 0 && qos !== 1 && qos !== 2) {
-      throw new InvalidRouteError(pattern.pattern, `qos must be 0, 1 or 2, not ${String(qos)}`)
-    }
-    const policyProblem = options.onError === undefined ? undefined : errorPolicyProblem(options.onError)
-    if (policyProblem) throw new InvalidRouteError(pattern.pattern, `onError ${policyProblem}`)
-    const shared = this.#sharedGroupOf(pattern.pattern, options.shared)
+    const shared = typeof options.shared === 'string' ? options.shared : options.shared ? this.#sharedGroup : undefined
     const middleware = [...groupMiddleware, ...(options.middleware ?? [])]
-    for (const layer of middleware) {
-      if (typeof layer !== 'function' && typeof layer?.handle !== 'function') {
-        throw new InvalidRouteError(pattern.pattern, 'each middleware must be a function (ctx, next) or an object with handle(ctx, next)')
-      }
-    }
     const subscription = shared ? `$share/${shared}/${pattern.filter}` : pattern.filter
     const route: Route = Object.freeze({
       identifier: this.#routes.length + 1,
@@ -163,18 +154,19 @@ export class Router implements RouteRegistrar {
     if (existing) throw new RouteConflictError(pattern.pattern, existing.pattern, pattern.filter)
     this.#routes.push(route)
   }
-
-  #sharedGroupOf(pattern: string, shared: boolean | string | undefined): string | undefined {
-    if (shared === undefined || shared === false) return undefined
-    if (shared === true) return this.#sharedGroup
-    if (typeof shared !== 'string' || !isGroupName(shared)) {
-      throw new InvalidRouteError(pattern, 'shared must be true or a group name without "/", "+", "#" or "$"')
-    }
-    return shared
-  }
 }
 
 const EMPTY_PARAMS: RouteParams = Object.freeze({})
+
+/** Route and group options checked by shape, refused as the route's error so that it names the route. */
+function checkRouteOptions<T>(pattern: string, options: T, shape: OptionShape<T>): void {
+  try {
+    checkOptions(options, shape, '')
+  } catch (error) {
+    if (error instanceof InvalidOptionError) throw new InvalidRouteError(pattern, `${error.field} ${error.reason}`)
+    throw error
+  }
+}
 
 function toTerminal(pattern: string, handler: HandlerTarget): (ctx: MessageContext) => unknown {
   if (typeof handler === 'function') {

@@ -55,6 +55,14 @@ describe('broker pool options', () => {
     ['a backoff cap under its base', { brokers: ['mqtt://b'], health: { backoffBaseMs: 500, backoffCapMs: 100 } }, 'health.backoffCapMs'],
     ['a fractional buffer size', { brokers: ['mqtt://b'], offlineBuffer: { maxMessages: 1.5 } }, 'offlineBuffer.maxMessages'],
     ['an unknown QoS 0 policy', { brokers: ['mqtt://b'], offlineBuffer: { qos0: 'keep' as never } }, 'offlineBuffer.qos0'],
+    ['a broker id with a space, which failed at start under the check name', { brokers: [{ url: 'mqtt://b', id: 'broker 1' }] }, 'brokers[0].id'],
+    ['a misspelt broker option', { brokers: [{ url: 'mqtt://b', wieght: 2 } as never] }, 'brokers[0].wieght'],
+    ['a misspelt TLS option', { brokers: [{ url: 'mqtts://b', tls: { rejectUnauthorised: false } as never }] }, 'brokers[0].tls.rejectUnauthorised'],
+    ['TLS verification as a string', { brokers: [{ url: 'mqtts://b', tls: { rejectUnauthorized: 'false' as never } }] }, 'brokers[0].tls.rejectUnauthorized'],
+    ['a region that is a number', { brokers: ['mqtt://b'], region: 42 as never }, 'region'],
+    ['a broker region that is a number', { brokers: [{ url: 'mqtt://b', region: 42 as never }] }, 'brokers[0].region'],
+    ['a misspelt session option', { brokers: ['mqtt://b'], sessions: { orphanAfter: 5 } as never }, 'sessions.orphanAfter'],
+    ['a logger without its methods', { brokers: ['mqtt://b'], logger: {} as never }, 'logger'],
   ]
   for (const [name, options, field] of cases) {
     it(`rejects ${name}, naming "${field}"`, () => {
@@ -74,6 +82,11 @@ describe('broker pool options', () => {
         !['alice', 'hunter', '12'].some((secret) => e.message.includes(secret)), url)
     }
     assert.equal(resolveBrokerPoolOptions({ brokers: ['mqtt://alice:12%2Fhunter@b:1883'] }, 'x').brokers[0]!.password, '12/hunter')
+  })
+
+  it('suggests the full path of a nested option a typo was meant to be', () => {
+    assert.throws(() => resolveBrokerPoolOptions({ brokers: [{ url: 'mqtt://b', tls: { ca: 'x' }, wieght: 2 }] } as never, 'x'), /did you mean brokers\[0\]\.weight\?/)
+    assert.throws(() => resolveBrokerPoolOptions({ brokers: ['mqtt://b'], offlineBuffer: { maxMessage: 1 } } as never, 'x'), /did you mean offlineBuffer\.maxMessages\?/)
   })
 
   it('never puts a password into an error', () => {

@@ -7,13 +7,13 @@ import {
 describe('HealthModule options', () => {
   const cases: [string, Record<string, unknown>, string][] = [
     ['a source without healthChecks()', { sources: [{}] }, 'health.sources[0]'],
-    ['a port out of range', { http: { port: 65_536 } }, 'health.port'],
-    ['a fractional port', { http: { port: 80.5 } }, 'health.port'],
-    ['an empty host', { http: { host: '' } }, 'health.host'],
+    ['a port out of range', { http: { port: 65_536 } }, 'health.http.port'],
+    ['a fractional port', { http: { port: 80.5 } }, 'health.http.port'],
+    ['an empty host', { http: { host: '' } }, 'health.http.host'],
     ['a negative drain delay', { shutdown: { drainDelayMs: -1 } }, 'health.shutdown.drainDelayMs'],
-    ['a signal that is no signal', { shutdown: { signals: ['TERM'] } }, 'health.shutdown.signals'],
+    ['a signal that is no signal', { shutdown: { signals: ['TERM'] } }, 'health.shutdown.signals[0]'],
     ['a drain delay no timer can wait', { shutdown: { drainDelayMs: 3e9 } }, 'health.shutdown.drainDelayMs'],
-    ['a check with a bad timeout', { checks: [{ name: 'db', check: () => undefined, timeoutMs: 'soon' }] }, 'checks["db"].timeoutMs'],
+    ['a check with a bad timeout', { checks: [{ name: 'db', check: () => undefined, timeoutMs: 'soon' }] }, 'health.checks[0].timeoutMs'],
     ['a misspelt HTTP option', { http: { maxConection: 10 } }, 'health.http.maxConection'],
     ['HTTP options that are no object', { http: 9464 }, 'health.http'],
     ['no connections at all', { http: { maxConnections: 0 } }, 'health.http.maxConnections'],

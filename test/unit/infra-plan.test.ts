@@ -156,10 +156,11 @@ describe('balancer configs from hostile or mistaken names', () => {
   })
 
   it('refuses broker ids that would become the same HAProxy server name', () => {
-    const brokers = [{ url: 'mqtt://b1:1883', id: 'edge a' }, { url: 'mqtt://b2:1883', id: 'edge_a' }]
+    const brokers = [{ url: 'mqtt://b1:1883', id: 'edge:a' }, { url: 'mqtt://b2:1883', id: 'edge_a' }]
     assert.equal(fieldOf(() => planInfra({ mqtt: { brokers } })), 'mqtt.brokers[1].id')
-    const odd = planInfra({ mqtt: { brokers: [{ url: 'mqtt://b1:1883', id: 'edge "A"; {1}' }] } })
-    assert.match(renderHaproxy(odd), /^ {2}server edge__A____1_ b1:1883 check$/m, 'an id keeps only the characters of a server name')
+    const odd = planInfra({ mqtt: { brokers: [{ url: 'mqtt://b1:1883', id: 'edge:A.1' }] } })
+    assert.match(renderHaproxy(odd), /^ {2}server edge_A\.1 b1:1883 check$/m, 'an id keeps only the characters of a server name')
+    assert.equal(fieldOf(() => planInfra({ mqtt: { brokers: [{ url: 'mqtt://b1:1883', id: 'edge "A"; {1}' }] } })), 'mqtt.brokers[0].id', 'quotes, spaces and braces are no id')
   })
 })
 

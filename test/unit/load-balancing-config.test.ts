@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  Application, ENV_VARIABLES, InvalidOptionError, LoadBalancingModule, Router, loadBalancingOptionsFromEnv, silentLogger, type LoadBalancingOptions,
+  Application, BrokerPool, ConsoleLogger, ENV_VARIABLES, GeoResolver, GracefulShutdown, HealthModule, HealthMonitor, InvalidOptionError, LoadBalancingMetrics,
+  LoadBalancingModule, ReplicaPool, Router, geoGate, geoRegion, healthGate, loadBalancingOptionsFromEnv, silentLogger, type LoadBalancingOptions,
 } from '../../src/index.js'
 
 const BROKER = 'mqtt://127.0.0.1:1'
@@ -155,5 +156,209 @@ describe('LoadBalancingModule configuration', () => {
   it('says what to do when a part is resolved before the application started', () => {
     const app = Application.create({ router: new Router(), modules: [LoadBalancingModule.forRoot({ mqtt: { brokers: [BROKER] } })], logger: silentLogger })
     assert.throws(() => app.container.resolve(Symbol.for('routemq-load-balancing.Kysely')), /built when the application starts/)
+  })
+})
+
+/** The InvalidOptionError `fn` throws (its field and message); fails the test if it throws anything else or nothing. */
+function refusal(fn: () => unknown): { field: string; message: string } {
+  try {
+    fn()
+  } catch (error) {
+    if (error instanceof InvalidOptionError) return { field: error.field, message: error.message }
+    throw error
+  }
+  assert.fail('accepted')
+}
+
+// Issue 15, defect 8: typos and wrong types in code options were accepted silently.
+describe('LoadBalancingModule refuses typos and wrong types in code options', () => {
+  const forRoot = (options: unknown) => () => LoadBalancingModule.forRoot(options as LoadBalancingOptions)
+
+  it('refuses database.replica (so no replicas), suggesting database.replicas', () => {
+    const { field, message } = refusal(forRoot({ database: { primary: DB, replica: [DB.replace(':1/', ':2/')] } }))
+    assert.equal(field, 'database.replica')
+    assert.match(message, /did you mean database\.replicas\?/)
+  })
+
+  it('refuses mqtt.offlineBufer, suggesting the full path mqtt.offlineBuffer', () => {
+    const { field, message } = refusal(forRoot({ mqtt: { brokers: [BROKER], offlineBufer: { maxMessages: 10 } } }))
+    assert.equal(field, 'mqtt.offlineBufer')
+    assert.match(message, /did you mean mqtt\.offlineBuffer\?/)
+  })
+
+  it('refuses health.htpp, suggesting health.http', () => {
+    const { field, message } = refusal(forRoot({ mqtt: { brokers: [BROKER] }, health: { htpp: { port: 9000 } } }))
+    assert.equal(field, 'health.htpp')
+    assert.match(message, /did you mean health\.http\?/)
+  })
+
+  it('refuses fallbackToPrimary: "no", which acted as true', () => {
+    const { field, message } = refusal(forRoot({ database: { primary: DB, fallbackToPrimary: 'no' } }))
+    assert.equal(field, 'database.fallbackToPrimary')
+    assert.match(message, /must be true or false/)
+  })
+
+  it('refuses clean: "false", which acted as clean, in the module and in the default transport', () => {
+    assert.equal(refusal(forRoot({ mqtt: { brokers: [BROKER], clean: 'false' } })).field, 'mqtt.clean')
+    const { field, message } = refusal(() => Application.create({ router: new Router(), mqtt: { url: BROKER, clientId: 'a', clean: 'false' as never }, logger: silentLogger }))
+    assert.equal(field, 'mqtt.clean')
+    assert.match(message, /must be true or false/)
+  })
+
+  it('refuses database.region: 42', () => {
+    const { field, message } = refusal(forRoot({ database: { primary: DB, region: 42 } }))
+    assert.equal(field, 'database.region')
+    assert.match(message, /region name/)
+  })
+
+  it('refuses a broker id with a space, which failed at start as check.name', () => {
+    const { field, message } = refusal(forRoot({ mqtt: { brokers: [{ url: BROKER, id: 'broker 1' }] } }))
+    assert.equal(field, 'mqtt.brokers[0].id')
+    assert.match(message, /letters, digits/)
+    assert.equal(refusal(forRoot({ database: { primary: DB, replicas: [{ url: DB.replace(':1/', ':2/'), id: 'replica 1' }] } })).field, 'database.replicas[0].id')
+  })
+
+  it('refuses shutdown.signals SIGKILL and SIGSTOP, which failed at start with uv_signal_start EINVAL', () => {
+    for (const signal of ['SIGKILL', 'SIGSTOP']) {
+      const { field, message } = refusal(forRoot({ mqtt: { brokers: [BROKER] }, health: { shutdown: { signals: ['SIGTERM', signal] } } }))
+      assert.equal(field, 'health.shutdown.signals[1]')
+      assert.match(message, new RegExp(`${signal} cannot be caught`))
+    }
+  })
+
+  it('refuses the same in the parts built on their own', async () => {
+    assert.match(refusal(() => new BrokerPool({ brokers: [BROKER], offlineBufer: {} } as never)).message, /did you mean offlineBuffer\?/)
+    assert.equal(refusal(() => new BrokerPool({ brokers: [{ url: BROKER, id: 'b 1' }] })).field, 'brokers[0].id')
+    await assert.rejects(ReplicaPool.create({ primary: DB, replica: [DB] } as never), (e: unknown) => e instanceof InvalidOptionError && e.field === 'replica')
+    await assert.rejects(ReplicaPool.create({ primary: DB, fallbackToPrimary: 'no' } as never), (e: unknown) => e instanceof InvalidOptionError && e.field === 'fallbackToPrimary')
+    await assert.rejects(GeoResolver.open({ database: 'x.mmdb', defaultRegion: 'eu', wacth: false } as never), (e: unknown) => e instanceof InvalidOptionError && e.field === 'geo.wacth')
+    assert.equal(refusal(() => new HealthModule({ htpp: {} } as never)).field, 'health.htpp')
+    assert.equal(refusal(() => new HealthModule({ shutdown: { signals: ['SIGKILL'] } })).field, 'health.shutdown.signals[0]')
+    const steps = { beginShutdown: () => undefined, stop: async () => undefined, logger: silentLogger }
+    assert.equal(refusal(() => new GracefulShutdown({ signals: ['SIGSTOP'] }, steps)).field, 'health.shutdown.signals[0]')
+    assert.equal(refusal(() => new GracefulShutdown({ exit: 'no' } as never, steps)).field, 'health.shutdown.exit')
+    assert.equal(refusal(() => new LoadBalancingMetrics({ prefx: 'app_' } as never)).field, 'metrics.prefx')
+    assert.equal(refusal(() => new HealthMonitor().register({ name: 'db', check: () => undefined, critical: 'no' } as never)).field, 'checks["db"].critical')
+  })
+
+  it('refuses misspelt and mistyped options of the middleware and of forRootAsync', () => {
+    const refused = (fn: () => unknown): string => refusal(fn).field
+    assert.equal(refused(() => healthGate('primary', { maxHold: 1000 } as never)), 'healthGate.maxHold')
+    assert.equal(refused(() => healthGate('primary', { maxHeld: '10' } as never)), 'healthGate.maxHeld')
+    assert.equal(refused(() => geoGate({ deny: { countries: ['KP'] }, unkown: 'deny' } as never)), 'geoGate.unkown')
+    assert.equal(refused(() => geoGate({ allow: { country: ['DE'] } } as never)), 'geoGate.allow.country')
+    assert.equal(refused(() => geoRegion({ ip: { payload: 'ip' }, reslover: {} } as never)), 'geoRegion.reslover')
+    assert.equal(refused(() => geoRegion({ ip: { paylod: 'ip' } } as never)), 'geoRegion.ip.paylod')
+    assert.equal(refused(() => LoadBalancingModule.forRootAsync({ useFactory: () => ({}), injct: [] } as never)), 'forRootAsync.injct')
+    assert.match(refusal(() => geoGate({ deny: { regions: ['x'] }, nmae: 'gate' } as never)).message, /did you mean geoGate\.name\?/)
+  })
+
+  it('refuses a ConsoleLogger level it does not know, which wrote nothing at all', () => {
+    assert.equal(refusal(() => new ConsoleLogger({ level: 'warning' as never })).field, 'logger.level')
+    assert.match(refusal(() => new ConsoleLogger({ levle: 'warn' } as never)).message, /did you mean logger\.level\?/)
+  })
+
+  // Each level of the tree: a misspelt key there is refused with the full path of the key it was meant to be.
+  const typos: [string, string, unknown][] = [
+    ['heath', 'health', { mqtt: { brokers: [BROKER] }, heath: { http: false } }],
+    ['mqtt.brokerz', 'mqtt.brokers', { mqtt: { brokers: [BROKER], brokerz: [] } }],
+    ['mqtt.brokers[0].wieght', 'mqtt.brokers[0].weight', { mqtt: { brokers: [{ url: BROKER, wieght: 2 }] } }],
+    ['mqtt.brokers[1].tls.rejectUnauthorised', 'mqtt.brokers[1].tls.rejectUnauthorized', { mqtt: { brokers: [BROKER, { url: 'mqtts://b:8883', tls: { rejectUnauthorised: false } }] } }],
+    ['mqtt.sessions.adoptOrphan', 'mqtt.sessions.adoptOrphans', { mqtt: { brokers: [BROKER], sessions: { adoptOrphan: false } } }],
+    ['mqtt.health.rize', 'mqtt.health.rise', { mqtt: { brokers: [BROKER], health: { rize: 3 } } }],
+    ['mqtt.offlineBuffer.maxMessage', 'mqtt.offlineBuffer.maxMessages', { mqtt: { brokers: [BROKER], offlineBuffer: { maxMessage: 5 } } }],
+    ['database.migrat', 'database.migrate', { database: { primary: DB, migrat: true } }],
+    ['database.primary.regoin', 'database.primary.region', { database: { primary: { url: DB, regoin: 'eu' } } }],
+    ['database.primary[1].weigth', 'database.primary[1].weight', { database: { primary: [DB, { url: DB.replace(':1/', ':2/'), weigth: 2 }] } }],
+    ['database.replicas[0].idd', 'database.replicas[0].id', { database: { primary: DB, replicas: [{ url: DB, idd: 'r1' }] } }],
+    ['database.consistency.windowMS', 'database.consistency.windowMs', { database: { primary: DB, consistency: { windowMS: 10 } } }],
+    ['database.health.probeInterval', 'database.health.probeIntervalMs', { database: { primary: DB, health: { probeInterval: 10 } } }],
+    ['geo.wacth', 'geo.watch', { geo: { database: 'x.mmdb', defaultRegion: 'eu', wacth: false } }],
+    ['geo.rules[0].contries', 'geo.rules[0].countries', { geo: { database: 'x.mmdb', defaultRegion: 'eu', rules: [{ region: 'us', countries: ['US'], contries: ['CA'] }] } }],
+    ['geo.endpoints.eu.broker', 'geo.endpoints.eu.brokers', { geo: { database: 'x.mmdb', defaultRegion: 'eu', endpoints: { eu: { broker: ['mqtt://eu:1883'] } } } }],
+    ['health.http.prot', 'health.http.port', { mqtt: { brokers: [BROKER] }, health: { http: { prot: 9000 } } }],
+    ['health.shutdown.drainDelay', 'health.shutdown.drainDelayMs', { mqtt: { brokers: [BROKER] }, health: { shutdown: { drainDelay: 10 } } }],
+    ['health.checks[0].intervalMS', 'health.checks[0].intervalMs', { mqtt: { brokers: [BROKER] }, health: { checks: [{ name: 'cache', check: () => undefined, intervalMS: 10 }] } }],
+    ['metrics.prefx', 'metrics.prefix', { mqtt: { brokers: [BROKER] }, metrics: { prefx: 'app_' } }],
+  ]
+  for (const [field, meant, options] of typos) {
+    it(`refuses the misspelt ${field}, suggesting ${meant}`, () => {
+      const refused = refusal(forRoot(options))
+      assert.equal(refused.field, field)
+      assert.ok(refused.message.includes(`did you mean ${meant}?`), refused.message)
+    })
+  }
+
+  // Each level of the tree: a value of the wrong type there is refused, naming its full path.
+  const wrongTypes: [string, unknown, RegExp][] = [
+    ['mqtt.topologyCheck', { mqtt: { brokers: [BROKER], mode: 'all', topologyCheck: 'false' } }, /true or false/],
+    ['mqtt.region', { mqtt: { brokers: [BROKER], region: '' } }, /region name/],
+    ['mqtt.brokers[0].region', { mqtt: { brokers: [{ url: BROKER, region: 7 }] } }, /region name/],
+    ['mqtt.brokers[0].weight', { mqtt: { brokers: [{ url: BROKER, weight: Infinity }] } }, /number of 0 or more/],
+    ['mqtt.brokers[0].tls.rejectUnauthorized', { mqtt: { brokers: [{ url: 'mqtts://b:8883', tls: { rejectUnauthorized: 'false' } }] } }, /true or false/],
+    ['mqtt.brokers[0].tls.ca[1]', { mqtt: { brokers: [{ url: 'mqtts://b:8883', tls: { ca: ['pem', 42] } }] } }, /PEM text or a Buffer/],
+    ['mqtt.brokers[1]', { mqtt: { brokers: [BROKER, 1883] } }, /URL/],
+    ['mqtt.sessions.adoptOrphans', { mqtt: { brokers: [BROKER], sessions: { adoptOrphans: 'yes' } } }, /true or false/],
+    ['mqtt.offlineBuffer.maxBytes', { mqtt: { brokers: [BROKER], offlineBuffer: { maxBytes: '1MB' } } }, /whole number/],
+    ['mqtt.env.MQTT_PASS', { mqtt: { brokers: [BROKER], env: { MQTT_PASS: 1234 } } }, /string/],
+    ['mqtt.logger', { mqtt: { brokers: [BROKER], logger: console.log } }, /Logger/],
+    ['database.migrate', { database: { primary: DB, migrate: 'yes' } }, /true or false/],
+    ['database.poolSize', { database: { primary: DB, poolSize: '10' } }, /whole number/],
+    ['database.maxLagMs', { database: { primary: DB, maxLagMs: NaN } }, /whole number/],
+    ['database.heartbeatTable', { database: { primary: DB, heartbeatTable: true } }, /table name/],
+    ['database.consistency.maxKeys', { database: { primary: DB, consistency: { maxKeys: 1.5 } } }, /whole number/],
+    ['database.consistency', { database: { primary: DB, consistency: 'lsn' } }, /object/],
+    ['database.replicas[0].region', { database: { primary: DB, replicas: [{ url: DB, region: 42 }] } }, /region name/],
+    ['database.primary[0]', { database: { primary: [null] } }, /URL/],
+    ['geo.cacheSize', { geo: { database: 'x.mmdb', defaultRegion: 'eu', cacheSize: -1 } }, /whole number/],
+    ['geo.watch', { geo: { database: 'x.mmdb', defaultRegion: 'eu', watch: 'no' } }, /true or false/],
+    ['geo.rules[0].region', { geo: { database: 'x.mmdb', defaultRegion: 'eu', rules: [{ region: 'us west', countries: ['US'] }] } }, /region/],
+    ['geo.endpoints.eu.apiUrls', { geo: { database: 'x.mmdb', defaultRegion: 'eu', endpoints: { eu: { apiUrls: 'https://eu.example' } } } }, /list/],
+    ['health.http', { mqtt: { brokers: [BROKER] }, health: { http: true } }, /false for no endpoints/],
+    ['health.shutdown.exit', { mqtt: { brokers: [BROKER] }, health: { shutdown: { exit: 'no' } } }, /true or false/],
+    ['health.shutdown.signals[0]', { mqtt: { brokers: [BROKER] }, health: { shutdown: { signals: ['sigterm'] } } }, /signal name/],
+    ['health.shutdown.signals[1]', { mqtt: { brokers: [BROKER] }, health: { shutdown: { signals: ['SIGTERM', 'SIGTERM'] } } }, /listed twice/],
+    ['health.shutdown.signals[0]', { mqtt: { brokers: [BROKER] }, health: { shutdown: { signals: ['SIGSEGV'] } } }, /fault/],
+    ['health.checks[0].critical', { mqtt: { brokers: [BROKER] }, health: { checks: [{ name: 'cache', check: () => undefined, critical: 'no' }] } }, /true or false/],
+    ['metrics.defaultMetrics', { mqtt: { brokers: [BROKER] }, metrics: { defaultMetrics: 'no' } }, /true or false/],
+    ['metrics.registry', { mqtt: { brokers: [BROKER] }, metrics: { registry: {} } }, /Registry/],
+    ['logger', { mqtt: { brokers: [BROKER] }, logger: { warn: () => undefined } }, /Logger/],
+  ]
+  for (const [field, options, reason] of wrongTypes) {
+    it(`refuses a wrong ${field}, naming its full path`, () => {
+      const refused = refusal(forRoot(options))
+      assert.equal(refused.field, field)
+      assert.match(refused.message, reason)
+    })
+  }
+
+  it('takes a complete options tree with every key at every depth', () => {
+    const options: LoadBalancingOptions = {
+      mqtt: {
+        brokers: ['mqtt://b1:1883', { url: 'mqtts://b2:8883', id: 'b2:8883', weight: 2, region: 'eu-west', username: 'u', password: '', usernameEnv: 'U', passwordEnv: 'P', tls: { ca: ['pem', Buffer.from('pem')], cert: 'c', key: Buffer.from('k'), rejectUnauthorized: true } }],
+        mode: 'failover', topologyCheck: true, topologyCheckTimeoutMs: 1000, group: 'fleet', controlTopic: 'ctl/x', sessions: { adoptOrphans: true, orphanAfterSeconds: 10 },
+        receiveMaximum: 100, watchBrokerDrops: false, strategy: 'priority', region: 'eu-west', clientId: 'app-1', clean: false, sessionExpirySeconds: 3600,
+        protocolVersion: 4, keepaliveSeconds: 30, connectTimeoutMs: 1000, startTimeoutMs: 1000, closeTimeoutMs: 0, ackOrder: 'completion',
+        health: { probeIntervalMs: 1, probeTimeoutMs: 1, rise: 1, fall: 1, publishAckTimeoutMs: 1, backoffBaseMs: 1, backoffCapMs: 2 },
+        offlineBuffer: { maxMessages: 1, maxBytes: 1, qos0: 'drop' }, env: { U: 'svc', P: 'pw', OTHER: undefined }, logger: silentLogger,
+      },
+      database: {
+        primary: [DB, { url: DB.replace(':1/', ':2/'), id: 'db-2', region: 'eu-west', weight: 0 }], replicas: [{ url: DB.replace(':1/', ':3/'), id: 'db-3' }],
+        strategy: 'random', region: 'eu-west', poolSize: 1, connectTimeoutMs: 1, queryTimeoutMs: 0, closeTimeoutMs: 0, maxLagMs: 0, maxLagBytes: 0,
+        fallbackToPrimary: false, readRetries: 0, consistency: { mode: 'window', windowMs: 0, maxKeys: 1 }, health: { probeIntervalMs: 1, probeTimeoutMs: 1, rise: 1, fall: 1 },
+        heartbeatTable: false, cursor: class {} as never, logger: silentLogger, migrate: false,
+      },
+      geo: {
+        database: 'x.mmdb', defaultRegion: 'eu-west', rules: [{ region: 'us', continents: ['NA'], countries: ['US'], subdivisions: ['US-CA'] }],
+        endpoints: { us: { brokers: ['mqtt://us:1883'], apiUrls: ['https://us.example'], replicas: ['db-3'] } }, cacheSize: 0, watch: false, logger: silentLogger,
+      },
+      health: {
+        checks: [{ name: 'cache', check: () => undefined, intervalMs: 1, timeoutMs: 1, rise: 1, fall: 1, critical: false, componentType: 'cache', isOutage: () => true, watch: () => () => undefined }],
+        http: { host: '0.0.0.0', port: 0 }, shutdown: { signals: ['SIGTERM', 'SIGHUP'], drainDelayMs: 0, exit: false },
+      },
+      metrics: { prefix: 'fleet_', defaultMetrics: false },
+      logger: silentLogger,
+    }
+    assert.doesNotThrow(() => LoadBalancingModule.forRoot(options))
   })
 })

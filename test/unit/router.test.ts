@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {
-  InvalidRouteError, parseTopicPattern, RouteConflictError, Router, type MessageContext,
+  InvalidOptionError, InvalidRouteError, parseTopicPattern, RouteConflictError, Router, type MessageContext,
 } from '../../src/index.js'
 
 const noop = (): void => {}
@@ -107,8 +107,18 @@ describe('Router', () => {
     assert.throws(() => new Router().on('a', noop, { shared: 'a/b' }), InvalidRouteError)
     assert.throws(() => new Router({ sharedGroup: '' }), InvalidRouteError)
     assert.throws(() => new Router().on('a', noop, { qos: 3 as never }), /qos must be 0, 1 or 2/)
-    assert.throws(() => new Router().on('a', noop, { middleware: [{} as never] }), /middleware must be/)
+    assert.throws(() => new Router().on('a', noop, { middleware: [{} as never] }), /middleware\[0\] must be a function/)
     assert.throws(() => new Router().on('a', 'nope' as never), /handler must be/)
+  })
+
+  it('refuses a misspelt or mistyped route, group or router option, naming the route', () => {
+    assert.throws(() => new Router().on('a', noop, { qso: 1 } as never), (e: unknown) => e instanceof InvalidRouteError && /"a" is invalid: qso is not an option; did you mean qos\?/.test(e.message))
+    assert.throws(() => new Router().on('a', noop, { shared: 1 } as never), /shared must be true, false or a group name/)
+    assert.throws(() => new Router().on('a', noop, { payload: 'jsn' } as never), /payload must be 'auto', 'json', 'text' or 'buffer'/)
+    assert.throws(() => new Router().on('a', noop, { onError: { deadLeter: 'dl' } } as never), /onError must be/)
+    assert.throws(() => new Router().group({ prefx: 'devices' } as never, () => undefined), /prefx is not an option; did you mean prefix\?/)
+    assert.throws(() => new Router().group({ prefix: 'd' }, (g) => g.group({ middleware: 'x' } as never, () => undefined)), /Route "d" is invalid: middleware must be a list/)
+    assert.throws(() => new Router({ sharedgroup: 'x' } as never), (e: unknown) => e instanceof InvalidOptionError && e.field === 'sharedgroup' && /did you mean sharedGroup\?/.test(e.message))
   })
 
   it('refuses two routes on the same filter, whatever their parameter names', () => {

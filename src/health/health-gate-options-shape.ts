@@ -1,0 +1,19 @@
+import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { oneOf, wholeNumber, type OptionShape } from '../routemq/option-shape.js'
+import { MAX_TIMER_MS } from '../timer-limit.js'
+import type { HealthGateOptions } from './health-gate.js'
+import { HealthMonitor } from './health-monitor.js'
+
+/** The keys and types of `HealthGateOptions`. */
+export const HEALTH_GATE_OPTIONS_SHAPE: OptionShape<HealthGateOptions> = {
+  mode: oneOf(['hold', 'reject']),
+  maxHeld: wholeNumber(1),
+  maxHoldMs: (value, field) => {
+    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS)) {
+      throw new InvalidOptionError(field, `must be a number of milliseconds above 0 and at most ${MAX_TIMER_MS}`)
+    }
+  },
+  monitor: (value, field) => {
+    if (value !== undefined && !(value instanceof HealthMonitor)) throw new InvalidOptionError(field, 'must be a HealthMonitor, or left out for the one HealthModule attaches')
+  },
+}

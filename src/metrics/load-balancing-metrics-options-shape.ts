@@ -1,0 +1,15 @@
+import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { isBoolean, matching, type OptionShape } from '../routemq/option-shape.js'
+import type { LoadBalancingMetricsOptions } from './load-balancing-metrics.js'
+
+/** The keys and types of `LoadBalancingMetricsOptions`. */
+export const LOAD_BALANCING_METRICS_OPTIONS_SHAPE: OptionShape<LoadBalancingMetricsOptions> = {
+  // By what it does, not by class: another copy of prom-client in node_modules has a Registry class of its own.
+  registry: (value, field) => {
+    if (value !== undefined && typeof (value as { registerMetric?: unknown } | null)?.registerMetric !== 'function') {
+      throw new InvalidOptionError(field, "must be a prom-client Registry: new Registry() from 'prom-client'")
+    }
+  },
+  prefix: matching(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, 'a Prometheus name prefix such as routemq_'),
+  defaultMetrics: isBoolean,
+}

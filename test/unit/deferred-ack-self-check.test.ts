@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
 import type { Duplex } from 'node:stream'
 import { MqttClient } from 'mqtt'
 import { isUnsupportedMqttClientError } from '../../src/index.js'
@@ -13,7 +14,8 @@ describe('The check that the installed MQTT.js still defers acknowledgements', (
   it('passes with the installed mqtt, which package.json pins to the tested range', async () => {
     await verifyDeferredAcks()
     await runSelfCheck()
-    const pinned = (await import('../../package.json', { with: { type: 'json' } })).default.dependencies.mqtt
+    // Read, not imported: an imported package.json would be compiled into dist/ and shadow the real one.
+    const pinned = (JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> }).dependencies.mqtt
     assert.equal(pinned, TESTED_MQTT_RANGE)
   })
 

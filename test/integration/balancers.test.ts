@@ -95,7 +95,7 @@ describe('balancer configs rendered from the module options, on real HAProxy and
 
   it('renders configs HAProxy and NGINX accept with odd but valid names: mixed case, IPv6 spelled out, punctuation in ids and paths', async () => {
     const plan = planInfra({
-      mqtt: { brokers: [{ url: 'mqtt://LocalHost:1883', id: 'edge "A"; {1}' }, 'mqtt://[0:0:0:0:0:0:0:1]:1884', 'mqtt://127.0.0.2:1885', 'ws://localHOST:9001/mqtt'] },
+      mqtt: { brokers: [{ url: 'mqtt://LocalHost:1883', id: 'Edge:A.1_b-2' }, 'mqtt://[0:0:0:0:0:0:0:1]:1884', 'mqtt://127.0.0.2:1885', 'ws://localHOST:9001/mqtt'] },
       infra: { appInstances: ['LOCALHOST:9464', '[::1]:9465'], internal: { host: '::1' }, nginxPid: join(dir, 'odd+pid@1=a,b.pid'), nginxErrorLog: join(dir, 'odd~log%1:2.log') },
     })
     await writeFile(join(dir, 'odd.cfg'), renderHaproxy(plan))

@@ -136,11 +136,13 @@ export class BrokerConnection {
     const inbound = receiveWithDeferredAcks(client, { receiver: options.receiver, ackOrder: options.ackOrder, broker: endpoint.id, log: options.log })
     const started = performance.now()
     const connack = awaitConnack(client, { timeoutMs: options.connectTimeoutMs })
-    client.connect()
     try {
+      // connect() throws at once on a CONNECT MQTT.js cannot write; the wait must not then reject unheard.
+      client.connect()
       const { sessionPresent } = await connack
       return new BrokerConnection(options, client, inbound, performance.now() - started, sessionPresent)
     } catch (error) {
+      connack.catch(noop)
       client.on('error', noop)
       client.end(true)
       throw error

@@ -1,22 +1,20 @@
 import { STRATEGY_NAMES } from '../../src/balancing/create-strategy.js'
 import { MQTT_TLS_OPTIONS_SHAPE } from '../../src/routemq/mqtt-tls-options-shape.js'
 import {
-  byKind, identifier, isBoolean, isLogger, isString, listOf, matching, nonEmptyString, oneOf, recordOf, regionName, required, shapeOf, wholeNumber,
-  finiteNumber, type OptionShape,
+  byKind, identifier, isBoolean, isLogger, listOf, matching, nonEmptyString, oneOf, recordOf, regionName, required, shapeOf, wholeNumber,
+  finiteNumber, milliseconds, mqttBinaryString, mqttString, type OptionShape,
 } from '../../src/routemq/option-shape.js'
-import { MAX_TIMER_MS } from '../../src/timer-limit.js'
 import type { BrokerConfig, BrokerHealthOptions, BrokerPoolOptions, OfflineBufferOptions, SessionOptions } from './broker-pool-options.js'
 
-/** Timers of Node take at most 2^31 - 1 ms; a longer one fires at once. */
-const ms = (min: number) => wholeNumber(min, MAX_TIMER_MS)
+const ms = milliseconds
 
 const BROKER_CONFIG_SHAPE: OptionShape<BrokerConfig> = {
   url: required(nonEmptyString, 'give a URL such as "mqtt://broker-1:1883"'),
   id: identifier,
   weight: finiteNumber(0),
   region: regionName,
-  username: isString,
-  password: isString,
+  username: mqttString({ nonEmpty: false }),
+  password: mqttBinaryString,
   usernameEnv: nonEmptyString,
   passwordEnv: nonEmptyString,
   tls: shapeOf(MQTT_TLS_OPTIONS_SHAPE),
@@ -61,7 +59,8 @@ export const BROKER_POOL_OPTIONS_SHAPE: OptionShape<BrokerPoolOptions> = {
   watchBrokerDrops: isBoolean,
   strategy: oneOf(STRATEGY_NAMES),
   region: regionName,
-  clientId: nonEmptyString,
+  // It also names the session's presence and barrier topics, which must stay far below MQTT's 65 535 bytes.
+  clientId: mqttString({ nonEmpty: true, maxBytes: 1024 }),
   clean: isBoolean,
   sessionExpirySeconds: wholeNumber(0, 4_294_967_295),
   protocolVersion: oneOf([4, 5], '4 (MQTT 3.1.1) or 5'),

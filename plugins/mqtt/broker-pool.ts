@@ -4,12 +4,11 @@ import { BackendSet, type BackendStateChange } from '../../src/balancing/backend
 import { createStrategy } from '../../src/balancing/create-strategy.js'
 import { ApplicationStateError } from '../../src/routemq/errors/application-state-error.js'
 import { ConnectionFailedError } from '../../src/routemq/errors/connection-failed-error.js'
-import { InvalidTopicError } from '../../src/routemq/errors/invalid-topic-error.js'
 import { TransportClosedError } from '../../src/routemq/errors/transport-closed-error.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
 import type { MessageReceiver, MqttTransport, PublishOptions, Subscription } from '../../src/routemq/mqtt-transport.js'
 import { verifyDeferredAcks } from '../../src/routemq/deferred-ack-self-check.js'
-import { publishTopicProblem } from '../../src/routemq/publish-topic.js'
+import { assertPublishable } from '../../src/routemq/publish-check.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import type { HealthCheckDefinition, HealthCheckSource } from '../../src/health/health-check.js'
 import type { MeasuredPool, PoolMetricsSnapshot, RequestObserved } from '../../src/metrics/measured-pool.js'
@@ -348,9 +347,12 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
 
   publish(topic: string, payload: string | Uint8Array, options: PublishOptions = {}): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(new TransportClosedError('publish'))
-    // A broker drops the connection over a bad topic; resending it would drop every broker in turn.
-    const problem = publishTopicProblem(topic)
-    if (problem) return Promise.reject(new InvalidTopicError(String(topic), problem))
+    // A broker drops the connection over a bad topic or property; resending it would drop every broker in turn.
+    try {
+      assertPublishable(topic, payload, options)
+    } catch (error) {
+      return Promise.reject(error)
+    }
     const body = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
     return this.#sender.publish(topic, body, options)
   }

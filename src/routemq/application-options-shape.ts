@@ -1,7 +1,7 @@
 import type { ApplicationOptions } from './application.js'
 import { DEFAULT_MQTT_TRANSPORT_OPTIONS_SHAPE } from './default-mqtt-transport-options-shape.js'
 import { InvalidOptionError } from './errors/invalid-option-error.js'
-import { finiteNumber, isLogger, listOf, oneOf, required, shapeOf, wholeNumber, type OptionCheck, type OptionShape } from './option-shape.js'
+import { isLogger, milliseconds, listOf, oneOf, required, shapeOf, wholeNumber, type OptionCheck, type OptionShape } from './option-shape.js'
 import { errorPolicy } from './route-options-shape.js'
 
 /** An object with the methods named; how the kernel tells a router, a module or a transport. */
@@ -27,5 +27,5 @@ export const APPLICATION_OPTIONS_SHAPE: OptionShape<ApplicationOptions> = {
   maxInFlight: wholeNumber(1),
   maxQueued: wholeNumber(1),
   ordering: oneOf(['topic', 'none']),
-  drainTimeoutMs: finiteNumber(0),
+  drainTimeoutMs: milliseconds(0),
 }

@@ -13,7 +13,7 @@ import { safeLogger, silentLogger, type Logger } from './logger.js'
 import type { MessageReceiver, MqttTransport, PublishOptions, Subscription } from './mqtt-transport.js'
 import { checkOptions } from './option-shape.js'
 import { outgoingDrained } from './outgoing-drained.js'
-import { assertPublishTopic } from './publish-topic.js'
+import { assertPublishable } from './publish-check.js'
 import { refuseMisreadUserInfo } from '../misread-user-info.js'
 import { redactUrl } from './redact-url.js'
 import { subscribeAll } from './subscription-grants.js'
@@ -166,7 +166,7 @@ export class DefaultMqttTransport implements MqttTransport {
   publish(topic: string, payload: string | Uint8Array, options: PublishOptions = {}): Promise<void> {
     const client = this.#require('publish')
     return new Promise<void>((resolve, reject) => {
-      assertPublishTopic(topic)
+      assertPublishable(topic, payload, options)
       // MQTT.js keeps an unacknowledged publish pending forever once ended; close() rejects it instead.
       this.#unacknowledged.add(reject)
       client
@@ -240,9 +240,6 @@ function validate(options: DefaultMqttTransportOptions, field: string): void {
     throw new InvalidOptionError(`${field}.url`, `protocol "${url.protocol}" is not supported; use mqtt://, mqtts://, ws:// or wss://`)
   }
   refuseMisreadUserInfo(url, `${field}.url`, { hint: 'or give it as the password option' })
-  if (options.clientId !== undefined && options.clientId.length > 65535) {
-    throw new InvalidOptionError(`${field}.clientId`, 'must be at most 65535 characters')
-  }
   if (options.clean === false && options.clientId === undefined) {
     throw new InvalidOptionError(`${field}.clientId`, 'a persistent session (clean: false) needs a stable clientId, the same on every start of this instance')
   }

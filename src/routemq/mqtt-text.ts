@@ -39,3 +39,15 @@ function forbidden(character: string): string | undefined {
   if ((code >= 0xfdd0 && code <= 0xfdef) || (code & 0xfffe) === 0xfffe) return 'a Unicode non-character'
   return undefined
 }
+
+/**
+ * `text` in double quotes for an error message or a log line, every character
+ * that could break or forge a line escaped: JSON's escapes, and also the C1
+ * controls (U+0085 is a line break) and U+2028/U+2029 that JSON leaves raw.
+ *
+ * @example
+ * quoted('a\nb\u0085') // '"a\\nb\\u0085"'
+ */
+export function quoted(text: string): string {
+  return JSON.stringify(text).replace(/[\u007F-\u009F\u2028\u2029]/g, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}

@@ -1,5 +1,7 @@
 import { InvalidOptionError } from './errors/invalid-option-error.js'
 import { assertKnownKeys } from './known-options.js'
+import { mqttTextProblem } from './mqtt-text.js'
+import { MAX_TIMER_MS } from '../timer-limit.js'
 
 /**
  * Checks one option's value and throws `InvalidOptionError` naming `field`
@@ -94,6 +96,39 @@ export function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER): OptionC
       throw new InvalidOptionError(field, `must be a whole number ${range}`)
     }
   }
+}
+
+/** Milliseconds a timer waits: a whole number from `min` to what `setTimeout` can wait (a longer one fires at once). */
+export function milliseconds(min: number): OptionCheck {
+  return wholeNumber(min, MAX_TIMER_MS)
+}
+
+/** MQTT's longest string or binary field, in bytes. */
+const MQTT_FIELD_BYTES = 65_535
+
+/**
+ * A string sent as an MQTT UTF-8 string (a client id, a user name): at most
+ * 65 535 bytes of UTF-8, none of the characters MQTT forbids. A broker drops
+ * the connection over anything else; MQTT.js throws while writing it.
+ */
+export function mqttString(options: { readonly nonEmpty: boolean; readonly maxBytes?: number }): OptionCheck {
+  const maxBytes = options.maxBytes ?? MQTT_FIELD_BYTES
+  return (value, field) => {
+    if (value === undefined) return
+    if (typeof value !== 'string' || (options.nonEmpty && value.length === 0)) {
+      throw new InvalidOptionError(field, options.nonEmpty ? 'must be a non-empty string' : 'must be a string')
+    }
+    if (Buffer.byteLength(value) > maxBytes) throw new InvalidOptionError(field, `must be at most ${maxBytes} bytes of UTF-8`)
+    const problem = mqttTextProblem(value)
+    if (problem) throw new InvalidOptionError(field, problem)
+  }
+}
+
+/** A string sent as MQTT binary data (a password): at most 65 535 bytes. */
+export const mqttBinaryString: OptionCheck = (value, field) => {
+  if (value === undefined) return
+  if (typeof value !== 'string') throw new InvalidOptionError(field, 'must be a string')
+  if (Buffer.byteLength(value) > MQTT_FIELD_BYTES) throw new InvalidOptionError(field, `must be at most ${MQTT_FIELD_BYTES} bytes`)
 }
 
 /** A finite number from `min` to `max`, fractions allowed. */

@@ -138,6 +138,22 @@ describe('Application on a real Mosquitto', function () {
     assert.equal(application.stats.deadLettered, 25)
   })
 
+  it("refuses a handler's publish with a NUL in a user property instead of losing the connection over it", async () => {
+    const outcomes = collector<string>(2)
+    const router = new Router().on('hello/{id}', async (ctx: MessageContext) => {
+      const fw = (ctx.payload as { fw: string }).fw
+      await ctx.publish(`welcome/${ctx.params.id}`, { ok: true }, { qos: 1, properties: { userProperties: { fw } } })
+        .then(() => outcomes.push(`${ctx.params.id}:sent`), (error: Error & { field?: string }) => outcomes.push(`${ctx.params.id}:${error.name}:${error.field}`))
+    }, { qos: 1 })
+    const application = app(router)
+    await application.start()
+    await publisher.publishAsync('hello/7', JSON.stringify({ fw: '1.0\u0000' }), { qos: 1 })
+    await publisher.publishAsync('hello/8', JSON.stringify({ fw: '1.0' }), { qos: 1 })
+    assert.deepEqual((await outcomes.done).sort(), ['7:InvalidOptionError:publish.properties.userProperties.fw', '8:sent'])
+    assert.equal(application.transport?.connected, true)
+    await application.stop()
+  })
+
   it('starts a second application on the same user container after the first stopped', async () => {
     const container = rootContainerForTests()
     const handled = collector<string>(1)

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectAsync } from 'mqtt'
-import { Application, isConnectionFailedError, isInvalidTopicError, isTransportClosedError, Router, silentLogger } from '../../src/index.js'
+import { Application, isConnectionFailedError, isInvalidOptionError, isInvalidTopicError, isTransportClosedError, Router, silentLogger } from '../../src/index.js'
 import { freePort, startTopology, type Topology } from '../../src/testing/index.js'
 import {
   BrokerPool, isOfflineBufferFullError, isPublishAbandonedError, isPublishDroppedError, isQos2InterruptedError, type BrokerPoolOptions,
@@ -187,6 +187,40 @@ describe('BrokerPool on real Mosquitto brokers', function () {
     assert.deepEqual(downs, [])
     assert.equal(transport.stats.failovers, 0)
     assert.ok(transport.stats.brokers.every((broker) => broker.state === 'healthy'))
+  })
+
+  it('fails to connect with a named error, and no unhandled rejection, when MQTT.js cannot even write the CONNECT (a 70 000-byte user name from the environment)', async () => {
+    const unhandled: unknown[] = []
+    const record = (reason: unknown): void => { unhandled.push(reason) }
+    process.on('unhandledRejection', record)
+    try {
+      const transport = new BrokerPool({
+        brokers: [{ url: topology.brokers[0]!.url, usernameEnv: 'HUGE_USER' }], env: { HUGE_USER: 'x'.repeat(70_000) },
+        mode: 'failover', topologyCheck: false, logger: silentLogger, connectTimeoutMs: 200, startTimeoutMs: 600,
+      })
+      cleanup.push(() => transport.close())
+      await assert.rejects(transport.connect(() => undefined), isConnectionFailedError)
+      // Every CONNACK wait the attempts started has timed out by now.
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      assert.deepEqual(unhandled, [])
+    } finally {
+      process.off('unhandledRejection', record)
+    }
+  })
+
+  it('refuses a publish whose user property a broker would drop the connection over, and keeps every broker up', async () => {
+    const transport = pool()
+    const downs: string[] = []
+    transport.onBrokerDown((event) => downs.push(event.broker))
+    const counter = await IdCounter.start(topology.brokers.map((b) => b.url), 'ok/#')
+    cleanup.push(() => counter.close())
+    await transport.connect(() => undefined)
+    await assert.rejects(transport.publish('ok/0', '0', { qos: 1, properties: { userProperties: { fw: '1.0\u0000' } } }), isInvalidOptionError)
+    await assert.rejects(transport.publish('ok/0', '0', { qos: 0, properties: { contentType: 'text/\u0000' } }), isInvalidOptionError)
+    await transport.publish('ok/1', '1', { qos: 1 })
+    await counter.waitFor(['1'])
+    assert.deepEqual(downs, [])
+    assert.equal(transport.stats.abandoned, 0)
   })
 
   it('settles connect() at once with TransportClosedError when close() is called while it waits', async () => {

@@ -1,3 +1,4 @@
+import { quoted } from '../mqtt-text.js'
 import { RouteMqError } from './route-mq-error.js'
 
 /**
@@ -13,7 +14,7 @@ export class InvalidRouteError extends RouteMqError {
     readonly topic: string,
     reason: string,
   ) {
-    super(`Route ${JSON.stringify(topic.slice(0, 200))} is invalid: ${reason}`)
+    super(`Route ${quoted(topic.slice(0, 200))} is invalid: ${reason}`)
   }
 }
 

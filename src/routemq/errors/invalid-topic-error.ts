@@ -1,3 +1,4 @@
+import { quoted } from '../mqtt-text.js'
 import { RouteMqError } from './route-mq-error.js'
 
 /**
@@ -17,7 +18,7 @@ export class InvalidTopicError extends RouteMqError {
     reason: string,
   ) {
     // JSON quoting: a topic with a newline or control character must not forge log lines.
-    super(`Cannot publish to ${JSON.stringify(topic.slice(0, 200))}: ${reason}. Publish to a concrete topic such as "devices/7/cmd".`)
+    super(`Cannot publish to ${quoted(topic.slice(0, 200))}: ${reason}. Publish to a concrete topic such as "devices/7/cmd".`)
   }
 }
 

@@ -1,5 +1,7 @@
 import { bareHost } from '../../src/host-name.js'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { checkOptions } from '../../src/routemq/option-shape.js'
+import { DEVICE_REDIRECTS_OPTIONS_SHAPE } from './device-redirects-options-shape.js'
 import { UntrustedLocationError } from './errors/untrusted-location-error.js'
 import type { GeoLocation, GeoReason, GeoResolver } from './geo-resolver.js'
 import { ResolvedLocation } from './resolved-location.js'
@@ -51,10 +53,7 @@ export class DeviceRedirects {
   readonly #otherRegions: boolean
 
   constructor(options: DeviceRedirectsOptions) {
-    if (!options?.resolver || typeof options.resolver.lookup !== 'function') throw new InvalidOptionError('redirects.resolver', 'pass the GeoResolver whose endpoints list the brokers')
-    if (options.health !== undefined && typeof options.health !== 'function') {
-      throw new InvalidOptionError('redirects.health', 'must be a function (url) => "healthy" | "unhealthy" | "unknown", such as brokerPoolHealth(pool)')
-    }
+    checkOptions(options, DEVICE_REDIRECTS_OPTIONS_SHAPE, 'redirects')
     this.#resolver = options.resolver
     this.#health = options.health ?? (() => 'unknown')
     this.#otherRegions = options.otherRegions ?? true

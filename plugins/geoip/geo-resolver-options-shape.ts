@@ -1,3 +1,4 @@
+import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import {
   isBoolean, isLogger, listOf, matching, nonEmptyString, recordOf, regionName, required, shapeOf, wholeNumber, type OptionCheck, type OptionShape,
 } from '../../src/routemq/option-shape.js'
@@ -16,9 +17,37 @@ const REGION_RULE_SHAPE: OptionShape<RegionRule> = {
   subdivisions: codes,
 }
 
+/**
+ * A URL handed to devices as given (`brokersFor`, `ctx.geo.endpoints`):
+ * one of `schemes`, with a host, and no whitespace or control characters,
+ * which a device's parser may read otherwise than this one. It never carries
+ * a user name or password: every device of the region would receive them.
+ * Messages never quote the value, since it may hold such a password.
+ */
+function deviceUrl(schemes: readonly string[], example: string): OptionCheck {
+  const kind = `a ${schemes.map((scheme) => `${scheme}//`).join(', ')} URL such as ${example}`
+  return (value, field) => {
+    if (value === undefined) return
+    if (typeof value !== 'string' || value === '') throw new InvalidOptionError(field, `must be ${kind}`)
+    if (/[\s\p{Cc}]/u.test(value)) throw new InvalidOptionError(field, `must hold no whitespace or control characters; give ${kind}`)
+    let url: URL
+    try {
+      url = new URL(value)
+    } catch {
+      throw new InvalidOptionError(field, `must be ${kind}`)
+    }
+    if (!schemes.includes(url.protocol)) throw new InvalidOptionError(field, `must be ${kind}`)
+    // The raw text too: `mqtt://:@h` parses to no user name, yet would reach devices with its "@".
+    if (url.username !== '' || url.password !== '' || /^[^:]+:\/\/[^/?#]*@/.test(value)) {
+      throw new InvalidOptionError(field, 'must carry no user name or password: devices receive this URL as given, so every device of the region would get them; give devices their own credentials')
+    }
+    if (url.hostname === '') throw new InvalidOptionError(field, `must name a host; give ${kind}`)
+  }
+}
+
 const REGION_ENDPOINTS_SHAPE: OptionShape<RegionEndpoints> = {
-  brokers: listOf(nonEmptyString),
-  apiUrls: listOf(nonEmptyString),
+  brokers: listOf(deviceUrl(['mqtt:', 'mqtts:', 'ws:', 'wss:'], 'mqtts://eu.example.com:8883')),
+  apiUrls: listOf(deviceUrl(['http:', 'https:'], 'https://eu.example.com')),
   replicas: listOf(nonEmptyString),
 }
 

@@ -80,10 +80,18 @@ const KNOWN = new Set(ENV_VARIABLES.map((variable) => variable.name))
  * loadBalancingOptionsFromEnv({ ROUTEMQ_MQTT_BROKERS: 'mqtt://b1:1883,mqtt://b2:1883', ROUTEMQ_MQTT_MODE: 'all' })
  */
 export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: Partial<LoadBalancingOptions> = {}): LoadBalancingOptions {
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) throw new InvalidOptionError('env', 'must be an object of environment variables, such as process.env')
+  if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) {
+    throw new InvalidOptionError('overrides', 'must be an object of options, such as { mqtt: { keepaliveSeconds: 30 } }, merged over what the environment gives')
+  }
   for (const name of Object.keys(env)) {
-    if (name.startsWith('ROUTEMQ_') && !KNOWN.has(name) && env[name] !== undefined) {
+    if (!name.startsWith('ROUTEMQ_')) continue
+    const value = env[name]
+    if (!KNOWN.has(name) && value !== undefined) {
       throw new InvalidOptionError(name, `is not a variable this package reads; did you mean one of ${closest(name)}?`)
     }
+    // process.env holds only strings; another object may not, and a number would fail later as a TypeError.
+    if (value !== undefined && typeof value !== 'string') throw new InvalidOptionError(name, `must be a string, as environment variables are, not ${value === null ? 'null' : typeof value}`)
   }
   const read = new Reader(env)
   const options: Record<string, unknown> = {}

@@ -1,4 +1,5 @@
 import { isInvalidTopicError } from './errors/invalid-topic-error.js'
+import { editDistance } from './known-options.js'
 import type { PublishOptions } from './mqtt-transport.js'
 import { publishTopicProblem } from './publish-topic.js'
 
@@ -45,10 +46,15 @@ export function isPermanentPublishFailure(error: unknown): boolean {
  */
 export function errorPolicyProblem(policy: unknown): string | undefined {
   if (policy === 'ack' || policy === 'redeliver') return undefined
-  const prefix = (policy as { deadLetter?: unknown } | null)?.deadLetter
-  if (typeof policy !== 'object' || policy === null || Object.keys(policy).some((key) => key !== 'deadLetter') || typeof prefix !== 'string') {
-    return "must be 'ack', 'redeliver' or { deadLetter: 'topic/prefix' }"
+  const expected = "must be 'ack', 'redeliver' or { deadLetter: 'topic/prefix' }"
+  if (typeof policy !== 'object' || policy === null) return expected
+  const stray = Object.keys(policy).find((key) => key !== 'deadLetter')
+  if (stray !== undefined) {
+    const near = editDistance(stray.toLowerCase(), 'deadletter') <= Math.max(2, Math.floor(stray.length / 3))
+    return `has no option ${JSON.stringify(stray.slice(0, 100))}${near ? '; did you mean deadLetter?' : ''} It ${expected}`
   }
+  const prefix = (policy as { deadLetter?: unknown }).deadLetter
+  if (typeof prefix !== 'string') return expected
   const problem = publishTopicProblem(prefix)
   return problem ? `deadLetter: ${problem}` : undefined
 }

@@ -36,7 +36,20 @@ export function checkOptions<T>(options: unknown, shape: OptionShape<T>, field: 
   }
   const checks = shape as Readonly<Record<string, OptionCheck>>
   assertKnownKeys(options, field, Object.keys(checks))
-  for (const [key, check] of Object.entries(checks)) check((options as Record<string, unknown>)[key], join(field, key))
+  for (const [key, check] of Object.entries(checks)) check(readOption(options, key, join(field, key)), join(field, key))
+}
+
+/**
+ * `object[key]`, with a getter that throws refused as the option `field`:
+ * its own error would name no option. Its message stays out, as it may
+ * quote a secret the getter was computing.
+ */
+function readOption(object: object, key: string | number, field: string): unknown {
+  try {
+    return (object as Record<string | number, unknown>)[key]
+  } catch {
+    throw new InvalidOptionError(field, 'cannot be read: its getter threw; give a plain value')
+  }
 }
 
 /** A nested options object. */
@@ -154,16 +167,18 @@ export function isFunction(described: string): OptionCheck {
   }
 }
 
-/** A list whose items pass `item` (each named `field[i]`), with at least `min` of them. */
+/** A list whose items pass `item` (each named `field[i]`), with at least `min` of them; a hole (`[, url]`) is refused like `undefined`. */
 export function listOf(item: OptionCheck, min = 0, tooShort = `list at least ${min}`): OptionCheck {
   return (value, field) => {
     if (value === undefined) return
     if (!Array.isArray(value)) throw new InvalidOptionError(field, 'must be a list, [ ... ]')
     if (value.length < min) throw new InvalidOptionError(field, tooShort)
-    value.forEach((entry, index) => {
-      if (entry === undefined) throw new InvalidOptionError(`${field}[${index}]`, 'is undefined; remove it or give a value')
+    // A for loop, not forEach: forEach skips holes, which the code using the list would then meet as undefined.
+    for (let index = 0; index < value.length; index++) {
+      const entry = readOption(value, index, `${field}[${index}]`)
+      if (entry === undefined) throw new InvalidOptionError(`${field}[${index}]`, 'is undefined or a hole; remove it or give a value')
       item(entry, `${field}[${index}]`)
-    })
+    }
   }
 }
 
@@ -172,7 +187,7 @@ export function recordOf(entry: OptionCheck): OptionCheck {
   return (value, field) => {
     if (value === undefined) return
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidOptionError(field, 'must be an object, { ... }')
-    for (const [key, item] of Object.entries(value)) entry(item, join(field, key))
+    for (const key of Object.keys(value)) entry(readOption(value, key, join(field, key)), join(field, key))
   }
 }
 

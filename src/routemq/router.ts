@@ -83,7 +83,7 @@ export class Router implements RouteRegistrar {
   }
 
   group(options: GroupOptions, register: (group: RouteRegistrar) => void): this {
-    checkRouteOptions(options?.prefix ?? '', options, GROUP_OPTIONS_SHAPE)
+    checkGroup('', options, register)
     register(this.#scope(options.prefix ?? '', options.middleware ?? []))
     return this
   }
@@ -122,7 +122,7 @@ export class Router implements RouteRegistrar {
         return scope
       },
       group: (options, register) => {
-        checkRouteOptions(joinTopic(prefix, typeof options?.prefix === 'string' ? options.prefix : ''), options, GROUP_OPTIONS_SHAPE)
+        checkGroup(prefix, options, register)
         register(this.#scope(joinTopic(prefix, options.prefix ?? ''), [...middleware, ...(options.middleware ?? [])]))
         return scope
       },
@@ -131,7 +131,8 @@ export class Router implements RouteRegistrar {
   }
 
   #add(prefix: string, groupMiddleware: readonly MiddlewareLike[], topic: string, handler: HandlerTarget, options: RouteOptions): void {
-    const pattern = parseTopicPattern(joinTopic(prefix, topic))
+    // joinTopic takes strings; parseTopicPattern says what else was given.
+    const pattern = parseTopicPattern(typeof topic === 'string' ? joinTopic(prefix, topic) : topic)
     checkRouteOptions(pattern.pattern, options, ROUTE_OPTIONS_SHAPE)
     const qos = options.qos ?? 0
     const shared = typeof options.shared === 'string' ? options.shared : options.shared ? this.#sharedGroup : undefined
@@ -157,6 +158,18 @@ export class Router implements RouteRegistrar {
 }
 
 const EMPTY_PARAMS: RouteParams = Object.freeze({})
+
+/**
+ * A group's options and callback, refused as the group's route error: the
+ * error names the prefix as far as it is a string, never a value of another type.
+ */
+function checkGroup(outer: string, options: GroupOptions, register: unknown): void {
+  const pattern = joinTopic(outer, typeof options?.prefix === 'string' ? options.prefix : '')
+  checkRouteOptions(pattern, options, GROUP_OPTIONS_SHAPE)
+  if (typeof register !== 'function') {
+    throw new InvalidRouteError(pattern, 'group needs a function as its second argument, (group) => { group.on(...) }, that declares its routes')
+  }
+}
 
 /** Route and group options checked by shape, refused as the route's error so that it names the route. */
 function checkRouteOptions<T>(pattern: string, options: T, shape: OptionShape<T>): void {

@@ -33,9 +33,10 @@ const PARAM = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/
  * parseTopicPattern('devices/{id}/telemetry').filter // 'devices/+/telemetry'
  */
 export function parseTopicPattern(pattern: string): TopicPattern {
-  if (typeof pattern !== 'string' || pattern.length === 0) {
-    throw new InvalidRouteError(String(pattern), 'the topic is empty; give a topic such as "devices/{id}/status"')
+  if (typeof pattern !== 'string') {
+    throw new InvalidRouteError(String(pattern), `the topic must be a string, not ${pattern === null ? 'null' : typeof pattern}; give a topic such as "devices/{id}/status"`)
   }
+  if (pattern.length === 0) throw new InvalidRouteError(pattern, 'the topic is empty; give a topic such as "devices/{id}/status"')
   if (pattern.startsWith('$share/')) {
     throw new InvalidRouteError(pattern, 'write the plain topic and pass { shared: true } or { shared: "group" } instead of "$share/..."')
   }

@@ -116,6 +116,27 @@ describe('DeviceRedirects and the geo health check and metrics', () => {
     assert.throws(() => new DeviceRedirects({ resolver, health: 'yes' as never }), (e: unknown) => e instanceof InvalidOptionError && e.field === 'redirects.health')
   })
 
+  // Issue 15 second review: a typo or wrong type was accepted, and a lookalike resolver failed later with a TypeError.
+  it('checks its options by shape and takes only a real GeoResolver', () => {
+    const refused = (options: unknown): { field: string; message: string } => {
+      try {
+        new DeviceRedirects(options as never)
+      } catch (error) {
+        if (error instanceof InvalidOptionError) return { field: error.field, message: error.message }
+        throw error
+      }
+      assert.fail('accepted')
+    }
+    const typo = refused({ resolver, otherRegion: false })
+    assert.equal(typo.field, 'redirects.otherRegion')
+    assert.match(typo.message, /did you mean redirects\.otherRegions\?/)
+    assert.equal(refused({ resolver, otherRegions: 'no' }).field, 'redirects.otherRegions')
+    assert.equal(refused({ resolver: { lookup() {} } }).field, 'redirects.resolver')
+    assert.equal(refused({ resolver: { lookup: () => resolver.lookup('1.1.1.1'), regions: [], endpointsOf: () => ({}) } }).field, 'redirects.resolver')
+    assert.equal(refused({}).field, 'redirects.resolver')
+    assert.equal(refused(null).field, 'redirects')
+  })
+
   it('trusts only addresses and the locations its own resolver made, refusing anything else with UntrustedLocationError', async () => {
     const redirects = new DeviceRedirects({ resolver, health: () => 'healthy' })
     const attacker = 'mqtt://attacker.example:1883'

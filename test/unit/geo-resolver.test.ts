@@ -250,6 +250,11 @@ describe('GeoResolver on fixture databases', () => {
       (e: unknown) => e instanceof InvalidOptionError && e.field === 'geo.endpoints.mars')
     await assert.rejects(GeoResolver.open({ database: path, defaultRegion: 'global', endpoints: { global: { brokers: 'mqtt://x' as never } } }),
       (e: unknown) => e instanceof InvalidOptionError && e.field === 'geo.endpoints.global.brokers')
+    // Issue 15 second review: device-facing URLs went to devices unchecked, a password included.
+    for (const [brokers, field] of [[['mqtts://ok.example:8883', 'mqtt://u:s3cret@h:1883'], 'geo.endpoints.global.brokers[1]'], [['javascript:alert(1)'], 'geo.endpoints.global.brokers[0]']] as const) {
+      await assert.rejects(GeoResolver.open({ database: path, defaultRegion: 'global', endpoints: { global: { brokers } } }),
+        (e: unknown) => e instanceof InvalidOptionError && e.field === field && !e.message.includes('s3cret'))
+    }
     assert.throws(() => geoRegion({ ip: {} as never, resolver: geo }), (e: unknown) => e instanceof InvalidOptionError && e.field === 'geoRegion.ip')
     assert.throws(() => geoRegion({ ip: { payload: 'ip' }, resolver: {} as never }),
       (e: unknown) => e instanceof InvalidOptionError && e.field === 'geoRegion.resolver')

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   Application, BrokerPool, ConsoleLogger, ENV_VARIABLES, GeoResolver, GracefulShutdown, HealthModule, HealthMonitor, InvalidOptionError, LoadBalancingMetrics,
-  LoadBalancingModule, ReplicaPool, Router, geoGate, geoRegion, healthGate, loadBalancingOptionsFromEnv, silentLogger, type LoadBalancingOptions,
+  LoadBalancingModule, ReplicaPool, Router, geoGate, geoRegion, healthGate, loadBalancingOptionsFromEnv, silentLogger, validateLoadBalancingOptions, type LoadBalancingOptions,
 } from '../../src/index.js'
 
 const BROKER = 'mqtt://127.0.0.1:1'
@@ -360,5 +360,63 @@ describe('LoadBalancingModule refuses typos and wrong types in code options', ()
       logger: silentLogger,
     }
     assert.doesNotThrow(() => LoadBalancingModule.forRoot(options))
+  })
+})
+
+// Issue 15 second review.
+describe('LoadBalancingModule refuses what the second review found accepted or failing as TypeError', () => {
+  const geo = (endpoints: unknown) => () => validateLoadBalancingOptions({ geo: { database: 'x.mmdb', defaultRegion: 'eu', endpoints } } as LoadBalancingOptions)
+
+  it('refuses device-facing endpoint URLs with credentials, of other schemes, with control characters or without a host', () => {
+    const cases: [string, unknown, string][] = [
+      ['a broker URL with a password', { eu: { brokers: ['mqtts://ok.example:8883', 'mqtt://u:s3cret@h:1883'] } }, 'geo.endpoints.eu.brokers[1]'],
+      ['a broker URL with a user name only', { eu: { brokers: ['mqtt://s3cret@h:1883'] } }, 'geo.endpoints.eu.brokers[0]'],
+      ['a broker URL with empty user info', { eu: { brokers: ['mqtt://:@h:1883'] } }, 'geo.endpoints.eu.brokers[0]'],
+      ['a javascript: URL', { eu: { brokers: ['javascript:alert(1)'] } }, 'geo.endpoints.eu.brokers[0]'],
+      ['a newline', { eu: { brokers: ['mqtt://h\n:1883'] } }, 'geo.endpoints.eu.brokers[0]'],
+      ['a space', { eu: { brokers: ['mqtt://h .example:1883'] } }, 'geo.endpoints.eu.brokers[0]'],
+      ['an ftp: URL', { eu: { brokers: ['ftp://h'] } }, 'geo.endpoints.eu.brokers[0]'],
+      ['no host', { eu: { brokers: ['mqtt:///path'] } }, 'geo.endpoints.eu.brokers[0]'],
+      ['not a URL', { eu: { brokers: ['eu.example.com:1883'] } }, 'geo.endpoints.eu.brokers[0]'],
+      ['an API URL with a password', { eu: { apiUrls: ['https://u:s3cret@h'] } }, 'geo.endpoints.eu.apiUrls[0]'],
+      ['an mqtt: API URL', { eu: { apiUrls: ['mqtt://h'] } }, 'geo.endpoints.eu.apiUrls[0]'],
+      ['an API URL with a tab', { eu: { apiUrls: ['https://h/\tx'] } }, 'geo.endpoints.eu.apiUrls[0]'],
+    ]
+    for (const [what, endpoints, field] of cases) {
+      const { field: named, message } = refusal(geo(endpoints))
+      assert.equal(named, field, what)
+      assert.doesNotMatch(message, /s3cret/, `${what}: the message never quotes the URL`)
+    }
+    assert.match(refusal(geo({ eu: { brokers: ['mqtt://u:s3cret@h'] } })).message, /no user name or password/)
+    assert.doesNotThrow(geo({ eu: { brokers: ['mqtt://h:1883', 'mqtts://h:8883', 'ws://h/mqtt', 'wss://[::1]:443/mqtt'], apiUrls: ['http://h', 'https://h/api?x=1'] } }))
+  })
+
+  it('refuses holes in lists, which forEach skipped', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    assert.equal(fieldOf(() => validateLoadBalancingOptions({ mqtt: { brokers: [, BROKER] } } as LoadBalancingOptions)), 'mqtt.brokers[0]')
+    assert.equal(fieldOf(() => validateLoadBalancingOptions({ mqtt: { brokers: new Array(2) } } as LoadBalancingOptions)), 'mqtt.brokers[0]')
+  })
+
+  it('names the option whose getter throws, rather than passing the getter\'s own error on', () => {
+    const thrower = () => { throw new Error('getter s3cret') }
+    assert.equal(fieldOf(() => validateLoadBalancingOptions({ mqtt: { brokers: [BROKER], get keepaliveSeconds() { return thrower() } } } as LoadBalancingOptions)), 'mqtt.keepaliveSeconds')
+    const brokers = [BROKER]
+    Object.defineProperty(brokers, 0, { get: thrower })
+    assert.equal(fieldOf(() => validateLoadBalancingOptions({ mqtt: { brokers } } as LoadBalancingOptions)), 'mqtt.brokers[0]')
+    const endpoints = Object.defineProperty({}, 'eu', { get: thrower, enumerable: true })
+    assert.equal(fieldOf(geo(endpoints)), 'geo.endpoints.eu')
+  })
+
+  it('fromEnv refuses an env that is no object and a value that is no string, naming it', () => {
+    assert.equal(fieldOf(() => LoadBalancingModule.fromEnv(null as never)), 'env')
+    assert.equal(fieldOf(() => LoadBalancingModule.fromEnv(5 as never)), 'env')
+    assert.equal(fieldOf(() => LoadBalancingModule.fromEnv({ ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_HEALTH_PORT: 80 } as never)), 'ROUTEMQ_HEALTH_PORT')
+    assert.equal(fieldOf(() => LoadBalancingModule.fromEnv({ ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_MQTT_CLEAN: true } as never)), 'ROUTEMQ_MQTT_CLEAN')
+  })
+
+  it('fromEnv refuses overrides that are no object of options', () => {
+    const env = { ROUTEMQ_MQTT_BROKERS: BROKER }
+    for (const overrides of [[], 5, 'x', null]) assert.equal(fieldOf(() => LoadBalancingModule.fromEnv(env, overrides as never)), 'overrides', String(overrides))
+    assert.doesNotThrow(() => LoadBalancingModule.fromEnv(env, { mqtt: { keepaliveSeconds: 30 } } as never))
   })
 })

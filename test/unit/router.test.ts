@@ -115,7 +115,7 @@ describe('Router', () => {
     assert.throws(() => new Router().on('a', noop, { qso: 1 } as never), (e: unknown) => e instanceof InvalidRouteError && /"a" is invalid: qso is not an option; did you mean qos\?/.test(e.message))
     assert.throws(() => new Router().on('a', noop, { shared: 1 } as never), /shared must be true, false or a group name/)
     assert.throws(() => new Router().on('a', noop, { payload: 'jsn' } as never), /payload must be 'auto', 'json', 'text' or 'buffer'/)
-    assert.throws(() => new Router().on('a', noop, { onError: { deadLeter: 'dl' } } as never), /onError must be/)
+    assert.throws(() => new Router().on('a', noop, { onError: { deadLeter: 'dl' } } as never), /onError has no option "deadLeter"; did you mean deadLetter/)
     assert.throws(() => new Router().group({ prefx: 'devices' } as never, () => undefined), /prefx is not an option; did you mean prefix\?/)
     assert.throws(() => new Router().group({ prefix: 'd' }, (g) => g.group({ middleware: 'x' } as never, () => undefined)), /Route "d" is invalid: middleware must be a list/)
     assert.throws(() => new Router({ sharedgroup: 'x' } as never), (e: unknown) => e instanceof InvalidOptionError && e.field === 'sharedgroup' && /did you mean sharedGroup\?/.test(e.message))
@@ -154,5 +154,40 @@ describe('Router', () => {
       return id + ctx.params.sensor
     })
     assert.equal(router.routes.length, 1)
+  })
+})
+
+// Issue 15 second review: values of the wrong type met string methods and failed as raw TypeErrors.
+describe('Router refuses wrong types with InvalidRouteError', () => {
+  const refusal = (fn: () => unknown): string => {
+    try {
+      fn()
+    } catch (error) {
+      if (error instanceof InvalidRouteError) return error.message
+      throw error
+    }
+    assert.fail('accepted')
+  }
+
+  it('refuses a group prefix that is not a string', () => {
+    assert.match(refusal(() => new Router().group({ prefix: 5 as never }, noop)), /prefix must be topic levels/)
+    assert.match(refusal(() => new Router().group({ prefix: 'a' }, (a) => { a.group({ prefix: 5 as never }, noop) })), /prefix must be topic levels/)
+  })
+
+  it('refuses a group whose second argument is not a function', () => {
+    assert.match(refusal(() => new Router().group({ prefix: 'a' }, 5 as never)), /^Route "a" is invalid: group needs a function/)
+    assert.match(refusal(() => new Router().group({ prefix: 'a' }, (a) => { a.group({ prefix: 'b' }, undefined as never) })), /^Route "a\/b" is invalid: group needs a function/)
+  })
+
+  it('says a topic that is not a string must be a string, not that it is empty', () => {
+    assert.match(refusal(() => new Router().on(5 as never, noop)), /the topic must be a string, not number/)
+    assert.match(refusal(() => new Router().group({ prefix: 'a' }, (a) => { a.on(null as never, noop) })), /the topic must be a string, not null/)
+    assert.match(refusal(() => new Router().on('', noop)), /the topic is empty/)
+  })
+
+  it('suggests deadLetter for onError: { deadLeter }', () => {
+    const message = refusal(() => new Router().on('a', noop, { onError: { deadLeter: 'dl' } as never }))
+    assert.match(message, /has no option "deadLeter"; did you mean deadLetter\?/)
+    assert.doesNotMatch(refusal(() => new Router().on('a', noop, { onError: { retry: 3 } as never })), /did you mean/)
   })
 })

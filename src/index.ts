@@ -103,6 +103,6 @@ export {
   Repository, InjectKysely,
 } from './composition/index.js'
 export {
-  planInfra, DEMO_TOPOLOGY, type InfraOptions, type InfraPlan, type PlannedBroker,
+  planInfra, DEMO_TOPOLOGY, type InfraOptions, type InfraPlan, type InfraPlanOptions, type PlannedBroker,
   renderHaproxy, renderNginx, renderKubernetes, renderKubernetesObjects, mqttConnectPacket, toYaml, type YamlValue, runCli,
 } from '../plugins/infra/index.js'

@@ -4,7 +4,8 @@ import { join, resolve } from 'node:path'
 import { parseEnv } from 'node:util'
 import { infraOptionsFromEnv, loadBalancingOptionsFromEnv, variableOfOption } from '../../src/composition/env-options.js'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { DEMO_TOPOLOGY, planInfra, type InfraPlan } from './infra-plan.js'
+import { checkEnvFileLines } from './env-file-lines.js'
+import { DEMO_TOPOLOGY, planInfra, type InfraPlan, type InfraPlanOptions } from './infra-plan.js'
 import { renderHaproxy } from './render-haproxy.js'
 import { renderKubernetes } from './render-kubernetes.js'
 import { renderNginx } from './render-nginx.js'
@@ -61,7 +62,7 @@ export async function runCli(args: readonly string[], out: (text: string) => voi
   let text: string
   let env: Record<string, string> | undefined
   try {
-    env = flags.has('--env-file') ? parseEnv(await readText(flags.get('--env-file')!, '--env-file')) as Record<string, string> : undefined
+    env = flags.has('--env-file') ? await readEnvFile(flags.get('--env-file')!) : undefined
     const plan = await planFrom(flags, env)
     for (const warning of plan.warnings) err(`warning: ${warning}\n`)
     text = render(target as Target, plan)
@@ -109,8 +110,9 @@ async function planFrom(flags: ReadonlyMap<string, string>, env: Record<string, 
       if (error instanceof InvalidOptionError) throw error
       throw new InvalidOptionError('--config', `${configFile} is not JSON (${error instanceof Error ? error.message : String(error)})`)
     }
-    if (!parsed || typeof parsed !== 'object') throw new InvalidOptionError('--config', `${configFile} must hold an object { mqtt, health, infra }`)
-    return planInfra(parsed as Parameters<typeof planInfra>[0])
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidOptionError('--config', `${configFile} must hold an object { mqtt, health, infra }`)
+    // planInfra checks every key and value of the file, at every depth.
+    return planInfra(parsed as InfraPlanOptions)
   }
   return planInfra(DEMO_TOPOLOGY)
 }
@@ -119,6 +121,12 @@ async function planFrom(flags: ReadonlyMap<string, string>, env: Record<string, 
 function byVariable(error: InvalidOptionError, env: Record<string, string>): InvalidOptionError {
   const variable = variableOfOption(error.field, env)
   return variable && variable !== error.field ? new InvalidOptionError(variable, `${error.reason} (${error.field})`) : error
+}
+
+async function readEnvFile(path: string): Promise<Record<string, string>> {
+  const text = await readText(path, '--env-file')
+  checkEnvFileLines(text, path)
+  return parseEnv(text) as Record<string, string>
 }
 
 async function readText(path: string, flag: string): Promise<string> {

@@ -1,4 +1,4 @@
-export { planInfra, DEMO_TOPOLOGY, type InfraOptions, type InfraPlan, type PlannedBroker } from './infra-plan.js'
+export { planInfra, DEMO_TOPOLOGY, type InfraOptions, type InfraPlan, type InfraPlanOptions, type PlannedBroker } from './infra-plan.js'
 export { renderHaproxy } from './render-haproxy.js'
 export { renderNginx } from './render-nginx.js'
 export { renderKubernetes, renderKubernetesObjects } from './render-kubernetes.js'

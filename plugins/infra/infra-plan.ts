@@ -1,6 +1,9 @@
 import { resolveBrokerPoolOptions, type BrokerPoolOptions } from '../mqtt/broker-pool-options.js'
+import type { HealthOptions } from '../../src/composition/load-balancing-options.js'
 import { InvalidOptionError, withFieldPrefix } from '../../src/routemq/errors/invalid-option-error.js'
+import { checkOptions } from '../../src/routemq/option-shape.js'
 import { bareHost, hostPort, isHostName } from '../../src/host-name.js'
+import { INFRA_PLAN_OPTIONS_SHAPE, MAX_CHECK_COUNT } from './infra-options-shape.js'
 import { planInternalListeners, type InternalListeners } from './internal-listeners.js'
 
 /** What the rendered configs put in front of the brokers and the app; every field optional. */
@@ -60,6 +63,13 @@ export interface InfraOptions {
   readonly nginxErrorLog?: string
 }
 
+/** What `planInfra` reads: the module's `mqtt` and `health` options, and `infra`. */
+export interface InfraPlanOptions {
+  readonly mqtt?: BrokerPoolOptions
+  readonly health?: HealthOptions | false
+  readonly infra?: InfraOptions
+}
+
 /** A broker as the balancers see it. */
 export interface PlannedBroker {
   readonly id: string
@@ -114,37 +124,32 @@ export const DEMO_TOPOLOGY: { readonly mqtt: BrokerPoolOptions; readonly health:
   health: { http: { host: '127.0.0.1', port: 9464 } },
 }
 
-const NAME = /^[a-z]([a-z0-9-]{0,40}[a-z0-9])?$/
-// NGINX reads a quoted string with no variables here; `$`, quotes, `\` and `#` are refused so that no path depends on escaping rules.
-const PATH = /^[A-Za-z0-9_./@+=,:~%-]+$/
 const HOST_REASON = 'must be a DNS name (letters, digits, "-" and "." as RFC 1123 allows), an IPv4 address or a bracketed IPv6 address'
 const port = (value: unknown, field: string, fallback: number): number => {
   const n = value ?? fallback
   if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > 65_535) throw new InvalidOptionError(field, 'must be a port number from 1 to 65535')
   return n as number
 }
-const positive = (value: unknown, field: string, fallback: number): number => {
-  const n = value ?? fallback
-  if (!Number.isInteger(n) || (n as number) < 1) throw new InvalidOptionError(field, 'must be a whole number of at least 1')
-  return n as number
-}
 
 /**
  * The balancer plan from the options the module reads (`mqtt`, `health`)
  * and `infra`: brokers split into plain MQTT and WebSocket ones, app
- * instances, listen ports, check timing. Errors name the field.
+ * instances, listen ports, check timing. Every key is checked at every
+ * depth (`infra.chek`: did you mean `infra.check`?), every value against
+ * what the balancers accept; errors name the full path.
  *
  * @example
  * planInfra({ mqtt: { brokers: ['mqtt://b1:1883', 'mqtt://b2:1883'] }, infra: { appInstances: ['app-1:9464'] } })
  */
-export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly health?: unknown; readonly infra?: InfraOptions }): InfraPlan {
+export function planInfra(options: InfraPlanOptions): InfraPlan {
+  // A JSON file's top level may be anything; only an object has keys to check.
+  if (typeof options === 'object' && options !== null) checkOptions(options, INFRA_PLAN_OPTIONS_SHAPE, '')
   if (!options?.mqtt) throw new InvalidOptionError('mqtt.brokers', 'the balancers need the brokers: set mqtt.brokers (ROUTEMQ_MQTT_BROKERS)')
   const resolved = withFieldPrefix('mqtt', () => resolveBrokerPoolOptions(options.mqtt!, 'infra'))
   const infra = options.infra ?? {}
   const name = infra.name ?? 'routemq'
-  if (typeof name !== 'string' || !NAME.test(name)) throw new InvalidOptionError('infra.name', 'must start with a letter and hold lower-case letters, digits and "-", as Kubernetes names do')
   if (options.health === false) throw new InvalidOptionError('health', "the balancers check the app's /ready: turn the health endpoints on (ROUTEMQ_HEALTH_ENABLED)")
-  const httpOptions = options.health && typeof options.health === 'object' ? (options.health as { http?: { host?: string; port?: number } | false }).http : undefined
+  const httpOptions = options.health ? options.health.http : undefined
   if (httpOptions === false) throw new InvalidOptionError('health.http', "the balancers check the app's /ready: give the health server a port")
   const health = httpOptions ?? {}
   const healthPort = port(health.port, 'health.http.port', 9464)
@@ -158,29 +163,10 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
     if (!isHostName(match[1]!) || (match[1]!.includes(':') && !match[1]!.startsWith('['))) throw new InvalidOptionError(`infra.appInstances[${i}]`, `has a host that ${HOST_REASON}, e.g. "app-1:9464" or "[2001:db8::5]:9464"`)
     return { host: bareHost(match[1]!), port: port(Number(match[2]), `infra.appInstances[${i}]`, 0) }
   })
-  for (const key of ['proxyProtocol'] as const) {
-    if (infra[key] !== undefined && typeof infra[key] !== 'boolean') throw new InvalidOptionError(`infra.${key}`, 'must be true or false')
-  }
-  if (infra.ingressHost !== undefined) {
-    throw new InvalidOptionError(
-      'infra.ingressHost',
-      "is no longer rendered: the app's only HTTP endpoints are /health, /ready and /metrics, which an Ingress would publish. Remove it; " +
-        'devices reach the brokers through the <name>-mqtt Service (make it a LoadBalancer to expose MQTT), and probes and Prometheus use the internal <name>-health Service',
-    )
-  }
-  for (const key of ['nginxPid', 'nginxErrorLog'] as const) {
-    const value = infra[key]
-    if (value !== undefined && (typeof value !== 'string' || !PATH.test(value))) throw new InvalidOptionError(`infra.${key}`, 'must be a path of letters, digits and / . _ - @ + = , : ~ % (no spaces, quotes, $, # or ; { })')
-  }
-  if (infra.nginxStreamModule !== undefined && infra.nginxStreamModule !== false && (typeof infra.nginxStreamModule !== 'string' || !PATH.test(infra.nginxStreamModule))) {
-    throw new InvalidOptionError('infra.nginxStreamModule', 'must be the path of ngx_stream_module.so (no spaces, quotes, $, # or ; { }), or false where the module is built in')
-  }
   const internal = planInternalListeners(infra.internal)
   const balance = infra.balance ?? 'leastconn'
-  if (balance !== 'leastconn' && balance !== 'roundrobin') throw new InvalidOptionError('infra.balance', "must be 'leastconn' or 'roundrobin'")
-  const keepalive = positive(infra.deviceKeepaliveSeconds, 'infra.deviceKeepaliveSeconds', 60)
+  const keepalive = infra.deviceKeepaliveSeconds ?? 60
   const image = infra.image ?? 'routemq-app:latest'
-  if (typeof image !== 'string' || /\s/.test(image) || image === '') throw new InvalidOptionError('infra.image', 'must be a container image reference')
   const serverNames = new Map<string, number>()
   resolved.brokers.forEach((b, i) => {
     if (!isHostName(b.host)) throw new InvalidOptionError(`mqtt.brokers[${i}].url`, `has the host ${JSON.stringify(b.host)}, which ${HOST_REASON}; a balancer config cannot carry it safely`)
@@ -196,13 +182,12 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
   const listenPorts = [infra.listen?.mqtt ?? 1883, infra.listen?.websocket ?? 8083, infra.listen?.http ?? 8080, infra.listen?.stats ?? 8404]
   if (new Set(listenPorts).size !== listenPorts.length) throw new InvalidOptionError('infra.listen', `the balancer's ports must differ: ${listenPorts.join(', ')}`)
   const brokers = resolved.brokers.map((b) => ({ id: serverNameOf(b.id), host: bareHost(b.host), port: b.port, websocket: b.protocol === 'ws' || b.protocol === 'wss' }))
-  const checkInterval = positive(infra.check?.intervalMs, 'infra.check.intervalMs', 2000)
+  const checkInterval = infra.check?.intervalMs ?? 2000
   const appReadyMs = Math.ceil(resolved.health.probeIntervalMs * 1.2) + resolved.connectTimeoutMs
   // A check may pass the moment the broker is back; `rise` checks in a row take (rise - 1) intervals more.
   const safeRise = Math.floor(appReadyMs / checkInterval) + 2
-  const rise = positive(infra.check?.rise, 'infra.check.rise', Math.max(2, safeRise))
+  const rise = infra.check?.rise ?? Math.min(MAX_CHECK_COUNT, Math.max(2, safeRise))
   const requireSubscriber = infra.check?.requireSubscriber ?? resolved.protocolVersion === 5
-  if (typeof requireSubscriber !== 'boolean') throw new InvalidOptionError('infra.check.requireSubscriber', 'must be true or false')
   if (requireSubscriber && resolved.protocolVersion !== 5) {
     throw new InvalidOptionError('infra.check.requireSubscriber', 'needs MQTT 5 (a PUBACK reason code says whether anyone subscribes); set mqtt.protocolVersion to 5 or turn it off')
   }
@@ -223,18 +208,17 @@ export function planInfra(options: { readonly mqtt?: BrokerPoolOptions; readonly
   return {
     name, brokers, appInstances, healthPort,
     listen: {
-      mqtt: port(infra.listen?.mqtt, 'infra.listen.mqtt', 1883), websocket: port(infra.listen?.websocket, 'infra.listen.websocket', 8083),
-      http: port(infra.listen?.http, 'infra.listen.http', 8080), stats: port(infra.listen?.stats, 'infra.listen.stats', 8404),
+      mqtt: listenPorts[0]!, websocket: listenPorts[1]!, http: listenPorts[2]!, stats: listenPorts[3]!,
     },
     internal,
     balance,
-    check: { intervalMs: checkInterval, fall: positive(infra.check?.fall, 'infra.check.fall', 3), rise, readyTopic },
+    check: { intervalMs: checkInterval, fall: infra.check?.fall ?? 3, rise, readyTopic },
     appReadyMs,
     persistentSessions: !resolved.clean,
     warnings,
     idleTimeoutSeconds: Math.ceil(keepalive * 1.5) + 10,
     proxyProtocol: infra.proxyProtocol ?? false,
-    image, replicas: positive(infra.replicas, 'infra.replicas', 2),
+    image, replicas: infra.replicas ?? 2,
     nginxStreamModule: infra.nginxStreamModule ?? '/usr/lib/nginx/modules/ngx_stream_module.so',
     nginxPid: infra.nginxPid ?? '/run/nginx.pid',
     nginxErrorLog: infra.nginxErrorLog ?? '/var/log/nginx/error.log',

@@ -40,6 +40,9 @@ export function planInternalListeners(options: { readonly host?: string; readonl
   if ((userEnv === undefined) !== (passwordEnv === undefined)) {
     throw new InvalidOptionError(`infra.internal.${userEnv === undefined ? 'userEnv' : 'passwordEnv'}`, 'give both infra.internal.userEnv and infra.internal.passwordEnv, or neither')
   }
+  if (userEnv !== undefined && userEnv === passwordEnv) {
+    throw new InvalidOptionError('infra.internal.passwordEnv', `names ${userEnv} as infra.internal.userEnv does: the user and the password would be one value; name two variables`)
+  }
   if (!loopback && userEnv === undefined) {
     throw new InvalidOptionError(
       'infra.internal.userEnv',

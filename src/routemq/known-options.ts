@@ -47,6 +47,7 @@ export function assertKnownKeys(options: object, prefix: string, known: readonly
     if (known.includes(key)) continue
     const [closest] = closestNames(key, known, 1)
     const near = closest !== undefined && editDistance(key.toLowerCase(), closest.toLowerCase()) <= Math.max(2, Math.floor(key.length / 3))
-    throw new InvalidOptionError(`${at}${key}`, near ? `is not an option; did you mean ${at}${closest}?` : `is not an option; the options are ${known.join(', ')}`)
+    if (near) throw new InvalidOptionError(`${at}${key}`, 'is not an option', `${at}${closest}`)
+    throw new InvalidOptionError(`${at}${key}`, `is not an option; the options are ${known.join(', ')}`)
   }
 }

@@ -375,6 +375,50 @@ describe('balancer configs rendered from the module options, on real HAProxy and
     assert.equal(clean[1]!.spec.template.spec.containers[0].env, undefined)
   })
 
+  it('the command refuses a --config with a typo or an impossible value, naming the full path, and writes nothing', async () => {
+    let out = ''
+    let err = ''
+    const run = (args: string[]) => runCli(args, (t) => (out += t), (t) => (err += t))
+    const config = join(dir, 'lb.json')
+    const cases: [unknown, RegExp][] = [
+      [{ infra: { imag: 'x', replica: 5, lisen: {}, chek: {} } }, /^Option "infra\.imag" is invalid: is not an option; did you mean infra\.image\?$/m],
+      [{ infra: { check: { intervalMS: 5 } } }, /^Option "infra\.check\.intervalMS" is invalid: .*did you mean infra\.check\.intervalMs\?$/m],
+      [{ infra: 'x' }, /^Option "infra" is invalid: must be an object/m],
+      [{ health: { http: { prot: 9000 } } }, /^Option "health\.http\.prot" is invalid: .*did you mean health\.http\.port\?$/m],
+      [{ helth: {} }, /^Option "helth" is invalid: .*did you mean health\?$/m],
+      [{ mqtt: { keepaliveSecond: 30 } }, /^Option "mqtt\.keepaliveSecond" is invalid: .*did you mean mqtt\.keepaliveSeconds\?$/m],
+      [{ infra: { deviceKeepaliveSeconds: 3_000_000 } }, /^Option "infra\.deviceKeepaliveSeconds" is invalid: must be a whole number from 1 to 65535$/m],
+      [{ infra: { check: { intervalMs: 1e12 } } }, /^Option "infra\.check\.intervalMs" is invalid: must be a whole number from 1 to 2147483647$/m],
+      [{ infra: { internal: { userEnv: 'U', passwordEnv: 'U' } } }, /^Option "infra\.internal\.passwordEnv" is invalid: names U as infra\.internal\.userEnv does/m],
+    ]
+    for (const [options, expected] of cases) {
+      const { mqtt, ...rest } = options as { mqtt?: object }
+      await writeFile(config, JSON.stringify({ mqtt: { brokers: ['mqtt://127.0.0.1:1883'], ...mqtt }, ...rest }))
+      out = ''
+      err = ''
+      assert.equal(await run(['render', 'haproxy', '--config', config]), 1, JSON.stringify(options))
+      assert.match(err, expected)
+      assert.equal(out, '', 'and nothing is rendered')
+    }
+  })
+
+  it('the command refuses an --env-file line that sets nothing, or a variable set twice, naming the line', async () => {
+    let err = ''
+    const run = (args: string[]) => runCli(args, () => undefined, (t) => (err += t))
+    const envFile = join(dir, 'lines.env')
+    await writeFile(envFile, '# brokers\nROUTEMQ_MQTT_BROKERS=mqtt://b1:1883\n\nROUTEMQ_HEALTH_PORT 9500\n')
+    assert.equal(await run(['render', 'haproxy', '--env-file', envFile]), 1)
+    assert.match(err, /^Option "--env-file" is invalid: \S+lines\.env line 4 sets no variable: write NAME=value/m)
+    await writeFile(envFile, 'ROUTEMQ_MQTT_BROKERS=mqtt://b1:1883\nROUTEMQ_HEALTH_PORT=9500\nexport ROUTEMQ_HEALTH_PORT=9600\n')
+    err = ''
+    assert.equal(await run(['render', 'haproxy', '--env-file', envFile]), 1)
+    assert.match(err, /^Option "--env-file" is invalid: \S+lines\.env line 3 sets ROUTEMQ_HEALTH_PORT again \(first on line 2\)/m)
+    // Comments, blank lines, CRLF and a quoted value over several lines are still read.
+    await writeFile(envFile, '# brokers\r\nROUTEMQ_MQTT_BROKERS="mqtt://b1:1883"\r\n\r\nROUTEMQ_INFRA_NAME=edge\r\nNOTE="two\r\nlines = one value"\r\n')
+    err = ''
+    assert.equal(await run(['render', 'haproxy', '--env-file', envFile]), 0, err)
+  })
+
   it('the command renders to standard output or a directory, and names a bad variable', async () => {
     let out = ''
     let err = ''

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict'
 import { InvalidOptionError } from '../../src/index.js'
 import { mqttConnectPacket, planInfra, renderHaproxy, renderKubernetes, renderKubernetesObjects, renderNginx, toYaml } from '../../plugins/infra/index.js'
 import { mqtt5PublishPacket } from '../../plugins/infra/mqtt-connect-packet.js'
+import { resolveBrokerPoolOptions } from '../../plugins/mqtt/broker-pool-options.js'
 import { isHostName } from '../../src/host-name.js'
+import { withFieldPrefix } from '../../src/routemq/errors/invalid-option-error.js'
+import { MAX_TIMER_MS } from '../../src/timer-limit.js'
 import { parseYamlDocuments } from '../support/yaml-subset.js'
 
 describe('balancer plans', () => {
@@ -220,5 +223,72 @@ describe('operational endpoints stay internal', () => {
   it('keeps broker credentials out of every rendered config', () => {
     const plan = planInfra({ mqtt: { brokers: ['mqtt://device:url-s3cret@b1:1883', { url: 'mqtt://b2:1883', username: 'app', password: 'option-s3cret' }] } })
     for (const text of [renderHaproxy(plan), renderNginx(plan), renderKubernetes(plan)]) assert.doesNotMatch(text, /s3cret/)
+  })
+})
+
+/** The message of the InvalidOptionError `run` throws, or 'no error'. */
+function messageOf(run: () => unknown): string {
+  try {
+    run()
+  } catch (error) {
+    if (error instanceof InvalidOptionError) return error.message
+    throw error
+  }
+  return 'no error'
+}
+
+describe('balancer options with typos, wrong types and impossible values', () => {
+  const mqtt = { brokers: ['mqtt://b1:1883'] }
+  // JSON from --config reaches planInfra untyped; these are what a reader typed there.
+  const plan = (options: unknown) => () => planInfra(options as Parameters<typeof planInfra>[0])
+
+  it('refuses an unknown key under infra, at every depth, with the full path of the option meant', () => {
+    const cases: [unknown, string][] = [
+      [{ imag: 'x' }, 'Option "infra.imag" is invalid: is not an option; did you mean infra.image?'],
+      [{ replica: 5 }, 'Option "infra.replica" is invalid: is not an option; did you mean infra.replicas?'],
+      [{ lisen: {} }, 'Option "infra.lisen" is invalid: is not an option; did you mean infra.listen?'],
+      [{ chek: {} }, 'Option "infra.chek" is invalid: is not an option; did you mean infra.check?'],
+      [{ check: { intervalMS: 5 } }, 'Option "infra.check.intervalMS" is invalid: is not an option; did you mean infra.check.intervalMs?'],
+      [{ listen: { mqtts: 1 } }, 'Option "infra.listen.mqtts" is invalid: is not an option; did you mean infra.listen.mqtt?'],
+    ]
+    for (const [infra, message] of cases) assert.equal(messageOf(plan({ mqtt, infra })), message, JSON.stringify(infra))
+    const credentials = messageOf(plan({ mqtt, infra: { internal: { host: '127.0.0.1', user: 'admin', password: 'hunter2' } } }))
+    assert.match(credentials, /^Option "infra\.internal\.(user|password)" is invalid: is not an option/)
+    assert.doesNotMatch(credentials, /hunter2/, 'a credential given as an option is not echoed')
+  })
+
+  it('refuses infra that is not an object', () => {
+    for (const infra of ['x', 5, [], null]) assert.equal(fieldOf(plan({ mqtt, infra })), 'infra', JSON.stringify(infra))
+  })
+
+  it('refuses unknown keys in health and at the top level, instead of rendering the defaults', () => {
+    assert.equal(messageOf(plan({ mqtt, health: { http: { prot: 9000 } } })), 'Option "health.http.prot" is invalid: is not an option; did you mean health.http.port?')
+    assert.equal(messageOf(plan({ mqtt, helth: {} })), 'Option "helth" is invalid: is not an option; did you mean health?')
+    assert.equal(messageOf(plan({ mqtt, infar: {} })), 'Option "infar" is invalid: is not an option; did you mean infra?')
+    assert.equal(messageOf(plan({ mqtt: { ...mqtt, keepaliveSecond: 5 } })), 'Option "mqtt.keepaliveSecond" is invalid: is not an option; did you mean mqtt.keepaliveSeconds?')
+  })
+
+  it('refuses values beyond what MQTT, HAProxy and Kubernetes take: keepalive over 65535 s, timers over 2^31 - 1 ms', () => {
+    assert.equal(fieldOf(plan({ mqtt, infra: { deviceKeepaliveSeconds: 65_536 } })), 'infra.deviceKeepaliveSeconds')
+    assert.equal(fieldOf(plan({ mqtt, infra: { deviceKeepaliveSeconds: 3_000_000 } })), 'infra.deviceKeepaliveSeconds')
+    assert.equal(fieldOf(plan({ mqtt, infra: { check: { intervalMs: MAX_TIMER_MS + 1 } } })), 'infra.check.intervalMs')
+    assert.equal(fieldOf(plan({ mqtt, infra: { check: { intervalMs: 1e12 } } })), 'infra.check.intervalMs')
+    assert.equal(fieldOf(plan({ mqtt, infra: { check: { fall: 1e9 } } })), 'infra.check.fall')
+    assert.equal(fieldOf(plan({ mqtt, infra: { check: { rise: 1e9 } } })), 'infra.check.rise')
+    assert.equal(fieldOf(plan({ mqtt, infra: { replicas: 2 ** 31 } })), 'infra.replicas')
+    const longest = planInfra({ mqtt, infra: { deviceKeepaliveSeconds: 65_535, check: { intervalMs: MAX_TIMER_MS } } })
+    assert.match(renderHaproxy(longest), new RegExp(`inter ${MAX_TIMER_MS}ms`), 'the largest values are still rendered')
+  })
+
+  it('refuses one variable named for both the user and the password of the internal listeners', () => {
+    assert.equal(fieldOf(plan({ mqtt, infra: { internal: { userEnv: 'U', passwordEnv: 'U' } } })), 'infra.internal.passwordEnv')
+    assert.equal(fieldOf(plan({ mqtt, infra: { internal: { host: '0.0.0.0', userEnv: 'OPS', passwordEnv: 'OPS' } } })), 'infra.internal.passwordEnv')
+  })
+
+  it("prefixes a nested part's did-you-mean as it prefixes its field", () => {
+    const run = () => withFieldPrefix('mqtt', () => resolveBrokerPoolOptions({ ...mqtt, keepaliveSecond: 5 } as never, 'x'))
+    assert.equal(messageOf(run), 'Option "mqtt.keepaliveSecond" is invalid: is not an option; did you mean mqtt.keepaliveSeconds?')
+    assert.equal(messageOf(() => withFieldPrefix('mqtt', () => resolveBrokerPoolOptions({ ...mqtt, session: {} } as never, 'x'))),
+      'Option "mqtt.session" is invalid: is not an option; did you mean mqtt.sessions?')
   })
 })

@@ -15,7 +15,7 @@ export interface HealthHttpLimits {
   readonly keepAliveTimeoutMs: number
   /** How long a socket may neither send nor read anything, e.g. a client that stops reading its answer. */
   readonly idleTimeoutMs: number
-  /** Open connections at most; at the cap the oldest connection without a request in progress is closed to keep one free. */
+  /** Open connections at most, 2 to 65 536; at the cap the oldest connection without a request in progress is closed to keep one free. */
   readonly maxConnections: number
 }
 
@@ -64,13 +64,29 @@ export function resolveHealthHttpLimits(options: Partial<HealthHttpLimits>): Hea
   return Object.freeze(limits)
 }
 
-/** One limit on its own; `InvalidOptionError` naming `health.http.<key>` when it is no valid value. */
-export function checkHealthHttpLimit(key: keyof HealthHttpLimits, value: unknown): void {
+/**
+ * Connections the cap allows at least: at the cap one is kept free for the
+ * next client (`capConnections` closes the longest-waiting one when an arrival
+ * takes the last slot), so a cap of 1 leaves none to serve a kept-alive probe
+ * while the next one connects, and probes alternate between an answer and a
+ * closed socket. Two is one in use and one free.
+ */
+export const MIN_HEALTH_CONNECTIONS = 2
+/** Connections the cap allows at most: each is a file descriptor, and more than this is no cap on any host's descriptor limit. */
+export const MAX_HEALTH_CONNECTIONS = 65_536
+
+/** One limit on its own; `InvalidOptionError` naming `field` (default `health.http.<key>`) when it is no valid value. */
+export function checkHealthHttpLimit(key: keyof HealthHttpLimits, value: unknown, field = `health.http.${key}`): void {
   if (key === 'maxConnections') {
     // Node's own cap takes any number; a fraction or zero would be a typo that shuts every probe out.
-    if (!Number.isSafeInteger(value) || (value as number) < 1) throw new InvalidOptionError('health.http.maxConnections', 'must be a whole number of at least 1, e.g. 32')
+    if (!Number.isSafeInteger(value) || (value as number) < MIN_HEALTH_CONNECTIONS || (value as number) > MAX_HEALTH_CONNECTIONS) {
+      throw new InvalidOptionError(
+        field,
+        `must be a whole number from ${MIN_HEALTH_CONNECTIONS} to ${MAX_HEALTH_CONNECTIONS}, e.g. 32: one connection is kept free for the next probe, so a cap needs one more`,
+      )
+    }
   } else if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > MAX_TIMER_MS) {
     // 0 would mean "no timeout" to Node: the hole these limits close.
-    throw new InvalidOptionError(`health.http.${key}`, `must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}; default ${HEALTH_HTTP_DEFAULTS[key]}`)
+    throw new InvalidOptionError(field, `must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}; default ${HEALTH_HTTP_DEFAULTS[key]}`)
   }
 }

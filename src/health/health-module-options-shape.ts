@@ -1,36 +1,17 @@
 import { LoadBalancingMetrics } from '../metrics/load-balancing-metrics.js'
 import { LOAD_BALANCING_METRICS_OPTIONS_SHAPE } from '../metrics/load-balancing-metrics-options-shape.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { byKind, checkOptions, listOf, matching, shapeOf, wholeNumber, type OptionCheck, type OptionShape } from '../routemq/option-shape.js'
+import { byKind, checkOptions, listOf, shapeOf, type OptionShape } from '../routemq/option-shape.js'
 import { GRACEFUL_SHUTDOWN_OPTIONS_SHAPE } from './graceful-shutdown-options-shape.js'
 import { HEALTH_CHECK_DEFINITION_SHAPE } from './health-check-definition-shape.js'
-import { checkHealthHttpLimit, type HealthHttpLimits } from './health-http-options.js'
+import { HEALTH_HTTP_OPTIONS_SHAPE } from './health-http-options-shape.js'
 import { HealthMonitor } from './health-monitor.js'
 import type { HealthModuleOptions } from './health-module.js'
-
-type HttpOptions = Exclude<NonNullable<HealthModuleOptions['http']>, false>
-
-/** One limit, checked as the server checks it, so that both say the same. */
-function httpLimit(key: keyof HealthHttpLimits): OptionCheck {
-  return (value) => {
-    if (value !== undefined) checkHealthHttpLimit(key, value)
-  }
-}
-
-const HTTP_OPTIONS_SHAPE: OptionShape<HttpOptions> = {
-  host: matching(/^[\w.:%[\]-]+$/, "a host name or address, e.g. '0.0.0.0'"),
-  port: wholeNumber(0, 65_535),
-  headersTimeoutMs: httpLimit('headersTimeoutMs'),
-  requestTimeoutMs: httpLimit('requestTimeoutMs'),
-  keepAliveTimeoutMs: httpLimit('keepAliveTimeoutMs'),
-  idleTimeoutMs: httpLimit('idleTimeoutMs'),
-  maxConnections: httpLimit('maxConnections'),
-}
 
 /** The health options a `LoadBalancingModule` takes from you; it fills in `monitor`, `sources` and `metrics`. */
 export const HEALTH_OPTIONS_SHAPE: OptionShape<Omit<HealthModuleOptions, 'monitor' | 'sources' | 'metrics'>> = {
   checks: listOf(shapeOf(HEALTH_CHECK_DEFINITION_SHAPE)),
-  http: byKind('must be { host?, port?, headersTimeoutMs?, requestTimeoutMs?, keepAliveTimeoutMs?, idleTimeoutMs?, maxConnections? }, or false for no endpoints', { false: true, object: shapeOf(HTTP_OPTIONS_SHAPE) }),
+  http: byKind('must be { host?, port?, headersTimeoutMs?, requestTimeoutMs?, keepAliveTimeoutMs?, idleTimeoutMs?, maxConnections? }, or false for no endpoints', { false: true, object: shapeOf(HEALTH_HTTP_OPTIONS_SHAPE) }),
   shutdown: byKind('must be { signals?, drainDelayMs?, exit? }, or false to leave signals to you', { false: true, object: shapeOf(GRACEFUL_SHUTDOWN_OPTIONS_SHAPE) }),
 }
 

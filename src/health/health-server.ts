@@ -1,11 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { checkOptions } from '../routemq/option-shape.js'
 import { safeLogger, silentLogger, type Logger } from '../routemq/logger.js'
 import type { LoadBalancingMetrics } from '../metrics/load-balancing-metrics.js'
 import { capConnections } from './cap-connections.js'
 import { resolveHealthHttpLimits, type HealthHttpLimits, type HealthHttpOptions } from './health-http-options.js'
 import type { HealthMonitor } from './health-monitor.js'
+import { HEALTH_SERVER_OPTIONS_SHAPE } from './health-server-options-shape.js'
 import { livenessResponse, readinessResponse, type HealthResponse } from './health-response.js'
 import { scrubSecrets } from './scrub-secrets.js'
 
@@ -42,11 +44,7 @@ export class HealthServer {
   #listening: Promise<void> | undefined
 
   constructor(options: HealthServerOptions) {
-    const port = options.port ?? 9464
-    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidOptionError('health.port', 'must be a whole number from 0 to 65535')
-    if (options.host !== undefined && (typeof options.host !== 'string' || !/^[\w.:%[\]-]+$/.test(options.host))) {
-      throw new InvalidOptionError('health.host', "must be a host name or address, e.g. '0.0.0.0'")
-    }
+    checkOptions(options, HEALTH_SERVER_OPTIONS_SHAPE, 'health')
     const limits = resolveHealthHttpLimits(options)
     this.#options = Object.freeze({ ...options })
     this.#log = safeLogger(options.logger ?? silentLogger)
@@ -56,7 +54,7 @@ export class HealthServer {
       // node:http enforces both timeouts only when it sweeps its connections (every 30 s by default):
       // sweeping every fifth of the header timeout, at most every second, cuts a stalled client soon after it expires.
       connectionsCheckingInterval: Math.min(1000, Math.max(10, Math.floor(limits.headersTimeoutMs / 5))),
-    }, (request, response) => this.#serve(request, response))
+    }, (request, response) => this.#answer(request, response))
     this.#server.keepAliveTimeout = limits.keepAliveTimeoutMs
     // With no 'timeout' listener, node:http destroys a socket idle this long.
     this.#server.setTimeout(limits.idleTimeoutMs)
@@ -136,6 +134,27 @@ export class HealthServer {
     this.#listening = undefined
   }
 
+  /**
+   * Serves one request; nothing it calls (the monitor, `transportConnected`, the metrics) can throw out of
+   * node:http's handler, where an error would end the process: the request is answered 500 and the error logged.
+   */
+  #answer(request: IncomingMessage, response: ServerResponse): void {
+    try {
+      this.#serve(request, response)
+    } catch (error) {
+      this.#failed(response, 'answering a health request failed', error, { path: scrubSecrets((request.url ?? '/').split('?', 1)[0]!) })
+    }
+  }
+
+  #failed(response: ServerResponse, message: string, error: unknown, fields: Readonly<Record<string, unknown>> = {}): void {
+    this.#log.error(message, { ...fields, error: describe(error) })
+    if (response.headersSent) {
+      response.destroy()
+      return
+    }
+    response.writeHead(500, { 'content-type': 'text/plain', 'cache-control': 'no-store' }).end(`${message}; see the application log\n`)
+  }
+
   #serve(request: IncomingMessage, response: ServerResponse): void {
     const path = (request.url ?? '/').split('?', 1)[0]
     if (request.method !== 'GET' && request.method !== 'HEAD') {
@@ -173,11 +192,7 @@ export class HealthServer {
         response.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' })
         response.end(head ? undefined : text)
       },
-      (error: unknown) => {
-        this.#log.error('collecting metrics failed', { error })
-        response.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed; see the application log\n')
-      },
-    )
+    ).catch((error: unknown) => this.#failed(response, 'collecting metrics failed', error))
   }
 }
 
@@ -189,4 +204,13 @@ function send(response: ServerResponse, body: HealthResponse, head: boolean): vo
     'content-length': Buffer.byteLength(text),
   })
   response.end(head ? undefined : text)
+}
+
+/** The error as scrubbed text; a value whose conversion to text throws is not shown. */
+function describe(error: unknown): string {
+  try {
+    return scrubSecrets(error instanceof Error ? `${error.name}: ${error.message}` : String(error))
+  } catch {
+    return 'an error that cannot be shown as text'
+  }
 }

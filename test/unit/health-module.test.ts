@@ -18,6 +18,8 @@ describe('HealthModule options', () => {
     ['HTTP options that are no object', { http: 9464 }, 'health.http'],
     ['no connections at all', { http: { maxConnections: 0 } }, 'health.http.maxConnections'],
     ['a fractional connection cap', { http: { maxConnections: 2.5 } }, 'health.http.maxConnections'],
+    ['a cap of one connection, which leaves none once one is kept free', { http: { maxConnections: 1 } }, 'health.http.maxConnections'],
+    ['a connection cap beyond any file descriptor limit', { http: { maxConnections: 1e9 } }, 'health.http.maxConnections'],
     ['a headers timeout of zero, which Node reads as none', { http: { headersTimeoutMs: 0 } }, 'health.http.headersTimeoutMs'],
     ['a request timeout that is no number', { http: { requestTimeoutMs: '5s' } }, 'health.http.requestTimeoutMs'],
     ['a keep-alive timeout no timer can wait', { http: { keepAliveTimeoutMs: 3e9 } }, 'health.http.keepAliveTimeoutMs'],
@@ -29,6 +31,25 @@ describe('HealthModule options', () => {
       assert.throws(() => new HealthModule(options as never), (e: unknown) => e instanceof InvalidOptionError && e.field === field)
     })
   }
+
+  it('refuses shutdown signals that do not ask for a stop, saying why, and takes those that do', () => {
+    const why: Record<string, RegExp> = {
+      SIGCHLD: /child process ends/, SIGWINCH: /resized/, SIGCONT: /resumes/, SIGURG: /urgent/, SIGPIPE: /closed pipe/,
+      SIGUSR1: /inspector/, SIGTSTP: /pause/, SIGALRM: /alarm/,
+    }
+    for (const [signal, reason] of Object.entries(why)) {
+      assert.throws(
+        () => new HealthModule({ http: false, shutdown: { signals: ['SIGTERM', signal as NodeJS.Signals] } }),
+        (e: unknown) => e instanceof InvalidOptionError && e.field === 'health.shutdown.signals[1]' && reason.test(e.message) && /'SIGTERM'/.test(e.message),
+        signal,
+      )
+    }
+    const steps = { beginShutdown: () => undefined, stop: async () => undefined, logger: silentLogger }
+    assert.throws(() => new GracefulShutdown({ signals: ['SIGCHLD'] }, steps), /child process ends/)
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'] as const) {
+      assert.doesNotThrow(() => new HealthModule({ http: false, shutdown: { signals: [signal] } }), signal)
+    }
+  })
 
   it('shares a registry that already collects the default metrics', async () => {
     const registry = new Registry()

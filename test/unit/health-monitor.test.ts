@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {
-  HealthMonitor, HealthServer, InvalidOptionError, type HealthChange, type HealthResponse,
+  HealthMonitor, HealthServer, InvalidOptionError, LoadBalancingMetrics, silentLogger, type HealthChange, type HealthResponse, type Logger,
 } from '../../src/index.js'
 
 /** A check whose outcome the test sets; `monitor.check(name)` runs it. */
@@ -300,5 +300,68 @@ describe('HealthServer', () => {
     const second = new HealthServer({ monitor, port: server.port! })
     await assert.rejects(second.start(), (e: unknown) => e instanceof InvalidOptionError && e.field === 'health.port')
     assert.throws(() => new HealthServer({ monitor, port: 70_000 }), /health\.port/)
+  })
+})
+
+describe('HealthServer options', () => {
+  const monitor = new HealthMonitor({ logger: silentLogger })
+  const cases: [string, Record<string, unknown>, string, RegExp][] = [
+    ['no monitor', {}, 'health.monitor', /is required/],
+    ['a misspelt key', { monitor, prot: 1 }, 'health.prot', /did you mean health\.port\?/],
+    ['a connection cap beyond any file descriptor limit', { monitor, maxConnections: 1e9 }, 'health.maxConnections', /from 2 to 65536/],
+    ['transportConnected that is no function', { monitor, transportConnected: 5 }, 'health.transportConnected', /function/],
+    ['transportConnected that is a boolean', { monitor, transportConnected: true }, 'health.transportConnected', /function/],
+    ['metrics that are no LoadBalancingMetrics', { monitor, metrics: 5 }, 'health.metrics', /LoadBalancingMetrics/],
+    ['a logger that is no Logger', { monitor, logger: 5 }, 'health.logger', /Logger/],
+  ]
+  for (const [what, options, field, message] of cases) {
+    it(`refuses ${what} when built, naming ${field}, instead of crashing at the first request`, () => {
+      assert.throws(() => new HealthServer(options as never), (e: unknown) => e instanceof InvalidOptionError && e.field === field && message.test(e.message))
+    })
+  }
+})
+
+describe('HealthServer when what it serves throws', () => {
+  let server: HealthServer | undefined
+  afterEach(async () => {
+    await server?.close()
+    server = undefined
+  })
+
+  function recording(): { logger: Logger; errors: [string, Readonly<Record<string, unknown>> | undefined][] } {
+    const errors: [string, Readonly<Record<string, unknown>> | undefined][] = []
+    return { logger: { ...silentLogger, error: (message, fields) => errors.push([message, fields]) }, errors }
+  }
+
+  it('answers 500 and logs the error, scrubbed, when transportConnected throws, and goes on answering', async () => {
+    const { logger, errors } = recording()
+    server = new HealthServer({
+      monitor: new HealthMonitor({ logger: silentLogger }), port: 0, logger,
+      transportConnected: () => {
+        throw new Error('lost postgres://app:s3cret@db:5432/app')
+      },
+    })
+    await server.start()
+    const ready = await fetch(`${server.url}/ready`)
+    assert.equal(ready.status, 500)
+    assert.doesNotMatch(await ready.text(), /s3cret/)
+    assert.equal(errors.length, 1)
+    assert.doesNotMatch(JSON.stringify(errors), /s3cret/)
+    assert.match(String(errors[0]![1]?.['error']), /lost db:5432/)
+    assert.equal((await fetch(`${server.url}/health`)).status, 200)
+  })
+
+  it('answers 500 and logs the error when collecting metrics throws at once instead of rejecting', async () => {
+    const { logger, errors } = recording()
+    const metrics = new LoadBalancingMetrics({ defaultMetrics: false })
+    Object.defineProperty(metrics, 'text', {
+      value: () => {
+        throw new TypeError('registry is gone')
+      },
+    })
+    server = new HealthServer({ monitor: new HealthMonitor({ logger: silentLogger }), port: 0, logger, metrics })
+    await server.start()
+    assert.equal((await fetch(`${server.url}/metrics`)).status, 500)
+    assert.match(String(errors[0]![1]?.['error']), /registry is gone/)
   })
 })

@@ -64,6 +64,30 @@ describe('scrubSecrets', () => {
     assert.ok(oneToken.startsWith('{"error":"eee') && oneToken.length === 2001, 'a long single-token error is kept, cut')
   })
 
+  it('never shows a password holding whitespace, one before a fullwidth "＠", a pass= value or one after an IPv6 user', () => {
+    const secret = 'S3cr3tPW'
+    const cases: [string, string][] = [
+      [`connect mqtt://u:${secret} @h failed`, 'connect h failed'],
+      [`connect u:pa ${secret}@h failed`, 'connect h failed'],
+      [`connect mqtt://u:pa ${secret}@h:1883 failed`, 'connect h:1883 failed'],
+      [`connect mqtt://u:${secret}\t@h failed`, 'connect h failed'],
+      [`connect mqtt://u:${secret}\n@h failed`, 'connect h failed'],
+      [`connect mqtt://u:${secret}＠h failed`, 'connect h failed'],
+      [`connect u:${secret}＠h failed`, 'connect h failed'],
+      [`pass=${secret}`, 'pass=<redacted>'],
+      [`DB_PASS: ${secret}`, 'DB_PASS: <redacted>'],
+      [`connect [::1]:${secret}@h failed`, 'connect h failed'],
+    ]
+    for (const [input, expected] of cases) assert.equal(scrubSecrets(input), expected, JSON.stringify(input))
+    // Ordinary text that looks a little like these stays as it is.
+    for (const text of [
+      'at 12:30 sent to bob@corp.example', 'connect h:1883 refused by bob@corp.example', 'error: mail bob@corp.example',
+      'tests passed: 5', 'bypass=1', 'compass: north', 'connect ECONNREFUSED [::1]:1883',
+    ]) {
+      assert.equal(scrubSecrets(text), text)
+    }
+  })
+
   it('never shows the user info of a URL whose password has an unescaped "/", "?" or "#"', () => {
     // Written with user name "alice" and a password holding "hunter"; where the URL parser would end the user
     // info cannot be told from the text, so such a URL is reduced to <address>.

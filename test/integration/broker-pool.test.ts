@@ -172,13 +172,19 @@ describe('BrokerPool on real Mosquitto brokers', function () {
     assert.equal(transport.stats.failovers, 0)
   })
 
-  it('refuses topics with control characters or Unicode non-characters before any broker sees them, at QoS 0 and 1, and no broker goes down', async () => {
+  /** A connected pool, the brokers it declared down, and a counter of what reaches the brokers on ok/#. */
+  async function watchedPool() {
     const transport = pool()
     const downs: string[] = []
     transport.onBrokerDown((event) => downs.push(event.broker))
     const counter = await IdCounter.start(topology.brokers.map((b) => b.url), 'ok/#')
     cleanup.push(() => counter.close())
     await transport.connect(() => undefined)
+    return { transport, downs, counter }
+  }
+
+  it('refuses topics with control characters or Unicode non-characters before any broker sees them, at QoS 0 and 1, and no broker goes down', async () => {
+    const { transport, downs, counter } = await watchedPool()
     for (const topic of ['a\u0001b', 'a\uFFFFb', 'a\u007Fb', 'a\u0085b', 'a\uFDD0b', 'a\uD800b', 'a\u{10FFFF}b', 'a\nb']) {
       for (const qos of [0, 1] as const) await assert.rejects(transport.publish(topic, 'x', { qos }), isInvalidTopicError, `${JSON.stringify(topic)} at QoS ${qos}`)
     }
@@ -209,12 +215,7 @@ describe('BrokerPool on real Mosquitto brokers', function () {
   })
 
   it('refuses a publish whose user property a broker would drop the connection over, and keeps every broker up', async () => {
-    const transport = pool()
-    const downs: string[] = []
-    transport.onBrokerDown((event) => downs.push(event.broker))
-    const counter = await IdCounter.start(topology.brokers.map((b) => b.url), 'ok/#')
-    cleanup.push(() => counter.close())
-    await transport.connect(() => undefined)
+    const { transport, downs, counter } = await watchedPool()
     await assert.rejects(transport.publish('ok/0', '0', { qos: 1, properties: { userProperties: { fw: '1.0\u0000' } } }), isInvalidOptionError)
     await assert.rejects(transport.publish('ok/0', '0', { qos: 0, properties: { contentType: 'text/\u0000' } }), isInvalidOptionError)
     await transport.publish('ok/1', '1', { qos: 1 })

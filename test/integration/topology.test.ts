@@ -516,16 +516,17 @@ describe('local topology broker persistence', function () {
       const configuration = readFileSync(join(broker.directory, 'mosquitto.conf'), 'utf8')
       assert.match(configuration, new RegExp(`^persistence true\npersistence_location ${data}/\nautosave_interval 1$`, 'm'))
       await queueForOfflineSession(broker, 'persistence/crash', queued.length)
-      // Mosquitto logs each save as it starts it. A SIGKILL keeps only what
-      // a save begun after the publisher had its PUBACKs and left wrote.
+      // Mosquitto logs each save as it starts it, and saves one at a time: a
+      // SIGKILL keeps what a save begun after the publisher had its PUBACKs
+      // and left wrote only once the next save has begun, so that one finished.
       await waitUntil(
         () => {
           const log = readFileSync(broker.logFile, 'utf8')
           const published = log.indexOf('Client publisher-1 disconnected')
-          return published >= 0 && log.lastIndexOf(`Saving in-memory database to ${data}`) > published
+          return published >= 0 && log.slice(published).split(`Saving in-memory database to ${data}`).length - 1 >= 2
         },
-        'the broker should have autosaved after the messages were queued',
-        5_000,
+        'the broker should have finished an autosave begun after the messages were queued',
+        10_000,
       )
       await broker.kill()
       await broker.restart()

@@ -1,8 +1,7 @@
 import { BROKER_POOL_OPTIONS_SHAPE } from '../mqtt/broker-pool-options-shape.js'
 import { HEALTH_OPTIONS_SHAPE } from '../../src/health/health-module-options-shape.js'
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { byKind, isBoolean, listOf, matching, nonEmptyString, oneOf, shapeOf, wholeNumber, type OptionCheck, type OptionShape } from '../../src/routemq/option-shape.js'
-import { MAX_TIMER_MS } from '../../src/timer-limit.js'
+import { byKind, isBoolean, listOf, matching, milliseconds, nonEmptyString, oneOf, shapeOf, wholeNumber, type OptionCheck, type OptionShape } from '../../src/routemq/option-shape.js'
 import type { InfraOptions, InfraPlanOptions } from './infra-plan.js'
 
 type Listen = NonNullable<InfraOptions['listen']>
@@ -18,7 +17,6 @@ const PATH_DESCRIBED = 'a path of letters, digits and / . _ - @ + = , : ~ % (no 
 const envName = matching(/^[A-Za-z_][A-Za-z0-9_]*$/, 'the name of an environment variable (letters, digits and "_"), e.g. "HAPROXY_STATS_PASSWORD", not the credential itself')
 const port = wholeNumber(1, 65_535)
 // HAProxy's timers, like Node's, hold at most 2^31 - 1 ms; a longer `inter` fails `haproxy -c`.
-const ms = wholeNumber(1, MAX_TIMER_MS)
 /** Most checks in a row for `rise` and `fall`: HAProxy counts a server's health up to rise + fall - 1 in an int, and a thousand is already a broker left down for good. */
 export const MAX_CHECK_COUNT = 1_000
 const checkCount = wholeNumber(1, MAX_CHECK_COUNT)
@@ -38,7 +36,7 @@ const LISTEN_SHAPE: OptionShape<Listen> = { mqtt: port, websocket: port, http: p
 // The host's own check (RFC 1123 names and IP addresses, loopback or not) is planInternalListeners'.
 const INTERNAL_SHAPE: OptionShape<Internal> = { host: nonEmptyString, userEnv: envName, passwordEnv: envName }
 
-const CHECK_SHAPE: OptionShape<Check> = { intervalMs: ms, fall: checkCount, rise: checkCount, requireSubscriber: isBoolean }
+const CHECK_SHAPE: OptionShape<Check> = { intervalMs: milliseconds(1), fall: checkCount, rise: checkCount, requireSubscriber: isBoolean }
 
 /** The keys, types and bounds of `InfraOptions`; what depends on several options (distinct ports, both credentials) is checked by `planInfra`. */
 export const INFRA_OPTIONS_SHAPE: OptionShape<InfraOptions> = {

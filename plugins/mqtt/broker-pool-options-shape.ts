@@ -6,7 +6,6 @@ import {
 } from '../../src/routemq/option-shape.js'
 import type { BrokerConfig, BrokerHealthOptions, BrokerPoolOptions, OfflineBufferOptions, SessionOptions } from './broker-pool-options.js'
 
-const ms = milliseconds
 
 const BROKER_CONFIG_SHAPE: OptionShape<BrokerConfig> = {
   url: required(nonEmptyString, 'give a URL such as "mqtt://broker-1:1883"'),
@@ -26,13 +25,13 @@ const SESSION_OPTIONS_SHAPE: OptionShape<SessionOptions> = {
 }
 
 const BROKER_HEALTH_OPTIONS_SHAPE: OptionShape<BrokerHealthOptions> = {
-  probeIntervalMs: ms(1),
-  probeTimeoutMs: ms(1),
+  probeIntervalMs: milliseconds(1),
+  probeTimeoutMs: milliseconds(1),
   rise: wholeNumber(1),
   fall: wholeNumber(1),
-  publishAckTimeoutMs: ms(1),
-  backoffBaseMs: ms(1),
-  backoffCapMs: ms(1),
+  publishAckTimeoutMs: milliseconds(1),
+  backoffBaseMs: milliseconds(1),
+  backoffCapMs: milliseconds(1),
 }
 
 const OFFLINE_BUFFER_OPTIONS_SHAPE: OptionShape<OfflineBufferOptions> = {
@@ -50,7 +49,7 @@ export const BROKER_POOL_OPTIONS_SHAPE: OptionShape<BrokerPoolOptions> = {
   ),
   mode: oneOf(['auto', 'failover', 'all']),
   topologyCheck: isBoolean,
-  topologyCheckTimeoutMs: ms(1),
+  topologyCheckTimeoutMs: milliseconds(1),
   // Characters every broker takes in a topic level (NATS refuses '.' and spaces).
   group: matching(/^[A-Za-z0-9_-]{1,64}$/, '1 to 64 letters, digits, "-" or "_", e.g. the router\'s sharedGroup'),
   controlTopic: matching(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'topic levels of letters, digits, "-" or "_" joined by "/", e.g. "routemq/control"'),
@@ -65,9 +64,9 @@ export const BROKER_POOL_OPTIONS_SHAPE: OptionShape<BrokerPoolOptions> = {
   sessionExpirySeconds: wholeNumber(0, 4_294_967_295),
   protocolVersion: oneOf([4, 5], '4 (MQTT 3.1.1) or 5'),
   keepaliveSeconds: wholeNumber(0, 65_535),
-  connectTimeoutMs: ms(1),
-  startTimeoutMs: ms(1),
-  closeTimeoutMs: ms(0),
+  connectTimeoutMs: milliseconds(1),
+  startTimeoutMs: milliseconds(1),
+  closeTimeoutMs: milliseconds(0),
   ackOrder: oneOf(['arrival', 'completion']),
   health: shapeOf(BROKER_HEALTH_OPTIONS_SHAPE),
   offlineBuffer: shapeOf(OFFLINE_BUFFER_OPTIONS_SHAPE),

@@ -4,16 +4,12 @@ import { mqttTextProblem } from './mqtt-text.js'
 import { byKind, isBoolean, listOf, nonEmptyString, oneOf, type OptionCheck, type OptionShape } from './option-shape.js'
 import type { GroupOptions, RouteOptions } from './route.js'
 
-const ERROR_POLICY = "must be 'ack', 'redeliver' or { deadLetter: 'topic/prefix' }"
-
-/** An `ErrorPolicy`: the application's default, or a route's own. */
-export const errorPolicy: OptionCheck = byKind(ERROR_POLICY, {
-  string: oneOf(['ack', 'redeliver'], "'ack', 'redeliver' or { deadLetter: 'topic/prefix' }"),
-  object: (value, field) => {
-    const problem = errorPolicyProblem(value)
-    if (problem) throw new InvalidOptionError(field, problem)
-  },
-})
+/** An `ErrorPolicy`: the application's default, or a route's own; `errorPolicyProblem` is the one check. */
+export const errorPolicy: OptionCheck = (value, field) => {
+  if (value === undefined) return
+  const problem = errorPolicyProblem(value)
+  if (problem) throw new InvalidOptionError(field, problem)
+}
 
 /** A shared subscription group: a topic level brokers take after `$share/`, in MQTT text. */
 const SHARED_GROUP = /^[^/+#$]+$/

@@ -48,7 +48,7 @@ export {
   type HealthCheckDefinition, type HealthCheckSource, type CheckObservation, type CheckStatus, type HealthStatus,
   type HealthSummary, type HealthChange,
   HealthMonitor, type HealthMonitorOptions, type FailoverCallback,
-  healthGate, HealthGate, type HealthGateOptions, type HealthGateStats,
+  healthGate, HealthGate, type HealthGateOptions, type HealthGateStats, type SpoolOptions, type SpoolStats,
   HealthServer, type HealthServerOptions, type HealthResponse, type CheckResult, type ResponseStatus,
   HEALTH_HTTP_DEFAULTS, type HealthHttpLimits, type HealthHttpOptions,
   GracefulShutdown, type GracefulShutdownOptions, type ShutdownSteps,

@@ -7,7 +7,7 @@ import type { BrokerEndpoint } from './broker-endpoint.js'
 import type { ResolvedBrokerPoolOptions } from './broker-pool-options.js'
 import type { BrokerLinks } from './broker-links.js'
 import type { HoldDown } from './hold-down.js'
-import type { WakeSignal } from './wake-signal.js'
+import type { WakeSignal } from '../../src/wake-signal.js'
 
 /** Options of `AllBrokersSupervisor`. */
 export interface AllBrokersSupervisorOptions {

@@ -29,7 +29,7 @@ import { brokerHealthChecks } from './broker-health-checks.js'
 import { SessionSteward, type SessionAdoptedEvent } from './session-steward.js'
 import { TopologyGuard } from './topology-guard.js'
 import { SubscriptionSync } from './subscription-sync.js'
-import { WakeSignal } from './wake-signal.js'
+import { WakeSignal } from '../../src/wake-signal.js'
 
 export type { ActiveBrokerEvent, FailoverEvent } from './failover-supervisor.js'
 export type { AllDownEvent, BrokerDownEvent, BrokerPoolStats, BrokerStatus, BrokerUpEvent } from './broker-pool-stats.js'

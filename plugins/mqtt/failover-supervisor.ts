@@ -11,7 +11,7 @@ import type { BrokerLinks } from './broker-links.js'
 import type { HoldDown } from './hold-down.js'
 import type { LiveConnections } from './live-connections.js'
 import { findReferencedBroker } from './server-reference.js'
-import type { WakeSignal } from './wake-signal.js'
+import type { WakeSignal } from '../../src/wake-signal.js'
 
 /** The pool moved to another broker (failover mode). */
 export interface FailoverEvent {

@@ -1,8 +1,16 @@
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { oneOf, wholeNumber, type OptionShape } from '../routemq/option-shape.js'
+import { nonEmptyString, oneOf, required, shapeOf, wholeNumber, type OptionShape } from '../routemq/option-shape.js'
 import { MAX_TIMER_MS } from '../timer-limit.js'
 import type { HealthGateOptions } from './health-gate.js'
 import { HealthMonitor } from './health-monitor.js'
+import type { SpoolOptions } from './spool/gate-spool.js'
+
+/** The keys and types of `SpoolOptions`. */
+export const SPOOL_OPTIONS_SHAPE: OptionShape<SpoolOptions> = {
+  path: required(nonEmptyString, "the spool's directory, one per app instance, e.g. '/var/lib/app/spool'"),
+  maxBytes: wholeNumber(1024),
+  whenFull: oneOf(['wait', 'reject']),
+}
 
 /** The keys and types of `HealthGateOptions`. */
 export const HEALTH_GATE_OPTIONS_SHAPE: OptionShape<HealthGateOptions> = {
@@ -16,4 +24,5 @@ export const HEALTH_GATE_OPTIONS_SHAPE: OptionShape<HealthGateOptions> = {
   monitor: (value, field) => {
     if (value !== undefined && !(value instanceof HealthMonitor)) throw new InvalidOptionError(field, 'must be a HealthMonitor, or left out for the one HealthModule attaches')
   },
+  spool: shapeOf(SPOOL_OPTIONS_SHAPE),
 }

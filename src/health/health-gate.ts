@@ -9,6 +9,8 @@ import { DependencyUnavailableError, type GateRejection } from './errors/depende
 import { HEALTH_GATE_OPTIONS_SHAPE } from './health-gate-options-shape.js'
 import { preciseNow } from './precise-now.js'
 import type { HealthMonitor } from './health-monitor.js'
+import { GateSpool, type ReplayInto, type SpoolOptions, type SpoolStats } from './spool/gate-spool.js'
+import type { Logger } from '../routemq/logger.js'
 
 /** Options of `healthGate`. */
 export interface HealthGateOptions {
@@ -24,6 +26,15 @@ export interface HealthGateOptions {
   readonly maxHoldMs?: number
   /** The monitor to ask. Default: the one `HealthModule` attaches, else `HEALTH_MONITOR` from the container. */
   readonly monitor?: HealthMonitor
+  /**
+   * Off by default. In `hold` mode, keeps the messages of an outage in a
+   * durable spool on disk instead of at the broker: each is acknowledged once
+   * it is on disk and replayed in arrival order when the dependencies are
+   * healthy again (first thing after a restart, too). Needs `HealthModule`.
+   * Turn it on when an outage can outlast what the brokers queue for the app
+   * (Mosquitto: `max_queued_messages`, default 1000, per session).
+   */
+  readonly spool?: SpoolOptions
 }
 
 /** What a gate did since it was created. */
@@ -37,6 +48,17 @@ export interface HealthGateStats {
   /** Handlers run again after they failed because a dependency went down under them. */
   readonly outageRetries: number
   readonly rejected: Readonly<Record<GateRejection, number>>
+  /** The spool's figures; `undefined` without one. */
+  readonly spool: SpoolStats | undefined
+}
+
+/** What `HealthModule` gives a gate at start. */
+export interface GateAttachment {
+  /** Hands a spooled message to the application's dispatcher again. */
+  readonly replay: ReplayInto
+  readonly logger: Logger
+  /** Names the gate in errors, e.g. `healthGate on route "devices/{id}/telemetry"`. */
+  readonly field: string
 }
 
 interface Held {
@@ -75,6 +97,7 @@ export class HealthGate implements Middleware {
   readonly maxHeld: number
   readonly maxHoldMs: number
   #monitor: HealthMonitor | undefined
+  readonly #spool: GateSpool | undefined
   readonly #queues = new Map<string, Held[]>()
   readonly #pumping = new Set<string>()
   /** Messages this gate is holding or running, by context. */
@@ -86,7 +109,7 @@ export class HealthGate implements Middleware {
   #heldTotal = 0
   #released = 0
   #outageRetries = 0
-  readonly #rejected: Record<GateRejection, number> = { unhealthy: 0, 'max-held': 0, 'max-hold-ms': 0, stopped: 0 }
+  readonly #rejected: Record<GateRejection, number> = { unhealthy: 0, 'max-held': 0, 'max-hold-ms': 0, stopped: 0, 'spool-full': 0 }
 
   constructor(dependencies: readonly string[], options: HealthGateOptions = {}) {
     if (!Array.isArray(dependencies) || dependencies.length === 0 || dependencies.some((d) => typeof d !== 'string' || d === '')) {
@@ -99,11 +122,25 @@ export class HealthGate implements Middleware {
     this.maxHeld = maxHeld
     this.maxHoldMs = maxHoldMs
     this.#monitor = options.monitor
+    if (options.spool && mode !== 'hold') throw new InvalidOptionError('healthGate.spool', "a spool keeps held messages: use it with mode 'hold'")
+    this.#spool = options.spool ? new GateSpool(options.spool, this.dependencies) : undefined
   }
 
-  /** Sets the monitor when none was given; `HealthModule` does this at start. */
-  attach(monitor: HealthMonitor): void {
+  /**
+   * Sets the monitor when none was given, and opens the spool (replaying
+   * what an earlier run left in it); `HealthModule` does this at start.
+   */
+  attach(monitor: HealthMonitor, attachment?: GateAttachment): void {
     this.#monitor ??= monitor
+    if (this.#spool && attachment) {
+      this.#spool.open({ monitor: this.#monitor, replay: attachment.replay, logger: attachment.logger, field: `${attachment.field}.spool` })
+    }
+  }
+
+  /** Ends the holds (`close`) and closes the spool; `HealthModule` calls it when the application stopped. */
+  async stop(): Promise<void> {
+    this.close()
+    await this.#spool?.close()
   }
 
   get stats(): HealthGateStats {
@@ -113,6 +150,7 @@ export class HealthGate implements Middleware {
       released: this.#released,
       outageRetries: this.#outageRetries,
       rejected: Object.freeze({ ...this.#rejected }),
+      spool: this.#spool?.stats,
     })
   }
 
@@ -157,6 +195,8 @@ export class HealthGate implements Middleware {
     const monitor = this.#monitor ?? resolveMonitor(ctx)
     const route = ctx.route.pattern
     const seq = ++this.#seq
+    const spool = this.#openSpool()
+    if (spool) return this.#spooled(spool, ctx, next, monitor, route)
     let since = 0
     let deadline: number | undefined
     let released = false
@@ -178,6 +218,45 @@ export class HealthGate implements Middleware {
       await this.#hold(ctx, monitor, route, seq, since, deadline)
       released = true
     }
+  }
+
+  /**
+   * With a spool nothing waits in memory: a message that may not run now (a
+   * dependency is down, or its route has messages in the spool) is spooled,
+   * and so is one whose handler met an outage. A message the spool replays
+   * that meets a dependency down again goes back to the spool, untouched.
+   */
+  async #spooled(spool: GateSpool, ctx: MessageContext, next: Next, monitor: HealthMonitor, route: string): Promise<unknown> {
+    const replayed = spool.isReplay(ctx)
+    if (replayed ? !monitor.isHealthy(this.dependencies, spool.outageSince) || spool.passAborted : !monitor.isHealthy(this.dependencies, 0) || spool.mustSpool(route)) {
+      return replayed ? spool.giveBack(ctx, preciseNow()) : this.#keep(spool, ctx, monitor, route, 0)
+    }
+    try {
+      return await runToHandler(ctx, next)
+    } catch (error) {
+      if (!this.dependencies.some((name) => monitor.isOutage(name, error))) throw error
+      // Before the probes noticed: replayed only once a check that started after this failure passed.
+      this.#outageRetries++
+      return replayed ? spool.giveBack(ctx, preciseNow()) : this.#keep(spool, ctx, monitor, route, preciseNow())
+    }
+  }
+
+  /** The spool, when one is configured; a gate with one must have been attached by `HealthModule`. */
+  #openSpool(): GateSpool | undefined {
+    if (!this.#spool) return undefined
+    if (!this.#spool.isOpen) {
+      throw new InvalidOptionError('healthGate.spool', 'the spool opens when HealthModule starts: add HealthModule (or LoadBalancingModule) to the application')
+    }
+    return this.#spool
+  }
+
+  /** Spools the message; it is acknowledged once on disk, and handled when the spool replays it. */
+  async #keep(spool: GateSpool, ctx: MessageContext, monitor: HealthMonitor, route: string, outageAt: number): Promise<undefined> {
+    if (spool.options.whenFull === 'reject' && (spool.isFull(ctx) || spool.stats.waitingForRoom > 0)) {
+      throw this.#reject(route, 'spool-full', `the spool is full (${spool.stats.bytes} of ${spool.options.maxBytes} bytes) while ${this.#describe(monitor)}`)
+    }
+    await spool.keep(ctx, outageAt)
+    return undefined
   }
 
   #hold(ctx: MessageContext, monitor: HealthMonitor, route: string, seq: number, since: number, deadline: number): Promise<void> {

@@ -15,6 +15,7 @@ import { HealthGate } from './health-gate.js'
 import type { HealthHttpOptions } from './health-http-options.js'
 import { HealthMonitor } from './health-monitor.js'
 import { HealthServer } from './health-server.js'
+import { spoolHealth } from './spool/spool-health.js'
 
 /** Options of `HealthModule`. */
 export interface HealthModuleOptions {
@@ -62,6 +63,8 @@ export class HealthModule implements RouteMqModule {
   readonly #shutdown: GracefulShutdown | undefined
   #app: Application | undefined
   #disposers: Disposer[] = []
+  /** The gates attached at start, stopped (their spools closed) at stop. */
+  readonly #gates = new Set<HealthGate>()
   /** The application's logger, once there is an application. */
   readonly #log: Logger = {
     debug: (message, fields) => this.#app?.logger.debug(message, fields),
@@ -161,10 +164,14 @@ export class HealthModule implements RouteMqModule {
             `no health check named ${unknown.map((n) => `"${n}"`).join(', ')}; registered: ${monitor.names.join(', ') || 'none'}`,
           )
         }
-        layer.attach(this.monitor)
-        // Ended when the app has stopped, so nothing stays held in a stopped app.
-        disposers.push(() => layer.close())
-        if (metrics) disposers.push(metrics.observeGate(layer))
+        if (!this.#gates.has(layer)) {
+          const field = `healthGate on route "${route.pattern}"`
+          layer.attach(this.monitor, { replay: (message) => app.replay(message), logger: app.logger, field })
+          // Ended (and its spool closed) when the app has stopped, so nothing stays held in a stopped app.
+          this.#gates.add(layer)
+          if (layer.stats.spool) disposers.push(this.monitor.registerSource(spoolHealth(layer, (name) => this.monitor.has(name))))
+          if (metrics) disposers.push(metrics.observeGate(layer))
+        }
       }
     }
     await this.monitor.start()
@@ -179,7 +186,11 @@ export class HealthModule implements RouteMqModule {
     this.#shutdown?.uninstall()
     this.monitor.stop()
     for (const dispose of this.#disposers.splice(0)) dispose()
+    const gates = [...this.#gates]
+    this.#gates.clear()
+    const stopped = await Promise.allSettled(gates.map((gate) => gate.stop()))
     await this.#server?.close()
+    for (const outcome of stopped) if (outcome.status === 'rejected') throw outcome.reason
   }
 }
 

@@ -3,6 +3,7 @@ export type {
 } from './health-check.js'
 export { HealthMonitor, type HealthMonitorOptions, type FailoverCallback } from './health-monitor.js'
 export { healthGate, HealthGate, type HealthGateOptions, type HealthGateStats } from './health-gate.js'
+export { type SpoolOptions, type SpoolStats } from './spool/gate-spool.js'
 export { HealthServer, type HealthServerOptions } from './health-server.js'
 export { HEALTH_HTTP_DEFAULTS, type HealthHttpLimits, type HealthHttpOptions } from './health-http-options.js'
 export { type HealthResponse, type CheckResult, type ResponseStatus } from './health-response.js'

@@ -3,6 +3,7 @@ import type { DispatchStats } from '../routemq/message-dispatcher.js'
 import { checkOptions } from '../routemq/option-shape.js'
 import type { Disposer } from '../typed-event.js'
 import type { HealthGateStats } from '../health/health-gate.js'
+import { registerSpoolMetrics } from './spool-metrics.js'
 import type { HealthMonitor } from '../health/health-monitor.js'
 import { healthScore, HealthScoreWindow } from './health-score.js'
 import { LOAD_BALANCING_METRICS_OPTIONS_SHAPE } from './load-balancing-metrics-options-shape.js'
@@ -208,6 +209,7 @@ export class LoadBalancingMetrics {
         }
       },
     })
+    registerSpoolMetrics(p, registers, gates)
     new Counter({
       name: `${p}geo_lookups_total`, help: 'GeoIP lookups by outcome: found, not-found (not in the database), empty, invalid, private, reserved.', labelNames: ['reason'], registers,
       collect() {

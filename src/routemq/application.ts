@@ -6,7 +6,7 @@ import { InvalidOptionError } from './errors/invalid-option-error.js'
 import { ConsoleLogger, safeLogger, type Logger } from './logger.js'
 import { raceTimeout } from './race-timeout.js'
 import { MessageDispatcher, type DispatchStats, type DrainResult, type MessageOrdering } from './message-dispatcher.js'
-import type { MqttTransport, PublishOptions } from './mqtt-transport.js'
+import type { InboundMessage, MqttTransport, PublishOptions } from './mqtt-transport.js'
 import { checkOptions } from './option-shape.js'
 import type { ErrorPolicy } from './route.js'
 import type { RouteMqModule } from './route-mq-module.js'
@@ -160,6 +160,24 @@ export class Application {
   stop(): Promise<StopResult> {
     this.#stopping ??= this.#stop()
     return this.#stopping
+  }
+
+  /**
+   * Hands `message` to the application as if its transport had delivered it:
+   * route, middleware, handler, error policy, and `message.settle` at the
+   * end. A durable store replaying what it kept (a health gate's spool) uses
+   * it; such a store keeps each topic's order itself (one message of a topic
+   * at a time), since the dispatcher does not order replays among the
+   * messages it takes from the transport. Returns false, taking nothing,
+   * unless the application is started.
+   *
+   * @example
+   * if (!app.replay({ ...kept, settle: (ack) => ack && store.remove(kept) })) retryLater()
+   */
+  replay(message: InboundMessage): boolean {
+    if (this.#state !== 'started') return false
+    this.#dispatcher.replay(message)
+    return true
   }
 
   /**

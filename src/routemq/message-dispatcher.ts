@@ -78,6 +78,8 @@ type Counter = Exclude<keyof DispatchStats, 'inFlight'>
 interface Pending {
   readonly message: InboundMessage
   readonly match: RouteMatch
+  /** Taken its place in its topic's order (ordering 'topic'); a replay keeps its own order. */
+  readonly ordered: boolean
 }
 
 const UNMATCHED_LOG_LIMIT = 256
@@ -133,7 +135,17 @@ export class MessageDispatcher {
   }
 
   /** The `MessageReceiver` to give the transport. Never throws. */
-  readonly receive = (message: InboundMessage): void => {
+  readonly receive = (message: InboundMessage): void => this.#receive(message, this.#options.ordering === 'topic')
+
+  /**
+   * Takes a message a durable store replays (a health gate's spool), outside
+   * the per-topic order: the store hands over one message per topic at a
+   * time itself, and a newer message of the topic may be waiting at the gate
+   * for the replay to make room. Never throws.
+   */
+  readonly replay = (message: InboundMessage): void => this.#receive(message, false)
+
+  #receive(message: InboundMessage, ordered: boolean): void {
     this.#counts.received++
     if (this.#refusing) {
       this.#counts.refused++
@@ -154,8 +166,8 @@ export class MessageDispatcher {
       return
     }
     this.#accepted++
-    const pending: Pending = { message, match }
-    if (this.#options.ordering === 'topic') {
+    const pending: Pending = { message, match, ordered }
+    if (ordered) {
       const waiting = this.#topics.get(message.topic)
       if (waiting) {
         waiting.push(pending)
@@ -189,7 +201,7 @@ export class MessageDispatcher {
     this.#ready = []
     const behind = [...this.#topics.values()].flatMap((queue) => queue.splice(0))
     // A ready message heads its topic (ordering 'topic'); with it gone, nothing of that topic runs.
-    if (this.#options.ordering === 'topic') for (const { message } of heads) this.#topics.delete(message.topic)
+    for (const { message, ordered } of heads) if (ordered) this.#topics.delete(message.topic)
     for (const { message } of [...heads, ...behind]) {
       this.#accepted--
       this.#settleQuietly(message, false)
@@ -226,7 +238,7 @@ export class MessageDispatcher {
     }
   }
 
-  async #run({ message, match }: Pending): Promise<void> {
+  async #run({ message, match, ordered }: Pending): Promise<void> {
     let settled = false
     const generation = this.#generation
     const settle = (acknowledge: boolean): void => {
@@ -243,14 +255,14 @@ export class MessageDispatcher {
         settled = true
         this.#settleQuietly(message, false)
       }
-      this.#finished(message.topic)
+      this.#finished(message.topic, ordered)
     }
   }
 
-  #finished(topic: string): void {
+  #finished(topic: string, ordered: boolean): void {
     this.#running--
     this.#accepted--
-    if (this.#options.ordering === 'topic') {
+    if (ordered) {
       const waiting = this.#topics.get(topic)
       const next = waiting?.shift()
       if (next) this.#ready.push(next)

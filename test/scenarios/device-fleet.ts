@@ -236,7 +236,9 @@ class Device {
     const client = this.#client
     if (!client || this.#stopped) return
     const seq = ++this.#seq
-    client.publish(`devices/${this.#name}/telemetry`, JSON.stringify({ seq, sentAt: Date.now() }), { qos: 1 }, (error) => {
+    // conn: which of the device's connections sent it; one connection's readings reach the app in order.
+    const conn = Number(client.options.clientId!.slice(this.#name.length + 1))
+    client.publish(`devices/${this.#name}/telemetry`, JSON.stringify({ seq, sentAt: Date.now(), conn }), { qos: 1 }, (error) => {
       if (error) this.#events.unacknowledged()
       else this.#events.acknowledged(seq)
     })

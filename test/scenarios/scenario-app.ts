@@ -8,7 +8,8 @@
 // JSON lines on stdout: {"event":"ready"}, {"event":"stopped"}.
 import { sql, type Kysely } from 'kysely'
 import {
-  Application, ConsoleLogger, InjectKysely, LoadBalancingModule, Repository, Router, Write, type BrokerPoolOptions, type MessageContext,
+  Application, ConsoleLogger, InjectKysely, LoadBalancingModule, Repository, Router, Write, healthGate, type BrokerPoolOptions, type MessageContext,
+  type SpoolOptions,
 } from 'routemq-load-balancing'
 
 /** What the harness passes to an app process. */
@@ -20,10 +21,12 @@ export interface ScenarioAppSettings {
   readonly mqtt?: Omit<BrokerPoolOptions, 'brokers'>
   /** Routes on `$share` (default); brokers without shared subscriptions (NATS) run one instance without. */
   readonly shared?: boolean
+  /** Telemetry behind healthGate('primary') with this spool (the gate's defaults otherwise); no gate when absent. */
+  readonly spool?: SpoolOptions
 }
 
 interface ScenarioDatabase {
-  scenario_readings: { device: string; seq: number; sent_at: number; copies: number }
+  scenario_readings: { device: string; seq: number; conn: number; sent_at: number; copies: number }
 }
 
 @Repository()
@@ -31,8 +34,8 @@ class Readings {
   constructor(@InjectKysely() private readonly db: Kysely<ScenarioDatabase>) {}
 
   @Write()
-  async save(device: string, seq: number, sentAt: number): Promise<void> {
-    await this.db.insertInto('scenario_readings').values({ device, seq, sent_at: sentAt, copies: 1 })
+  async save(device: string, seq: number, conn: number, sentAt: number): Promise<void> {
+    await this.db.insertInto('scenario_readings').values({ device, seq, conn, sent_at: sentAt, copies: 1 })
       .onConflict((c) => c.columns(['device', 'seq']).doUpdateSet({ copies: sql`scenario_readings.copies + 1` })).execute()
   }
 }
@@ -43,9 +46,9 @@ const report = (event: Record<string, unknown>): void => void process.stdout.wri
 const router = new Router()
 router.group({ prefix: 'devices/{id}' }, (devices) => {
   devices.on('telemetry', async (ctx: MessageContext) => {
-    const { seq, sentAt } = ctx.payload as { seq: number; sentAt: number }
-    await ctx.container.resolve(Readings).save(ctx.params.id!, seq, sentAt)
-  }, { qos: 1, shared: settings.shared ?? true })
+    const { seq, sentAt, conn } = ctx.payload as { seq: number; sentAt: number; conn: number }
+    await ctx.container.resolve(Readings).save(ctx.params.id!, seq, conn, sentAt)
+  }, { qos: 1, shared: settings.shared ?? true, ...(settings.spool ? { middleware: [healthGate('primary', { spool: settings.spool })] } : {}) })
   devices.on('ping', async (ctx: MessageContext) => {
     await ctx.publish(`devices/${ctx.params.id}/pong`, ctx.raw, { qos: 1 })
   }, { qos: 1, shared: settings.shared ?? true })
@@ -64,3 +67,5 @@ const pool = module.parts.brokers!
 pool.onActiveChange((e) => report({ event: 'active', broker: e.to }))
 pool.onFailover((e) => report({ event: 'failover', from: e.from, to: e.to, gapMs: e.gapMs }))
 report({ event: 'ready', pid: process.pid, mode: pool.stats.mode, active: pool.stats.active })
+// The heap, every second, for scenarios that bound it.
+setInterval(() => report({ event: 'heap', mb: process.memoryUsage().heapUsed / 1024 / 1024 }), 1000).unref()

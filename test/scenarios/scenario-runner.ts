@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { freePorts, startTopology, type Topology } from 'routemq-load-balancing/testing'
+import { parsePrometheusText } from '../support/prometheus-text.js'
 import { TcpFaultProxy } from '../support/tcp-fault-proxy.js'
 import { AppProcess } from './app-process.js'
 import { DeviceFleet, type FleetCounts } from './device-fleet.js'
@@ -50,6 +51,15 @@ export interface Scenario {
   readonly sharedRoutes?: boolean
   /** Runs the faults while the devices publish; starts at the beginning of the publish window. */
   readonly script?: (context: ScenarioContext) => Promise<void>
+  /** Readings per second per device, when the scenario needs another rate than FLEET's. */
+  readonly readingsPerSecond?: number
+  /** Telemetry behind healthGate('primary') with a spool in the run's directory, one per app instance (kept across its restarts). */
+  readonly spool?: { readonly maxBytes?: number }
+  /**
+   * What the run must show besides its losses; each problem returned fails the suite. Default: nothing more.
+   * (A spool scenario asks for per-connection order, a bounded heap, or drops that match the losses.)
+   */
+  readonly check?: (result: ScenarioResult) => readonly string[]
 }
 
 /** What one run of a scenario measured. */
@@ -74,6 +84,12 @@ export interface ScenarioResult {
   /** Failover mode: each failover the app instances reported, from noticing the loss to taking publishes again, in ms. */
   readonly failoverGapsMs: readonly number[]
   readonly lostSample: readonly string[]
+  /** Readings stored before an earlier reading of the same device connection (the broker keeps one connection's order). */
+  readonly outOfOrder: number
+  /** The largest heap an app instance reported, in MB. */
+  readonly maxHeapMb: number
+  /** What the apps' /metrics said at the end (summed over the instances running then). */
+  readonly metrics: { readonly brokerDrops: number; readonly spooled: number; readonly spoolReplayed: number; readonly spoolFullWaits: number; readonly spoolMessages: number }
   /** The app's logs and the balancer's config. */
   readonly directory: string
   /** The brokers' and databases' directories, with their logs. */
@@ -83,6 +99,8 @@ export interface ScenarioResult {
 /** Devices and rates of every scenario: 60 devices, 4 readings/s each, new connections every ~10 s. */
 export const FLEET = { devices: 60, readingsPerSecond: 4, churnMs: 10_000, pingEveryMs: 4000, replyWaitMs: 4000 } as const
 const SETTLE_MS = 120_000
+/** A run whose rows stopped growing this long has stored what it will (a spool replays thousands a second). */
+const STALL_MS = 45_000
 const SLOW_MS = 2000
 
 /**
@@ -105,7 +123,7 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
   cleanup.push(() => db.end())
   try {
     await db.query(`create table scenario_readings (
-      device text not null, seq integer not null, sent_at bigint not null, copies integer not null default 1,
+      device text not null, seq integer not null, conn integer not null, sent_at bigint not null, copies integer not null default 1,
       stored_at bigint not null default (extract(epoch from clock_timestamp()) * 1000)::bigint, primary key (device, seq))`)
     const appPaths = scenario.proxiedAppPaths
       ? await Promise.all(topology.brokers.map((b) => TcpFaultProxy.start({ target: { host: b.host, port: b.port } })))
@@ -121,6 +139,7 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
       healthPort: healthPorts[index]!,
       shared: scenario.sharedRoutes ?? true,
       ...(scenario.appOptions ? { mqtt: scenario.appOptions(index) } : {}),
+      ...(scenario.spool ? { spool: { path: join(directory, `spool-app-${index + 1}`), ...scenario.spool } } : {}),
     })
     let starts = 0
     const instances: AppProcess[] = []
@@ -135,7 +154,7 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
     const balancer = await HaproxyBalancer.start(directory, { ...scenario.appOptions?.(0), brokers: topology.brokers.map((b) => b.url) }, healthPorts.map((p) => `127.0.0.1:${p}`))
     cleanup.push(() => balancer.stop())
 
-    const fleet = new DeviceFleet({ urls: [balancer.url], ...FLEET })
+    const fleet = new DeviceFleet({ urls: [balancer.url], ...FLEET, readingsPerSecond: scenario.readingsPerSecond ?? FLEET.readingsPerSecond })
     await fleet.start()
     const started = Date.now()
     let faultAt: number | undefined
@@ -158,6 +177,8 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
       const have = stored.rows.get(device)
       for (const seq of seqs) if (!have?.has(seq)) lostIds.push(`${device}#${seq}`)
     }
+    const metrics = await appMetrics(apps, healthPorts)
+    const outOfOrder = await countOutOfOrder(db)
     const timing = await db.query<{ sent_at: string; stored_at: string }>('select sent_at, stored_at from scenario_readings')
     let maxDelayMs = 0
     let lastSlow = 0
@@ -183,12 +204,41 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
       recoveryMs: faultAt === undefined || lastSlow === 0 ? 0 : lastSlow - faultAt,
       failoverGapsMs: instances.flatMap((app) => app.events.filter((e) => e.event === 'failover').map((e) => e.gapMs as number)),
       lostSample: lostIds.slice(0, 10),
+      outOfOrder,
+      maxHeapMb: Math.max(0, ...instances.flatMap((app) => app.events.filter((e) => e.event === 'heap').map((e) => e.mb as number))),
+      metrics,
       directory,
       topologyDirectory: topology.directory,
     }
   } finally {
     while (cleanup.length > 0) await cleanup.pop()!().catch(() => undefined)
   }
+}
+
+/** Readings stored before a reading with a lower number sent on the same device connection. */
+async function countOutOfOrder(db: pg.Pool): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(`select count(*) as n from (
+    select seq, lag(seq) over (partition by device, conn order by stored_at, seq) as previous from scenario_readings) ordered
+    where seq < previous`)
+  return Number(rows[0]!.n)
+}
+
+/** Sums, over the app instances running now, what their /metrics say about broker drops and the spool. */
+async function appMetrics(apps: readonly (AppProcess | undefined)[], ports: readonly number[]): Promise<ScenarioResult['metrics']> {
+  const totals = { brokerDrops: 0, spooled: 0, spoolReplayed: 0, spoolFullWaits: 0, spoolMessages: 0 }
+  const names: Readonly<Record<string, keyof typeof totals>> = {
+    routemq_pool_backend_dropped_messages_total: 'brokerDrops',
+    routemq_spooled_messages_total: 'spooled',
+    routemq_spool_replayed_total: 'spoolReplayed',
+    routemq_spool_full_waits_total: 'spoolFullWaits',
+    routemq_spool_messages: 'spoolMessages',
+  }
+  for (const [index, app] of apps.entries()) {
+    if (!app?.running) continue
+    const families = parsePrometheusText(await (await fetch(`http://127.0.0.1:${ports[index]}/metrics`)).text())
+    for (const [metric, key] of Object.entries(names)) for (const sample of families.get(metric)?.samples ?? []) totals[key] += sample.value
+  }
+  return totals
 }
 
 /** Removes a run's logs (kept when something was lost). */
@@ -203,9 +253,11 @@ interface Stored {
   readonly duplicates: number
 }
 
-/** Waits until every acknowledged reading is stored, or for `SETTLE_MS` at most. */
+/** Waits until every acknowledged reading is stored, or no row was added for `STALL_MS`, or for `SETTLE_MS` at most. */
 async function settle(db: pg.Pool, counts: FleetCounts): Promise<Stored> {
   const deadline = Date.now() + SETTLE_MS
+  let lastTotal = -1
+  let lastProgress = Date.now()
   for (;;) {
     const { rows } = await db.query<{ device: string; seq: number; copies: number }>('select device, seq, copies from scenario_readings')
     const stored = new Map<string, Set<number>>()
@@ -218,7 +270,11 @@ async function settle(db: pg.Pool, counts: FleetCounts): Promise<Stored> {
     }
     let missing = 0
     for (const [device, seqs] of counts.acknowledged) for (const seq of seqs) if (!stored.get(device)?.has(seq)) missing++
-    if (missing === 0 || Date.now() > deadline) return { rows: stored, total: rows.length, duplicates }
+    if (rows.length !== lastTotal) {
+      lastTotal = rows.length
+      lastProgress = Date.now()
+    }
+    if (missing === 0 || Date.now() > deadline || Date.now() - lastProgress > STALL_MS) return { rows: stored, total: rows.length, duplicates }
     await new Promise((resolve) => setTimeout(resolve, 500))
   }
 }

@@ -1,13 +1,14 @@
 import { RouteMqError } from '../../routemq/errors/route-mq-error.js'
 
 /** Why a health gate turned a message away. */
-export type GateRejection = 'unhealthy' | 'max-held' | 'max-hold-ms' | 'stopped'
+export type GateRejection = 'unhealthy' | 'max-held' | 'max-hold-ms' | 'stopped' | 'spool-full'
 
 /**
  * A `healthGate` did not let a message through: a dependency it names was
  * not healthy (`reject` mode), or, in `hold` mode, too many messages were
  * held already (`maxHeld`), this one waited longer than `maxHoldMs`, or the
- * application stopped while it waited (`'stopped'`). The
+ * application stopped while it waited (`'stopped'`), or its spool was full
+ * with `whenFull: 'reject'` (`'spool-full'`). The
  * message then fails like any handler error, so the route's error policy
  * decides its fate (acknowledge, redeliver or dead-letter); its handler did
  * not run.
@@ -33,6 +34,7 @@ const ADVICE: Readonly<Record<GateRejection, string>> = {
   'max-held': 'Raise maxHeld, or lower the rate (the broker keeps what the client does not take).',
   'max-hold-ms': 'Raise maxHoldMs if outages last longer, or dead-letter such messages with onError.',
   stopped: 'It stays unacknowledged, so a persistent session gets it again on the next start.',
+  'spool-full': "Raise spool.maxBytes, or use whenFull 'wait' so that the broker keeps what the spool cannot.",
 }
 
 export function isDependencyUnavailableError(error: unknown): error is DependencyUnavailableError {

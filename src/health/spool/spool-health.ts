@@ -1,0 +1,38 @@
+import type { HealthCheckSource } from '../health-check.js'
+import type { HealthGate } from '../health-gate.js'
+
+/** Share of `maxBytes` above which a spool's check fails (it is filling: the outage may outlast it). */
+export const SPOOL_FILLING_SHARE = 0.8
+
+/**
+ * A non-critical check per spooled gate, `spool:<dependencies>`: it passes
+ * with how full the spool is, and fails (so `/ready` and `/health` say
+ * `warn`, without taking the instance out) while the spool is over 80 % of
+ * `maxBytes` or messages wait for room in it.
+ *
+ * @example
+ * monitor.registerSource(spoolHealth(gate, (name) => monitor.has(name)))
+ */
+export function spoolHealth(gate: HealthGate, taken: (name: string) => boolean): HealthCheckSource {
+  const base = `spool:${gate.dependencies.join('/')}`
+  let name = base
+  for (let n = 2; taken(name); n++) name = `${base}[${n}]`
+  return {
+    healthChecks: () => [{
+      name,
+      critical: false,
+      componentType: 'spool',
+      intervalMs: 1000,
+      rise: 1,
+      fall: 1,
+      check: () => {
+        const stats = gate.stats.spool!
+        const percent = Math.round((stats.bytes / stats.maxBytes) * 1000) / 10
+        const held = `${stats.messages} messages, ${stats.bytes} of ${stats.maxBytes} bytes, oldest ${Math.round(stats.oldestAgeMs / 1000)} s`
+        if (stats.waitingForRoom > 0) throw new Error(`the spool is full: ${stats.waitingForRoom} messages wait unacknowledged at the broker (${held})`)
+        if (stats.bytes > stats.maxBytes * SPOOL_FILLING_SHARE) throw new Error(`the spool is filling: ${percent} % (${held})`)
+        return { observedValue: percent, observedUnit: '%' }
+      },
+    }],
+  }
+}

@@ -10,7 +10,7 @@ export interface DeviceFleetOptions {
   /** Each device drops its connection and makes a new one (new client id, so the balancer places it afresh) every this many ms, give or take half. */
   readonly churnMs: number
   /**
-   * Every this many ms each device sends a ping. A pong within `replyWaitMs` is on time, a later one late; a ping
+   * Every this many ms each device sends a ping (0: none). A pong within `replyWaitMs` is on time, a later one late; a ping
    * left unanswered on a connection that stayed open at least `replyWaitMs` after it is missing (the device waited
    * and the reply never reached it), one whose connection closed sooner is not counted.
    */
@@ -141,7 +141,9 @@ class Device {
     // Spread the devices' ticks over the period.
     const offset = Math.random() * period
     this.#timers.push(setTimeout(() => this.#timers.push(setInterval(() => this.#publish(), period)), offset))
-    this.#timers.push(setTimeout(() => this.#timers.push(setInterval(() => this.#ping(), this.#options.pingEveryMs)), Math.random() * this.#options.pingEveryMs))
+    if (this.#options.pingEveryMs > 0) {
+      this.#timers.push(setTimeout(() => this.#timers.push(setInterval(() => this.#ping(), this.#options.pingEveryMs)), Math.random() * this.#options.pingEveryMs))
+    }
     this.#scheduleChurn()
   }
 

@@ -51,6 +51,8 @@ export interface Scenario {
   readonly sharedRoutes?: boolean
   /** Runs the faults while the devices publish; starts at the beginning of the publish window. */
   readonly script?: (context: ScenarioContext) => Promise<void>
+  /** False: the devices send no pings, so that everything the app receives is a reading (default true). */
+  readonly pings?: boolean
   /** Readings per second per device, when the scenario needs another rate than FLEET's. */
   readonly readingsPerSecond?: number
   /** Telemetry behind healthGate('primary') with a spool in the run's directory, one per app instance (kept across its restarts). */
@@ -154,7 +156,7 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
     const balancer = await HaproxyBalancer.start(directory, { ...scenario.appOptions?.(0), brokers: topology.brokers.map((b) => b.url) }, healthPorts.map((p) => `127.0.0.1:${p}`))
     cleanup.push(() => balancer.stop())
 
-    const fleet = new DeviceFleet({ urls: [balancer.url], ...FLEET, readingsPerSecond: scenario.readingsPerSecond ?? FLEET.readingsPerSecond })
+    const fleet = new DeviceFleet({ urls: [balancer.url], ...FLEET, readingsPerSecond: scenario.readingsPerSecond ?? FLEET.readingsPerSecond, ...(scenario.pings === false ? { pingEveryMs: 0 } : {}) })
     await fleet.start()
     const started = Date.now()
     let faultAt: number | undefined

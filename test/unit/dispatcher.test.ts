@@ -357,6 +357,36 @@ describe('MessageDispatcher', () => {
       assert.ok(trace.indexOf('end d/a#1') < trace.indexOf('start d/a#2'))
     })
 
+    it('runs a replayed message beside a running message of its topic, and leaves that topic\'s queue as it was', async () => {
+      const events = new EventEmitter()
+      const holds = new Map<string, ReturnType<typeof gate>>()
+      const router = new Router().on('d/{id}', async (ctx) => {
+        const key = String(ctx.payload)
+        const hold = gate()
+        holds.set(key, hold)
+        events.emit('started', key)
+        await hold.opened
+      }, { payload: 'text' })
+      const { dispatcher } = setup(router, { ordering: 'topic' })
+      const live = inbound('d/a', 'live')
+      const behind = inbound('d/a', 'behind')
+      const replayed = inbound('d/a', 'replayed')
+      const started = waitFor(events, 'started', 2)
+      dispatcher.receive(live)
+      dispatcher.receive(behind)
+      dispatcher.replay(replayed)
+      assert.deepEqual((await started).sort(), ['live', 'replayed'], 'the replay does not wait behind the running message of its topic')
+      holds.get('replayed')!.open()
+      assert.equal(await replayed.settled, true)
+      assert.equal(holds.has('behind'), false, 'the replay settling did not start the message waiting behind the running one')
+      const next = waitFor(events, 'started', 1)
+      holds.get('live')!.open()
+      assert.deepEqual(await next, ['behind'])
+      holds.get('behind')!.open()
+      assert.deepEqual(await Promise.all([live.settled, behind.settled]), [true, true])
+      assert.equal(dispatcher.stats.inFlight, 0)
+    })
+
     it('runs at most maxInFlight handlers and starts waiting messages in arrival order as slots free', async () => {
       const events = new EventEmitter()
       const holds = new Map<string, ReturnType<typeof gate>>()

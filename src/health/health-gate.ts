@@ -196,7 +196,12 @@ export class HealthGate implements Middleware {
     const route = ctx.route.pattern
     const seq = ++this.#seq
     const spool = this.#openSpool()
-    if (spool) return this.#spooled(spool, ctx, next, monitor, route)
+    if (spool) {
+      return spool.pass(ctx, next, monitor, {
+        outageRetry: () => void this.#outageRetries++,
+        full: () => this.#reject(route, 'spool-full', `the spool is full (${spool.stats.bytes} of ${spool.options.maxBytes} bytes) while ${this.#describe(monitor)}`),
+      })
+    }
     let since = 0
     let deadline: number | undefined
     let released = false
@@ -220,27 +225,6 @@ export class HealthGate implements Middleware {
     }
   }
 
-  /**
-   * With a spool nothing waits in memory: a message that may not run now (a
-   * dependency is down, or its route has messages in the spool) is spooled,
-   * and so is one whose handler met an outage. A message the spool replays
-   * that meets a dependency down again goes back to the spool, untouched.
-   */
-  async #spooled(spool: GateSpool, ctx: MessageContext, next: Next, monitor: HealthMonitor, route: string): Promise<unknown> {
-    const replayed = spool.isReplay(ctx)
-    if (replayed ? !monitor.isHealthy(this.dependencies, spool.outageSince) || spool.passAborted : !monitor.isHealthy(this.dependencies, 0) || spool.mustSpool(route)) {
-      return replayed ? spool.giveBack(ctx, preciseNow()) : this.#keep(spool, ctx, monitor, route, 0)
-    }
-    try {
-      return await runToHandler(ctx, next)
-    } catch (error) {
-      if (!this.dependencies.some((name) => monitor.isOutage(name, error))) throw error
-      // Before the probes noticed: replayed only once a check that started after this failure passed.
-      this.#outageRetries++
-      return replayed ? spool.giveBack(ctx, preciseNow()) : this.#keep(spool, ctx, monitor, route, preciseNow())
-    }
-  }
-
   /** The spool, when one is configured; a gate with one must have been attached by `HealthModule`. */
   #openSpool(): GateSpool | undefined {
     if (!this.#spool) return undefined
@@ -248,15 +232,6 @@ export class HealthGate implements Middleware {
       throw new InvalidOptionError('healthGate.spool', 'the spool opens when HealthModule starts: add HealthModule (or LoadBalancingModule) to the application')
     }
     return this.#spool
-  }
-
-  /** Spools the message; it is acknowledged once on disk, and handled when the spool replays it. */
-  async #keep(spool: GateSpool, ctx: MessageContext, monitor: HealthMonitor, route: string, outageAt: number): Promise<undefined> {
-    if (spool.options.whenFull === 'reject' && (spool.isFull(ctx) || spool.stats.waitingForRoom > 0)) {
-      throw this.#reject(route, 'spool-full', `the spool is full (${spool.stats.bytes} of ${spool.options.maxBytes} bytes) while ${this.#describe(monitor)}`)
-    }
-    await spool.keep(ctx, outageAt)
-    return undefined
   }
 
   #hold(ctx: MessageContext, monitor: HealthMonitor, route: string, seq: number, since: number, deadline: number): Promise<void> {

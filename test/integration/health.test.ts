@@ -283,7 +283,7 @@ describe('Health monitoring on real brokers and PostgreSQL', function () {
     assert.deepEqual(violations, [], 'nothing acknowledged before its handler completed')
     assert.equal(acknowledged.size, ids.length, 'every message acknowledged once handled')
     assert.ok(handledAfterRecovery >= heldBeforeRestart, `${handledAfterRecovery} handled after recovery, ${heldBeforeRestart} held before`)
-    assert.deepEqual(gate.stats.rejected, { unhealthy: 0, 'max-held': 0, 'max-hold-ms': 0, stopped: 0 })
+    assert.deepEqual(gate.stats.rejected, { unhealthy: 0, 'max-held': 0, 'max-hold-ms': 0, stopped: 0, 'spool-full': 0 })
     const admin = new pg.Client({ connectionString: topology.primary!.url })
     await admin.connect()
     const rows = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM gate_readings WHERE id LIKE 'hold-%'`)

@@ -9,6 +9,7 @@ import {
   Application, InjectKysely, LoadBalancingModule, Repository, Router, Write, healthGate, silentLogger, type HealthGate,
 } from '../../src/index.js'
 import { startTopology, type Topology } from '../../src/testing/index.js'
+import { parsePrometheusText } from '../support/prometheus-text.js'
 
 interface Database {
   spool_readings: { device: string; seq: number; copies: number }
@@ -61,7 +62,7 @@ describe('healthGate spool on a default Mosquitto and a real PostgreSQL', functi
     await topology?.stop()
   })
 
-  function app(gate: HealthGate, clientId: string): { app: Application; module: LoadBalancingModule } {
+  function app(gate: HealthGate, clientId: string, http = false): { app: Application; module: LoadBalancingModule } {
     const router = new Router()
     router.on('devices/{id}/telemetry', async (ctx) => {
       await ctx.container.resolve(SpoolReadings).save(ctx.params.id!, (ctx.payload as { seq: number }).seq)
@@ -69,7 +70,7 @@ describe('healthGate spool on a default Mosquitto and a real PostgreSQL', functi
     const module = LoadBalancingModule.forRoot({
       mqtt: { brokers: [topology.brokers[0]!.url], clientId },
       database: { primary: topology.primary!.url },
-      health: { http: false },
+      health: { http: http ? { port: 0 } : false },
     })
     const created = Application.create({ router, modules: [module], logger: silentLogger })
     cleanup.push(() => created.stop())
@@ -77,10 +78,10 @@ describe('healthGate spool on a default Mosquitto and a real PostgreSQL', functi
   }
 
   /** A device fleet of one connection: `rate` readings/s over DEVICES topics; counts what the broker acknowledged. */
-  async function publisher(rate: number): Promise<{ client: MqttClient; acknowledged: Map<string, number[]>; stop: () => Promise<void> }> {
+  async function publisher(rate: number, firstSeq = 0): Promise<{ client: MqttClient; acknowledged: Map<string, number[]>; stop: () => Promise<void> }> {
     const client = await connectAsync(topology.brokers[0]!.url, { clientId: `spool-devices-${Date.now()}` })
     const acknowledged = new Map<string, number[]>()
-    const seqs = new Array<number>(DEVICES).fill(0)
+    const seqs = new Array<number>(DEVICES).fill(firstSeq)
     const sent: Promise<unknown>[] = []
     let turn = 0
     const ticker = setInterval(() => {
@@ -156,4 +157,98 @@ describe('healthGate spool on a default Mosquitto and a real PostgreSQL', functi
     const drops = module.parts.brokers!.stats.brokers.reduce((n, b) => n + b.dropped, 0)
     assert.equal(drops, 0, 'the broker dropped nothing')
   })
+
+  it('replays what a stopped instance left in its spool first on the next start, with new readings behind it', async () => {
+    const path = join(dir, 'spool')
+    const first = app(healthGate('primary', { spool: { path } }), 'spool-app-1')
+    await first.app.start()
+    const monitor = first.module.parts.health!.monitor
+    const down = new Promise<void>((resolve) => monitor.onDown((c) => c.name === 'primary' && resolve()))
+    await topology.primary!.stop()
+    await down
+    const devices = await publisher(200)
+    const firstGate = first.app.router.routes[0]!.middleware[0] as HealthGate
+    await until(() => acknowledgedCount(devices.acknowledged) >= 600)
+    // The devices pause (a reading in flight at the stop would come back later through the broker, out of order),
+    // everything acknowledged reaches the spool, and the instance stops (a rollout).
+    await devices.stop()
+    await until(() => firstGate.stats.spool!.spooledTotal >= acknowledgedCount(devices.acknowledged))
+    await first.app.stop()
+    const left = firstGate.stats.spool!
+    assert.equal(left.messages, 0, 'a closed spool reports nothing')
+    assert.ok(left.spooledTotal >= 600)
+
+    const secondGate = healthGate('primary', { spool: { path } })
+    const second = app(secondGate, 'spool-app-2')
+    await second.app.start()
+    assert.ok(secondGate.stats.spool!.messages >= left.spooledTotal, `${secondGate.stats.spool!.messages} found in the spool at start, ${left.spooledTotal} left`)
+    const atStart = secondGate.stats.spool!.messages
+    // The same devices go on: their new readings must not overtake the spooled ones.
+    const more = await publisher(200, 1000)
+    await until(() => secondGate.stats.spool!.spooledTotal >= 200)
+    await topology.primary!.restart()
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    await more.stop()
+    const all = new Map([...devices.acknowledged].map(([device, seqs]) => [device, [...seqs, ...(more.acknowledged.get(device) ?? [])]]))
+    const total = await expectStoredInOrder(all)
+    const stats = secondGate.stats.spool!
+    assert.equal(stats.messages, 0)
+    assert.equal(stats.replayedTotal, atStart + stats.spooledTotal, 'the second instance replayed what it found and what it spooled itself')
+    assert.ok(total >= atStart + 200)
+  })
+
+  it('stops taking messages when the spool is full, says so on /ready and /metrics, and loses none once the primary is back', async () => {
+    const gate = healthGate('primary', { spool: { path: join(dir, 'spool'), maxBytes: 48 * 1024 } })
+    const { app: application, module } = app(gate, 'spool-app-full', true)
+    await application.start()
+    const health = module.parts.health!
+    const down = new Promise<void>((resolve) => health.monitor.onDown((c) => c.name === 'primary' && resolve()))
+    await topology.primary!.stop()
+    await down
+    const devices = await publisher(200)
+    // One message per device waits at the gate; the dispatcher keeps the device's others behind it, all unacknowledged.
+    await until(() => gate.stats.spool!.waitingForRoom >= DEVICES / 2)
+    const full = gate.stats.spool!
+    assert.ok(full.bytes <= full.maxBytes, `${full.bytes} bytes spooled, over maxBytes ${full.maxBytes}`)
+    const spoolCheck = await until(async () => {
+      const ready = await (await fetch(`${health.server!.url}/ready`)).json() as { status: string; checks: Record<string, { status: string; output?: string }[]> }
+      const check = ready.checks['spool:primary']?.[0]
+      return check?.status === 'warn' && /full/.test(check.output ?? '') ? ready : undefined
+    })
+    assert.equal(spoolCheck.status, 'fail', 'the primary is down: not ready, and the spool check says why it matters')
+    assert.match(spoolCheck.checks['spool:primary']![0]!.output!, /the spool is full: \d+ messages wait unacknowledged at the broker/)
+    const metrics = parsePrometheusText(await (await fetch(`${health.server!.url}/metrics`)).text())
+    const sample = (name: string): number => metrics.get(name)!.samples.find((x) => x.labels.gate === 'primary')!.value
+    assert.equal(sample('routemq_spool_max_bytes'), 48 * 1024)
+    assert.ok(sample('routemq_spool_messages') > 500)
+    assert.ok(sample('routemq_spool_waiting_for_room') > 0)
+    assert.ok(sample('routemq_spool_full_waits_total') > 0)
+    assert.ok(sample('routemq_spool_oldest_age_seconds') > 1)
+    await topology.primary!.restart()
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    await devices.stop()
+    await expectStoredInOrder(devices.acknowledged)
+    assert.equal(gate.stats.spool!.messages, 0)
+    assert.equal(gate.stats.spool!.waitingForRoom, 0)
+    assert.equal(module.parts.brokers!.stats.brokers.reduce((n, b) => n + b.dropped, 0), 0, 'the app took what waited: the broker dropped nothing')
+    await until(async () => {
+      const ready = await (await fetch(`${health.server!.url}/ready`)).json() as { checks: Record<string, { status: string }[]> }
+      return ready.checks['spool:primary']?.[0]?.status === 'pass' || undefined
+    })
+  })
 })
+
+function acknowledgedCount(acknowledged: Map<string, number[]>): number {
+  return [...acknowledged.values()].reduce((n, list) => n + list.length, 0)
+}
+
+/** Polls `probe` every 50 ms until it returns something truthy (or true); fails after 30 s. */
+async function until<T>(probe: () => T | Promise<T>): Promise<Exclude<T, undefined | false>> {
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    const value = await probe()
+    if (value) return value as Exclude<T, undefined | false>
+    assert.ok(Date.now() < deadline, 'the condition did not hold within 30 s')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}

@@ -27,7 +27,9 @@ export class AppProcess {
     this.name = name
     this.settings = settings
     this.#log = createWriteStream(logFile, { flags: 'a' })
-    this.#child = spawn(process.execPath, [SCRIPT], {
+    // A heap bound the scenario sets is V8's own limit too: past it the instance dies, and its losses show.
+    const heap = settings.heapLimitMb === undefined ? [] : [`--max-old-space-size=${settings.heapLimitMb}`]
+    this.#child = spawn(process.execPath, [...heap, SCRIPT], {
       env: { ...process.env, SCENARIO_APP: JSON.stringify(settings) },
       stdio: ['ignore', 'pipe', 'pipe'],
     })

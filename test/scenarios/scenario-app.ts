@@ -23,6 +23,8 @@ export interface ScenarioAppSettings {
   readonly shared?: boolean
   /** Telemetry behind healthGate('primary') with this spool (the gate's defaults otherwise); no gate when absent. */
   readonly spool?: SpoolOptions
+  /** The process's heap limit (`--max-old-space-size`, MB), for scenarios that bound the heap. */
+  readonly heapLimitMb?: number
 }
 
 interface ScenarioDatabase {

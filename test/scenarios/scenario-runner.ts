@@ -57,6 +57,8 @@ export interface Scenario {
   readonly readingsPerSecond?: number
   /** Telemetry behind healthGate('primary') with a spool in the run's directory, one per app instance (kept across its restarts). */
   readonly spool?: { readonly maxBytes?: number }
+  /** The app processes' heap limit (`--max-old-space-size`, MB); `check` can hold the reported heap to it. */
+  readonly heapLimitMb?: number
   /**
    * What the run must show besides its losses; each problem returned fails the suite. Default: nothing more.
    * (A spool scenario asks for per-connection order, a bounded heap, or drops that match the losses.)
@@ -142,6 +144,7 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
       shared: scenario.sharedRoutes ?? true,
       ...(scenario.appOptions ? { mqtt: scenario.appOptions(index) } : {}),
       ...(scenario.spool ? { spool: { path: join(directory, `spool-app-${index + 1}`), ...scenario.spool } } : {}),
+      ...(scenario.heapLimitMb ? { heapLimitMb: scenario.heapLimitMb } : {}),
     })
     let starts = 0
     const instances: AppProcess[] = []

@@ -50,7 +50,7 @@ function primaryOutage(during?: (s: ScenarioContext) => Promise<void>): (s: Scen
   }
 }
 
-/** A heap bound for the spool scenarios' app (held messages are on disk, not in memory). */
+/** The spool scenarios' app runs with this heap limit (held messages are on disk, not in memory). */
 const SPOOL_HEAP_MB = 192
 
 /** What a spool scenario must show: readings of one device connection stored in order, a bounded heap, the spool emptied. */
@@ -191,6 +191,7 @@ export const SCENARIOS: readonly Scenario[] = [
     apps: 1,
     readingsPerSecond: 8,
     spool: {},
+    heapLimitMb: SPOOL_HEAP_MB,
     publishMs: 85_000,
     script: primaryOutage(),
     check: spoolChecks,
@@ -202,6 +203,7 @@ export const SCENARIOS: readonly Scenario[] = [
     apps: 1,
     readingsPerSecond: 8,
     spool: {},
+    heapLimitMb: SPOOL_HEAP_MB,
     appOptions: (index) => ({ clientId: `app-${index + 1}` }),
     publishMs: 85_000,
     script: primaryOutage(async (s) => {
@@ -225,6 +227,7 @@ export const SCENARIOS: readonly Scenario[] = [
     apps: 1,
     readingsPerSecond: 8,
     spool: { maxBytes: 128 * 1024 },
+    heapLimitMb: SPOOL_HEAP_MB,
     publishMs: 85_000,
     script: primaryOutage(),
     check: (result) => {

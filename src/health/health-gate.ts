@@ -59,6 +59,8 @@ export interface GateAttachment {
   readonly logger: Logger
   /** Names the gate in errors, e.g. `healthGate on route "devices/{id}/telemetry"`. */
   readonly field: string
+  /** Its spool's label on metrics and its check, unique in the application. Default: the dependencies, comma-separated. */
+  readonly spoolLabel?: string
 }
 
 interface Held {
@@ -133,7 +135,7 @@ export class HealthGate implements Middleware {
   attach(monitor: HealthMonitor, attachment?: GateAttachment): void {
     this.#monitor ??= monitor
     if (this.#spool && attachment) {
-      this.#spool.open({ monitor: this.#monitor, replay: attachment.replay, logger: attachment.logger, field: `${attachment.field}.spool` })
+      this.#spool.open({ monitor: this.#monitor, replay: attachment.replay, logger: attachment.logger, field: `${attachment.field}.spool`, label: attachment.spoolLabel ?? this.dependencies.join(',') })
     }
   }
 

@@ -149,6 +149,7 @@ export class HealthModule implements RouteMqModule {
       }
     }
     const geoGates = new Set<unknown>()
+    const spoolLabels = new Set<string>()
     for (const route of app.router.routes) {
       for (const layer of route.middleware) {
         if (metrics && isMeasuredGeoGate(layer) && !geoGates.has(layer)) {
@@ -166,10 +167,16 @@ export class HealthModule implements RouteMqModule {
         }
         if (!this.#gates.has(layer)) {
           const field = `healthGate on route "${route.pattern}"`
-          layer.attach(this.monitor, { replay: (message) => app.replay(message), logger: app.logger, field })
+          const base = layer.dependencies.join(',')
+          let spoolLabel = base
+          for (let n = 2; spoolLabels.has(spoolLabel); n++) spoolLabel = `${base}[${n}]`
+          layer.attach(this.monitor, { replay: (message) => app.replay(message), logger: app.logger, field, spoolLabel })
           // Ended (and its spool closed) when the app has stopped, so nothing stays held in a stopped app.
           this.#gates.add(layer)
-          if (layer.stats.spool) disposers.push(this.monitor.registerSource(spoolHealth(layer, (name) => this.monitor.has(name))))
+          if (layer.stats.spool) {
+            spoolLabels.add(spoolLabel)
+            disposers.push(this.monitor.registerSource(spoolHealth(layer)))
+          }
           if (metrics) disposers.push(metrics.observeGate(layer))
         }
       }

@@ -21,7 +21,8 @@ const FIGURES: readonly { readonly kind: 'gauge' | 'counter'; readonly name: str
 ]
 
 /**
- * The spool metrics, labelled by gate (its dependencies), read from the
+ * The spool metrics, labelled by gate (its dependencies, `[n]` for a second
+ * spooled gate of the same), read from the
  * gates at each scrape; gates without a spool have none.
  *
  * @example
@@ -36,7 +37,7 @@ export function registerSpoolMetrics(prefix: string, registers: Registry[], gate
         this.reset()
         for (const gate of gates) {
           const stats = gate.stats.spool
-          if (stats) this.inc({ gate: gate.dependencies.join(',') }, figure.value(stats))
+          if (stats) this.inc({ gate: stats.label }, figure.value(stats))
         }
       },
     })

@@ -135,17 +135,18 @@ export class MessageDispatcher {
   }
 
   /** The `MessageReceiver` to give the transport. Never throws. */
-  readonly receive = (message: InboundMessage): void => this.#receive(message, this.#options.ordering === 'topic')
+  readonly receive = (message: InboundMessage): void => this.#receive(message, false)
 
   /**
    * Takes a message a durable store replays (a health gate's spool), outside
    * the per-topic order: the store hands over one message per topic at a
    * time itself, and a newer message of the topic may be waiting at the gate
-   * for the replay to make room. Never throws.
+   * for the replay to make room. Never dropped, even a QoS 0 one past
+   * `maxQueued`: it is settled like every message. Never throws.
    */
-  readonly replay = (message: InboundMessage): void => this.#receive(message, false)
+  readonly replay = (message: InboundMessage): void => this.#receive(message, true)
 
-  #receive(message: InboundMessage, ordered: boolean): void {
+  #receive(message: InboundMessage, replayed: boolean): void {
     this.#counts.received++
     if (this.#refusing) {
       this.#counts.refused++
@@ -160,12 +161,14 @@ export class MessageDispatcher {
       this.#counts.duplicateCopies++
       return message.settle(true)
     }
-    if (message.qos === 0 && this.#accepted >= this.#options.maxQueued) {
+    // A replay is on disk already, and its store counts on every one settling: never dropped.
+    if (message.qos === 0 && !replayed && this.#accepted >= this.#options.maxQueued) {
       this.#counts.dropped++
       this.#dropWarning.record({ topic: message.topic, waiting: this.#accepted })
       return
     }
     this.#accepted++
+    const ordered = !replayed && this.#options.ordering === 'topic'
     const pending: Pending = { message, match, ordered }
     if (ordered) {
       const waiting = this.#topics.get(message.topic)

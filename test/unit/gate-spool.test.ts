@@ -2,7 +2,9 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { healthGate, HealthMonitor, MessageDispatcher, Router, silentLogger, type HealthGate } from '../../src/index.js'
+import {
+  healthGate, HealthMonitor, MessageDispatcher, Router, silentLogger, type ErrorPolicy, type HealthGate, type InboundMessage,
+} from '../../src/index.js'
 import { inbound, rootContainerForTests, type RecordedMessage } from '../support/inbound-message.js'
 
 class Outage extends Error {}
@@ -12,7 +14,13 @@ class Outage extends Error {}
  * orders by topic; its dependency `db` is a check the test switches, and the
  * spool replays into the dispatcher as `Application.replay` does.
  */
-async function setup(dir: string, spool: { maxBytes?: number; whenFull?: 'wait' | 'reject' } = {}) {
+interface SetupOptions {
+  readonly onError?: ErrorPolicy
+  /** Stands between the spool and the dispatcher: return true when it took the message itself. */
+  readonly intercept?: (message: InboundMessage) => boolean
+}
+
+async function setup(dir: string, spool: { maxBytes?: number; whenFull?: 'wait' | 'reject' } = {}, { onError = 'ack', intercept }: SetupOptions = {}) {
   const monitor = new HealthMonitor({ recheckMinIntervalMs: 5 })
   const db = { up: true }
   monitor.register({
@@ -23,19 +31,24 @@ async function setup(dir: string, spool: { maxBytes?: number; whenFull?: 'wait' 
   await monitor.start()
   const handled: string[] = []
   let outages = 0
+  let failures = 0
   const gate: HealthGate = healthGate('db', { monitor, spool: { path: join(dir, 'spool'), ...spool } })
   const router = new Router().on('devices/{id}', (ctx) => {
     if (outages > 0) {
       outages--
       throw new Outage('connection refused')
     }
+    if (failures > 0) {
+      failures--
+      throw new Error('flaky')
+    }
     handled.push(`${ctx.params.id}:${ctx.raw.toString()}`)
   }, { qos: 1, middleware: [gate] })
   const dispatcher = new MessageDispatcher({
     router, container: rootContainerForTests(), publish: async () => undefined, logger: silentLogger,
-    onError: 'ack', maxInFlight: 100, maxQueued: 1000, ordering: 'topic',
+    onError, maxInFlight: 100, maxQueued: 1000, ordering: 'topic',
   })
-  gate.attach(monitor, { replay: (message) => (dispatcher.replay(message), true), logger: silentLogger, field: 'healthGate' })
+  gate.attach(monitor, { replay: (message) => (intercept?.(message) || dispatcher.replay(message), true), logger: silentLogger, field: 'healthGate' })
   const send = (id: string, n: number): RecordedMessage => {
     const message = inbound(`devices/${id}`, String(n))
     dispatcher.receive(message)
@@ -49,7 +62,7 @@ async function setup(dir: string, spool: { maxBytes?: number; whenFull?: 'wait' 
     monitor.stop()
     await gate.stop()
   }
-  return { monitor, gate, dispatcher, send, setDb, handled, close, failOutages: (n: number) => (outages = n) }
+  return { monitor, gate, dispatcher, send, setDb, handled, close, failOutages: (n: number) => (outages = n), fail: (n: number) => (failures = n) }
 }
 
 /** Resolves once `condition` holds, checking after each turn of the event loop (the spool's writes finish on a worker thread). */
@@ -147,5 +160,63 @@ describe('healthGate with a spool', () => {
     assert.equal(spool!.spooledTotal + rejected['spool-full'], 40)
     assert.equal(spool!.waitingForRoom, 0, 'none waits')
     assert.equal(s.dispatcher.stats.failed, rejected['spool-full'], 'each went to the error policy as a failure')
+  })
+
+  it('keeps a message its route withheld, and the rest of its topic, for a later pass, in order', async () => {
+    const s = await setup(dir, {}, { onError: 'redeliver' })
+    close = s.close
+    await s.setDb(false)
+    await Promise.all(Array.from({ length: 6 }, (_, n) => s.send(n < 3 ? 'd0' : 'd1', n).settled))
+    s.fail(1)
+    await s.setDb(true)
+    await until(() => s.handled.length === 6)
+    assert.deepEqual(orderOf(s.handled, 'd0'), [0, 1, 2], 'the withheld first reading of d0 was handled again before the others')
+    assert.equal(s.dispatcher.stats.withheld, 1)
+    await until(() => s.gate.stats.spool!.messages === 0)
+  })
+
+  it('goes on when the dispatcher settles a replay at once (its route gone after a deploy), with more of its topic behind it', async () => {
+    const settledAtOnce: number[] = []
+    const s = await setup(dir, {}, {
+      intercept: (message) => {
+        if (message.topic !== 'devices/gone') return false
+        settledAtOnce.push(Number(message.payload.toString()))
+        message.settle(true)
+        return true
+      },
+    })
+    close = s.close
+    await s.setDb(false)
+    await Promise.all([0, 1, 2, 3, 4, 5].map((n) => s.send(n % 2 === 0 ? 'gone' : 'd1', n).settled))
+    await s.setDb(true)
+    await until(() => s.gate.stats.spool!.messages === 0)
+    assert.deepEqual(settledAtOnce, [0, 2, 4])
+    assert.deepEqual(orderOf(s.handled, 'd1'), [1, 3, 5])
+  })
+
+  it('replays once a stopped monitor runs again (a failed start, retried)', async () => {
+    const s = await setup(dir)
+    close = s.close
+    await s.setDb(false)
+    await Promise.all([0, 1, 2].map((n) => s.send('d0', n).settled))
+    s.monitor.stop()
+    await s.monitor.start()
+    await s.setDb(true)
+    await until(() => s.handled.length === 3)
+    assert.deepEqual(orderOf(s.handled, 'd0'), [0, 1, 2])
+  })
+
+  it('takes a message larger than maxBytes into an empty spool, rather than waiting for ever', async () => {
+    const s = await setup(dir, { maxBytes: 1024 })
+    close = s.close
+    await s.setDb(false)
+    const big = inbound('devices/d0', 'x'.repeat(4000))
+    s.dispatcher.receive(big)
+    assert.equal(await big.settled, true)
+    const small = s.send('d1', 1)
+    await until(() => s.gate.stats.spool!.waitingForRoom === 1)
+    await s.setDb(true)
+    assert.equal(await small.settled, true)
+    await until(() => s.handled.length === 2)
   })
 })

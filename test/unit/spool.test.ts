@@ -74,7 +74,8 @@ describe('healthGate spool options', () => {
   it('reports no spool figures until HealthModule opened it, and the configured limits', () => {
     const gate = healthGate('primary', { spool: { path: '/tmp/never-opened', maxBytes: 4096 } })
     assert.deepEqual(gate.stats.spool, {
-      messages: 0, bytes: 0, maxBytes: 4096, oldestAgeMs: 0, spooledTotal: 0, replayedTotal: 0, waitedForRoomTotal: 0, waitingForRoom: 0,
+      label: 'primary', messages: 0, bytes: 0, maxBytes: 4096, oldestAgeMs: 0, spooledTotal: 0, replayedTotal: 0, waitedForRoomTotal: 0, waitingForRoom: 0,
+      writesFailing: 0, writeError: undefined,
     })
     assert.equal(healthGate('primary').stats.spool, undefined)
   })

@@ -39,6 +39,8 @@ export interface SpoolOptions {
 
 /** What a gate's spool holds and did. */
 export interface SpoolStats {
+  /** The gate's label on the spool metrics (`gate="primary"`); its check is `spool:<label>`, with `/` for `,`. */
+  readonly label: string
   /** Messages in the spool now. */
   readonly messages: number
   readonly bytes: number
@@ -53,9 +55,15 @@ export interface SpoolStats {
   readonly waitedForRoomTotal: number
   /** Messages waiting for room now (unacknowledged). */
   readonly waitingForRoom: number
+  /** Messages whose write the store refused, waiting (unacknowledged) to try again. */
+  readonly writesFailing: number
+  /** Why the store refuses writes, while it does. */
+  readonly writeError: string | undefined
 }
 
 export const DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
+/** Between two tries of a write the store refused. */
+const WRITE_RETRY_MS = 1000
 
 /**
  * The spool side of a health gate. While the gate's dependencies are down,
@@ -77,6 +85,14 @@ export class GateSpool {
   #spool: MessageSpool | undefined
   #replayer: SpoolReplayer | undefined
   readonly #roomWaiters: { readonly bytes: number; readonly go: () => void }[] = []
+  /** Names the spool in metrics and its check: the gate's dependencies, with `[n]` for a second gate of the same. */
+  #label: string
+  /** Bytes of messages let in from the room queue and not yet counted by the store. */
+  #reserved = 0
+  #log: Logger | undefined
+  /** The store's last refusal, while writes fail. */
+  #writeError: string | undefined
+  #writesFailing = 0
   #spooledTotal = 0
   #replayedBefore = 0
   #waitedTotal = 0
@@ -84,6 +100,7 @@ export class GateSpool {
   constructor(options: SpoolOptions, dependencies: readonly string[]) {
     this.options = Object.freeze({ path: options.path, maxBytes: options.maxBytes ?? DEFAULT_SPOOL_MAX_BYTES, whenFull: options.whenFull ?? 'wait' })
     this.#dependencies = dependencies
+    this.#label = dependencies.join(',')
   }
 
   /** True once `open` ran and until `close`. */
@@ -92,10 +109,13 @@ export class GateSpool {
   }
 
   /** Opens the store (replaying what an earlier run left there once the dependencies are healthy) and starts the replay loop. */
-  open(context: { readonly monitor: HealthMonitor; readonly replay: ReplayInto; readonly logger: Logger; readonly field: string }): void {
+  open(context: { readonly monitor: HealthMonitor; readonly replay: ReplayInto; readonly logger: Logger; readonly field: string; readonly label: string }): void {
     if (this.#spool) return
+    this.#label = context.label
     const spool = MessageSpool.open(this.options.path, `${context.field}.path`)
     this.#spool = spool
+    this.#log = context.logger
+    this.#reserved = 0
     if (spool.count > 0) {
       context.logger.warn('the spool holds messages from an earlier run; they go to their routes first once the dependencies are healthy', {
         spool: spool.path, messages: spool.count, bytes: spool.bytes,
@@ -124,6 +144,7 @@ export class GateSpool {
     const spool = this.#spool
     const oldest = spool?.oldestSpooledAt
     return Object.freeze({
+      label: this.#label,
       messages: spool?.count ?? 0,
       bytes: spool?.bytes ?? 0,
       maxBytes: this.options.maxBytes,
@@ -132,6 +153,8 @@ export class GateSpool {
       replayedTotal: this.#replayedBefore + (this.#replayer?.replayedTotal ?? 0),
       waitedForRoomTotal: this.#waitedTotal,
       waitingForRoom: this.#roomWaiters.length,
+      writesFailing: this.#writesFailing,
+      writeError: this.#writeError,
     })
   }
 
@@ -161,8 +184,7 @@ export class GateSpool {
   }
 
   async #keepOrRefuse(ctx: MessageContext, outageAt: number, gate: SpoolGateHooks): Promise<undefined> {
-    const spool = this.#spool!
-    const full = this.#roomWaiters.length > 0 || spool.bytes + MessageSpool.bytesOf(toSpooled(ctx, 0)) > this.options.maxBytes
+    const full = this.#roomWaiters.length > 0 || !this.#fits(MessageSpool.bytesOf(toSpooled(ctx, 0)))
     if (full && this.options.whenFull === 'reject') throw gate.full()
     await this.#keep(ctx, outageAt)
     return undefined
@@ -183,12 +205,14 @@ export class GateSpool {
     const bytes = MessageSpool.bytesOf(message)
     const unpark = parkMessage(ctx)
     try {
-      if (this.#roomWaiters.length > 0 || spool.bytes + bytes > this.options.maxBytes) {
+      if (this.#roomWaiters.length > 0 || !this.#fits(bytes)) {
         this.#waitedTotal++
+        // Let in by #admit, which reserves its bytes until the append below counts them.
         await new Promise<void>((go) => this.#roomWaiters.push({ bytes, go }))
+        this.#reserved -= bytes
         if (this.#spool !== spool) throw new Error('the gate closed while the message waited for room in the spool')
       }
-      await spool.append({ ...message, spooledAt: Date.now() })
+      await this.#append(spool, { ...message, spooledAt: Date.now() })
       this.#spooledTotal++
       this.#replayer?.wake()
     } finally {
@@ -196,14 +220,44 @@ export class GateSpool {
     }
   }
 
+  /**
+   * Appends, and tries again every second while the store refuses (a full
+   * disk): the message stays unacknowledged meanwhile, never acknowledged
+   * without being on disk. Logged at ERROR once per episode.
+   */
+  async #append(spool: MessageSpool, message: SpooledMessage): Promise<void> {
+    for (;;) {
+      try {
+        await spool.append(message)
+        if (this.#writeError !== undefined && this.#writesFailing === 0) {
+          this.#log?.info('the spool writes again', { spool: spool.path })
+          this.#writeError = undefined
+        }
+        return
+      } catch (error) {
+        if (this.#spool !== spool) throw error
+        if (this.#writeError === undefined) this.#log?.error('the spool cannot write; messages wait unacknowledged until it can', { spool: spool.path, error })
+        this.#writeError = (error as Error).message ?? String(error)
+        this.#writesFailing++
+        await new Promise((resolve) => setTimeout(resolve, WRITE_RETRY_MS).unref())
+        this.#writesFailing--
+      }
+    }
+  }
+
+  /** True when `bytes` more fit; a message larger than `maxBytes` fits an empty spool, or it would wait for ever. */
+  #fits(bytes: number): boolean {
+    const spool = this.#spool!
+    const taken = spool.bytes + this.#reserved
+    return taken + bytes <= this.options.maxBytes || (spool.count === 0 && this.#reserved === 0)
+  }
+
   /** Lets messages waiting for room in, in order, as far as there is room. */
   #admit(): void {
-    const spool = this.#spool
-    if (!spool) return
-    let bytes = spool.bytes
-    while (this.#roomWaiters.length > 0 && bytes + this.#roomWaiters[0]!.bytes <= this.options.maxBytes) {
+    if (!this.#spool) return
+    while (this.#roomWaiters.length > 0 && this.#fits(this.#roomWaiters[0]!.bytes)) {
       const waiter = this.#roomWaiters.shift()!
-      bytes += waiter.bytes
+      this.#reserved += waiter.bytes
       waiter.go()
     }
   }

@@ -129,11 +129,15 @@ export class MessageSpool {
     return key
   }
 
-  /** Up to `limit` entries with a key above `after`, in key order. */
+  /** Up to `limit` entries with a key above `after`, in key order; not one removed already, even before its removal is committed. */
   entriesAfter(after: number, limit: number): SpoolEntry[] {
     this.#assertOpen()
     const entries: SpoolEntry[] = []
-    for (const { key, value } of this.#db.getRange({ start: after + 1, limit })) entries.push({ key, message: value, bytes: messageBytes(value) })
+    for (const { key, value } of this.#db.getRange({ start: after + 1 })) {
+      if (!this.#spooledAt.has(key)) continue
+      entries.push({ key, message: value, bytes: messageBytes(value) })
+      if (entries.length >= limit) break
+    }
     return entries
   }
 

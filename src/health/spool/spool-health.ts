@@ -5,18 +5,17 @@ import type { HealthGate } from '../health-gate.js'
 export const SPOOL_FILLING_SHARE = 0.8
 
 /**
- * A non-critical check per spooled gate, `spool:<dependencies>`: it passes
+ * A non-critical check per spooled gate, `spool:<label>` (its dependencies,
+ * `/`-separated, and `[n]` for a second gate of the same): it passes
  * with how full the spool is, and fails (so `/ready` and `/health` say
  * `warn`, without taking the instance out) while the spool is over 80 % of
  * `maxBytes` or messages wait for room in it.
  *
  * @example
- * monitor.registerSource(spoolHealth(gate, (name) => monitor.has(name)))
+ * monitor.registerSource(spoolHealth(gate))
  */
-export function spoolHealth(gate: HealthGate, taken: (name: string) => boolean): HealthCheckSource {
-  const base = `spool:${gate.dependencies.join('/')}`
-  let name = base
-  for (let n = 2; taken(name); n++) name = `${base}[${n}]`
+export function spoolHealth(gate: HealthGate): HealthCheckSource {
+  const name = `spool:${gate.stats.spool!.label.replaceAll(',', '/')}`
   return {
     healthChecks: () => [{
       name,
@@ -29,6 +28,7 @@ export function spoolHealth(gate: HealthGate, taken: (name: string) => boolean):
         const stats = gate.stats.spool!
         const percent = Math.round((stats.bytes / stats.maxBytes) * 1000) / 10
         const held = `${stats.messages} messages, ${stats.bytes} of ${stats.maxBytes} bytes, oldest ${Math.round(stats.oldestAgeMs / 1000)} s`
+        if (stats.writeError !== undefined) throw new Error(`the spool cannot write (${stats.writeError}): ${stats.writesFailing} messages wait unacknowledged (${held})`)
         if (stats.waitingForRoom > 0) throw new Error(`the spool is full: ${stats.waitingForRoom} messages wait unacknowledged at the broker (${held})`)
         if (stats.bytes > stats.maxBytes * SPOOL_FILLING_SHARE) throw new Error(`the spool is filling: ${percent} % (${held})`)
         return { observedValue: percent, observedUnit: '%' }

@@ -10,8 +10,9 @@ export type ReplayInto = (message: InboundMessage) => boolean
 
 /** Entries read from the spool and not yet settled, at most. */
 const REPLAY_WINDOW = 64
-/** Before a spooled message that was left unacknowledged (`'redeliver'`, a stop) is handed over again. */
+/** Before a pass that left messages in the spool (a give-back, `'redeliver'`, a stop) starts again; doubled each time in a row, up to the cap. */
 const RETRY_DELAY_MS = 1000
+const RETRY_CAP_MS = 30_000
 /** Before asking again whether the application takes messages (it is still starting). */
 const NOT_STARTED_DELAY_MS = 100
 /** Longest idle wait of the loop; it is woken by every write and settlement. */
@@ -60,7 +61,11 @@ export class SpoolReplayer {
   readonly #topics = new Map<string, SpoolEntry[]>()
   /** Highest key read in this pass. */
   #cursor = 0
+  /** A pass left messages in the spool: the next starts from the beginning at `#retryAt`, once this one settled. */
   #retry = false
+  #retryAt = 0
+  /** Replays in a row that their route left unacknowledged: the retry delay grows with them. */
+  #withheldInARow = 0
   /** A replayed message was given back in this pass: the rest of the pass goes back too, so that none overtakes it. */
   #passAborted = false
   /** Replays wait for the dependencies to pass a check started after this (an outage a handler met; epoch ms). */
@@ -133,7 +138,12 @@ export class SpoolReplayer {
         continue
       }
       const healthy = await monitor.whenHealthy(dependencies, this.#outageSince, signal).then(() => true, () => false)
-      if (!healthy || signal.aborted) return
+      if (signal.aborted) return
+      if (!healthy) {
+        // The monitor is stopped (a failed start, about to be retried): ask again later.
+        await this.#wake.idle(RETRY_DELAY_MS)
+        continue
+      }
       const batch = spool.entriesAfter(this.#cursor, REPLAY_WINDOW - this.#reading)
       if (batch.length === 0) {
         // Everything in the spool was read in this pass: wait for it to settle (or for a retry).
@@ -145,11 +155,14 @@ export class SpoolReplayer {
         if (behind) {
           behind.push(entry)
           this.#reading++
-        } else if (this.#handOver(entry)) {
-          this.#topics.set(entry.message.topic, [])
         } else {
-          await this.#wake.idle(NOT_STARTED_DELAY_MS)
-          break
+          // Recorded first: the dispatcher may settle it before handOver returns (no route, a malformed body).
+          this.#topics.set(entry.message.topic, [])
+          if (!this.#handOver(entry)) {
+            this.#topics.delete(entry.message.topic)
+            await this.#wake.idle(NOT_STARTED_DELAY_MS)
+            break
+          }
         }
         this.#cursor = entry.key
       }
@@ -158,11 +171,20 @@ export class SpoolReplayer {
 
   /** Waits for a settlement or a write; then, once a pass that left messages behind has settled, starts the next from the beginning. */
   async #idle(): Promise<void> {
-    await this.#wake.idle(this.#retry ? RETRY_DELAY_MS : IDLE_MS)
-    if (!this.#retry || this.#reading > 0) return
+    await this.#wake.idle(this.#retry ? Math.max(0, this.#retryAt - Date.now()) : IDLE_MS)
+    if (!this.#retry || this.#reading > 0 || Date.now() < this.#retryAt) return
     this.#retry = false
     this.#passAborted = false
     this.#cursor = 0
+  }
+
+  /** This pass left a message in the spool; a withheld one (not given back) makes the wait grow, so a poison message costs little. */
+  #retryLater(withheld: boolean): void {
+    this.#passAborted = true
+    if (withheld) this.#withheldInARow++
+    const delay = withheld ? Math.min(RETRY_CAP_MS, RETRY_DELAY_MS * 2 ** (this.#withheldInARow - 1)) : RETRY_DELAY_MS
+    this.#retryAt = Math.max(this.#retry ? this.#retryAt : 0, Date.now() + delay)
+    this.#retry = true
   }
 
   /** The topic's replay settled: hands over the next entry of the topic, in key order, if one was read. */
@@ -178,7 +200,7 @@ export class SpoolReplayer {
     // The application stopped taking messages: what was read stays in the spool for the next pass.
     this.#reading -= behind!.length
     this.#topics.delete(topic)
-    this.#retry = true
+    this.#retryLater(false)
   }
 
   #handOver(entry: SpoolEntry): boolean {
@@ -202,10 +224,15 @@ export class SpoolReplayer {
         this.#tickets.delete(payload)
         if (acknowledge && !ticket.givenBack) {
           this.#replayedTotal++
-          this.#o.spool.remove(entry).then(this.#o.onRemoved, (error: unknown) => this.#o.log.error('removing a replayed message from the spool failed', { error }))
+          this.#withheldInARow = 0
+          this.#o.spool.remove(entry).then(() => {
+            this.#o.onRemoved()
+            this.#wake.wake()
+          }, (error: unknown) => this.#o.log.error('removing a replayed message from the spool failed', { error }))
           this.#o.onRemoved()
         } else {
-          this.#retry = true
+          // Left in the spool: the rest of the pass goes back too, so that nothing of its topic overtakes it.
+          this.#retryLater(!ticket.givenBack)
         }
         this.#next(message.topic)
         this.#wake.wake()

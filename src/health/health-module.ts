@@ -15,7 +15,7 @@ import { HealthGate } from './health-gate.js'
 import type { HealthHttpOptions } from './health-http-options.js'
 import { HealthMonitor } from './health-monitor.js'
 import { HealthServer } from './health-server.js'
-import { spoolHealth } from './spool/spool-health.js'
+import { spoolCheckName, spoolHealth } from './spool/spool-health.js'
 
 /** Options of `HealthModule`. */
 export interface HealthModuleOptions {
@@ -169,7 +169,8 @@ export class HealthModule implements RouteMqModule {
           const field = `healthGate on route "${route.pattern}"`
           const base = layer.dependencies.join(',')
           let spoolLabel = base
-          for (let n = 2; spoolLabels.has(spoolLabel); n++) spoolLabel = `${base}[${n}]`
+          // Unique as a metric label and as a check name (`a,b` and `a/b` name the same check).
+          for (let n = 2; spoolLabels.has(spoolLabel) || this.monitor.has(spoolCheckName(spoolLabel)); n++) spoolLabel = `${base}[${n}]`
           layer.attach(this.monitor, { replay: (message) => app.replay(message), logger: app.logger, field, spoolLabel })
           // Ended (and its spool closed) when the app has stopped, so nothing stays held in a stopped app.
           this.#gates.add(layer)

@@ -32,6 +32,8 @@ async function setup(dir: string, spool: { maxBytes?: number; whenFull?: 'wait' 
   const handled: string[] = []
   let outages = 0
   let failures = 0
+  /** Bodies whose handler fails every time. */
+  const poisoned = new Set<string>()
   const gate: HealthGate = healthGate('db', { monitor, spool: { path: join(dir, 'spool'), ...spool } })
   const router = new Router().on('devices/{id}', (ctx) => {
     if (outages > 0) {
@@ -42,6 +44,7 @@ async function setup(dir: string, spool: { maxBytes?: number; whenFull?: 'wait' 
       failures--
       throw new Error('flaky')
     }
+    if (poisoned.has(ctx.raw.toString())) throw new Error('poison')
     handled.push(`${ctx.params.id}:${ctx.raw.toString()}`)
   }, { qos: 1, middleware: [gate] })
   const dispatcher = new MessageDispatcher({
@@ -62,7 +65,7 @@ async function setup(dir: string, spool: { maxBytes?: number; whenFull?: 'wait' 
     monitor.stop()
     await gate.stop()
   }
-  return { monitor, gate, dispatcher, send, setDb, handled, close, failOutages: (n: number) => (outages = n), fail: (n: number) => (failures = n) }
+  return { monitor, gate, dispatcher, send, setDb, handled, close, failOutages: (n: number) => (outages = n), fail: (n: number) => (failures = n), poisoned }
 }
 
 /** Resolves once `condition` holds, checking after each turn of the event loop (the spool's writes finish on a worker thread). */
@@ -218,5 +221,24 @@ describe('healthGate with a spool', () => {
     await s.setDb(true)
     assert.equal(await small.settled, true)
     await until(() => s.handled.length === 2)
+  })
+
+  it("holds back only the topic of a replay its route keeps withholding, backing off, while other topics drain", async () => {
+    const s = await setup(dir, {}, { onError: 'redeliver' })
+    close = s.close
+    s.poisoned.add('0')
+    await s.setDb(false)
+    await Promise.all([0, 1, 2, 3, 4, 5].map((n) => s.send(n < 3 ? 'd0' : 'd1', n).settled))
+    await s.setDb(true)
+    await until(() => orderOf(s.handled, 'd1').length === 3)
+    const startedAt = Date.now()
+    await new Promise((resolve) => setTimeout(resolve, 3500))
+    // 1 s, then 2 s: at most three tries in 3.5 s, where a retry every pass would make dozens.
+    assert.ok(s.dispatcher.stats.withheld <= 3, `${s.dispatcher.stats.withheld} tries of the poison message in ${Date.now() - startedAt} ms`)
+    assert.deepEqual(orderOf(s.handled, 'd0'), [], 'nothing of d0 overtook its withheld first message')
+    assert.equal(s.gate.stats.spool!.messages, 3)
+    s.poisoned.clear()
+    await until(() => orderOf(s.handled, 'd0').length === 3)
+    assert.deepEqual(orderOf(s.handled, 'd0'), [0, 1, 2])
   })
 })

@@ -46,6 +46,24 @@ describe('MessageSpool (LMDB on disk)', () => {
     await again.close()
   })
 
+  it('reads nothing at or after a reserved message not yet written, so that a write tried again keeps its place', async () => {
+    const spool = MessageSpool.open(join(dir, 's'))
+    try {
+      const first = spool.reserve(message(0))
+      await spool.append(message(1))
+      assert.equal(spool.count, 2, 'a reserved message counts')
+      assert.deepEqual(spool.entriesAfter(0, 10), [], 'the written one waits behind the reserved one')
+      await spool.write(first, message(0))
+      assert.deepEqual(spool.entriesAfter(0, 10).map((e) => e.message.payload.toString()), ['{"n":0}', '{"n":1}'])
+      const gaveUp = spool.reserve(message(2))
+      spool.forget(gaveUp, message(2))
+      assert.equal(spool.count, 2)
+      assert.equal(spool.entriesAfter(0, 10).length, 2, 'a forgotten reservation blocks nothing')
+    } finally {
+      await spool.close()
+    }
+  })
+
   it('refuses a second spool on a directory this process has open, naming the option', async () => {
     const spool = MessageSpool.open(join(dir, 's'), 'healthGate.spool.path')
     try {

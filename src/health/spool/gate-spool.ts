@@ -116,6 +116,7 @@ export class GateSpool {
     this.#spool = spool
     this.#log = context.logger
     this.#reserved = 0
+    this.#writeError = undefined
     if (spool.count > 0) {
       context.logger.warn('the spool holds messages from an earlier run; they go to their routes first once the dependencies are healthy', {
         spool: spool.path, messages: spool.count, bytes: spool.bytes,
@@ -226,16 +227,21 @@ export class GateSpool {
    * without being on disk. Logged at ERROR once per episode.
    */
   async #append(spool: MessageSpool, message: SpooledMessage): Promise<void> {
+    // Keeps its key while it is retried: nothing spooled after it is replayed before it.
+    const key = spool.reserve(message)
     for (;;) {
       try {
-        await spool.append(message)
+        await spool.write(key, message)
         if (this.#writeError !== undefined && this.#writesFailing === 0) {
           this.#log?.info('the spool writes again', { spool: spool.path })
           this.#writeError = undefined
         }
         return
       } catch (error) {
-        if (this.#spool !== spool) throw error
+        if (this.#spool !== spool) {
+          spool.forget(key, message)
+          throw error
+        }
         if (this.#writeError === undefined) this.#log?.error('the spool cannot write; messages wait unacknowledged until it can', { spool: spool.path, error })
         this.#writeError = (error as Error).message ?? String(error)
         this.#writesFailing++

@@ -53,6 +53,8 @@ export class MessageSpool {
   /** Arrival time of each message still in the spool, in key order: the oldest is the first. */
   readonly #spooledAt = new Map<number, number>()
   readonly #routeCounts = new Map<string, number>()
+  /** Keys reserved and not yet on disk. */
+  readonly #unwritten = new Set<number>()
   #closed = false
 
   private constructor(path: string, db: RootDatabase<SpooledMessage, number>) {
@@ -114,26 +116,59 @@ export class MessageSpool {
   /**
    * Adds `message` after everything spooled before (its key is taken now,
    * in call order) and resolves with the key once it is flushed to disk.
+   * On failure it is forgotten again.
    */
   async append(message: SpooledMessage): Promise<number> {
-    this.#assertOpen()
-    const key = this.#nextKey++
-    this.#track(key, message, messageBytes(message))
+    const key = this.reserve(message)
     try {
-      await this.#db.put(key, message)
-      await this.#db.flushed
+      await this.write(key, message)
     } catch (error) {
-      this.#untrack(key, message.route, messageBytes(message))
+      this.forget(key, message)
       throw error
     }
     return key
   }
 
-  /** Up to `limit` entries with a key above `after`, in key order; not one removed already, even before its removal is committed. */
+  /**
+   * Takes the next key for `message`, in call order, and counts it (count,
+   * bytes, its route) from now on; `write` puts it on disk, as often as it
+   * takes. Entries after an unwritten one are not read until it is written,
+   * so that nothing overtakes it.
+   */
+  reserve(message: SpooledMessage): number {
+    this.#assertOpen()
+    const key = this.#nextKey++
+    this.#track(key, message, messageBytes(message))
+    this.#unwritten.add(key)
+    return key
+  }
+
+  /** Puts a reserved message on disk and resolves once it is flushed; may be called again after it failed. */
+  async write(key: number, message: SpooledMessage): Promise<void> {
+    this.#assertOpen()
+    await this.#db.put(key, message)
+    await this.#db.flushed
+    this.#unwritten.delete(key)
+  }
+
+  /** Gives up a reserved message that was not written. */
+  forget(key: number, message: SpooledMessage): void {
+    if (!this.#unwritten.delete(key)) return
+    this.#untrack(key, message.route, messageBytes(message))
+  }
+
+  /**
+   * Up to `limit` entries with a key above `after`, in key order: not one
+   * removed already (even before its removal is committed), and none at or
+   * after a reserved one not yet written.
+   */
   entriesAfter(after: number, limit: number): SpoolEntry[] {
     this.#assertOpen()
     const entries: SpoolEntry[] = []
+    let firstUnwritten = Number.POSITIVE_INFINITY
+    for (const key of this.#unwritten) firstUnwritten = Math.min(firstUnwritten, key)
     for (const { key, value } of this.#db.getRange({ start: after + 1 })) {
+      if (key >= firstUnwritten) break
       if (!this.#spooledAt.has(key)) continue
       entries.push({ key, message: value, bytes: messageBytes(value) })
       if (entries.length >= limit) break

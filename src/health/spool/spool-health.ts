@@ -15,7 +15,7 @@ export const SPOOL_FILLING_SHARE = 0.8
  * monitor.registerSource(spoolHealth(gate))
  */
 export function spoolHealth(gate: HealthGate): HealthCheckSource {
-  const name = `spool:${gate.stats.spool!.label.replaceAll(',', '/')}`
+  const name = spoolCheckName(gate.stats.spool!.label)
   return {
     healthChecks: () => [{
       name,
@@ -35,4 +35,9 @@ export function spoolHealth(gate: HealthGate): HealthCheckSource {
       },
     }],
   }
+}
+
+/** The check of the spool labelled `label`: `spool:` and the label, `/` for `,` (check names have no comma). */
+export function spoolCheckName(label: string): string {
+  return `spool:${label.replaceAll(',', '/')}`
 }

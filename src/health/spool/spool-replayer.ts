@@ -64,8 +64,10 @@ export class SpoolReplayer {
   /** A pass left messages in the spool: the next starts from the beginning at `#retryAt`, once this one settled. */
   #retry = false
   #retryAt = 0
-  /** Replays in a row that their route left unacknowledged: the retry delay grows with them. */
-  #withheldInARow = 0
+  /** Per spooled message its route left unacknowledged: how many times in a row, for its backoff. */
+  readonly #withheld = new Map<number, number>()
+  /** Topics with a withheld message in this pass: the rest of each stays in the spool until the next. */
+  readonly #heldBack = new Set<string>()
   /** A replayed message was given back in this pass: the rest of the pass goes back too, so that none overtakes it. */
   #passAborted = false
   /** Replays wait for the dependencies to pass a check started after this (an outage a handler met; epoch ms). */
@@ -151,6 +153,10 @@ export class SpoolReplayer {
         continue
       }
       for (const entry of batch) {
+        if (this.#heldBack.has(entry.message.topic)) {
+          this.#cursor = entry.key
+          continue
+        }
         const behind = this.#topics.get(entry.message.topic)
         if (behind) {
           behind.push(entry)
@@ -171,26 +177,44 @@ export class SpoolReplayer {
 
   /** Waits for a settlement or a write; then, once a pass that left messages behind has settled, starts the next from the beginning. */
   async #idle(): Promise<void> {
-    await this.#wake.idle(this.#retry ? Math.max(0, this.#retryAt - Date.now()) : IDLE_MS)
+    // Replays still in flight wake the loop as they settle; only a settled pass waits for its retry time.
+    await this.#wake.idle(this.#retry && this.#reading === 0 ? Math.max(0, this.#retryAt - Date.now()) : IDLE_MS)
     if (!this.#retry || this.#reading > 0 || Date.now() < this.#retryAt) return
     this.#retry = false
     this.#passAborted = false
+    this.#heldBack.clear()
     this.#cursor = 0
   }
 
-  /** This pass left a message in the spool; a withheld one (not given back) makes the wait grow, so a poison message costs little. */
-  #retryLater(withheld: boolean): void {
-    this.#passAborted = true
-    if (withheld) this.#withheldInARow++
-    const delay = withheld ? Math.min(RETRY_CAP_MS, RETRY_DELAY_MS * 2 ** (this.#withheldInARow - 1)) : RETRY_DELAY_MS
-    this.#retryAt = Math.max(this.#retry ? this.#retryAt : 0, Date.now() + delay)
+  /** This pass left a message in the spool: the next pass starts from the beginning `delayMs` from now at the earliest. */
+  #retryLater(delayMs: number): void {
+    this.#retryAt = Math.max(this.#retry ? this.#retryAt : 0, Date.now() + delayMs)
     this.#retry = true
+  }
+
+  /**
+   * The route left a replayed message unacknowledged (`'redeliver'`, a
+   * failed dead letter): its topic waits for the next pass, 1 s later,
+   * doubling for each time in a row up to 30 s, so a poison message costs
+   * little. Other topics go on.
+   */
+  #withhold(entry: SpoolEntry): void {
+    const times = (this.#withheld.get(entry.key) ?? 0) + 1
+    this.#withheld.set(entry.key, times)
+    this.#heldBack.add(entry.message.topic)
+    this.#retryLater(Math.min(RETRY_CAP_MS, RETRY_DELAY_MS * 2 ** (times - 1)))
   }
 
   /** The topic's replay settled: hands over the next entry of the topic, in key order, if one was read. */
   #next(topic: string): void {
-    const behind = this.#topics.get(topic)
-    const next = behind?.shift()
+    const behind = this.#topics.get(topic) ?? []
+    if (this.#heldBack.has(topic) || this.#passAborted) {
+      // The rest of the topic (or of the pass) stays in the spool for the next pass.
+      this.#reading -= behind.length
+      this.#topics.delete(topic)
+      return
+    }
+    const next = behind.shift()
     if (!next) {
       this.#topics.delete(topic)
       return
@@ -198,9 +222,9 @@ export class SpoolReplayer {
     this.#reading--
     if (this.#handOver(next)) return
     // The application stopped taking messages: what was read stays in the spool for the next pass.
-    this.#reading -= behind!.length
+    this.#reading -= behind.length
     this.#topics.delete(topic)
-    this.#retryLater(false)
+    this.#retryLater(RETRY_DELAY_MS)
   }
 
   #handOver(entry: SpoolEntry): boolean {
@@ -224,15 +248,18 @@ export class SpoolReplayer {
         this.#tickets.delete(payload)
         if (acknowledge && !ticket.givenBack) {
           this.#replayedTotal++
-          this.#withheldInARow = 0
+          this.#withheld.delete(entry.key)
           this.#o.spool.remove(entry).then(() => {
             this.#o.onRemoved()
             this.#wake.wake()
           }, (error: unknown) => this.#o.log.error('removing a replayed message from the spool failed', { error }))
           this.#o.onRemoved()
+        } else if (ticket.givenBack) {
+          // Met an outage: the rest of the pass goes back too, and the next pass waits for a later check.
+          this.#passAborted = true
+          this.#retryLater(RETRY_DELAY_MS)
         } else {
-          // Left in the spool: the rest of the pass goes back too, so that nothing of its topic overtakes it.
-          this.#retryLater(!ticket.givenBack)
+          this.#withhold(entry)
         }
         this.#next(message.topic)
         this.#wake.wake()

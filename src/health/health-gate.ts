@@ -135,7 +135,7 @@ export class HealthGate implements Middleware {
   attach(monitor: HealthMonitor, attachment?: GateAttachment): void {
     this.#monitor ??= monitor
     if (this.#spool && attachment) {
-      this.#spool.open({ monitor: this.#monitor, replay: attachment.replay, logger: attachment.logger, field: `${attachment.field}.spool`, label: attachment.spoolLabel ?? this.dependencies.join(',') })
+      this.#spool.open({ monitor: this.#monitor, replay: attachment.replay, logger: attachment.logger, field: `${attachment.field}.spool`, label: attachment.spoolLabel })
     }
   }
 

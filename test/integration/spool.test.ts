@@ -9,6 +9,7 @@ import {
   Application, InjectKysely, LoadBalancingModule, Repository, Router, Write, healthGate, silentLogger, type HealthGate,
 } from '../../src/index.js'
 import { startTopology, type Topology } from '../../src/testing/index.js'
+import { pollUntil } from '../support/poll-until.js'
 import { parsePrometheusText } from '../support/prometheus-text.js'
 
 interface Database {
@@ -243,12 +244,6 @@ function acknowledgedCount(acknowledged: Map<string, number[]>): number {
 }
 
 /** Polls `probe` every 50 ms until it returns something truthy (or true); fails after 30 s. */
-async function until<T>(probe: () => T | Promise<T>): Promise<Exclude<T, undefined | false>> {
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    const value = await probe()
-    if (value) return value as Exclude<T, undefined | false>
-    assert.ok(Date.now() < deadline, 'the condition did not hold within 30 s')
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
+function until<T>(probe: () => T | Promise<T>): Promise<Exclude<T, undefined | false>> {
+  return pollUntil(probe, { timeoutMs: 30_000, everyMs: 50 })
 }

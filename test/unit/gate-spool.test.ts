@@ -6,6 +6,7 @@ import {
   healthGate, HealthMonitor, MessageDispatcher, Router, silentLogger, type ErrorPolicy, type HealthGate, type InboundMessage,
 } from '../../src/index.js'
 import { inbound, rootContainerForTests, type RecordedMessage } from '../support/inbound-message.js'
+import { pollUntil } from '../support/poll-until.js'
 
 class Outage extends Error {}
 
@@ -68,13 +69,9 @@ async function setup(dir: string, spool: { maxBytes?: number; whenFull?: 'wait' 
   return { monitor, gate, dispatcher, send, setDb, handled, close, failOutages: (n: number) => (outages = n), fail: (n: number) => (failures = n), poisoned }
 }
 
-/** Resolves once `condition` holds, checking after each turn of the event loop (the spool's writes finish on a worker thread). */
+/** Resolves once `condition` holds, checking every 2 ms (the spool's writes finish on a worker thread); fails after 10 s. */
 async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000
-  while (!condition()) {
-    assert.ok(Date.now() < deadline, 'the condition did not hold within 10 s')
-    await new Promise((resolve) => setTimeout(resolve, 2))
-  }
+  await pollUntil(condition, { timeoutMs: 10_000, everyMs: 2 })
 }
 
 /** `handled` entries of one device, as numbers, in the order handled. */

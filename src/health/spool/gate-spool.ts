@@ -109,9 +109,9 @@ export class GateSpool {
   }
 
   /** Opens the store (replaying what an earlier run left there once the dependencies are healthy) and starts the replay loop. */
-  open(context: { readonly monitor: HealthMonitor; readonly replay: ReplayInto; readonly logger: Logger; readonly field: string; readonly label: string }): void {
+  open(context: { readonly monitor: HealthMonitor; readonly replay: ReplayInto; readonly logger: Logger; readonly field: string; readonly label?: string }): void {
     if (this.#spool) return
-    this.#label = context.label
+    this.#label = context.label ?? this.#label
     const spool = MessageSpool.open(this.options.path, `${context.field}.path`)
     this.#spool = spool
     this.#log = context.logger
@@ -185,9 +185,10 @@ export class GateSpool {
   }
 
   async #keepOrRefuse(ctx: MessageContext, outageAt: number, gate: SpoolGateHooks): Promise<undefined> {
-    const full = this.#roomWaiters.length > 0 || !this.#fits(MessageSpool.bytesOf(toSpooled(ctx, 0)))
-    if (full && this.options.whenFull === 'reject') throw gate.full()
-    await this.#keep(ctx, outageAt)
+    const message = toSpooled(ctx, Date.now())
+    const bytes = MessageSpool.bytesOf(message)
+    if (this.options.whenFull === 'reject' && (this.#roomWaiters.length > 0 || !this.#fits(bytes))) throw gate.full()
+    await this.#keep(ctx, message, bytes, outageAt)
     return undefined
   }
 
@@ -198,12 +199,10 @@ export class GateSpool {
    * started later passed. Rejects when the gate closes before there was
    * room (the message then stays unacknowledged).
    */
-  async #keep(ctx: MessageContext, outageAt: number): Promise<void> {
+  async #keep(ctx: MessageContext, message: SpooledMessage, bytes: number, outageAt: number): Promise<void> {
     const spool = this.#spool
     if (!spool) throw new Error('the spool is not open')
     this.#replayer!.noteOutage(outageAt)
-    const message = toSpooled(ctx, Date.now())
-    const bytes = MessageSpool.bytesOf(message)
     const unpark = parkMessage(ctx)
     try {
       if (this.#roomWaiters.length > 0 || !this.#fits(bytes)) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {
-  HealthMonitor, HealthServer, InvalidOptionError, LoadBalancingMetrics, silentLogger, type HealthChange, type HealthResponse, type Logger,
+  HealthMonitor, HealthServer, InvalidOptionError, LoadBalancingMetrics, preciseNow, silentLogger, type HealthChange, type HealthResponse, type Logger,
 } from '../../src/index.js'
 
 /** A check whose outcome the test sets; `monitor.check(name)` runs it. */
@@ -194,7 +194,8 @@ describe('HealthMonitor', () => {
     await monitor.start()
     const underWay = monitor.check('db')
     await new Promise((resolve) => setTimeout(resolve, 5))
-    const fresh = monitor.whenHealthy(['db'], Date.now())
+    // `since` on the monitor's own clock (preciseNow): Date.now() may run a few ms ahead of it, as the system clock is slewed.
+    const fresh = monitor.whenHealthy(['db'], preciseNow())
     release()
     await underWay
     await fresh

@@ -78,7 +78,7 @@ export {
   resolveReplicaPoolOptions, type ReplicaPoolOptions, type PgServerConfig, type ConsistencyMode, type ResolvedReplicaPoolOptions,
   type ResolvedPgServer,
   ReplicatedPostgresDialect, ReadOnly, Write, readOnly, write, currentScope, type DatabaseScope, type ScopeMode,
-  withConsistencyKey, migrateToLatest, type MigrateOptions,
+  withConsistencyKey, WRITE_POSITION_PROPERTY, migrateToLatest, type MigrateOptions,
   PrimaryUnavailableError, isPrimaryUnavailableError,
   NoReplicaAvailableError, isNoReplicaAvailableError,
   WriteInReadOnlyScopeError, isWriteInReadOnlyScopeError,

@@ -1,6 +1,8 @@
 import { LruMap } from '../../src/lru-map.js'
 import { currentMessage } from '../../src/routemq/message-scope.js'
 import { AsyncLocalStorage } from 'node:async_hooks'
+import type { MessageContext } from '../../src/routemq/message-context.js'
+import { carriedPosition } from './write-position.js'
 
 /** What a consistency scope remembers of its last write. */
 export interface WriteMark {
@@ -34,7 +36,7 @@ export function withConsistencyKey<T>(key: string, fn: () => T): T {
  * tracker.lastWrite() // the mark for the current message or key
  */
 export class ConsistencyTracker {
-  readonly #byMessage = new WeakMap<object, WriteMark>()
+  readonly #byMessage = new WeakMap<MessageContext, WriteMark>()
   readonly #byKey: LruMap<string, WriteMark>
   readonly #unknownHorizonMs: number
 
@@ -65,16 +67,25 @@ export class ConsistencyTracker {
 
   /**
    * The later of the explicit key's and the message's last writes: a read
-   * must see both. `message` is the one being handled (a caller that already
-   * looked it up passes it).
+   * must see both. The message's include the position it carries (another
+   * instance's write, see `WRITE_POSITION_PROPERTY`). `message` is the one
+   * being handled (a caller that already looked it up passes it).
    */
-  lastWrite(message: object | undefined = currentMessage()): WriteMark | undefined {
-    const byMessage = message ? this.#byMessage.get(message) : undefined
+  lastWrite(message: MessageContext | undefined = currentMessage()): WriteMark | undefined {
+    const byMessage = message ? this.#ofMessage(message) : undefined
     const key = explicitKey.getStore()
     if (key === undefined) return byMessage
     // Used keys stay: the map forgets the least recently used one.
     const byKey = this.#byKey.get(key)
     return byMessage && byKey ? this.#later(byKey, byMessage) : (byKey ?? byMessage)
+  }
+
+  #ofMessage(message: MessageContext): WriteMark | undefined {
+    const own = this.#byMessage.get(message)
+    const position = carriedPosition(message)
+    if (position === undefined) return own
+    const mark: WriteMark = { lsn: position, at: 0 }
+    return own ? this.#later(own, mark) : mark
   }
 
   /**

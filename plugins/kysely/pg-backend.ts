@@ -127,6 +127,13 @@ export async function createPgBackend(init: PgBackendInit): Promise<PgBackend> {
   })
 }
 
+/** `probeOn`, failing after `timeoutMs` without an answer (the probe connection's own timeout closes it soon after). */
+export function probeWithin<R extends object>(backend: PgBackend, sql: string, timeoutMs: number): Promise<R[]> {
+  return raceTimeout(probeOn<R>(backend, sql), timeoutMs, (): never => {
+    throw new Error(`probe got no answer within ${timeoutMs} ms`)
+  })
+}
+
 /** Runs one probe query on the backend's own probe connection. */
 export async function probeOn<R extends object>(backend: PgBackend, sql: string): Promise<R[]> {
   const client = await backend.probePool.connect()

@@ -30,6 +30,7 @@ type Health = NonNullable<ReplicaPoolOptions['health']>
 const CONSISTENCY_SHAPE: OptionShape<Consistency> = {
   mode: oneOf(['lsn', 'window', 'off']),
   windowMs: ms(0),
+  waitMs: ms(0),
   maxKeys: wholeNumber(1),
 }
 

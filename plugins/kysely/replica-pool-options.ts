@@ -52,8 +52,7 @@ export interface ReplicaPoolOptions {
   readonly closeTimeoutMs?: number
   /**
    * Replicas further behind than this get no reads. Default 30 000 ms. Lag is
-   * measured once per probe, so under steady writes it reads up to about
-   * `health.probeIntervalMs` high: keep this well above that interval.
+   * measured at each probe, against the primary's WAL positions over time.
    */
   readonly maxLagMs?: number
   /** Replicas further behind than this many WAL bytes get no reads. Default: no byte limit. */
@@ -66,6 +65,13 @@ export interface ReplicaPoolOptions {
     readonly mode?: ConsistencyMode
     /** For `'window'`: how long reads stay on the primary after a write. Default 2000 ms. */
     readonly windowMs?: number
+    /**
+     * For `'lsn'`: how long a read after a write waits for a replica to
+     * replay it (asking the replicas near enough where they are) before it
+     * reads from the primary. Default 50 ms; 0 sends such reads to the primary
+     * unless a replica is already known to have the write.
+     */
+    readonly waitMs?: number
     /** Explicit consistency keys remembered (least recently used ones are forgotten). Default 10 000. */
     readonly maxKeys?: number
   }
@@ -110,7 +116,7 @@ export interface ResolvedReplicaPoolOptions {
   readonly maxLagBytes: number | undefined
   readonly fallbackToPrimary: boolean
   readonly readRetries: number
-  readonly consistency: { readonly mode: ConsistencyMode; readonly windowMs: number; readonly maxKeys: number }
+  readonly consistency: { readonly mode: ConsistencyMode; readonly windowMs: number; readonly waitMs: number; readonly maxKeys: number }
   readonly health: { readonly probeIntervalMs: number; readonly probeTimeoutMs: number; readonly rise: number; readonly fall: number }
   readonly heartbeatTable: string | false
   readonly cursor: PostgresCursorConstructor | undefined
@@ -149,6 +155,7 @@ export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): Resolved
     consistency: {
       mode: options.consistency?.mode ?? 'lsn',
       windowMs: options.consistency?.windowMs ?? 2000,
+      waitMs: options.consistency?.waitMs ?? 50,
       maxKeys: options.consistency?.maxKeys ?? 10_000,
     },
     health: {

@@ -10,18 +10,20 @@ import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import type { HealthCheckDefinition, HealthCheckSource } from '../../src/health/health-check.js'
 import type { MeasuredPool, PoolMetricsSnapshot, RequestObserved } from '../../src/metrics/measured-pool.js'
-import { scrubSecrets } from '../../src/health/scrub-secrets.js'
 import { ConsistencyTracker, UNKNOWN_POSITION } from './consistency-tracker.js'
 import { isConnectionError, isPoolWaitTimeout, isReadOnlyRefusal, isRetryableReadFailure, isSessionOnlyError } from './connection-errors.js'
 import { currentScope } from './database-scope.js'
 import { isNoReplicaAvailableError, NoReplicaAvailableError } from './errors/no-replica-available-error.js'
 import { isQueryTimeoutError } from './errors/query-timeout-error.js'
-import { isPrimaryUnavailableError, PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
+import { isPrimaryUnavailableError } from './errors/primary-unavailable-error.js'
 import { isReplicaPoolClosedError, ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import { parseLsn } from './lsn.js'
-import { WalHistory } from './wal-history.js'
-import { createPgBackend, probeOn, runOn, serverStatementTimeoutMs, type PgBackend, type PgResult } from './pg-backend.js'
+import { createPgBackend, runOn, serverStatementTimeoutMs, type PgBackend, type PgResult } from './pg-backend.js'
+import { PrimaryTracker } from './primary-tracker.js'
+import { ReadRouter } from './read-router.js'
+import { ReplicaProber } from './replica-prober.js'
+import { formatLsn } from './write-position.js'
 import { toQueryResult } from './query-result.js'
 import { queryKind, type QueryKind } from './query-kind.js'
 import type { PinnedConnection } from './routing-connection.js'
@@ -45,6 +47,8 @@ export interface ReplicaStatus {
   readonly lagMs: number | undefined
   readonly lagBytes: number | undefined
   readonly latencyMs: number | undefined
+  /** Median of the last 1024 queries' durations. */
+  readonly p50LatencyMs: number | undefined
   /** 99th percentile of the last 1024 queries' durations. */
   readonly p99LatencyMs: number | undefined
   readonly outstanding: number
@@ -61,6 +65,7 @@ export interface ReplicaPoolStats {
     readonly healthy: boolean
     readonly queries: number
     readonly errors: number
+    readonly p50LatencyMs: number | undefined
     readonly p99LatencyMs: number | undefined
     /** The current primary's connection pool; zeros while none is known. */
     readonly connections: { readonly total: number; readonly idle: number; readonly waiting: number }
@@ -70,26 +75,15 @@ export interface ReplicaPoolStats {
   readonly writes: number
   readonly readRetries: number
   readonly fallbacksToPrimary: number
-  /** Reads sent to the primary (or a caught-up replica) because of an earlier write in their scope. */
+  /** Reads that had to see an earlier write of their scope (or a position their message carried), wherever they went. */
   readonly consistentReads: number
-}
-
-interface ReplicaProbe {
-  readonly latencies: LatencyWindow
-  inRecovery: boolean | undefined
-  replayLsn: bigint | undefined
-  lagMs: number | undefined
-  lagBytes: number | undefined
-  queries: number
-  errors: number
+  /** Of those, reads a replica that had replayed the write served. */
+  readonly consistentReadsOnReplicas: number
 }
 
 const NO_NEED = Object.freeze({ needLsn: undefined, primaryOnly: false })
 const PRIMARY_ONLY = Object.freeze({ needLsn: undefined, primaryOnly: true })
-/** How long a read waits to learn whether a replica caught up before going to the primary. */
-const REPLAY_CHECK_MS = 50
-
-type Counter = 'reads' | 'writes' | 'readRetries' | 'fallbacksToPrimary' | 'consistentReads'
+type Counter = 'reads' | 'writes' | 'readRetries' | 'fallbacksToPrimary' | 'consistentReads' | 'consistentReadsOnReplicas'
 
 /**
  * A PostgreSQL primary and its replicas as one pool: reads go to a healthy,
@@ -108,42 +102,25 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   readonly metricsLabel = 'postgres'
   readonly #options: ResolvedReplicaPoolOptions
   readonly #log: Logger
-  readonly #primaries: readonly PgBackend[]
+  readonly #primary: PrimaryTracker
+  /** Every candidate primary. */
+  readonly #primaryBackends: readonly PgBackend[]
   readonly #replicas: BackendSet<PgBackend>
-  readonly #probes = new Map<Backend<PgBackend>, ReplicaProbe>()
+  readonly #prober: ReplicaProber
+  readonly #router: ReadRouter<PgBackend>
   readonly #consistency: ConsistencyTracker
   readonly #unknownHorizonMs: number
   readonly #served: TypedEvent<QueryServed>
-  readonly #counts: Record<Counter, number> = { reads: 0, writes: 0, readRetries: 0, fallbacksToPrimary: 0, consistentReads: 0 }
-  /** Replay-position questions in flight, one per replica, shared by concurrent reads. */
-  readonly #replayChecks = new Map<Backend<PgBackend>, Promise<bigint | undefined>>()
-  /** Replicas in recovery and within the lag limits, as of the last probes. */
-  #readable: Backend<PgBackend>[] = []
-  #primary: PgBackend | undefined
-  #primaryHealthy = false
-  #primaryFailures = 0
-  #primaryLsn: bigint | undefined
-  /** When #primaryLsn was read (epoch ms). */
-  #primaryLsnAt = 0
-  /** The primary's WAL positions as the probes saw them, to tell a replica's lag in time without the heartbeat. */
-  readonly #primaryHistory = new WalHistory(128)
-  #splitBrain = false
+  readonly #counts: Record<Counter, number> = { reads: 0, writes: 0, readRetries: 0, fallbacksToPrimary: 0, consistentReads: 0, consistentReadsOnReplicas: 0 }
   /** Reads sent to the primary because the replicas they were tried on failed, for the failover metric. */
   #failedOverReads = 0
-  /** Why the last probe found no primary, for health bodies. */
-  #primaryError: string | undefined
   /** The primary's health, a replica's, or the set of readable replicas may have changed. */
   readonly #healthChanged = new TypedEvent<void>()
   #primaryQueries = 0
   #primaryErrors = 0
-  #primarySuccesses = 0
-  #primaryEverHealthy = false
-  #lastBeatAt = 0
   readonly #primaryLatencies = new LatencyWindow()
-  #heartbeat = true
   #timer: NodeJS.Timeout | undefined
   #probing: Promise<void> | undefined
-  #probingPrimary: Promise<void> | undefined
   #closed = false
   #closing: Promise<void> | undefined
   /** Queries and acquisitions accepted and not yet settled. */
@@ -153,7 +130,9 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   private constructor(options: ResolvedReplicaPoolOptions, primaries: PgBackend[], replicas: PgBackend[], logger: Logger) {
     this.#options = options
     this.#log = logger
-    this.#primaries = primaries
+    const { rise, fall, probeIntervalMs, probeTimeoutMs } = options.health
+    this.#primaryBackends = primaries
+    this.#primary = new PrimaryTracker(primaries, { rise, fall, probeIntervalMs, probeTimeoutMs, heartbeatTable: options.heartbeatTable }, logger, () => this.#healthChanged.emit())
     this.#replicas = new BackendSet(
       replicas.map((backend, i) => ({ id: backend.id, target: backend, region: backend.region, weight: options.replicas[i]!.weight })),
       {
@@ -162,9 +141,17 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
         onListenerError: (error) => logger.error('a replica pool listener threw', { error }),
       },
     )
-    for (const backend of this.#replicas.backends) {
-      this.#probes.set(backend, { latencies: new LatencyWindow(), inRecovery: undefined, replayLsn: undefined, lagMs: undefined, lagBytes: undefined, queries: 0, errors: 0 })
-    }
+    this.#prober = new ReplicaProber(this.#replicas, this.#primary, { probeTimeoutMs, maxLagMs: options.maxLagMs, maxLagBytes: options.maxLagBytes }, logger)
+    const prober = this.#prober
+    this.#router = new ReadRouter(
+      {
+        set: this.#replicas,
+        position: (replica) => prober.of(replica).replayLsn,
+        lagMs: (replica) => prober.of(replica).lagMs,
+        ask: (replica, timeoutMs) => prober.positionNow(replica, timeoutMs),
+      },
+      { region: options.region, waitMs: options.consistency.mode === 'lsn' ? options.consistency.waitMs : 0 },
+    )
     this.#replicas.onStateChange(({ backend, to }) => {
       this.#log.warn(`replica ${to}`, { replica: backend.id })
       // Queries still waiting on a server found dead fail now and are retried elsewhere.
@@ -200,12 +187,6 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
       })
     const primaries = await Promise.all(resolved.primaries.map((server) => make(server, false)))
     const replicas = await Promise.all(resolved.replicas.map((server) => make(server, true)))
-    if (resolved.replicas.length > 0 && resolved.maxLagMs < 2 * resolved.health.probeIntervalMs) {
-      logger.warn('maxLagMs is under twice health.probeIntervalMs: lag is measured once per probe, so under steady writes replicas may read as too far behind', {
-        maxLagMs: resolved.maxLagMs,
-        probeIntervalMs: resolved.health.probeIntervalMs,
-      })
-    }
     const pool = new ReplicaPool(resolved, primaries, replicas, logger)
     await pool.#probeAll()
     pool.#schedule()
@@ -229,15 +210,18 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
 
   /** The primary and replicas up or down, replica lag, and reads moved to another server after a failure, for metrics. */
   metricsSnapshot(): PoolMetricsSnapshot {
-    const backends: PoolMetricsSnapshot['backends'][number][] = this.#primaries.map((primary) => ({
-      id: primary.id,
-      up: primary === this.#primary && this.#primaryHealthy,
+    const primary = this.#primary
+    const backends: PoolMetricsSnapshot['backends'][number][] = this.#primaryBackends.map((candidate) => ({
+      id: candidate.id,
+      up: candidate === primary.current && primary.healthy,
+      ...(candidate === primary.current ? latencySeconds(this.#primaryLatencies) : {}),
     }))
     for (const backend of this.#replicas.backends) {
-      const probe = this.#probes.get(backend)!
+      const probe = this.#prober.of(backend)
       backends.push({
         id: backend.id,
-        up: backend.state === 'healthy' && this.#readable.includes(backend),
+        up: backend.state === 'healthy' && this.#prober.readable.includes(backend),
+        ...latencySeconds(probe.latencies),
         ...(probe.lagMs !== undefined ? { lagSeconds: probe.lagMs / 1000 } : {}),
         ...(probe.lagBytes !== undefined ? { lagBytes: probe.lagBytes } : {}),
       })
@@ -266,8 +250,8 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
         isOutage: isPrimaryUnavailableError,
         check: async () => {
           // A query that just lost the primary started a probe: answer from its result, not from before it.
-          await this.#probingPrimary
-          if (!this.#primaryHealthy) throw new Error(`no primary accepts writes: ${this.#primaryError ?? 'not found yet'}`)
+          await this.#primary.probing
+          if (!this.#primary.healthy) throw new Error(`no primary accepts writes: ${this.#primary.error ?? 'not found yet'}`)
         },
       },
     ]
@@ -278,8 +262,9 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
       critical: false,
       isOutage: isNoReplicaAvailableError,
       check: () => {
-        if (this.#readable.length === 0) throw new Error('no replica is healthy and within the lag limits')
-        return { observedValue: this.#readable.length, observedUnit: 'replicas' }
+        const readable = this.#prober.readable.length
+        if (readable === 0) throw new Error('no replica is healthy and within the lag limits')
+        return { observedValue: readable, observedUnit: 'replicas' }
       },
     })
     for (const backend of this.#replicas.backends) {
@@ -288,11 +273,11 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
         name: `replica/${backend.id}`,
         critical: false,
         check: () => {
-          const probe = this.#probes.get(backend)!
+          const probe = this.#prober.of(backend)
           if (backend.state === 'unknown') return { pending: true }
           if (backend.state === 'unhealthy') throw new Error('its probes fail')
           if (probe.inRecovery === false) throw new Error('it is not in recovery (promoted?), so it takes no reads')
-          if (!this.#readable.includes(backend)) throw new Error(`it is behind by ${Math.round(probe.lagMs ?? 0)} ms / ${probe.lagBytes ?? '?'} bytes, past the lag limits`)
+          if (!this.#prober.readable.includes(backend)) throw new Error(`it is behind by ${Math.round(probe.lagMs ?? 0)} ms / ${probe.lagBytes ?? '?'} bytes, past the lag limits`)
           return probe.lagMs === undefined ? undefined : { observedValue: Math.round(probe.lagMs), observedUnit: 'ms' }
         },
       })
@@ -303,15 +288,16 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   get stats(): ReplicaPoolStats {
     return Object.freeze({
       primary: {
-        id: this.#primary?.id,
-        healthy: this.#primaryHealthy,
+        id: this.#primary.current?.id,
+        healthy: this.#primary.healthy,
         queries: this.#primaryQueries,
         errors: this.#primaryErrors,
+        p50LatencyMs: this.#primaryLatencies.percentile(0.5),
         p99LatencyMs: this.#primaryLatencies.percentile(0.99),
-        connections: connectionCounts(this.#primary?.timed.raw),
+        connections: connectionCounts(this.#primary.current?.timed.raw),
       },
       replicas: this.#replicas.backends.map((backend) => {
-        const probe = this.#probes.get(backend)!
+        const probe = this.#prober.of(backend)
         const pool = backend.target.timed.raw
         return {
           id: backend.id,
@@ -320,6 +306,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
           lagMs: probe.lagMs,
           lagBytes: probe.lagBytes,
           latencyMs: backend.latencyMs,
+          p50LatencyMs: probe.latencies.percentile(0.5),
           p99LatencyMs: probe.latencies.percentile(0.99),
           outstanding: backend.outstanding,
           connections: connectionCounts(pool),
@@ -364,20 +351,22 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
       const scope = currentScope()?.mode
       if (scope === 'read-only' && kind === 'write') throw new WriteInReadOnlyScopeError('A streamed write')
       if (scope !== 'read-only' && (kind !== 'read' || scope === 'write')) {
-        const primary = this.#requirePrimary()
+        const primary = this.#primary.require()
         return { backend: primary, role: 'primary', readOnly: false, connection: await this.#connectPrimary(primary), done: undefined }
       }
       const message = currentMessage()
       const { needLsn, primaryOnly } = this.#consistencyNeed(message)
       const tried = new Set<Backend<PgBackend>>()
       for (let attempt = 0; !primaryOnly && attempt <= this.#options.readRetries; attempt++) {
-        const replica = await this.#pickReplica(tried, needLsn, message)
+        const replica = await this.#router.pick(this.#prober.readable, tried, needLsn, messageRegion(message))
         if (!replica) break
         tried.add(replica)
         // Counted as outstanding on its replica, as a single read is, until it is released.
         const done = replica.begin()
         try {
-          return { backend: replica.target, role: 'replica', readOnly: true, connection: await replica.target.driver.acquireConnection(), done }
+          const connection = await replica.target.driver.acquireConnection()
+          if (needLsn !== undefined) this.#consistentOnReplica()
+          return { backend: replica.target, role: 'replica', readOnly: true, connection, done }
         } catch (error) {
           done()
           if (!this.#worthAnother(replica, error)) throw error
@@ -386,7 +375,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
       if (primaryOnly || needLsn !== undefined) this.#counts.consistentReads++
       else if (scope === 'read-only' || !this.#options.fallbackToPrimary) throw new NoReplicaAvailableError('every replica is down or lagging')
       else this.#counts.fallbacksToPrimary++
-      const primary = this.#requirePrimary()
+      const primary = this.#primary.require()
       return { backend: primary, role: 'primary', readOnly: scope === 'read-only', connection: await this.#connectPrimary(primary), done: undefined }
     } finally {
       this.#settled()
@@ -397,7 +386,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     try {
       return await primary.driver.acquireConnection()
     } catch (error) {
-      if (isConnectionError(error)) throw this.#primaryFailed(error, primary)
+      if (isConnectionError(error)) throw this.#primary.failed(error, primary)
       throw error
     }
   }
@@ -411,7 +400,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
    */
   commitFailed(error: unknown, backend: PgBackend): unknown {
     if (this.#unknownOutcome(error)) this.#noteUnknownWrite()
-    return isConnectionError(error) ? this.#primaryFailed(error, backend, true) : error
+    return isConnectionError(error) ? this.#primary.failed(error, backend, true) : error
   }
 
   #unknownOutcome(error: unknown): boolean {
@@ -425,6 +414,23 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   /** After a transaction committed on the primary: remember where the WAL was, for read-your-writes. */
   async noteCommit(connection: DatabaseConnection): Promise<void> {
     await this.#markWrite(connection)
+  }
+
+  /**
+   * The WAL position reads in the running code must see (its message's and
+   * consistency key's last write, or the position its message carried),
+   * written as PostgreSQL writes it; `undefined` when there is none, when
+   * consistency is not `'lsn'`, or when the last write's outcome is unknown.
+   * `LoadBalancingModule` adds it to what the app publishes as the
+   * `routemq-wal-position` user property (`WRITE_POSITION_PROPERTY`).
+   *
+   * @example
+   * app.addPublishProperties(() => { const at = pool.writePosition(); return at ? { [WRITE_POSITION_PROPERTY]: at } : undefined })
+   */
+  writePosition(): string | undefined {
+    if (this.#options.consistency.mode !== 'lsn') return undefined
+    const lsn = this.#consistency.lastWrite()?.lsn
+    return lsn === undefined || lsn === UNKNOWN_POSITION ? undefined : formatLsn(lsn)
   }
 
   /**
@@ -446,12 +452,17 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     // Queries accepted before close() may still be choosing a server, or retrying on another one.
     if (this.#inFlight > 0) await raceTimeout(new Promise<void>((resolve) => (this.#allSettled = resolve)), this.#options.closeTimeoutMs, () => undefined)
     await this.#probing?.catch(() => undefined)
-    await this.#probingPrimary
-    const backends = [...this.#primaries, ...this.#replicas.backends.map((b) => b.target)]
+    await this.#primary.close()
+    const backends = [...this.#primaryBackends, ...this.#replicas.backends.map((b) => b.target)]
     // Then transactions still holding connections; probe connections last, since reads finishing meanwhile may ask a replica how far it has replayed.
     const grace = Math.max(0, deadline - performance.now())
     await Promise.all(backends.map((backend) => backend.timed.end(grace)))
     await Promise.all(backends.map((backend) => backend.probePool.end()))
+  }
+
+  #consistentOnReplica(): void {
+    this.#counts.consistentReads++
+    this.#counts.consistentReadsOnReplicas++
   }
 
   #settled(): void {
@@ -465,7 +476,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     // Accepted work: close() lets it finish within its grace period.
     this.#inFlight++
     try {
-      const primary = this.#requirePrimary()
+      const primary = this.#primary.require()
       this.#counts.writes++
       const started = performance.now()
       const connection = await this.#connectPrimary(primary)
@@ -482,7 +493,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
         this.#served.emit({ backend: primary.id, role: 'primary', kind, durationMs: performance.now() - started, error })
           // The statement may have committed: reads of this scope must not trust a replica for it.
         if (kind !== 'read' && this.#unknownOutcome(error)) this.#noteUnknownWrite()
-        if (isConnectionError(error)) throw this.#primaryFailed(error, primary, true)
+        if (isConnectionError(error)) throw this.#primary.failed(error, primary, true)
         throw error
       } finally {
         await primary.driver.releaseConnection(connection as never)
@@ -507,11 +518,11 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
       let tried: Set<Backend<PgBackend>> | undefined
       let lastError: unknown
       for (let attempt = 0; attempt <= this.#options.readRetries; attempt++) {
-        const picked = this.#pickReplica(tried, needLsn, message)
+        const picked = this.#router.pick(this.#prober.readable, tried, needLsn, messageRegion(message))
         const replica = picked instanceof Promise ? await picked : picked
         if (!replica) break
         if (attempt > 0) this.#counts.readRetries++
-        const probe = this.#probes.get(replica)!
+        const probe = this.#prober.of(replica)
         const done = replica.begin()
         const started = performance.now()
         try {
@@ -529,6 +540,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
           probe.latencies.record(durationMs)
           this.#replicas.reportSuccess(replica, durationMs)
           if (this.#served.listenerCount > 0) this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs })
+          if (needLsn !== undefined) this.#consistentOnReplica()
           return result
         } catch (error) {
           probe.errors++
@@ -586,7 +598,8 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     }
     if (mark.lsn === UNKNOWN_POSITION) {
       // Once the write can no longer take effect, a primary position probed after that covers it.
-      if (this.#primaryLsn !== undefined && this.#primaryLsnAt - (mark.unknownAt ?? mark.at) > this.#unknownHorizonMs) return { needLsn: this.#primaryLsn, primaryOnly: false }
+      const primaryLsn = this.#primary.lsn
+      if (primaryLsn !== undefined && this.#primary.lsnAt - (mark.unknownAt ?? mark.at) > this.#unknownHorizonMs) return { needLsn: primaryLsn, primaryOnly: false }
       return PRIMARY_ONLY
     }
     return { needLsn: mark.lsn, primaryOnly: false }
@@ -598,7 +611,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
    * write there either (two more round trips, only for such reads).
    */
   async #primaryRead<R>(compiled: CompiledQuery, kind: QueryKind, readOnly: boolean): Promise<QueryResult<R>> {
-    const primary = this.#requirePrimary()
+    const primary = this.#primary.require()
     const started = performance.now()
     try {
       const result = await runOn(primary, (connection) => (readOnly ? inReadOnlyTransaction<R>(connection, compiled) : connection.executeQuery<R>(compiled)))
@@ -608,102 +621,10 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
       return result
     } catch (error) {
       this.#primaryErrors++
-      if (isConnectionError(error)) throw this.#primaryFailed(error, primary)
+      if (isConnectionError(error)) throw this.#primary.failed(error, primary)
       if (readOnly && isReadOnlyRefusal(error)) throw new WriteInReadOnlyScopeError('A statement the server found to write', error)
       throw error
     }
-  }
-
-  /**
-   * A replica that may serve a read now: healthy, in recovery, within the lag
-   * limits and, with `needLsn`, caught up with it. The probe's replay position
-   * may be a second old, so a replica it shows behind is asked directly once.
-   */
-  #pickReplica(
-    exclude: ReadonlySet<Backend<PgBackend>> | undefined,
-    needLsn: bigint | undefined,
-    message: MessageContext | undefined,
-  ): Backend<PgBackend> | undefined | Promise<Backend<PgBackend> | undefined> {
-    const messageRegion = (message?.state as { geo?: { region?: string } } | undefined)?.geo?.region
-    const region = messageRegion ?? this.#options.region
-    const prefer = region === undefined ? undefined : (backend: Backend<PgBackend>) => backend.region === region
-    if (needLsn !== undefined) return this.#pickCaughtUp(exclude, needLsn, prefer)
-    const picked = this.#replicas.pickAmong(this.#readable, exclude, prefer)
-    // None in the message's region: the pool's own region is the next best.
-    const home = this.#options.region
-    if (picked && messageRegion !== undefined && picked.region !== messageRegion && home !== undefined && home !== messageRegion && picked.region !== home) {
-      return this.#replicas.pickAmong(this.#readable, exclude, (backend) => backend.region === home) ?? picked
-    }
-    return picked
-  }
-
-  async #pickCaughtUp(
-    exclude: ReadonlySet<Backend<PgBackend>> | undefined,
-    needLsn: bigint,
-    prefer: ((backend: Backend<PgBackend>) => boolean) | undefined,
-  ): Promise<Backend<PgBackend> | undefined> {
-    const caughtUp: Backend<PgBackend>[] = []
-    const behind: Backend<PgBackend>[] = []
-    for (const backend of this.#readable) {
-      const replay = this.#probes.get(backend)!.replayLsn
-      if (replay !== undefined && replay >= needLsn) caughtUp.push(backend)
-      else behind.push(backend)
-    }
-    const fit = this.#replicas.pickAmong(caughtUp, exclude, prefer)
-    if (fit || behind.length === 0) return fit
-    // The probe's replay position may be a second old: ask one replica it shows behind directly.
-    const candidate = this.#replicas.pickAmong(behind, exclude, prefer)
-    if (!candidate) return undefined
-    const replay = await this.#replayPosition(candidate)
-    return replay !== undefined && replay >= needLsn ? candidate : undefined
-  }
-
-  /**
-   * A replica's replay position right now. Concurrent reads share one
-   * question per replica, and a slow answer counts as "not caught up" so the
-   * read goes to the primary rather than waiting.
-   */
-  #replayPosition(replica: Backend<PgBackend>): Promise<bigint | undefined> {
-    let asking = this.#replayChecks.get(replica)
-    if (!asking) {
-      const question = probeOn<{ replay: string | null }>(replica.target, 'SELECT pg_last_wal_replay_lsn()::text AS replay').then(
-        (rows) => {
-          const replay = parseLsn(rows[0]?.replay)
-          const probe = this.#probes.get(replica)!
-          if (replay !== undefined && (probe.replayLsn === undefined || replay > probe.replayLsn)) probe.replayLsn = replay
-          return replay
-        },
-        () => undefined,
-      )
-      asking = question.finally(() => this.#replayChecks.delete(replica))
-      this.#replayChecks.set(replica, asking)
-    }
-    return raceTimeout(asking, REPLAY_CHECK_MS, () => undefined)
-  }
-
-  #requirePrimary(): PgBackend {
-    if (!this.#primary || !this.#primaryHealthy) throw new PrimaryUnavailableError(this.#primaries.map((p) => p.label))
-    return this.#primary
-  }
-
-  /**
-   * One query's connection failed on the primary: evidence about that
-   * connection, not yet about the server. The primary is probed at once; only
-   * the probes (fall in a row) take it out, and abort what runs on it.
-   */
-  #primaryFailed(error: unknown, backend: PgBackend, midQuery = false): PrimaryUnavailableError {
-    if (backend === this.#primary) {
-      this.#log.warn('a query lost its connection to the primary; probing it now', { primary: backend.id, error })
-      this.#probeSoon()
-    }
-    return new PrimaryUnavailableError(this.#primaries.map((p) => p.label), error, midQuery)
-  }
-
-  #probeSoon(): void {
-    if (this.#closed || this.#probingPrimary) return
-    this.#probingPrimary = this.#probePrimaries()
-      .catch((error: unknown) => this.#log.error('probing failed unexpectedly', { error }))
-      .finally(() => (this.#probingPrimary = undefined))
   }
 
   async #markWrite(connection: DatabaseConnection): Promise<void> {
@@ -711,7 +632,9 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     if (this.#options.consistency.mode === 'window') return this.#consistency.noteWrite({ lsn: undefined, at: Date.now() })
     try {
       const { rows } = await connection.executeQuery<{ lsn: string }>(CompiledQuery.raw('SELECT pg_current_wal_insert_lsn()::text AS lsn'))
-      this.#consistency.noteWrite({ lsn: parseLsn(rows[0]?.lsn) ?? UNKNOWN_POSITION, at: Date.now() })
+      const lsn = parseLsn(rows[0]?.lsn)
+      if (lsn !== undefined) this.#primary.noteWritePosition(lsn)
+      this.#consistency.noteWrite({ lsn: lsn ?? UNKNOWN_POSITION, at: Date.now() })
     } catch (error) {
       // The write itself succeeded; without its position, the scope reads from the primary.
       this.#log.warn('could not read the WAL position after a write; its scope reads from the primary', { error })
@@ -730,173 +653,20 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   }
 
   async #probeAll(): Promise<void> {
-    await this.#probePrimaries()
-    await Promise.all(this.#replicas.backends.map((backend) => this.#probeReplica(backend)))
-    const readable = this.#replicas.backends.filter((backend) => this.#withinLag(this.#probes.get(backend)!))
-    const changed = readable.length !== this.#readable.length || readable.some((backend, i) => backend !== this.#readable[i])
-    this.#readable = readable
-    if (changed) this.#healthChanged.emit()
+    await this.#primary.probe()
+    if (await this.#prober.probeAll()) this.#healthChanged.emit()
   }
+}
 
-  #withinLag(probe: ReplicaProbe): boolean {
-    return (
-      probe.inRecovery === true &&
-      !(probe.lagMs !== undefined && probe.lagMs > this.#options.maxLagMs) &&
-      !(this.#options.maxLagBytes !== undefined && probe.lagBytes !== undefined && probe.lagBytes > this.#options.maxLagBytes)
-    )
-  }
+/** The region the geo plugin found for the message, if any. */
+function messageRegion(message: MessageContext | undefined): string | undefined {
+  return (message?.state as { geo?: { region?: string } } | undefined)?.geo?.region
+}
 
-  /**
-   * Finds the candidate that is not in recovery (staying with the current
-   * primary while it answers, so a restarted old primary does not take the
-   * writes back), reads its WAL position and beats the heartbeat.
-   */
-  async #probePrimaries(): Promise<void> {
-    const results = await Promise.all(
-      this.#primaries.map(async (backend) => {
-        try {
-          const rows = await this.#probeQuery<{ recovery: boolean; lsn: string | null }>(
-            backend,
-            'SELECT pg_is_in_recovery() AS recovery, CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END AS lsn',
-          )
-          return { backend, recovery: rows[0]?.recovery ?? true, lsn: parseLsn(rows[0]?.lsn) }
-        } catch (error) {
-          return { backend, recovery: undefined, lsn: undefined, error }
-        }
-      }),
-    )
-    const writable = results.filter((r) => r.recovery === false)
-    if (writable.length > 1 && !this.#splitBrain) {
-      this.#log.error('more than one candidate primary accepts writes (split brain); staying with the current one', {
-        candidates: writable.map((r) => r.backend.id),
-      })
-    }
-    this.#splitBrain = writable.length > 1
-    // The current primary not answering one probe is no failover: like any
-    // server, it is given `fall` probes before another candidate takes over.
-    const current = results.find((r) => r.backend === this.#primary)
-    if (current?.recovery === undefined && this.#primaryHealthy && this.#primaryFailures + 1 < this.#options.health.fall) {
-      this.#primarySuccesses = 0
-      this.#primaryFailures++
-      return
-    }
-    const found = writable.find((r) => r.backend === this.#primary) ?? writable[0]
-    if (found) {
-      if (this.#primary !== found.backend) {
-        this.#log.info('primary found', { primary: found.backend.id })
-        // Queries still waiting on the old primary would only wait for their timeout.
-        this.#primary?.timed.abortInFlight()
-      }
-      this.#primary = found.backend
-      this.#primaryLsn = found.lsn
-      this.#primaryLsnAt = Date.now()
-      if (found.lsn !== undefined) this.#primaryHistory.record(this.#primaryLsnAt, found.lsn)
-      this.#primaryFailures = 0
-      this.#primarySuccesses++
-      if (!this.#primaryHealthy && (this.#primarySuccesses >= this.#options.health.rise || this.#primaryEverHealthy === false)) {
-        this.#log.info('primary available', { primary: found.backend.id })
-        this.#primaryHealthy = true
-        this.#primaryEverHealthy = true
-        this.#primaryError = undefined
-        this.#healthChanged.emit()
-      }
-      if (await this.#beat(found.backend)) this.#lastBeatAt = Date.now()
-      return
-    }
-    this.#primarySuccesses = 0
-    this.#primaryFailures++
-    const failed = current ?? results.find((r) => 'error' in r)
-    const cause = failed && 'error' in failed ? failed.error : undefined
-    this.#primaryError = results.length > 0 && results.every((r) => r.recovery === true)
-      ? 'every candidate is in recovery (a replica); promote one'
-      : scrubSecrets(cause instanceof Error ? cause.message : 'no candidate answered')
-    if (this.#primaryHealthy && this.#primaryFailures >= this.#options.health.fall) {
-      this.#primaryHealthy = false
-      this.#primary?.timed.abortInFlight()
-      this.#log.error('no primary is available', { candidates: this.#primaries.map((p) => p.id) })
-      this.#healthChanged.emit()
-    }
-  }
-
-  async #beat(primary: PgBackend): Promise<boolean> {
-    const table = this.#options.heartbeatTable
-    if (table === false || !this.#heartbeat) return false
-    try {
-      await this.#probeQuery(primary, `INSERT INTO ${table} (id, beat_at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at`)
-      return true
-    } catch (error) {
-      if ((error as { code?: string }).code === '42P01') {
-        this.#heartbeat = false
-        this.#log.warn(`replication heartbeat table ${table} is missing (run the migrations); lag is measured from replay timestamps`)
-      } else {
-        this.#log.warn('could not beat the replication heartbeat', { table, error })
-      }
-      return false
-    }
-  }
-
-  async #probeReplica(backend: Backend<PgBackend>): Promise<void> {
-    const probe = this.#probes.get(backend)!
-    const started = performance.now()
-    try {
-      const rows = await this.#probeQuery<{ recovery: boolean; replay: string | null; receive: string | null; replay_age_ms: number | null }>(
-        backend.target,
-        `SELECT pg_is_in_recovery() AS recovery, pg_last_wal_replay_lsn()::text AS replay, pg_last_wal_receive_lsn()::text AS receive,
-                (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::float8 AS replay_age_ms`,
-      )
-      const row = rows[0]!
-      probe.inRecovery = row.recovery
-      probe.replayLsn = parseLsn(row.replay)
-      const receive = parseLsn(row.receive)
-      probe.lagBytes = this.#primaryLsn !== undefined && probe.replayLsn !== undefined ? Math.max(0, Number(this.#primaryLsn - probe.replayLsn)) : undefined
-      probe.lagMs = await this.#lagMs(backend.target, row.replay_age_ms, probe.replayLsn, receive)
-      this.#replicas.reportSuccess(backend, performance.now() - started)
-    } catch (error) {
-      this.#log.debug('replica probe failed', { replica: backend.id, error })
-      this.#replicas.reportFailure(backend)
-    }
-  }
-
-  /**
-   * Replication lag in time. A replica that has replayed the primary's last
-   * known position is not behind. Otherwise: from the heartbeat row, while
-   * the primary is beating (a stopped primary must not make every replica
-   * look ever further behind); else from the last replayed transaction's
-   * timestamp, except that a replica that replayed all it received is not
-   * behind.
-   */
-  async #lagMs(replica: PgBackend, replayAgeMs: number | null, replay: bigint | undefined, receive: bigint | undefined): Promise<number | undefined> {
-    if (replay !== undefined && this.#primaryLsn !== undefined && this.#primaryHealthy && replay >= this.#primaryLsn) return 0
-    const table = this.#options.heartbeatTable
-    const beating = this.#primaryHealthy && Date.now() - this.#lastBeatAt < 3 * this.#options.health.probeIntervalMs
-    if (table !== false && this.#heartbeat && beating) {
-      try {
-        const rows = await this.#probeQuery<{ lag_ms: number | null }>(
-          replica,
-          `SELECT (extract(epoch FROM now() - beat_at) * 1000)::float8 AS lag_ms FROM ${table} WHERE id = 1`,
-        )
-        const lag = rows[0]?.lag_ms
-        if (lag !== null && lag !== undefined) return Math.max(0, lag)
-      } catch {
-        // No heartbeat on this replica yet: fall back below.
-      }
-    }
-    // Without a heartbeat: how long ago the primary was where this replica is now.
-    if (replay !== undefined && this.#primaryHealthy) {
-      const behindSince = this.#primaryHistory.behindSince(replay)
-      if (behindSince !== undefined) return Math.max(0, Date.now() - behindSince)
-    }
-    // The primary is down: a replica that replayed all it received is as fresh as it can be.
-    if (replay !== undefined && receive !== undefined && replay >= receive) return 0
-    return replayAgeMs ?? undefined
-  }
-
-  #probeQuery<R extends object>(backend: PgBackend, sql: string): Promise<R[]> {
-    const ms = this.#options.health.probeTimeoutMs
-    return raceTimeout(probeOn<R>(backend, sql), ms, (): never => {
-      throw new Error(`probe got no answer within ${ms} ms`)
-    })
-  }
+function latencySeconds(window: LatencyWindow): { p50Seconds?: number; p99Seconds?: number } {
+  const p50 = window.percentile(0.5)
+  const p99 = window.percentile(0.99)
+  return p50 === undefined || p99 === undefined ? {} : { p50Seconds: p50 / 1000, p99Seconds: p99 / 1000 }
 }
 
 function connectionCounts(pool: { totalCount: number; idleCount: number; waitingCount: number } | undefined): ReplicaStatus['connections'] {

@@ -37,6 +37,14 @@ export class HealthTracker {
     return this.#state
   }
 
+  /**
+   * Further failures in a row that would make a healthy backend unhealthy (0
+   * when it is not healthy): a caller may act before the one that would.
+   */
+  get failuresToFall(): number {
+    return this.#state === 'healthy' ? Math.max(1, this.#fall - this.#failures) : 0
+  }
+
   /** Records a success; returns the new state when it changed. */
   success(): HealthState | undefined {
     this.#failures = 0

@@ -4,6 +4,7 @@ import { ReplicaPool } from '../../plugins/kysely/replica-pool.js'
 import { ReplicatedPostgresDialect } from '../../plugins/kysely/replicated-postgres-dialect.js'
 import { migrateToLatest } from '../../plugins/kysely/run-migrations.js'
 import { resolveReplicaPoolOptions } from '../../plugins/kysely/replica-pool-options.js'
+import { WRITE_POSITION_PROPERTY } from '../../plugins/kysely/write-position.js'
 import { USES_MODULE_RESOLVER } from '../../plugins/geoip/geo-region.js'
 import { BrokerPool } from '../../plugins/mqtt/broker-pool.js'
 import type { HealthCheckSource } from '../health/health-check.js'
@@ -43,6 +44,8 @@ interface Built {
   kysely?: Kysely<any>
   brokers?: BrokerPool
   health?: HealthModule
+  /** Stops adding the write position to what the app publishes. */
+  unpublish?: () => void
 }
 
 const TOKENS = [BROKER_POOL, REPLICA_POOL, KYSELY, GEO_RESOLVER, LOAD_BALANCING_OPTIONS] as const
@@ -149,6 +152,12 @@ export class LoadBalancingModule implements RouteMqModule {
         for (const line of await migrateToLatest(primary.connectionString, { logger })) logger.info('migration', { result: line })
       }
       built.kysely = new Kysely<any>({ dialect: new ReplicatedPostgresDialect(built.replicas) })
+      // What the app publishes after a write carries the write's position, so whichever instance handles the answer reads it.
+      const replicas = built.replicas
+      built.unpublish = app.addPublishProperties(() => {
+        const position = replicas.writePosition()
+        return position === undefined ? undefined : { [WRITE_POSITION_PROPERTY]: position }
+      })
       container.register(REPLICA_POOL, { useValue: built.replicas })
       container.register(KYSELY, { useValue: built.kysely })
     }
@@ -191,6 +200,7 @@ export class LoadBalancingModule implements RouteMqModule {
       }
     }
     // The transport (the broker pool) was closed by the application before this.
+    built.unpublish?.()
     await attempt(() => built.health?.stop())
     // Kysely closes the pool only if it ever used it; closing twice is one close. Queries in flight finish first.
     await attempt(() => built.kysely?.destroy())

@@ -164,6 +164,12 @@ export class LoadBalancingMetrics {
     poolGauge('replica_lag_bytes', 'How far a replica is behind its primary, in bytes of WAL, as last measured.', ['pool', 'backend'], (pool, snapshot, set) => {
       for (const b of snapshot.backends) if (b.lagBytes !== undefined) set({ pool, backend: b.id }, b.lagBytes)
     })
+    poolGauge('pool_backend_latency_seconds', 'The median (quantile 0.5) and 99th percentile (0.99) of the last 1024 query durations on a database server, in seconds.', ['pool', 'backend', 'quantile'], (pool, snapshot, set) => {
+      for (const b of snapshot.backends) {
+        if (b.p50Seconds !== undefined) set({ pool, backend: b.id, quantile: '0.5' }, b.p50Seconds)
+        if (b.p99Seconds !== undefined) set({ pool, backend: b.id, quantile: '0.99' }, b.p99Seconds)
+      }
+    })
     poolGauge('offline_buffer_messages', 'Publishes taken and not yet acknowledged by a broker (buffered while none is connected, or in flight).', ['pool'], (pool, snapshot, set) => {
       if (snapshot.offlineBuffer) set({ pool }, snapshot.offlineBuffer.messages)
     })

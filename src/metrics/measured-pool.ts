@@ -14,6 +14,9 @@ export interface BackendMetrics {
   /** Replicas: how far behind the primary, when known. */
   readonly lagSeconds?: number
   readonly lagBytes?: number
+  /** Replica pools: the median and 99th percentile of the last queries' durations on it, in seconds. */
+  readonly p50Seconds?: number
+  readonly p99Seconds?: number
   /** Brokers: messages the broker reports it dropped (its queue or in-flight limits) since the pool first heard from it. */
   readonly dropped?: number
 }

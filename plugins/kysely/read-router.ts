@@ -87,21 +87,30 @@ export class ReadRouter<T> {
     return this.#waitForOne(waitable, needLsn, prefer)
   }
 
-  /** Asks `candidates` where they are until one has `needLsn`, for up to `waitMs`. */
+  /** Asks `candidates` where they are until one has `needLsn`, for up to `waitMs` (a replica that does not answer holds nothing past it). */
   async #waitForOne(candidates: Backend<T>[], needLsn: bigint, prefer: ((backend: Backend<T>) => boolean) | undefined): Promise<Backend<T> | undefined> {
-    const deadline = Date.now() + this.#options.waitMs
-    for (let round = 0; ; round++) {
-      const gap = ASK_GAPS_MS[Math.min(round, ASK_GAPS_MS.length - 1)]!
-      if (gap > 0) await pause(Math.min(gap, deadline - Date.now()))
-      const left = deadline - Date.now()
-      if (left <= 0) return undefined
-      const answers = await Promise.all(candidates.map((replica) => this.#source.ask(replica, left)))
-      const caughtUp = candidates.filter((_, i) => answers[i] !== undefined && answers[i]! >= needLsn)
-      if (caughtUp.length > 0) return this.#source.set.pickAmong(caughtUp, undefined, prefer)
+    const waitMs = this.#options.waitMs
+    const deadline = Date.now() + waitMs
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<typeof EXPIRED>((resolve) => (timer = setTimeout(() => resolve(EXPIRED), waitMs)))
+    try {
+      for (let round = 0; ; round++) {
+        const gap = ASK_GAPS_MS[Math.min(round, ASK_GAPS_MS.length - 1)]!
+        if (gap > 0 && (await Promise.race([pause(gap), expired])) === EXPIRED) return undefined
+        const asked = Promise.all(candidates.map((replica) => this.#source.ask(replica, Math.max(1, deadline - Date.now()))))
+        const answers = await Promise.race([asked, expired])
+        if (answers === EXPIRED) return undefined
+        const caughtUp = candidates.filter((_, i) => answers[i] !== undefined && answers[i]! >= needLsn)
+        if (caughtUp.length > 0) return this.#source.set.pickAmong(caughtUp, undefined, prefer)
+      }
+    } finally {
+      clearTimeout(timer)
     }
   }
 }
 
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)))
+const EXPIRED = Symbol('expired')
+
+function pause(ms: number): Promise<undefined> {
+  return new Promise((resolve) => setTimeout(() => resolve(undefined), ms))
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { Application, InvalidOptionError, Router } from '../../src/index.js'
+import { Application, InvalidOptionError, Router, silentLogger } from '../../src/index.js'
 
 describe('Application options', () => {
   const router = new Router().on('a', () => {})
@@ -31,5 +31,44 @@ describe('Application options', () => {
   it('never echoes a password from the broker URL in an error', () => {
     assert.throws(() => Application.create({ router, mqtt: { url: 'http://user:s3cret@broker' } }), (e: unknown) =>
       e instanceof Error && !e.message.includes('s3cret'))
+  })
+})
+
+describe('Application.addPublishProperties', () => {
+  /** A transport that records what it is asked to publish, for a kernel unit test (no broker involved). */
+  function recordingTransport() {
+    const published: { topic: string; properties: unknown }[] = []
+    const transport = {
+      connected: true,
+      persistentSession: false,
+      connect: async () => {},
+      subscribe: async () => {},
+      unsubscribe: async () => {},
+      publish: async (topic: string, _payload: unknown, options?: { properties?: unknown }) => void published.push({ topic, properties: options?.properties }),
+      close: async () => {},
+    }
+    return { published, transport }
+  }
+
+  it("adds what providers return to every publish, in the publisher's context, without overriding the publisher's own", async () => {
+    const { published, transport } = recordingTransport()
+    const app = Application.create({ router: new Router().on('a', () => {}), transport: transport as never, logger: silentLogger })
+    await app.start()
+    let trace: string | undefined = 't-1'
+    const remove = app.addPublishProperties(() => (trace === undefined ? undefined : { trace, origin: 'app' }))
+    await app.publish('x', 'one')
+    await app.publish('y', 'two', { properties: { userProperties: { origin: 'caller' }, contentType: 'text/plain' } })
+    trace = undefined
+    await app.publish('z', 'three')
+    remove()
+    trace = 't-2'
+    await app.publish('w', 'four')
+    await app.stop()
+    assert.deepEqual(published, [
+      { topic: 'x', properties: { userProperties: { trace: 't-1', origin: 'app' } } },
+      { topic: 'y', properties: { contentType: 'text/plain', userProperties: { trace: 't-1', origin: 'caller' } } },
+      { topic: 'z', properties: undefined },
+      { topic: 'w', properties: undefined },
+    ])
   })
 })

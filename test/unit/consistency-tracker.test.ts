@@ -2,11 +2,13 @@ import assert from 'node:assert/strict'
 import { MessageContext } from '../../src/index.js'
 import { runInMessageScope } from '../../src/routemq/message-scope.js'
 import { ConsistencyTracker, UNKNOWN_POSITION, withConsistencyKey } from '../../plugins/kysely/consistency-tracker.js'
+import { formatLsn, WRITE_POSITION_PROPERTY } from '../../plugins/kysely/write-position.js'
 import { rootContainerForTests } from '../support/inbound-message.js'
 
-function message(): MessageContext {
+function message(position?: string | string[]): MessageContext {
   return new MessageContext({
-    topic: 't', params: {}, payload: undefined, raw: Buffer.alloc(0), qos: 0, retain: false, dup: false, properties: undefined,
+    topic: 't', params: {}, payload: undefined, raw: Buffer.alloc(0), qos: 0, retain: false, dup: false,
+    properties: position === undefined ? undefined : { userProperties: { [WRITE_POSITION_PROPERTY]: position } },
     broker: 'test', route: { pattern: 't', subscription: 't', name: undefined }, container: rootContainerForTests(), publish: async () => {},
   })
 }
@@ -73,5 +75,26 @@ describe('ConsistencyTracker, what a read must see', () => {
     withConsistencyKey('c', () => tracker.noteWrite({ lsn: 1n, at: 1 }))
     assert.equal(withConsistencyKey('b', () => tracker.lastWrite()), undefined)
     assert.ok(withConsistencyKey('a', () => tracker.lastWrite()))
+  })
+
+  it('makes a read see the write position its message carries, with the later of it and its own writes', () => {
+    const tracker = new ConsistencyTracker(10, 1000)
+    const carrying = message('0/16B3748')
+    assert.deepEqual(runInMessageScope(carrying, () => tracker.lastWrite()), { lsn: 23803720n, at: 0 })
+    runInMessageScope(carrying, () => tracker.noteWrite({ lsn: 30_000_000n, at: 5 }))
+    assert.deepEqual(runInMessageScope(carrying, () => tracker.lastWrite()), { lsn: 30_000_000n, at: 5 })
+    assert.deepEqual(runInMessageScope(message(['1/0', '0/1']), () => tracker.lastWrite()), { lsn: 2n ** 32n, at: 0 }, 'the first value of a repeated property')
+  })
+
+  it('ignores a carried value that is no WAL position, reading as if none came', () => {
+    const tracker = new ConsistencyTracker(10, 1000)
+    for (const bad of ['', 'latest', '0/', '/1', '123456789/0', '0/1/2', ' 0/1', '0x1/2', 'G/1']) {
+      assert.equal(runInMessageScope(message(bad), () => tracker.lastWrite()), undefined, JSON.stringify(bad))
+    }
+  })
+
+  it('writes positions as PostgreSQL does, so they parse back', () => {
+    assert.equal(formatLsn(23803720n), '0/16B3748')
+    assert.equal(formatLsn((0xabn << 32n) + 0xffn), 'AB/FF')
   })
 })

@@ -5,7 +5,12 @@
 //   (a) per-query latency of primary-key selects, sequential;
 //   (b) p99 with one replica behind a 20 ms round-trip proxy, 4 workers;
 //   (c) failed reads when a replica is SIGKILLed under 4 workers;
-//   (d) stale reads right after a write, with a 300 ms apply delay.
+//   (d) stale reads right after a write, with a 300 ms apply delay;
+//   (e) read-your-writes with replicas streaming normally, then with one
+//       replica 300 ms behind: stale reads, reads served by replicas, and
+//       what waiting for a replica costs a read;
+//   (f) each replica's lag as ours reports it, against its true apply delay,
+//       under steady writes.
 // Progress goes to stderr; stdout holds the tables and, as its last line,
 // one JSON object.
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -589,6 +594,130 @@ async function staleReads(topology: Topology): Promise<{ results: StaleResult[];
 }
 
 // ---------------------------------------------------------------------------
+// (e) Read-your-writes with replicas streaming normally, and with one 300 ms behind.
+
+const RYW_ITERATIONS = 500
+
+interface RywResult {
+  readonly setting: string
+  readonly name: ClientName
+  readonly stale: number
+  readonly onReplicas: number | undefined
+  /** Reads served by each replica (ours), by index. */
+  readonly byReplica: readonly number[] | undefined
+  /** The read after the write, in ms. */
+  readonly readP50: number
+  readonly readP99: number
+}
+
+async function readYourWrites(topology: Topology): Promise<{ results: RywResult[]; plainReadP50: number; plainReadP99: number }> {
+  const primary = topology.primary!.url
+  const replicas = topology.replicas.map((replica) => replica.url)
+  const results: RywResult[] = []
+  // A plain read on a replica (nothing to wait for), for what read-your-writes costs a read.
+  const reference = track(closable(await openOurs(primary, replicas)))
+  const plainTimes: number[] = []
+  try {
+    for (let i = 0; i < RYW_ITERATIONS; i++) {
+      const began = performance.now()
+      await reference.db.selectFrom('bench_items').selectAll().where('id', '=', keyAt(i)).executeTakeFirst()
+      plainTimes.push(performance.now() - began)
+    }
+  } finally {
+    await release(reference)
+  }
+  const settings: [string, string][] = [['streaming normally', '0'], ['replica 2 300 ms behind', APPLY_DELAY]]
+  for (const [setting, delay] of settings) {
+    await setApplyDelay(topology.replicas[1]!, delay)
+    try {
+      const rows: Record<'ours' | 'kr', number> = { ours: 3, kr: 4 }
+      for (const opening of [() => openOurs(primary, replicas), async () => openKr(primary, replicas)]) {
+        const client = track(closable(await opening()))
+        try {
+          const id = rows[client.name as 'ours' | 'kr']
+          const before = client.pool?.stats
+          let stale = 0
+          const readTimes: number[] = []
+          for (let i = 0; i < RYW_ITERATIONS; i++) {
+            const iteration = async (): Promise<void> => {
+              await client.db.updateTable('bench_items').set({ value: `ryw-${i}` }).where('id', '=', id).execute()
+              const began = performance.now()
+              const row = await client.db.selectFrom('bench_items').selectAll().where('id', '=', id).executeTakeFirst()
+              readTimes.push(performance.now() - began)
+              if (row?.value !== `ryw-${i}`) stale++
+            }
+            await (client.name === 'ours' ? withConsistencyKey('bench-ryw', iteration) : iteration())
+          }
+          const after = client.pool?.stats
+          results.push({
+            setting,
+            name: client.name,
+            stale,
+            onReplicas: after && before ? after.consistentReadsOnReplicas - before.consistentReadsOnReplicas : undefined,
+            byReplica: after && before ? after.replicas.map((r, i) => r.queries - before.replicas[i]!.queries) : undefined,
+            readP50: percentile(readTimes, 50),
+            readP99: percentile(readTimes, 99),
+          })
+          log(`(e) ${setting}, ${client.name}: ${stale} of ${RYW_ITERATIONS} stale`)
+        } finally {
+          await release(client)
+        }
+      }
+    } finally {
+      await setApplyDelay(topology.replicas[1]!, '0')
+    }
+  }
+  return { results, plainReadP50: percentile(plainTimes, 50), plainReadP99: percentile(plainTimes, 99) }
+}
+
+// ---------------------------------------------------------------------------
+// (f) Reported lag against the true apply delay, under steady writes.
+
+const LAG_SETTLE_MS = 3000
+const LAG_SAMPLES = 8
+
+interface LagResult {
+  readonly replica: string
+  readonly trueMs: number
+  readonly reported: readonly number[]
+  /** The largest distance between a reported lag and the true delay. */
+  readonly worstErrorMs: number
+}
+
+async function lagAccuracy(topology: Topology): Promise<LagResult[]> {
+  await setApplyDelay(topology.replicas[1]!, APPLY_DELAY)
+  const client = track(closable(await openOurs(topology.primary!.url, topology.replicas.map((replica) => replica.url))))
+  let writing = true
+  // Steady writes through the pool, as an application makes them: one update every 10 ms.
+  const writer = (async () => {
+    for (let i = 0; writing; i++) {
+      await client.db.updateTable('bench_items').set({ value: `steady-${i}` }).where('id', '=', 5).execute()
+      await sleep(10)
+    }
+  })()
+  try {
+    const trueDelays = await observedApplyDelays(topology)
+    await sleep(LAG_SETTLE_MS)
+    const reported: number[][] = topology.replicas.map(() => [])
+    for (let i = 0; i < LAG_SAMPLES; i++) {
+      await sleep(1000)
+      client.pool!.stats.replicas.forEach((replica, r) => reported[r]!.push(replica.lagMs ?? Number.NaN))
+    }
+    return topology.replicas.map((replica, r) => {
+      const trueMs = trueDelays[r]!
+      const worst = Math.max(...reported[r]!.map((ms) => Math.abs(ms - trueMs)))
+      log(`(f) ${replica.name}: true ${Math.round(trueMs)} ms, reported ${reported[r]!.map(Math.round).join(', ')} ms`)
+      return { replica: replica.name, trueMs, reported: reported[r]!, worstErrorMs: worst }
+    })
+  } finally {
+    writing = false
+    await writer
+    await release(client)
+    await setApplyDelay(topology.replicas[1]!, '0')
+  }
+}
+
+// ---------------------------------------------------------------------------
 
 async function prepare(topology: Topology): Promise<void> {
   // The pool measures lag from this heartbeat table; without it it falls back to replay timestamps.
@@ -604,7 +733,10 @@ async function prepare(topology: Topology): Promise<void> {
 const started = performance.now()
 let topology: Topology | undefined
 let measured:
-  | { overhead: OverheadResult[]; slow: SlowResult[]; killed: KillResult[]; stale: StaleResult[]; delays: number[] }
+  | {
+      overhead: OverheadResult[]; slow: SlowResult[]; killed: KillResult[]; stale: StaleResult[]; delays: number[]
+      ryw: Awaited<ReturnType<typeof readYourWrites>>; lag: LagResult[]
+    }
   | undefined
 try {
   log('starting a PostgreSQL 15 primary and 2 streaming replicas...')
@@ -618,7 +750,11 @@ try {
   const killed = await killedReplica(topology)
   log('(d) stale reads...')
   const { results: stale, delays } = await staleReads(topology)
-  measured = { overhead: overheadResults, slow, killed, stale, delays }
+  log('(e) read-your-writes...')
+  const ryw = await readYourWrites(topology)
+  log('(f) lag as reported...')
+  const lag = await lagAccuracy(topology)
+  measured = { overhead: overheadResults, slow, killed, stale, delays, ryw, lag }
 } catch (error) {
   log(`benchmark aborted: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
   process.exitCode = 1
@@ -694,8 +830,34 @@ if (measured) {
     ],
   )
 
+  printTable(
+    `(e) Read-your-writes: ${RYW_ITERATIONS} x (update, then read it back), ours inside withConsistencyKey; ` +
+      `read times are the read alone (a plain read on a replica: p50 ${us(measured.ryw.plainReadP50)}, p99 ${us(measured.ryw.plainReadP99)})`,
+    [
+      ['replicas', 'client', 'stale reads', 'on replicas', 'by replica 1 / 2', 'read p50', 'read p99'],
+      ...measured.ryw.results.map((r) => [
+        r.setting,
+        LABELS[r.name],
+        `${r.stale} / ${RYW_ITERATIONS}`,
+        r.onReplicas === undefined ? `${RYW_ITERATIONS} (all)` : `${r.onReplicas} (${((100 * r.onReplicas) / RYW_ITERATIONS).toFixed(1)} %)`,
+        r.byReplica?.join(' / ') ?? 'alternating',
+        us(r.readP50),
+        us(r.readP99),
+      ]),
+    ],
+  )
+  printTable(
+    `(f) Lag as ours reports it (stats, once a second for ${LAG_SAMPLES} s) against the true apply delay (an update's time to show), ` +
+      'under one update every 10 ms through the pool; replica 2 at recovery_min_apply_delay = 300ms',
+    [
+      ['replica', 'true delay', 'reported', 'worst error'],
+      ...measured.lag.map((r) => [r.replica, ms(r.trueMs), r.reported.map((v) => `${Math.round(v)}`).join(' ') + ' ms', ms(r.worstErrorMs)]),
+    ],
+  )
+
   const ours = by(measured.overhead, 'ours')
   const kr = by(measured.overhead, 'kr')
+  const ryw = (setting: string, name: ClientName): RywResult => measured!.ryw.results.find((r) => r.setting === setting && r.name === name)!
   console.log(
     JSON.stringify({
       overhead_ratio_ours: round(ours.median / plain.median, 3),
@@ -715,6 +877,16 @@ if (measured) {
       killed_replica_failed_reads_kr: by(measured.killed, 'kr').failures,
       stale_reads_ours: by(measured.stale, 'ours').stale,
       stale_reads_kr: by(measured.stale, 'kr').stale,
+      ryw_normal_on_replicas_share_ours: round(ryw('streaming normally', 'ours').onReplicas! / RYW_ITERATIONS, 3),
+      ryw_normal_stale_ours: ryw('streaming normally', 'ours').stale,
+      ryw_normal_stale_kr: ryw('streaming normally', 'kr').stale,
+      ryw_normal_read_p50_us_ours: round(ryw('streaming normally', 'ours').readP50 * 1000, 1),
+      ryw_plain_read_p50_us_ours: round(measured.ryw.plainReadP50 * 1000, 1),
+      ryw_delayed_stale_ours: ryw('replica 2 300 ms behind', 'ours').stale,
+      ryw_delayed_stale_kr: ryw('replica 2 300 ms behind', 'kr').stale,
+      ryw_delayed_by_replica_ours: ryw('replica 2 300 ms behind', 'ours').byReplica,
+      lag_true_ms: measured.lag.map((r) => round(r.trueMs, 1)),
+      lag_worst_error_ms: measured.lag.map((r) => round(r.worstErrorMs, 1)),
     }),
   )
 }

@@ -13,9 +13,8 @@ import type { MeasuredPool, PoolMetricsSnapshot, RequestObserved } from '../../s
 import { ConsistencyTracker, UNKNOWN_POSITION } from './consistency-tracker.js'
 import { isConnectionError, isPoolWaitTimeout, isReadOnlyRefusal, isRetryableReadFailure, isSessionOnlyError } from './connection-errors.js'
 import { currentScope } from './database-scope.js'
-import { isNoReplicaAvailableError, NoReplicaAvailableError } from './errors/no-replica-available-error.js'
+import { NoReplicaAvailableError } from './errors/no-replica-available-error.js'
 import { isQueryTimeoutError } from './errors/query-timeout-error.js'
-import { isPrimaryUnavailableError } from './errors/primary-unavailable-error.js'
 import { isReplicaPoolClosedError, ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import { parseLsn } from './lsn.js'
@@ -28,62 +27,12 @@ import { toQueryResult } from './query-result.js'
 import { queryKind, type QueryKind } from './query-kind.js'
 import type { PinnedConnection } from './routing-connection.js'
 import { resolveReplicaPoolOptions, type ReplicaPoolOptions, type ResolvedReplicaPoolOptions } from './replica-pool-options.js'
+import { metricsSnapshotOf, replicaPoolChecks, statsOf, type Counter, type PoolInsides, type QueryServed, type ReplicaPoolStats } from './replica-pool-report.js'
 
-/** Which server served a single statement (not one inside a transaction or a stream), for tracing. */
-export interface QueryServed {
-  readonly backend: string
-  readonly role: 'primary' | 'replica'
-  readonly kind: QueryKind
-  readonly durationMs: number
-  /** Set when the query failed. */
-  readonly error?: unknown
-}
-
-/** A replica as the last probe saw it. */
-export interface ReplicaStatus {
-  readonly id: string
-  readonly state: 'unknown' | 'healthy' | 'unhealthy'
-  readonly inRecovery: boolean | undefined
-  readonly lagMs: number | undefined
-  readonly lagBytes: number | undefined
-  readonly latencyMs: number | undefined
-  /** Median of the last 1024 queries' durations. */
-  readonly p50LatencyMs: number | undefined
-  /** 99th percentile of the last 1024 queries' durations. */
-  readonly p99LatencyMs: number | undefined
-  readonly outstanding: number
-  readonly connections: { readonly total: number; readonly idle: number; readonly waiting: number }
-  readonly queries: number
-  readonly errors: number
-  readonly region: string | undefined
-}
-
-/** Counters and states, for metrics. */
-export interface ReplicaPoolStats {
-  readonly primary: {
-    readonly id: string | undefined
-    readonly healthy: boolean
-    readonly queries: number
-    readonly errors: number
-    readonly p50LatencyMs: number | undefined
-    readonly p99LatencyMs: number | undefined
-    /** The current primary's connection pool; zeros while none is known. */
-    readonly connections: { readonly total: number; readonly idle: number; readonly waiting: number }
-  }
-  readonly replicas: readonly ReplicaStatus[]
-  readonly reads: number
-  readonly writes: number
-  readonly readRetries: number
-  readonly fallbacksToPrimary: number
-  /** Reads that had to see an earlier write of their scope (or a position their message carried), wherever they went. */
-  readonly consistentReads: number
-  /** Of those, reads a replica that had replayed the write served. */
-  readonly consistentReadsOnReplicas: number
-}
+export type { QueryServed, ReplicaPoolStats, ReplicaStatus } from './replica-pool-report.js'
 
 const NO_NEED = Object.freeze({ needLsn: undefined, primaryOnly: false })
 const PRIMARY_ONLY = Object.freeze({ needLsn: undefined, primaryOnly: true })
-type Counter = 'reads' | 'writes' | 'readRetries' | 'fallbacksToPrimary' | 'consistentReads' | 'consistentReadsOnReplicas'
 
 /**
  * A PostgreSQL primary and its replicas as one pool: reads go to a healthy,
@@ -208,115 +157,32 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     return this.#served.on((served) => listener({ backend: served.backend, durationMs: served.durationMs, failed: served.error !== undefined }))
   }
 
-  /** The primary and replicas up or down, replica lag, and reads moved to another server after a failure, for metrics. */
+  /** The primary and replicas up or down, replica lag and latency, and reads moved to another server after a failure, for metrics. */
   metricsSnapshot(): PoolMetricsSnapshot {
-    const primary = this.#primary
-    const backends: PoolMetricsSnapshot['backends'][number][] = this.#primaryBackends.map((candidate) => ({
-      id: candidate.id,
-      up: candidate === primary.current && primary.healthy,
-      ...(candidate === primary.current ? latencySeconds(this.#primaryLatencies) : {}),
-    }))
-    for (const backend of this.#replicas.backends) {
-      const probe = this.#prober.of(backend)
-      backends.push({
-        id: backend.id,
-        up: backend.state === 'healthy' && this.#prober.readable.includes(backend),
-        ...latencySeconds(probe.latencies),
-        ...(probe.lagMs !== undefined ? { lagSeconds: probe.lagMs / 1000 } : {}),
-        ...(probe.lagBytes !== undefined ? { lagBytes: probe.lagBytes } : {}),
-      })
-    }
-    // Not every fallback to the primary: a pool without replicas, or with every replica lagging, sends reads there with nothing failing.
-    return { backends, failovers: this.#counts.readRetries + this.#failedOverReads }
+    return metricsSnapshotOf(this.#insides())
   }
 
-  /**
-   * The pool's checks, reading what its own probes found (no extra query),
-   * run again at once whenever the probes see a change:
-   * - `primary` (critical): a primary accepts writes. A write failing with
-   *   `PrimaryUnavailableError` counts as its outage, for `healthGate`.
-   * - `replicas` (not critical): at least one replica can serve reads
-   *   (healthy and within the lag limits); `NoReplicaAvailableError` is its outage.
-   * - `replica/<id>` (not critical): that replica is healthy and within the lag limits.
-   */
+  /** See `replicaPoolChecks`: `primary` (critical), `replicas` and `replica/<id>`, from what the probes found. */
   healthChecks(): readonly HealthCheckDefinition[] {
-    const watch = (recheck: () => void): Disposer => this.#healthChanged.on(recheck)
-    const common = { componentType: 'datastore', rise: 1, fall: 1, intervalMs: this.#options.health.probeIntervalMs, watch } as const
-    const checks: HealthCheckDefinition[] = [
-      {
-        ...common,
-        name: 'primary',
-        critical: true,
-        isOutage: isPrimaryUnavailableError,
-        check: async () => {
-          // A query that just lost the primary started a probe: answer from its result, not from before it.
-          await this.#primary.probing
-          if (!this.#primary.healthy) throw new Error(`no primary accepts writes: ${this.#primary.error ?? 'not found yet'}`)
-        },
-      },
-    ]
-    if (this.#replicas.backends.length === 0) return checks
-    checks.push({
-      ...common,
-      name: 'replicas',
-      critical: false,
-      isOutage: isNoReplicaAvailableError,
-      check: () => {
-        const readable = this.#prober.readable.length
-        if (readable === 0) throw new Error('no replica is healthy and within the lag limits')
-        return { observedValue: readable, observedUnit: 'replicas' }
-      },
-    })
-    for (const backend of this.#replicas.backends) {
-      checks.push({
-        ...common,
-        name: `replica/${backend.id}`,
-        critical: false,
-        check: () => {
-          const probe = this.#prober.of(backend)
-          if (backend.state === 'unknown') return { pending: true }
-          if (backend.state === 'unhealthy') throw new Error('its probes fail')
-          if (probe.inRecovery === false) throw new Error('it is not in recovery (promoted?), so it takes no reads')
-          if (!this.#prober.readable.includes(backend)) throw new Error(`it is behind by ${Math.round(probe.lagMs ?? 0)} ms / ${probe.lagBytes ?? '?'} bytes, past the lag limits`)
-          return probe.lagMs === undefined ? undefined : { observedValue: Math.round(probe.lagMs), observedUnit: 'ms' }
-        },
-      })
-    }
-    return checks
+    return replicaPoolChecks(this.#insides(), (recheck) => this.#healthChanged.on(recheck), this.#options.health.probeIntervalMs)
   }
 
   get stats(): ReplicaPoolStats {
-    return Object.freeze({
-      primary: {
-        id: this.#primary.current?.id,
-        healthy: this.#primary.healthy,
-        queries: this.#primaryQueries,
-        errors: this.#primaryErrors,
-        p50LatencyMs: this.#primaryLatencies.percentile(0.5),
-        p99LatencyMs: this.#primaryLatencies.percentile(0.99),
-        connections: connectionCounts(this.#primary.current?.timed.raw),
-      },
-      replicas: this.#replicas.backends.map((backend) => {
-        const probe = this.#prober.of(backend)
-        const pool = backend.target.timed.raw
-        return {
-          id: backend.id,
-          state: backend.state,
-          inRecovery: probe.inRecovery,
-          lagMs: probe.lagMs,
-          lagBytes: probe.lagBytes,
-          latencyMs: backend.latencyMs,
-          p50LatencyMs: probe.latencies.percentile(0.5),
-          p99LatencyMs: probe.latencies.percentile(0.99),
-          outstanding: backend.outstanding,
-          connections: connectionCounts(pool),
-          queries: probe.queries,
-          errors: probe.errors,
-          region: backend.region,
-        }
-      }),
-      ...this.#counts,
-    })
+    return statsOf(this.#insides())
+  }
+
+  #insides(): PoolInsides {
+    return {
+      primary: this.#primary,
+      primaryBackends: this.#primaryBackends,
+      replicas: this.#replicas,
+      prober: this.#prober,
+      primaryLatencies: this.#primaryLatencies,
+      primaryQueries: this.#primaryQueries,
+      primaryErrors: this.#primaryErrors,
+      counts: this.#counts,
+      failedOverReads: this.#failedOverReads,
+    }
   }
 
   /** Runs one query outside a transaction, on the server the routing rules choose. */
@@ -661,16 +527,6 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
 /** The region the geo plugin found for the message, if any. */
 function messageRegion(message: MessageContext | undefined): string | undefined {
   return (message?.state as { geo?: { region?: string } } | undefined)?.geo?.region
-}
-
-function latencySeconds(window: LatencyWindow): { p50Seconds?: number; p99Seconds?: number } {
-  const p50 = window.percentile(0.5)
-  const p99 = window.percentile(0.99)
-  return p50 === undefined || p99 === undefined ? {} : { p50Seconds: p50 / 1000, p99Seconds: p99 / 1000 }
-}
-
-function connectionCounts(pool: { totalCount: number; idleCount: number; waitingCount: number } | undefined): ReplicaStatus['connections'] {
-  return pool ? { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount } : { total: 0, idle: 0, waiting: 0 }
 }
 
 async function inReadOnlyTransaction<R>(connection: DatabaseConnection, compiled: CompiledQuery): Promise<QueryResult<R>> {

@@ -13,6 +13,10 @@
 //       under steady writes.
 // Progress goes to stderr; stdout holds the tables and, as its last line,
 // one JSON object.
+//
+// BENCH_PARTS picks the parts to run, by letter (e.g. BENCH_PARTS=a for the
+// overhead alone, BENCH_PARTS=ef); unset or empty runs them all. Only the
+// tables and JSON fields of the parts run are printed.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Kysely, PostgresDialect } from 'kysely'
 import { KyselyReplicationDialect } from 'kysely-replication'
@@ -55,6 +59,19 @@ const REPLAY_TIMEOUT_MS = 30_000
 const SETTING_TIMEOUT_MS = 5000
 const WORKERS_STOP_TIMEOUT_MS = 20_000
 const CONNECT_TIMEOUT_MS = 2000
+
+type Part = 'a' | 'b' | 'c' | 'd' | 'e' | 'f'
+
+/** The parts BENCH_PARTS asks for; all of them when it is unset or empty. */
+function selectedParts(value: string | undefined): ReadonlySet<Part> {
+  const letters = (value ?? '').toLowerCase().replace(/[\s,]/g, '')
+  if (letters === '') return new Set<Part>(['a', 'b', 'c', 'd', 'e', 'f'])
+  const unknown = [...letters].filter((letter) => !'abcdef'.includes(letter))
+  if (unknown.length > 0) throw new Error(`BENCH_PARTS=${value}: no part ${unknown.join(', ')} (the parts are a to f)`)
+  return new Set([...letters] as Part[])
+}
+
+const PARTS = selectedParts(process.env.BENCH_PARTS)
 
 const LABELS: Record<ClientName, string> = {
   plain: 'plain Kysely (replica 1 only)',
@@ -597,6 +614,8 @@ async function staleReads(topology: Topology): Promise<{ results: StaleResult[];
 // (e) Read-your-writes with replicas streaming normally, and with one 300 ms behind.
 
 const RYW_ITERATIONS = 500
+const NORMAL = 'streaming normally'
+const DELAYED = 'replica 2 300 ms behind'
 
 interface RywResult {
   readonly setting: string
@@ -626,7 +645,7 @@ async function readYourWrites(topology: Topology): Promise<{ results: RywResult[
   } finally {
     await release(reference)
   }
-  const settings: [string, string][] = [['streaming normally', '0'], ['replica 2 300 ms behind', APPLY_DELAY]]
+  const settings: [string, string][] = [[NORMAL, '0'], [DELAYED, APPLY_DELAY]]
   for (const [setting, delay] of settings) {
     await setApplyDelay(topology.replicas[1]!, delay)
     try {
@@ -732,29 +751,44 @@ async function prepare(topology: Topology): Promise<void> {
 
 const started = performance.now()
 let topology: Topology | undefined
-let measured:
-  | {
-      overhead: OverheadResult[]; slow: SlowResult[]; killed: KillResult[]; stale: StaleResult[]; delays: number[]
-      ryw: Awaited<ReturnType<typeof readYourWrites>>; lag: LagResult[]
-    }
-  | undefined
+const measured: {
+  overhead?: OverheadResult[]
+  slow?: SlowResult[]
+  killed?: KillResult[]
+  stale?: { results: StaleResult[]; delays: number[] }
+  ryw?: Awaited<ReturnType<typeof readYourWrites>>
+  lag?: LagResult[]
+} = {}
+let completed = false
 try {
   log('starting a PostgreSQL 15 primary and 2 streaming replicas...')
   topology = await startTopology({ brokers: 0, replicas: 2 })
   await prepare(topology)
-  log('(a) overhead...')
-  const overheadResults = await overhead(topology)
-  log('(b) slow replica...')
-  const slow = await slowReplica(topology)
-  log('(c) killed replica...')
-  const killed = await killedReplica(topology)
-  log('(d) stale reads...')
-  const { results: stale, delays } = await staleReads(topology)
-  log('(e) read-your-writes...')
-  const ryw = await readYourWrites(topology)
-  log('(f) lag as reported...')
-  const lag = await lagAccuracy(topology)
-  measured = { overhead: overheadResults, slow, killed, stale, delays, ryw, lag }
+  if (PARTS.has('a')) {
+    log('(a) overhead...')
+    measured.overhead = await overhead(topology)
+  }
+  if (PARTS.has('b')) {
+    log('(b) slow replica...')
+    measured.slow = await slowReplica(topology)
+  }
+  if (PARTS.has('c')) {
+    log('(c) killed replica...')
+    measured.killed = await killedReplica(topology)
+  }
+  if (PARTS.has('d')) {
+    log('(d) stale reads...')
+    measured.stale = await staleReads(topology)
+  }
+  if (PARTS.has('e')) {
+    log('(e) read-your-writes...')
+    measured.ryw = await readYourWrites(topology)
+  }
+  if (PARTS.has('f')) {
+    log('(f) lag as reported...')
+    measured.lag = await lagAccuracy(topology)
+  }
+  completed = true
 } catch (error) {
   log(`benchmark aborted: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
   process.exitCode = 1
@@ -764,102 +798,37 @@ try {
 }
 log(`done in ${Math.round((performance.now() - started) / 1000)} s`)
 
-if (measured) {
+if (completed) {
   const by = <R extends { readonly name: ClientName }>(results: readonly R[], name: ClientName): R => {
     const found = results.find((r) => r.name === name)
     if (!found) throw new Error(`no result for ${name}`)
     return found
   }
-  const plain = by(measured.overhead, 'plain')
-  printTable(
-    `(a) Overhead: sequential primary-key selects, ${OVERHEAD_ROUNDS * OVERHEAD_QUERIES_PER_ROUND} per client taking turns query by query ` +
-      `after ${OVERHEAD_WARMUP} warm-up queries; a round is ${OVERHEAD_QUERIES_PER_ROUND} consecutive turns; ` +
-      'order rotated each turn; ratio = median / plain median; node CPU = user + system time of this process, ' +
-      `over ${OVERHEAD_CPU_ROUNDS} blocks of ${OVERHEAD_QUERIES_PER_ROUND} queries per client run alone; ` +
-      (plain.pinned ? 'this process and replica 1 pinned to CPUs of their own' : 'not pinned (see stderr)'),
-    [
-      ['client', 'median', 'p99', 'ratio', 'per-round ratio p25 / p50 / p75', 'node CPU/query', 'reads per replica'],
-      ...measured.overhead.map((r) => [
-        LABELS[r.name],
-        us(r.median),
-        us(r.p99),
-        (r.median / plain.median).toFixed(3),
-        [25, 50, 75].map((p) => percentile(r.roundRatios, p).toFixed(3)).join(' / '),
-        us(r.cpuPerQuery),
-        r.spread ?? (r.name === 'kr' ? 'alternating' : 'replica 1 only'),
-      ]),
-    ],
-  )
-  printTable(
-    `(b) Slow replica: replica 1 behind a proxy adding ${SLOW_LATENCY_MS} ms per direction (${2 * SLOW_LATENCY_MS} ms per round trip), ` +
-      `${WORKERS} workers for ${SLOW_MEASURE_MS / 1000} s after a ${SLOW_WARMUP_QUERIES}-query warm-up; ours with default 1 s probes`,
-    [
-      ['client', 'reads', 'p50', 'p99', 'failed', 'pool view after the run'],
-      ...measured.slow.map((r) => [LABELS[r.name], String(r.reads), ms(r.p50), ms(r.p99), String(r.failures), r.believed ?? '-']),
-    ],
-  )
-  printTable(
-    `(c) Killed replica: ${WORKERS} workers reading for ${KILL_RUN_MS / 1000} s, replica 2 SIGKILLed at ~${KILL_AT_MS / 1000} s, ` +
-      'restarted and replayed before the next client',
-    [
-      ['client', 'reads', 'failed', 'slowest success', 'retried elsewhere', 'to primary', 'back after', 'first error'],
-      ...measured.killed.map((r) => [
-        LABELS[r.name],
-        String(r.reads),
-        String(r.failures),
-        ms(r.slowest),
-        r.retries === undefined ? '-' : String(r.retries),
-        r.fallbacks === undefined ? '-' : String(r.fallbacks),
-        `${Math.round(r.backAfterMs)} ms`,
-        r.firstError ?? '-',
-      ]),
-    ],
-  )
-  printTable(
-    `(d) Stale reads: recovery_min_apply_delay = ${APPLY_DELAY} on both replicas (an update showed there after ` +
-      `${measured.delays.map((d) => `${Math.round(d)} ms`).join(' / ')}); ${STALE_ITERATIONS} x (update, then read it back); ` +
-      "ours inside withConsistencyKey('bench')",
-    [
-      ['client', 'stale reads', 'reads served by a replica', 'by the primary'],
-      ...measured.stale.map((r) => [
-        LABELS[r.name],
-        `${r.stale} / ${STALE_ITERATIONS}`,
-        r.fromReplica === undefined ? `${STALE_ITERATIONS} (all)` : String(r.fromReplica),
-        r.fromPrimary === undefined ? '0' : String(r.fromPrimary),
-      ]),
-    ],
-  )
-
-  printTable(
-    `(e) Read-your-writes: ${RYW_ITERATIONS} x (update, then read it back), ours inside withConsistencyKey; ` +
-      `read times are the read alone (a plain read on a replica: p50 ${us(measured.ryw.plainReadP50)}, p99 ${us(measured.ryw.plainReadP99)})`,
-    [
-      ['replicas', 'client', 'stale reads', 'on replicas', 'by replica 1 / 2', 'read p50', 'read p99'],
-      ...measured.ryw.results.map((r) => [
-        r.setting,
-        LABELS[r.name],
-        `${r.stale} / ${RYW_ITERATIONS}`,
-        r.onReplicas === undefined ? `${RYW_ITERATIONS} (all)` : `${r.onReplicas} (${((100 * r.onReplicas) / RYW_ITERATIONS).toFixed(1)} %)`,
-        r.byReplica?.join(' / ') ?? 'alternating',
-        us(r.readP50),
-        us(r.readP99),
-      ]),
-    ],
-  )
-  printTable(
-    `(f) Lag as ours reports it (stats, once a second for ${LAG_SAMPLES} s) against the true apply delay (an update's time to show), ` +
-      'under one update every 10 ms through the pool; replica 2 at recovery_min_apply_delay = 300ms',
-    [
-      ['replica', 'true delay', 'reported', 'worst error'],
-      ...measured.lag.map((r) => [r.replica, ms(r.trueMs), r.reported.map((v) => `${Math.round(v)}`).join(' ') + ' ms', ms(r.worstErrorMs)]),
-    ],
-  )
-
-  const ours = by(measured.overhead, 'ours')
-  const kr = by(measured.overhead, 'kr')
-  const ryw = (setting: string, name: ClientName): RywResult => measured!.ryw.results.find((r) => r.setting === setting && r.name === name)!
-  console.log(
-    JSON.stringify({
+  const summary: Record<string, number | boolean> = {}
+  if (measured.overhead) {
+    const plain = by(measured.overhead, 'plain')
+    printTable(
+      `(a) Overhead: sequential primary-key selects, ${OVERHEAD_ROUNDS * OVERHEAD_QUERIES_PER_ROUND} per client taking turns query by query ` +
+        `after ${OVERHEAD_WARMUP} warm-up queries; a round is ${OVERHEAD_QUERIES_PER_ROUND} consecutive turns; ` +
+        'order rotated each turn; ratio = median / plain median; node CPU = user + system time of this process, ' +
+        `over ${OVERHEAD_CPU_ROUNDS} blocks of ${OVERHEAD_QUERIES_PER_ROUND} queries per client run alone; ` +
+        (plain.pinned ? 'this process and replica 1 pinned to CPUs of their own' : 'not pinned (see stderr)'),
+      [
+        ['client', 'median', 'p99', 'ratio', 'per-round ratio p25 / p50 / p75', 'node CPU/query', 'reads per replica'],
+        ...measured.overhead.map((r) => [
+          LABELS[r.name],
+          us(r.median),
+          us(r.p99),
+          (r.median / plain.median).toFixed(3),
+          [25, 50, 75].map((p) => percentile(r.roundRatios, p).toFixed(3)).join(' / '),
+          us(r.cpuPerQuery),
+          r.spread ?? (r.name === 'kr' ? 'alternating' : 'replica 1 only'),
+        ]),
+      ],
+    )
+    const ours = by(measured.overhead, 'ours')
+    const kr = by(measured.overhead, 'kr')
+    Object.assign(summary, {
       overhead_ratio_ours: round(ours.median / plain.median, 3),
       overhead_ratio_kr: round(kr.median / plain.median, 3),
       overhead_round_ratio_p50_ours: round(percentile(ours.roundRatios, 50), 3),
@@ -871,22 +840,112 @@ if (measured) {
       overhead_cpu_us_per_query_plain: round(plain.cpuPerQuery * 1000, 1),
       overhead_cpu_us_per_query_ours: round(ours.cpuPerQuery * 1000, 1),
       overhead_cpu_us_per_query_kr: round(kr.cpuPerQuery * 1000, 1),
+    })
+  }
+  if (measured.slow) {
+    printTable(
+      `(b) Slow replica: replica 1 behind a proxy adding ${SLOW_LATENCY_MS} ms per direction (${2 * SLOW_LATENCY_MS} ms per round trip), ` +
+        `${WORKERS} workers for ${SLOW_MEASURE_MS / 1000} s after a ${SLOW_WARMUP_QUERIES}-query warm-up; ours with default 1 s probes`,
+      [
+        ['client', 'reads', 'p50', 'p99', 'failed', 'pool view after the run'],
+        ...measured.slow.map((r) => [LABELS[r.name], String(r.reads), ms(r.p50), ms(r.p99), String(r.failures), r.believed ?? '-']),
+      ],
+    )
+    Object.assign(summary, {
       slow_replica_p99_ms_ours: round(by(measured.slow, 'ours').p99, 2),
       slow_replica_p99_ms_kr: round(by(measured.slow, 'kr').p99, 2),
+    })
+  }
+  if (measured.killed) {
+    printTable(
+      `(c) Killed replica: ${WORKERS} workers reading for ${KILL_RUN_MS / 1000} s, replica 2 SIGKILLed at ~${KILL_AT_MS / 1000} s, ` +
+        'restarted and replayed before the next client',
+      [
+        ['client', 'reads', 'failed', 'slowest success', 'retried elsewhere', 'to primary', 'back after', 'first error'],
+        ...measured.killed.map((r) => [
+          LABELS[r.name],
+          String(r.reads),
+          String(r.failures),
+          ms(r.slowest),
+          r.retries === undefined ? '-' : String(r.retries),
+          r.fallbacks === undefined ? '-' : String(r.fallbacks),
+          `${Math.round(r.backAfterMs)} ms`,
+          r.firstError ?? '-',
+        ]),
+      ],
+    )
+    Object.assign(summary, {
       killed_replica_failed_reads_ours: by(measured.killed, 'ours').failures,
       killed_replica_failed_reads_kr: by(measured.killed, 'kr').failures,
-      stale_reads_ours: by(measured.stale, 'ours').stale,
-      stale_reads_kr: by(measured.stale, 'kr').stale,
-      ryw_normal_on_replicas_share_ours: round(ryw('streaming normally', 'ours').onReplicas! / RYW_ITERATIONS, 3),
-      ryw_normal_stale_ours: ryw('streaming normally', 'ours').stale,
-      ryw_normal_stale_kr: ryw('streaming normally', 'kr').stale,
-      ryw_normal_read_p50_us_ours: round(ryw('streaming normally', 'ours').readP50 * 1000, 1),
-      ryw_plain_read_p50_us_ours: round(measured.ryw.plainReadP50 * 1000, 1),
-      ryw_delayed_stale_ours: ryw('replica 2 300 ms behind', 'ours').stale,
-      ryw_delayed_stale_kr: ryw('replica 2 300 ms behind', 'kr').stale,
-      ryw_delayed_by_replica_ours: ryw('replica 2 300 ms behind', 'ours').byReplica,
-      lag_true_ms: measured.lag.map((r) => round(r.trueMs, 1)),
-      lag_worst_error_ms: measured.lag.map((r) => round(r.worstErrorMs, 1)),
-    }),
-  )
+    })
+  }
+  if (measured.stale) {
+    const { results, delays } = measured.stale
+    printTable(
+      `(d) Stale reads: recovery_min_apply_delay = ${APPLY_DELAY} on both replicas (an update showed there after ` +
+        `${delays.map((d) => `${Math.round(d)} ms`).join(' / ')}); ${STALE_ITERATIONS} x (update, then read it back); ` +
+        "ours inside withConsistencyKey('bench')",
+      [
+        ['client', 'stale reads', 'reads served by a replica', 'by the primary'],
+        ...results.map((r) => [
+          LABELS[r.name],
+          `${r.stale} / ${STALE_ITERATIONS}`,
+          r.fromReplica === undefined ? `${STALE_ITERATIONS} (all)` : String(r.fromReplica),
+          r.fromPrimary === undefined ? '0' : String(r.fromPrimary),
+        ]),
+      ],
+    )
+    Object.assign(summary, {
+      stale_reads_ours: by(results, 'ours').stale,
+      stale_reads_kr: by(results, 'kr').stale,
+    })
+  }
+  if (measured.ryw) {
+    const { results, plainReadP50, plainReadP99 } = measured.ryw
+    printTable(
+      `(e) Read-your-writes: ${RYW_ITERATIONS} x (update, then read it back), ours inside withConsistencyKey; ` +
+        `read times are the read alone (a plain read on a replica: p50 ${us(plainReadP50)}, p99 ${us(plainReadP99)})`,
+      [
+        ['replicas', 'client', 'stale reads', 'on replicas', 'by replica 1 / 2', 'read p50', 'read p99'],
+        ...results.map((r) => [
+          r.setting,
+          LABELS[r.name],
+          `${r.stale} / ${RYW_ITERATIONS}`,
+          r.onReplicas === undefined ? `${RYW_ITERATIONS} (all)` : `${r.onReplicas} (${((100 * r.onReplicas) / RYW_ITERATIONS).toFixed(1)} %)`,
+          r.byReplica?.join(' / ') ?? 'alternating',
+          us(r.readP50),
+          us(r.readP99),
+        ]),
+      ],
+    )
+    const ryw = (setting: string, name: ClientName): RywResult => results.find((r) => r.setting === setting && r.name === name)!
+    const normal = ryw(NORMAL, 'ours')
+    const delayed = ryw(DELAYED, 'ours')
+    Object.assign(summary, {
+      ryw_normal_on_replicas_share_ours: round(normal.onReplicas! / RYW_ITERATIONS, 3),
+      ryw_normal_stale_ours: normal.stale,
+      ryw_normal_stale_kr: ryw(NORMAL, 'kr').stale,
+      ryw_normal_read_p50_us_ours: round(normal.readP50 * 1000, 1),
+      ryw_plain_read_p50_us_ours: round(plainReadP50 * 1000, 1),
+      ryw_delayed_stale_ours: delayed.stale,
+      ryw_delayed_stale_kr: ryw(DELAYED, 'kr').stale,
+      ryw_delayed_on_fresh_replica_ours: delayed.byReplica![0]!,
+      ryw_delayed_on_late_replica_ours: delayed.byReplica![1]!,
+    })
+  }
+  if (measured.lag) {
+    printTable(
+      `(f) Lag as ours reports it (stats, once a second for ${LAG_SAMPLES} s) against the true apply delay (an update's time to show), ` +
+        'under one update every 10 ms through the pool; replica 2 at recovery_min_apply_delay = 300ms',
+      [
+        ['replica', 'true delay', 'reported', 'worst error'],
+        ...measured.lag.map((r) => [r.replica, ms(r.trueMs), `${r.reported.map((v) => `${Math.round(v)}`).join(' ')} ms`, ms(r.worstErrorMs)]),
+      ],
+    )
+    measured.lag.forEach((r, i) => {
+      summary[`lag_true_ms_replica_${i + 1}`] = round(r.trueMs, 1)
+      summary[`lag_worst_error_ms_replica_${i + 1}`] = round(r.worstErrorMs, 1)
+    })
+  }
+  console.log(JSON.stringify(summary))
 }

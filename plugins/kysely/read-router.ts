@@ -24,8 +24,12 @@ export interface ReadRouterOptions {
   readonly waitMs: number
 }
 
-/** Pauses between questions while waiting for a replica: short at first, since a streaming replica is usually a millisecond behind. */
-const ASK_GAPS_MS = [0, 1, 2, 4, 8]
+/**
+ * Pauses between questions while waiting for a replica: none at first (each
+ * question is a round trip, and a streaming replica is usually well under a
+ * millisecond behind its primary), then growing.
+ */
+const ASK_GAPS_MS = [0, 0, 0, 1, 1, 2, 4, 8]
 
 /**
  * Chooses the replica for a read, with no server of its own: among the

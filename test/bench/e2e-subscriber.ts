@@ -4,7 +4,8 @@
 // bench with a JSON config as its argument, it subscribes to the readings
 // under the config's topic prefix, stores each one, and talks to the bench
 // over the IPC channel: 'ready' once subscribed, 'done' when the number of
-// readings it was told to expect have been stored, 'progress' every 500 ms,
+// readings it was told to expect have been stored (with the CPU time the
+// process used meanwhile), 'progress' every 500 ms,
 // 'stopped' after a 'stop'. It exits when the bench goes away.
 //
 // - ours: the README's quick start. LoadBalancingModule.fromEnv (broker pool,
@@ -43,7 +44,8 @@ export type SubscriberCommand = { readonly type: 'expect'; readonly count: numbe
 export type SubscriberReport =
   | { readonly type: 'ready' }
   | { readonly type: 'progress'; readonly stored: number }
-  | { readonly type: 'done' }
+  /** `cpuMicros`: user and system CPU time of this process since the 'expect'. */
+  | { readonly type: 'done'; readonly cpuMicros: number }
   | { readonly type: 'stopped' }
 
 /** The body of a reading, as the devices send it; `sentAt` is epoch milliseconds. */
@@ -88,6 +90,8 @@ async function startOurs(config: SubscriberConfig, onStored: () => void): Promis
     ROUTEMQ_DATABASE_POOL_SIZE: String(config.poolSize),
     ROUTEMQ_DATABASE_MIGRATE: 'true',
     ROUTEMQ_HEALTH_PORT: '0',
+    // ROUTEMQ_* variables the bench was run with come on top (ROUTEMQ_DATABASE_CONSISTENCY=off, ...).
+    ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('ROUTEMQ_'))),
   }
   const logger = new ConsoleLogger({ level: 'warn' })
   const app = Application.create({ router, modules: [LoadBalancingModule.fromEnv(env, { logger })], logger })
@@ -130,8 +134,11 @@ const config = JSON.parse(process.argv[2]!) as SubscriberConfig
 const report = (message: SubscriberReport): void => void process.send!(message)
 let stored = 0
 let expected = Number.POSITIVE_INFINITY
+let cpuAtExpect = process.cpuUsage()
 const onStored = (): void => {
-  if (++stored === expected) report({ type: 'done' })
+  if (++stored !== expected) return
+  const cpu = process.cpuUsage(cpuAtExpect)
+  report({ type: 'done', cpuMicros: cpu.user + cpu.system })
 }
 const subscriber = await (config.name === 'ours' ? startOurs : startHandWritten)(config, onStored)
 const progress = setInterval(() => report({ type: 'progress', stored }), 500)
@@ -151,6 +158,7 @@ process.on('message', (command: SubscriberCommand) => {
   }
   stored = 0
   expected = command.count
+  cpuAtExpect = process.cpuUsage()
 })
 // The bench went away without a 'stop' (or after it): nothing else keeps this process.
 process.on('disconnect', () => void stop().finally(() => process.exit()))

@@ -30,7 +30,8 @@
 //
 // E2E_BENCH_MESSAGES, E2E_BENCH_ROUNDS, E2E_BENCH_REPLICAS (0 or 1) change the
 // run; E2E_BENCH_ONLY=ours (or hand-written) runs one subscriber;
-// E2E_BENCH_CPU_PROF=<dir> writes a CPU profile of each subscriber process.
+// E2E_BENCH_CPU_PROF=<dir> writes a CPU profile of each subscriber process;
+// ROUTEMQ_* variables are passed on to ours (ROUTEMQ_DATABASE_CONSISTENCY=off).
 // Progress goes to stderr; stdout holds the tables and, as its last line, one
 // JSON object.
 import { fork, type ChildProcess } from 'node:child_process'
@@ -65,6 +66,8 @@ interface RoundResult {
   readonly p50Ms: number
   readonly p99Ms: number
   readonly publishPerSecond: number
+  /** CPU time of the subscriber's process per reading (user and system): less sensitive to other load than msg/s. */
+  readonly cpuMicrosPerMessage: number
   readonly rows: number
   readonly distinctIds: number
 }
@@ -80,6 +83,7 @@ class SubscriberProcess {
   readonly #exited: Promise<unknown>
   #lastProgress = performance.now()
   #stored = 0
+  #cpuMicros = Number.NaN
   #waiting: { type: SubscriberReport['type']; resolve: () => void; reject: (error: Error) => void } | undefined
 
   constructor(config: SubscriberConfig) {
@@ -92,6 +96,7 @@ class SubscriberProcess {
     this.#child.on('message', (report: SubscriberReport) => {
       this.#lastProgress = performance.now()
       if (report.type === 'progress') this.#stored = report.stored
+      if (report.type === 'done') this.#cpuMicros = report.cpuMicros
       if (this.#waiting?.type === report.type) {
         const { resolve } = this.#waiting
         this.#waiting = undefined
@@ -115,8 +120,9 @@ class SubscriberProcess {
   }
 
   /** Waits for `count` readings stored; false if none was stored for STALL_MS. */
-  async expect(count: number, publish: () => Promise<void>): Promise<{ stored: boolean; publishMs: number }> {
+  async expect(count: number, publish: () => Promise<void>): Promise<{ stored: boolean; publishMs: number; cpuMicros: number }> {
     this.send({ type: 'expect', count })
+    this.#cpuMicros = Number.NaN
     const done = this.next('done').then(() => true)
     this.#lastProgress = performance.now()
     let timer: NodeJS.Timeout | undefined
@@ -127,7 +133,7 @@ class SubscriberProcess {
     await publish()
     const publishMs = performance.now() - started
     const stored = await Promise.race([done, stalled]).finally(() => clearInterval(timer))
-    return { stored, publishMs }
+    return { stored, publishMs, cpuMicros: this.#cpuMicros }
   }
 
   get lastStored(): number {
@@ -171,6 +177,10 @@ function round(value: number, decimals: number): number {
 
 function ms(value: number): string {
   return Number.isNaN(value) ? '-' : `${round(value, 1)} ms`
+}
+
+function us(value: number): string {
+  return Number.isNaN(value) ? '-' : `${Math.round(value)} µs`
 }
 
 function rate(value: number): string {
@@ -217,11 +227,12 @@ async function runRound(name: SubscriberName, roundNumber: number): Promise<Roun
     p50Ms: Number(row.p50),
     p99Ms: Number(row.p99),
     publishPerSecond: MESSAGES / (batch.publishMs / 1000),
+    cpuMicrosPerMessage: batch.cpuMicros / MESSAGES,
     rows: Number(row.rows),
     distinctIds: Number(row.distinct_ids),
   }
   log(`  ${name}: ${rate(result.perSecond)} msg/s, p50 ${ms(result.p50Ms)}, p99 ${ms(result.p99Ms)}, ` +
-    `${result.distinctIds} of ${MESSAGES} stored (${result.rows} rows); devices published at ${rate(result.publishPerSecond)} msg/s`)
+    `CPU ${us(result.cpuMicrosPerMessage)}/msg, ${result.distinctIds} of ${MESSAGES} stored (${result.rows} rows); devices published at ${rate(result.publishPerSecond)} msg/s`)
   return result
 }
 
@@ -248,21 +259,24 @@ try {
 
   const summary = (name: SubscriberName) => {
     const mine = results.filter((r) => r.subscriber === name)
-    return { perSecond: median(mine.map((r) => r.perSecond)), p50Ms: median(mine.map((r) => r.p50Ms)), p99Ms: median(mine.map((r) => r.p99Ms)) }
+    return {
+      perSecond: median(mine.map((r) => r.perSecond)), p50Ms: median(mine.map((r) => r.p50Ms)), p99Ms: median(mine.map((r) => r.p99Ms)),
+      cpuMicros: median(mine.map((r) => r.cpuMicrosPerMessage)),
+    }
   }
   const o = summary('ours')
   const h = summary('hand-written')
   const ratio = o.perSecond / h.perSecond
   const database = `PostgreSQL primary${REPLICAS > 0 ? ` + ${REPLICAS} streaming replica` : ''}`
   printTable(`End to end, each round: ${MESSAGES} QoS 1 readings from ${DEVICES} devices, one Mosquitto (defaults), ${database}`, [
-    ['round', 'subscriber', 'msg/s', 'p50', 'p99', 'stored (distinct ids)', 'rows', 'devices published at'],
-    ...results.map((r) => [String(r.round), r.subscriber, rate(r.perSecond), ms(r.p50Ms), ms(r.p99Ms), `${r.distinctIds} of ${MESSAGES}`, String(r.rows), `${rate(r.publishPerSecond)} msg/s`]),
+    ['round', 'subscriber', 'msg/s', 'p50', 'p99', 'CPU/msg', 'stored (distinct ids)', 'rows', 'devices published at'],
+    ...results.map((r) => [String(r.round), r.subscriber, rate(r.perSecond), ms(r.p50Ms), ms(r.p99Ms), us(r.cpuMicrosPerMessage), `${r.distinctIds} of ${MESSAGES}`, String(r.rows), `${rate(r.publishPerSecond)} msg/s`]),
   ])
   printTable(`Medians of ${ROUNDS} rounds each, publish to committed insert (target: ours ≥ ${TARGET_RATIO}× hand-written)`, [
-    ['subscriber', 'msg/s', 'p50', 'p99', 'vs hand-written'],
-    ['ours: LoadBalancingModule, shared route, healthGate, @Write via Kysely', rate(o.perSecond), ms(o.p50Ms), ms(o.p99Ms),
+    ['subscriber', 'msg/s', 'p50', 'p99', 'CPU/msg', 'msg/s vs hand-written'],
+    ['ours: LoadBalancingModule, shared route, healthGate, @Write via Kysely', rate(o.perSecond), ms(o.p50Ms), ms(o.p99Ms), us(o.cpuMicros),
       Number.isNaN(ratio) ? '-' : `${round(ratio, 2)}× (${ratio >= TARGET_RATIO ? 'meets' : 'under'} the target)`],
-    [`hand-written: MQTT.js customHandleAcks × ${POOL_SIZE} connections, pg.Pool of ${POOL_SIZE}`, rate(h.perSecond), ms(h.p50Ms), ms(h.p99Ms), '1.00×'],
+    [`hand-written: MQTT.js customHandleAcks × ${POOL_SIZE} connections, pg.Pool of ${POOL_SIZE}`, rate(h.perSecond), ms(h.p50Ms), ms(h.p99Ms), us(h.cpuMicros), '1.00×'],
   ])
   const lost = results.filter((r) => r.distinctIds !== MESSAGES || r.rows !== MESSAGES)
   for (const r of lost) log(`NOT ALL STORED: ${r.subscriber}, round ${r.round}: ${r.distinctIds} distinct readings of ${MESSAGES} (${r.rows} rows)`)
@@ -272,6 +286,7 @@ try {
     messages: MESSAGES, devices: DEVICES, rounds: ROUNDS, replicas: REPLICAS,
     oursPerSecond: json(o.perSecond, 0), handWrittenPerSecond: json(h.perSecond, 0), ratio: json(ratio, 3), targetRatio: TARGET_RATIO,
     oursP50Ms: json(o.p50Ms, 1), oursP99Ms: json(o.p99Ms, 1), handWrittenP50Ms: json(h.p50Ms, 1), handWrittenP99Ms: json(h.p99Ms, 1),
+    oursCpuMicrosPerMessage: json(o.cpuMicros, 0), handWrittenCpuMicrosPerMessage: json(h.cpuMicros, 0),
     roundsNotAllStored: lost.length,
   }))
 } catch (error) {

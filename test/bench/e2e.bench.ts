@@ -24,9 +24,10 @@
 // The default of 5000 readings a round is under what Mosquitto's default
 // limits let a subscriber fall behind without dropping: ours asks the broker
 // for 4096 messages in flight, and Mosquitto queues 1000 more per session
-// (`max_queued_messages`) before it drops. MQTT.js, which sets no receive
-// maximum, gets 65 535 in flight per connection. With E2E_BENCH_MESSAGES
-// above about 5100, ours can lose readings there when it falls behind.
+// (`max_queued_messages`) before it drops; the hand-written connections ask
+// for nothing, so get Mosquitto's `max_inflight_messages` (20) each, plus
+// 1000 queued. With E2E_BENCH_MESSAGES above about 5100, ours loses
+// readings there when it falls behind (and the run fails).
 //
 // E2E_BENCH_MESSAGES, E2E_BENCH_ROUNDS, E2E_BENCH_REPLICAS (0 or 1) change the
 // run; E2E_BENCH_ONLY=ours (or hand-written) runs one subscriber;
@@ -94,8 +95,10 @@ class SubscriberProcess {
     this.#child = fork(script, [JSON.stringify(config)], { execArgv, stdio: ['ignore', 2, 2, 'ipc'] })
     this.#exited = once(this.#child, 'exit')
     this.#child.on('message', (report: SubscriberReport) => {
-      this.#lastProgress = performance.now()
-      if (report.type === 'progress') this.#stored = report.stored
+      if (report.type === 'progress' && report.stored !== this.#stored) {
+        this.#stored = report.stored
+        this.#lastProgress = performance.now()
+      }
       if (report.type === 'done') this.#cpuMicros = report.cpuMicros
       if (this.#waiting?.type === report.type) {
         const { resolve } = this.#waiting
@@ -123,6 +126,7 @@ class SubscriberProcess {
   async expect(count: number, publish: () => Promise<void>): Promise<{ stored: boolean; publishMs: number; cpuMicros: number }> {
     this.send({ type: 'expect', count })
     this.#cpuMicros = Number.NaN
+    this.#stored = 0
     const done = this.next('done').then(() => true)
     this.#lastProgress = performance.now()
     let timer: NodeJS.Timeout | undefined

@@ -296,6 +296,7 @@ try {
 } catch (error) {
   process.exitCode = 1
   log(`bench failed: ${error instanceof Error ? error.stack : String(error)}`)
+  console.log(JSON.stringify({ messages: MESSAGES, error: error instanceof Error ? error.message : String(error) }))
 } finally {
   await running?.stop().catch((error: unknown) => log(`stopping the ${running!.name} subscriber failed: ${String(error)}`))
   await Promise.all(clients.map((client) => client.endAsync().catch(() => undefined)))

@@ -3,7 +3,7 @@
  * The RouteMQ kernel, the balancing engine and the plugins built on it.
  */
 export {
-  Application, type ApplicationOptions, type StopResult,
+  Application, type ApplicationOptions, type PublishPropertiesProvider, type StopResult,
   Router, type RouterOptions, type RouteRegistrar, type RouteMatch,
   type Route, type RouteOptions, type GroupOptions, type Handler, type HandlerTarget, type ControllerAction,
   type TopicParams, type PayloadFormat, type ErrorPolicy,

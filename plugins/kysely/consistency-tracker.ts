@@ -6,11 +6,17 @@ import { carriedPosition } from './write-position.js'
 
 /** What a consistency scope remembers of its last write. */
 export interface WriteMark {
-  /** The primary's WAL insert position right after the write. */
+  /**
+   * The primary's WAL position the write is at or before; PENDING_POSITION
+   * until it is asked for (any position read after the write covers it);
+   * UNKNOWN_POSITION when it cannot be known; `undefined` in window mode.
+   */
   readonly lsn: bigint | undefined
   readonly at: number
   /** When `lsn` is UNKNOWN_POSITION: when the latest write of unknown outcome was noted. */
   readonly unknownAt?: number
+  /** When `lsn` is PENDING_POSITION: the pool's count of finished writes when this one finished. */
+  readonly seq?: number
 }
 
 const explicitKey = new AsyncLocalStorage<string>()
@@ -89,9 +95,31 @@ export class ConsistencyTracker {
   }
 
   /**
+   * The writes noted in the running code's scopes up to `seq` are at or
+   * before `lsn` (a position asked for after they finished): their pending
+   * marks take it.
+   */
+  settle(seq: number, lsn: bigint): void {
+    const settled = (mark: WriteMark | undefined): WriteMark | undefined =>
+      mark?.lsn === PENDING_POSITION && mark.seq! <= seq ? { lsn, at: mark.at } : undefined
+    const key = explicitKey.getStore()
+    if (key !== undefined) {
+      const mark = settled(this.#byKey.get(key))
+      if (mark) this.#byKey.set(key, mark)
+    }
+    const message = currentMessage()
+    if (message) {
+      const mark = settled(this.#byMessage.get(message))
+      if (mark) this.#byMessage.set(message, mark)
+    }
+  }
+
+  /**
    * Concurrent writes of one scope may finish out of order: the mark only
-   * moves forward. A write of unknown outcome wins, until a known position
-   * noted after the horizon, when it can no longer take effect unseen.
+   * moves forward. A write of unknown outcome wins, until a position (known or
+   * pending) noted after the horizon, when it can no longer take effect
+   * unseen. A pending position is at least every known one (it will be read
+   * later), so it wins over them.
    */
   #later(previous: WriteMark | undefined, next: WriteMark): WriteMark {
     const marks = previous ? [previous, next] : [next]
@@ -101,6 +129,8 @@ export class ConsistencyTracker {
     if (unknownAt !== Number.NEGATIVE_INFINITY && !known.some((mark) => mark.at - unknownAt > this.#unknownHorizonMs)) {
       return { lsn: UNKNOWN_POSITION, at, unknownAt }
     }
+    const pending = known.filter((mark) => mark.lsn === PENDING_POSITION)
+    if (pending.length > 0) return { lsn: PENDING_POSITION, at, seq: Math.max(...pending.map((mark) => mark.seq ?? 0)) }
     const lsn = known.reduce<bigint | undefined>((max, mark) => (max === undefined || mark.lsn! > max ? mark.lsn : max), undefined)
     return { lsn, at }
   }
@@ -109,3 +139,6 @@ export class ConsistencyTracker {
 
 /** The mark of a write whose WAL position could not be read, or whose outcome is unknown: no replica can be shown to have it. */
 export const UNKNOWN_POSITION = 2n ** 64n
+
+/** The mark of a write whose position has not been asked for yet: the first read (or publish) that needs it asks the primary. */
+export const PENDING_POSITION = 2n ** 64n + 1n

@@ -198,7 +198,14 @@ export class PrimaryTracker {
     const table = this.#options.heartbeatTable
     if (table === false || !this.#heartbeat) return false
     try {
-      await probeWithin(primary, `INSERT INTO ${table} (id, beat_at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at`, this.#options.probeTimeoutMs)
+      // The position right after the beat, too: the beat's own WAL then sits between two samples a moment apart, not spread over the second after the probe.
+      const rows = await probeWithin<{ lsn: string | null }>(
+        primary,
+        `INSERT INTO ${table} (id, beat_at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at RETURNING pg_current_wal_insert_lsn()::text AS lsn`,
+        this.#options.probeTimeoutMs,
+      )
+      const lsn = parseLsn(rows[0]?.lsn)
+      if (lsn !== undefined) this.history.record(Date.now(), lsn)
       return true
     } catch (error) {
       if ((error as { code?: string }).code === '42P01') {

@@ -10,7 +10,7 @@ import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import type { HealthCheckDefinition, HealthCheckSource } from '../../src/health/health-check.js'
 import type { MeasuredPool, PoolMetricsSnapshot, RequestObserved } from '../../src/metrics/measured-pool.js'
-import { ConsistencyTracker, UNKNOWN_POSITION } from './consistency-tracker.js'
+import { ConsistencyTracker, PENDING_POSITION, UNKNOWN_POSITION } from './consistency-tracker.js'
 import { isConnectionError, isPoolWaitTimeout, isReadOnlyRefusal, isRetryableReadFailure, isSessionOnlyError } from './connection-errors.js'
 import { currentScope } from './database-scope.js'
 import { NoReplicaAvailableError } from './errors/no-replica-available-error.js'
@@ -18,7 +18,7 @@ import { isQueryTimeoutError } from './errors/query-timeout-error.js'
 import { isReplicaPoolClosedError, ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import { parseLsn } from './lsn.js'
-import { createPgBackend, runOn, serverStatementTimeoutMs, type PgBackend, type PgResult } from './pg-backend.js'
+import { createPgBackend, probeWithin, runOn, serverStatementTimeoutMs, type PgBackend, type PgResult } from './pg-backend.js'
 import { PrimaryTracker } from './primary-tracker.js'
 import { ReadRouter } from './read-router.js'
 import { ReplicaProber } from './replica-prober.js'
@@ -31,8 +31,16 @@ import { metricsSnapshotOf, replicaPoolChecks, statsOf, type Counter, type PoolI
 
 export type { QueryServed, ReplicaPoolStats, ReplicaStatus } from './replica-pool-report.js'
 
-const NO_NEED = Object.freeze({ needLsn: undefined, primaryOnly: false })
-const PRIMARY_ONLY = Object.freeze({ needLsn: undefined, primaryOnly: true })
+/** What a read must see: a WAL position to have replayed, the primary itself, or writes whose position is still to be asked for. */
+interface ReadNeed {
+  readonly needLsn: bigint | undefined
+  readonly primaryOnly: boolean
+  /** Set when the scope's last writes have no position yet: asking the primary gives one that covers them. */
+  readonly pendingSeq?: number
+}
+
+const NO_NEED: ReadNeed = Object.freeze({ needLsn: undefined, primaryOnly: false })
+const PRIMARY_ONLY: ReadNeed = Object.freeze({ needLsn: undefined, primaryOnly: true })
 
 /**
  * A PostgreSQL primary and its replicas as one pool: reads go to a healthy,
@@ -72,6 +80,10 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   #probing: Promise<void> | undefined
   #closed = false
   #closing: Promise<void> | undefined
+  /** Writes marked pending so far: a position asked for after the n-th covers the first n. */
+  #writeSeq = 0
+  /** The position question in flight, and the writes it covers. */
+  #asking: { readonly seq: number; readonly answer: Promise<bigint | undefined> } | undefined
   /** Queries and acquisitions accepted and not yet settled. */
   #inFlight = 0
   #allSettled: (() => void) | undefined
@@ -221,7 +233,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
         return { backend: primary, role: 'primary', readOnly: false, connection: await this.#connectPrimary(primary), done: undefined }
       }
       const message = currentMessage()
-      const { needLsn, primaryOnly } = this.#consistencyNeed(message)
+      const { needLsn, primaryOnly } = await this.#withPosition(this.#consistencyNeed(message))
       const tried = new Set<Backend<PgBackend>>()
       for (let attempt = 0; !primaryOnly && attempt <= this.#options.readRetries; attempt++) {
         const replica = await this.#router.pick(this.#prober.readable, tried, needLsn, messageRegion(message))
@@ -277,9 +289,9 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     if (this.#options.consistency.mode !== 'off' && this.#consistency.inScope) this.#consistency.noteWrite({ lsn: UNKNOWN_POSITION, at: Date.now() })
   }
 
-  /** After a transaction committed on the primary: remember where the WAL was, for read-your-writes. */
-  async noteCommit(connection: DatabaseConnection): Promise<void> {
-    await this.#markWrite(connection)
+  /** After a transaction committed on the primary: remember it, for read-your-writes. */
+  noteCommit(): void {
+    this.#markWrite()
   }
 
   /**
@@ -288,15 +300,21 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
    * written as PostgreSQL writes it; `undefined` when there is none, when
    * consistency is not `'lsn'`, or when the last write's outcome is unknown.
    * `LoadBalancingModule` adds it to what the app publishes as the
-   * `routemq-wal-position` user property (`WRITE_POSITION_PROPERTY`).
+   * `routemq-wal-position` user property (`WRITE_POSITION_PROPERTY`). A
+   * write whose position was not asked for yet is asked for now.
    *
    * @example
-   * app.addPublishProperties(() => { const at = pool.writePosition(); return at ? { [WRITE_POSITION_PROPERTY]: at } : undefined })
+   * app.addPublishProperties(async () => { const at = await pool.writePosition(); return at ? { [WRITE_POSITION_PROPERTY]: at } : undefined })
    */
-  writePosition(): string | undefined {
+  async writePosition(): Promise<string | undefined> {
     if (this.#options.consistency.mode !== 'lsn') return undefined
-    const lsn = this.#consistency.lastWrite()?.lsn
-    return lsn === undefined || lsn === UNKNOWN_POSITION ? undefined : formatLsn(lsn)
+    const mark = this.#consistency.lastWrite()
+    if (mark?.lsn === undefined || mark.lsn === UNKNOWN_POSITION) return undefined
+    if (mark.lsn !== PENDING_POSITION) return formatLsn(mark.lsn)
+    const lsn = await this.#positionCovering(mark.seq!)
+    if (lsn === undefined) return undefined
+    this.#consistency.settle(mark.seq!, lsn)
+    return formatLsn(lsn)
   }
 
   /**
@@ -348,7 +366,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
       const connection = await this.#connectPrimary(primary)
       try {
         const result = await connection.executeQuery<R>(compiled)
-        if (kind !== 'read') await this.#markWrite(connection)
+        if (kind !== 'read') this.#markWrite()
         const durationMs = performance.now() - started
         this.#primaryQueries++
         this.#primaryLatencies.record(durationMs)
@@ -376,7 +394,9 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
       this.#counts.reads++
       // One look at the message scope per read: its consistency mark and its region.
       const message = currentMessage()
-      const { needLsn, primaryOnly } = this.#consistencyNeed(message)
+      let need = this.#consistencyNeed(message)
+      if (need.pendingSeq !== undefined) need = await this.#withPosition(need)
+      const { needLsn, primaryOnly } = need
       if (primaryOnly) {
         this.#counts.consistentReads++
         return await this.#primaryRead(compiled, kind, replicaOnly)
@@ -455,13 +475,14 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   }
 
   /** What the last write of this scope (`message`, and the consistency key in force) demands of a read: a WAL position to have replayed, or the primary itself. */
-  #consistencyNeed(message: MessageContext | undefined): { readonly needLsn: bigint | undefined; readonly primaryOnly: boolean } {
+  #consistencyNeed(message: MessageContext | undefined): ReadNeed {
     if (this.#options.consistency.mode === 'off') return NO_NEED
     const mark = this.#consistency.lastWrite(message)
     if (!mark) return NO_NEED
     if (this.#options.consistency.mode === 'window') {
       return Date.now() - mark.at < this.#options.consistency.windowMs ? PRIMARY_ONLY : NO_NEED
     }
+    if (mark.lsn === PENDING_POSITION) return { needLsn: undefined, primaryOnly: false, pendingSeq: mark.seq! }
     if (mark.lsn === UNKNOWN_POSITION) {
       // Once the write can no longer take effect, a primary position probed after that covers it.
       const primaryLsn = this.#primary.lsn
@@ -493,19 +514,58 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     }
   }
 
-  async #markWrite(connection: DatabaseConnection): Promise<void> {
-    if (this.#options.consistency.mode === 'off' || !this.#consistency.inScope) return
-    if (this.#options.consistency.mode === 'window') return this.#consistency.noteWrite({ lsn: undefined, at: Date.now() })
-    try {
-      const { rows } = await connection.executeQuery<{ lsn: string }>(CompiledQuery.raw('SELECT pg_current_wal_insert_lsn()::text AS lsn'))
-      const lsn = parseLsn(rows[0]?.lsn)
-      if (lsn !== undefined) this.#primary.noteWritePosition(lsn)
-      this.#consistency.noteWrite({ lsn: lsn ?? UNKNOWN_POSITION, at: Date.now() })
-    } catch (error) {
-      // The write itself succeeded; without its position, the scope reads from the primary.
-      this.#log.warn('could not read the WAL position after a write; its scope reads from the primary', { error })
-      this.#consistency.noteWrite({ lsn: UNKNOWN_POSITION, at: Date.now() })
-    }
+  /**
+   * Remembers a write for read-your-writes, without asking where the WAL is:
+   * a write no read or publish follows costs nothing more; the first that
+   * needs it asks the primary once (`#positionCovering`).
+   */
+  #markWrite(): void {
+    const mode = this.#options.consistency.mode
+    if (mode === 'off' || !this.#consistency.inScope) return
+    if (mode === 'window') return this.#consistency.noteWrite({ lsn: undefined, at: Date.now() })
+    this.#consistency.noteWrite({ lsn: PENDING_POSITION, at: Date.now(), seq: ++this.#writeSeq })
+  }
+
+  /**
+   * A read's need with the position of pending writes filled in: asked of the
+   * primary unless no replica could serve the read anyway (then the primary
+   * serves it, as for an unknown position).
+   */
+  async #withPosition(need: ReadNeed): Promise<ReadNeed> {
+    if (need.pendingSeq === undefined) return need
+    if (this.#prober.readable.length === 0) return PRIMARY_ONLY
+    const lsn = await this.#positionCovering(need.pendingSeq)
+    if (lsn === undefined) return PRIMARY_ONLY
+    this.#consistency.settle(need.pendingSeq, lsn)
+    return { needLsn: lsn, primaryOnly: false }
+  }
+
+  /**
+   * The primary's WAL position now, which covers every write marked up to
+   * `seq` (it is read after they finished). Reads needing it at the same time
+   * share one question; `undefined` when the primary does not answer.
+   */
+  #positionCovering(seq: number): Promise<bigint | undefined> {
+    const asking = this.#asking
+    if (asking && asking.seq >= seq) return asking.answer
+    const primary = this.#primary.current
+    if (!primary || !this.#primary.healthy) return Promise.resolve(undefined)
+    const timeoutMs = this.#options.health.probeTimeoutMs
+    const question = probeWithin<{ lsn: string | null }>(primary, 'SELECT pg_current_wal_insert_lsn()::text AS lsn', timeoutMs).then(
+      (rows) => {
+        const lsn = parseLsn(rows[0]?.lsn)
+        if (lsn !== undefined) this.#primary.noteWritePosition(lsn)
+        return lsn
+      },
+      (error: unknown) => {
+        // The writes themselves succeeded; without their position, their scope reads from the primary.
+        this.#log.warn('could not read the WAL position after a write; its scope reads from the primary', { error })
+        return undefined
+      },
+    )
+    const entry = { seq: this.#writeSeq, answer: question.finally(() => this.#asking === entry && (this.#asking = undefined)) }
+    this.#asking = entry
+    return entry.answer
   }
 
   #schedule(): void {

@@ -54,7 +54,7 @@ export class ReplicatedDriver implements Driver {
     }
     // PostgreSQL answers COMMIT with ROLLBACK when an earlier statement aborted the transaction.
     if (rows[0]?.command === 'ROLLBACK') throw new TransactionAbortedError()
-    if (writing) await this.#pool.noteCommit(routing.pinned!.connection)
+    if (writing) this.#pool.noteCommit()
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {

@@ -87,7 +87,7 @@ export class RoutingConnection implements DatabaseConnection {
         () => true,
         () => false,
       )
-      if (ended && !failed && kind !== 'read' && pinned.role === 'primary' && !pinned.readOnly) await this.#pool.noteCommit(connection)
+      if (ended && !failed && kind !== 'read' && pinned.role === 'primary' && !pinned.readOnly) this.#pool.noteCommit()
       // Only this stream pinned the connection: the queries after it are routed again.
       await this.release()
     }

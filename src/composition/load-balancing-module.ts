@@ -154,8 +154,8 @@ export class LoadBalancingModule implements RouteMqModule {
       built.kysely = new Kysely<any>({ dialect: new ReplicatedPostgresDialect(built.replicas) })
       // What the app publishes after a write carries the write's position, so whichever instance handles the answer reads it.
       const replicas = built.replicas
-      built.unpublish = app.addPublishProperties(() => {
-        const position = replicas.writePosition()
+      built.unpublish = app.addPublishProperties(async () => {
+        const position = await replicas.writePosition()
         return position === undefined ? undefined : { [WRITE_POSITION_PROPERTY]: position }
       })
       container.register(REPLICA_POOL, { useValue: built.replicas })

@@ -14,6 +14,9 @@ import type { Router } from './router.js'
 import { APPLICATION, LOGGER, MQTT_TRANSPORT, ROUTER } from './tokens.js'
 
 /** Options of `Application.create`. */
+/** Gives user properties for a message the application publishes (see `Application.addPublishProperties`). */
+export type PublishPropertiesProvider = () => Readonly<Record<string, string>> | undefined | Promise<Readonly<Record<string, string>> | undefined>
+
 export interface ApplicationOptions {
   readonly router: Router
   /** Started in order, stopped in reverse. */
@@ -73,7 +76,7 @@ export class Application {
   readonly #modules: readonly RouteMqModule[]
   readonly #dispatcher: MessageDispatcher
   #transport: MqttTransport | undefined
-  readonly #publishProviders: (() => Readonly<Record<string, string>> | undefined)[] = []
+  readonly #publishProviders: PublishPropertiesProvider[] = []
   /** The transport this application made or was given, told apart from one a module registered. */
   #ownTransport: MqttTransport | undefined
   /** Whether this start got as far as connecting: only then has the transport anything to close. */
@@ -190,21 +193,22 @@ export class Application {
   readonly publish = async (topic: string, payload: unknown, options?: PublishOptions): Promise<void> => {
     const transport = this.#transport
     if (!transport) throw new ApplicationStateError('The application has no transport yet; publish after start().')
-    await transport.publish(topic, encode(payload), this.#publishProviders.length === 0 ? options : this.#withProvidedProperties(options))
+    await transport.publish(topic, encode(payload), this.#publishProviders.length === 0 ? options : await this.#withProvidedProperties(options))
   }
 
   /**
    * Adds MQTT 5 user properties to every message the application publishes
    * (`app.publish`, `ctx.publish`, dead letters). `provider` runs in the
    * publisher's async context, so it sees the message being handled; what it
-   * returns is added unless the publisher set a property of that name itself.
+   * returns (or resolves to) is added unless the publisher set a property of
+   * that name itself.
    * Returns a function that removes the provider. (MQTT 3.1.1 carries no
    * properties: there, nothing is added.)
    *
    * @example
    * app.addPublishProperties(() => ({ 'trace-id': currentTraceId() }))
    */
-  addPublishProperties(provider: () => Readonly<Record<string, string>> | undefined): () => void {
+  addPublishProperties(provider: PublishPropertiesProvider): () => void {
     this.#publishProviders.push(provider)
     return () => {
       const at = this.#publishProviders.indexOf(provider)
@@ -212,10 +216,10 @@ export class Application {
     }
   }
 
-  #withProvidedProperties(options: PublishOptions | undefined): PublishOptions | undefined {
+  async #withProvidedProperties(options: PublishOptions | undefined): Promise<PublishOptions | undefined> {
     let provided: Record<string, string> | undefined
     for (const provider of this.#publishProviders) {
-      const properties = provider()
+      const properties = await provider()
       if (properties) provided = { ...provided, ...properties }
     }
     if (!provided) return options

@@ -1,4 +1,4 @@
-export { Application, type ApplicationOptions, type StopResult } from './application.js'
+export { Application, type ApplicationOptions, type PublishPropertiesProvider, type StopResult } from './application.js'
 export { Router, type RouterOptions, type RouteRegistrar, type RouteMatch } from './router.js'
 export type {
   Route, RouteOptions, GroupOptions, Handler, HandlerTarget, ControllerAction, TopicParams, PayloadFormat, ErrorPolicy,

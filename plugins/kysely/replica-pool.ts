@@ -18,7 +18,7 @@ import { isQueryTimeoutError } from './errors/query-timeout-error.js'
 import { isReplicaPoolClosedError, ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'
 import { parseLsn } from './lsn.js'
-import { createPgBackend, probeWithin, runOn, serverStatementTimeoutMs, type PgBackend, type PgResult } from './pg-backend.js'
+import { createPgBackend, probeWithin, runOn, serverStatementTimeoutMs, type PgBackend } from './pg-backend.js'
 import { PrimaryTracker } from './primary-tracker.js'
 import { ReadRouter } from './read-router.js'
 import { ReplicaProber } from './replica-prober.js'
@@ -413,14 +413,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
         const started = performance.now()
         try {
           // Straight to the replica's pool, past Kysely's per-query connection object: this is the hot path.
-          const client = await replica.target.timed.connect()
-          let answer: PgResult
-          try {
-            answer = await client.run(compiled.sql, compiled.parameters)
-          } finally {
-            client.release()
-          }
-          const result = toQueryResult<R>(answer)
+          const result = toQueryResult<R>(await replica.target.timed.query(compiled.sql, compiled.parameters))
           const durationMs = performance.now() - started
           probe.queries++
           probe.latencies.record(durationMs)

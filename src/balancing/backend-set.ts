@@ -56,7 +56,6 @@ export class BackendSet<T> {
   readonly #now: () => number
   readonly #stateChanged: TypedEvent<BackendStateChange<T>>
   readonly #ejected: TypedEvent<BackendEjection<T>>
-  readonly #streaks = new Map<Backend<T>, number>()
 
   constructor(backends: readonly BackendOptions<T>[], options: BackendSetOptions) {
     const halfLife = options.latencyHalfLifeMs ?? 10_000
@@ -104,11 +103,11 @@ export class BackendSet<T> {
     exclude?: ReadonlySet<Backend<T>>,
     prefer?: (backend: Backend<T>) => boolean,
   ): Backend<T> | undefined {
-    const now = this.#now()
-    // The common case, every candidate available and nothing to filter: no copy.
-    if (exclude === undefined && prefer === undefined && candidates.every((backend) => backend.isAvailable(now))) {
+    // The common case, every candidate available (none ejected) and nothing to filter: no copy, no clock read.
+    if (exclude === undefined && prefer === undefined && candidates.every(availableAtAnyTime)) {
       return this.#strategy.pick(candidates)
     }
+    const now = this.#now()
     const usable: Backend<T>[] = []
     let preferred: Backend<T>[] | undefined
     for (const backend of candidates) {
@@ -122,9 +121,7 @@ export class BackendSet<T> {
   /** A request or probe succeeded; `latencyMs` feeds the latency average. */
   reportSuccess(backend: Backend<T>, latencyMs?: number): void {
     if (latencyMs !== undefined) backend.latency.observe(latencyMs, this.#now())
-    const streak = (this.#streaks.get(backend) ?? 0) + 1
-    this.#streaks.set(backend, streak)
-    if (streak >= this.#rise) backend.forgive()
+    backend.noteSuccess(this.#rise)
     const from = backend.state
     this.#announce(backend, from, backend.health.success())
   }
@@ -134,7 +131,7 @@ export class BackendSet<T> {
    * a time that doubles with each ejection in a row.
    */
   reportFailure(backend: Backend<T>, options: { readonly eject?: boolean } = {}): void {
-    this.#streaks.set(backend, 0)
+    backend.noteFailure()
     const from = backend.state
     this.#announce(backend, from, backend.health.failure())
     if (options.eject) {
@@ -145,7 +142,7 @@ export class BackendSet<T> {
 
   /** The backend is certainly down (its connection closed): unhealthy at once. */
   markDown(backend: Backend<T>): void {
-    this.#streaks.set(backend, 0)
+    backend.noteFailure()
     const from = backend.state
     this.#announce(backend, from, backend.health.down())
   }
@@ -163,4 +160,8 @@ export class BackendSet<T> {
   #announce(backend: Backend<T>, from: HealthState, to: HealthState | undefined): void {
     if (to !== undefined) this.#stateChanged.emit({ backend, from, to })
   }
+}
+
+function availableAtAnyTime(backend: Backend<unknown>): boolean {
+  return backend.availableAtAnyTime
 }

@@ -56,6 +56,8 @@ export class Backend<T> implements BackendView {
   #outstanding = 0
   #ejectedUntil = 0
   #ejections = 0
+  /** Results reported as successes in a row. */
+  #successStreak = 0
 
   constructor(options: BackendOptions<T>, index: number, health: HealthThresholds, latencyHalfLifeMs: number) {
     this.id = options.id
@@ -100,6 +102,14 @@ export class Backend<T> implements BackendView {
     return this.health.state !== 'unhealthy' && now >= this.#ejectedUntil
   }
 
+  /**
+   * Available whatever the time: healthy or not yet known, and not ejected
+   * since it was last forgiven. Lets a per-query pick skip reading the clock.
+   */
+  get availableAtAnyTime(): boolean {
+    return this.health.state !== 'unhealthy' && this.#ejectedUntil === 0
+  }
+
   /** @internal Ejects for a time that doubles with each ejection in a row; returns it. */
   eject(now: number, options: Required<EjectionOptions>): number {
     const duration = Math.min(options.maxMs, options.baseMs * 2 ** this.#ejections)
@@ -112,5 +122,15 @@ export class Backend<T> implements BackendView {
   forgive(): void {
     this.#ejections = 0
     this.#ejectedUntil = 0
+  }
+
+  /** @internal Counts a success; `rise` of them in a row forgive past ejections. */
+  noteSuccess(rise: number): void {
+    if (++this.#successStreak >= rise) this.forgive()
+  }
+
+  /** @internal A failure ends the streak of successes. */
+  noteFailure(): void {
+    this.#successStreak = 0
   }
 }

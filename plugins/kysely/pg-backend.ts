@@ -371,13 +371,24 @@ export class TimedClient implements PostgresPoolClient {
    */
   send(sql: string, parameters: readonly unknown[] | undefined, done: (error: unknown, result?: PgResult) => void): void {
     if (this.#broken && this.#closedWith) return done(this.#closedWith)
-    this.#since = performance.now()
-    this.#client.query(sql, parameters as unknown[], (error: Error | null, result: PgResult) => {
+    let answered = false
+    const answer = (error: unknown, result?: PgResult): void => {
+      answered = true
       this.#since = 0
       // Closing the socket fails the query in flight (pg fails it when the stream closes); the reason the pool closed it wins.
       if (error) done(this.#closedWith ?? error)
       else done(undefined, result)
-    })
+    }
+    try {
+      this.#client.query(sql, parameters as unknown[], answer)
+    } catch (error) {
+      // pg throws at once for a parameter it cannot serialise: the statement's failure.
+      if (!answered) answer(error)
+      return
+    }
+    // Timed from the moment pg has written the statement (it answers on a later tick): read
+    // here, the clock costs the query nothing, as the server is working meanwhile.
+    if (!answered) this.#since = performance.now()
   }
 
   /** Gives the connection back; `discard` (as pg takes it: true or an Error) closes it instead, as Kysely asks after a failed ROLLBACK. */

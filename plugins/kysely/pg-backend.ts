@@ -54,9 +54,6 @@ function restack(error: unknown): never {
 /** After the grace period, how long `end()` waits for holders to release the connections closed under them. */
 const RELEASE_WAIT_MS = 1000
 
-/** Without query timeouts, how often kept connections left unused go back to pg's pool. */
-const KEPT_SWEEP_MS = 1000
-
 /**
  * `statement_timeout` for sessions whose queries the pool times out after
  * `timeoutMs`: just above it, past the sweep that enforces it, so the pool
@@ -126,9 +123,8 @@ export async function createPgBackend(init: PgBackendInit): Promise<PgBackend> {
     pool.on('connect', (client) => client.on('error', ignore))
     return pool
   }
-  const onIdleError = (error: Error): void => init.onPoolError(init.id, error)
-  const pool = new TimedPool(make(init.poolSize, init.queryTimeoutMs), init.id, init.queryTimeoutMs, onIdleError)
-  const probePool = new TimedPool(make(1, init.probeTimeoutMs), init.id, init.probeTimeoutMs, onIdleError)
+  const pool = new TimedPool(make(init.poolSize, init.queryTimeoutMs), init.id, init.queryTimeoutMs)
+  const probePool = new TimedPool(make(1, init.probeTimeoutMs), init.id, init.probeTimeoutMs)
   const driver = new PostgresDriver({ pool, ...(init.cursor ? { cursor: closableCursor(init.cursor) } : {}) })
   await driver.init()
   return Object.freeze({
@@ -165,16 +161,6 @@ export async function probeOn<R extends object>(backend: PgBackend, sql: string)
  * connection is destroyed rather than returned, so a silently dropped link
  * cannot hold pool slots forever.
  *
- * A connection given back in working order is kept, still checked out of
- * pg's pool, for the next query or transaction, which takes it at once:
- * pg-pool's checkout and release cost more than the rest of a routed read (a
- * tick, a wait timer and an idle timer, each toggling the event loop's
- * reference, and several allocations). Kept connections count as idle, do not
- * keep the process alive, are dropped when they fail, and go back to pg's
- * pool (whose idle timeout closes them) once a sweep finds them unused since
- * the one before. A waiter in pg's pool (it was full) gets a connection given
- * back directly.
- *
  * @example
  * new PostgresDriver({ pool: new TimedPool(pgPool, 'replica-1', 30_000) })
  */
@@ -190,49 +176,29 @@ export class TimedPool implements PostgresPool {
    * their start time.
    */
   readonly #all = new Set<TimedClient>()
-  /** Connections given back in working order, most recently used last. */
-  readonly #kept: TimedClient[] = []
-  readonly #onIdleError: ((error: Error) => void) | undefined
-  readonly #sweeper: NodeJS.Timeout
+  #sweeper: NodeJS.Timeout | undefined
   #ending: Promise<void> | undefined
   #ended = false
   /** While end() waits for the pool to drain: look again. */
   #drainCheck: (() => void) | undefined
 
-  /** @param onIdleError a kept connection failed, as pg's pool reports an idle one's failure with 'error'. */
-  constructor(pool: pg.Pool, backend: string, timeoutMs: number, onIdleError?: (error: Error) => void) {
+  constructor(pool: pg.Pool, backend: string, timeoutMs: number) {
     this.raw = pool
     this.#backend = backend
     this.#timeoutMs = timeoutMs
-    this.#onIdleError = onIdleError
     pool.on('remove', (client) => {
       const wrapper = this.#wrappers.get(client)
       if (wrapper) this.#all.delete(wrapper)
     })
-    // One sweep for all queries rather than a timer per query, and for kept connections left unused: the query path stays cheap.
-    this.#sweeper = setInterval(() => this.#sweep(), timeoutMs > 0 ? sweepIntervalMs(timeoutMs) : KEPT_SWEEP_MS)
-    this.#sweeper.unref()
-  }
-
-  /** Connections open or being opened, as pg's pool counts them. */
-  get totalCount(): number {
-    return this.raw.totalCount
-  }
-
-  /** Idle connections: in pg's pool or kept here. */
-  get idleCount(): number {
-    return this.raw.idleCount + this.#kept.length
-  }
-
-  /** Requests waiting for a connection. */
-  get waitingCount(): number {
-    return this.raw.waitingCount
+    if (timeoutMs > 0) {
+      // One sweep for all queries rather than a timer per query: the query path stays cheap.
+      this.#sweeper = setInterval(() => this.#sweep(), sweepIntervalMs(timeoutMs))
+      this.#sweeper.unref()
+    }
   }
 
   connect(): Promise<TimedClient> {
     if (this.#ended) return Promise.reject(new ReplicaPoolClosedError())
-    const kept = this.#take()
-    if (kept) return Promise.resolve(kept)
     return this.raw.connect().then(this.#wrap, this.#notConnected)
   }
 
@@ -247,15 +213,6 @@ export class TimedPool implements PostgresPool {
   query(sql: string, parameters: readonly unknown[]): Promise<PgResult> {
     if (this.#ended) return Promise.reject(new ReplicaPoolClosedError())
     return new Promise<PgResult>((resolve, reject) => {
-      const run = (client: TimedClient): void => {
-        client.send(sql, parameters, (error, result) => {
-          client.release()
-          if (error === undefined) resolve(result!)
-          else reject(error)
-        })
-      }
-      const kept = this.#take()
-      if (kept) return run(kept)
       this.raw.connect((connectError, raw) => {
         let client: TimedClient
         try {
@@ -265,7 +222,11 @@ export class TimedPool implements PostgresPool {
           reject(error)
           return
         }
-        run(client)
+        client.send(sql, parameters, (error, result) => {
+          client.release()
+          if (error === undefined) resolve(result!)
+          else reject(error)
+        })
       })
     }).catch(restack)
   }
@@ -282,8 +243,6 @@ export class TimedPool implements PostgresPool {
   }
 
   async #end(graceMs: number): Promise<void> {
-    // From now on connections given back go to pg's pool, which closes them when it ends.
-    for (const client of this.#kept.splice(0)) client.returnToPool()
     if (graceMs > 0) await raceTimeout(this.#drained(), graceMs, () => undefined)
     this.#ended = true
     const ended = this.raw.end()
@@ -342,53 +301,17 @@ export class TimedPool implements PostgresPool {
     }
     let wrapper = this.#wrappers.get(client)
     if (!wrapper) {
-      const created = new TimedClient(client, this.#backend, this.#timeoutMs, this.#keep)
-      // Once per connection: one that fails or ends while kept is dropped, as pg's pool drops an idle one.
-      client.on('error', (error: Error) => this.#dropKept(created, error))
-      client.on('end', () => this.#dropKept(created, undefined))
-      this.#wrappers.set(client, created)
-      this.#all.add(created)
-      wrapper = created
+      wrapper = new TimedClient(client, this.#backend, this.#timeoutMs)
+      this.#wrappers.set(client, wrapper)
+      this.#all.add(wrapper)
     }
     wrapper.checkOut()
     return wrapper
   }
 
-  /** A connection given back in working order: kept for the next query, unless a request waits in pg's pool or the pool is ending. */
-  readonly #keep = (client: TimedClient): boolean => {
-    if (this.#ending !== undefined || this.raw.waitingCount > 0) return false
-    client.rest()
-    this.#kept.push(client)
-    return true
-  }
-
-  #take(): TimedClient | undefined {
-    const client = this.#kept.pop()
-    client?.resume()
-    return client
-  }
-
-  #dropKept(client: TimedClient, error: Error | undefined): void {
-    const at = this.#kept.indexOf(client)
-    // Not kept: its holder sees the failure, or pg's pool drops it.
-    if (at === -1) return
-    this.#kept.splice(at, 1)
-    client.returnToPool(error ?? new Error('connection ended'))
-    if (error) this.#onIdleError?.(error)
-  }
-
   #sweep(): void {
-    if (this.#timeoutMs > 0) {
-      const deadline = performance.now() - this.#timeoutMs
-      for (const client of this.#all) client.expireIfOlder(deadline)
-    }
-    // Kept connections no query took since the last sweep go back to pg's pool, whose idle timeout closes them.
-    let stillKept = 0
-    for (const client of this.#kept) {
-      if (client.usedSinceLastLook()) this.#kept[stillKept++] = client
-      else client.returnToPool()
-    }
-    this.#kept.length = stillKept
+    const deadline = performance.now() - this.#timeoutMs
+    for (const client of this.#all) client.expireIfOlder(deadline)
   }
 }
 
@@ -404,52 +327,23 @@ export class TimedClient implements PostgresPoolClient {
   readonly #client: pg.PoolClient
   readonly #backend: string
   readonly #timeoutMs: number
-  readonly #keep: (client: TimedClient) => boolean
   #broken = false
   #checkedOut = false
-  /** Checked out since the pool's sweep last looked. */
-  #used = false
   /** When the query in flight started (performance.now()), or 0. */
   #since = 0
   /** Why the pool closed this connection (when it gave a reason): what its query in flight and later statements fail with. */
   #closedWith: Error | undefined
 
-  /** @param keep offered the connection when it is given back in working order; false to hand it to pg's pool. */
-  constructor(client: pg.PoolClient, backend: string, timeoutMs: number, keep: (client: TimedClient) => boolean = () => false) {
+  constructor(client: pg.PoolClient, backend: string, timeoutMs: number) {
     this.#client = client
     this.#backend = backend
     this.#timeoutMs = timeoutMs
-    this.#keep = keep
   }
 
   checkOut(): void {
     this.#broken = false
     this.#closedWith = undefined
     this.#checkedOut = true
-    this.#used = true
-  }
-
-  /** Kept idle by its pool: it no longer keeps the process alive (pg's pool does the same with `allowExitOnIdle`). */
-  rest(): void {
-    ;(this.#client as unknown as { unref(): void }).unref()
-  }
-
-  /** Taken from the kept connections: checked out, and keeping the process alive while in use, as pg's pool does on checkout. */
-  resume(): void {
-    ;(this.#client as unknown as { ref(): void }).ref()
-    this.checkOut()
-  }
-
-  /** True when checked out since the last call. */
-  usedSinceLastLook(): boolean {
-    const used = this.#used
-    this.#used = false
-    return used
-  }
-
-  /** A kept connection goes back to pg's pool: as idle, or with `error` to be closed. */
-  returnToPool(error?: Error): void {
-    this.#client.release(error)
   }
 
   query(...args: unknown[]): any {
@@ -499,13 +393,9 @@ export class TimedClient implements PostgresPoolClient {
 
   /** Gives the connection back; `discard` (as pg takes it: true or an Error) closes it instead, as Kysely asks after a failed ROLLBACK. */
   release(discard?: boolean | Error): void {
-    // As pg's pool refuses it: the connection may be someone else's by now.
-    if (!this.#checkedOut) throw new Error('Release called on client which has already been released to the pool.')
     this.#checkedOut = false
     // A destroyed connection goes back as broken, so the pool drops it and frees the slot.
-    if (this.#broken) return this.#client.release(new Error('connection closed by the replica pool'))
-    if (!discard && this.#keep(this)) return
-    this.#client.release(discard)
+    this.#client.release(this.#broken ? new Error('connection closed by the replica pool') : discard)
   }
 
   /** Fails the query in flight with QueryTimeoutError if it started before `deadline`. */

@@ -90,7 +90,7 @@ export function statsOf(pool: PoolInsides): ReplicaPoolStats {
       errors: pool.primaryErrors,
       p50LatencyMs: pool.primaryLatencies.percentile(0.5),
       p99LatencyMs: pool.primaryLatencies.percentile(0.99),
-      connections: connectionCounts(primary.current?.timed),
+      connections: connectionCounts(primary.current?.timed.raw),
     },
     replicas: pool.replicas.backends.map((backend) => {
       const probe = prober.of(backend)
@@ -104,7 +104,7 @@ export function statsOf(pool: PoolInsides): ReplicaPoolStats {
         p50LatencyMs: probe.latencies.percentile(0.5),
         p99LatencyMs: probe.latencies.percentile(0.99),
         outstanding: backend.outstanding,
-        connections: connectionCounts(backend.target.timed),
+        connections: connectionCounts(backend.target.timed.raw),
         queries: probe.queries,
         errors: probe.errors,
         region: backend.region,

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { Kysely, PostgresDialect, sql, type Generated } from 'kysely'
 import pg from 'pg'
 import { startTopology, type PostgresHandle, type Topology } from '../../src/testing/index.js'
@@ -642,73 +641,6 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     } finally {
       await admin.end()
     }
-  })
-
-  it('drops an idle replica connection the server terminated: the next read gets a new one, with no failure, retry or ejection', async () => {
-    const warnings: string[] = []
-    const logger = { debug() {}, info() {}, warn: (message: string) => void warnings.push(message), error() {} }
-    const replica = topology.replicas[0]!
-    const { db, pool } = await database({ logger, replicas: [replica.url] })
-    await db.selectNoFrom(sql<string>`'idle-victim'`.as('marker')).execute()
-    const idle = pool.stats.replicas[0]!.connections
-    assert.deepEqual(idle, { total: 1, idle: 1, waiting: 0 }, 'the read gave its connection back, idle')
-    const admin = new pg.Client({ connectionString: replica.url })
-    await admin.connect()
-    try {
-      const { rows } = await admin.query("SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE query LIKE '%idle-victim%' AND pid <> pg_backend_pid()")
-      assert.equal(rows.length, 1, 'one idle session read it')
-    } finally {
-      await admin.end()
-    }
-    assert.ok(await waitUntil(async () => pool.stats.replicas[0]!.connections.total === 0, 2000), 'the terminated connection leaves the pool')
-    assert.ok(warnings.includes('idle database connection failed'), `the failure is logged as an idle connection's (${warnings.join('; ')})`)
-    assert.deepEqual(await db.selectNoFrom(sql<string>`'after-terminate'`.as('marker')).execute(), [{ marker: 'after-terminate' }])
-    const after = pool.stats
-    assert.equal(after.readRetries, 0)
-    assert.equal(after.fallbacksToPrimary, 0)
-    assert.equal(after.replicas[0]!.errors, 0)
-    assert.equal(after.replicas[0]!.queries, 2)
-    assert.equal(after.replicas[0]!.state, 'healthy')
-  })
-
-  it('leaves the process free to exit with idle connections open, after reads and a transaction', async () => {
-    const pluginUrl = new URL('../../plugins/kysely/index.js', import.meta.url).href
-    const script = `
-      import { Kysely, sql } from 'kysely'
-      import { ReplicaPool, ReplicatedPostgresDialect } from ${JSON.stringify(pluginUrl)}
-      const pool = await ReplicaPool.create({ primary: process.env.PRIMARY, replicas: [process.env.REPLICA] })
-      const db = new Kysely({ dialect: new ReplicatedPostgresDialect(pool) })
-      for (let i = 0; i < 3; i++) await sql\`select 1\`.execute(db)
-      await db.selectNoFrom(sql\`1\`.as('one')).execute()
-      await db.transaction().execute((trx) => trx.selectNoFrom(sql\`1\`.as('one')).execute())
-      console.log('done')
-    `
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      cwd: new URL('../../..', import.meta.url),
-      env: { ...process.env, PRIMARY: topology.primary!.url, REPLICA: topology.replicas[0]!.url },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-    let output = ''
-    let doneAt = Number.NaN
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      if (output.includes('done')) doneAt = performance.now()
-    })
-    const exitCode = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL')
-        resolve(null)
-      }, 8000)
-      child.on('exit', (code) => {
-        clearTimeout(timer)
-        resolve(code)
-      })
-    })
-    assert.equal(output.trim(), 'done')
-    assert.equal(exitCode, 0, 'the process exited by itself, without close()')
-    // At once: not after a sweep or an idle timeout let go of the connections.
-    const lingered = performance.now() - doneAt
-    assert.ok(lingered < 900, `the process lingered ${Math.round(lingered)} ms after its last query`)
   })
 
   it('keeps reading from replicas past maxLagMs while the primary is down', async () => {

@@ -35,7 +35,9 @@ export class PrimaryTracker {
   readonly #options: PrimaryTrackerOptions
   readonly #log: Logger
   readonly #changed: () => void
-  readonly #health: HealthTracker
+  #health: HealthTracker
+  /** Until the first primary is found, the first success decides, whatever failed before (it was still starting). */
+  #everHealthy = false
   /** Probe samples every second, and write positions at most every 5 ms: 20 s of a busy primary. */
   readonly history = new WalHistory(4096, 5)
   #current: PgBackend | undefined
@@ -168,12 +170,16 @@ export class PrimaryTracker {
       this.#log.info('primary found', { primary: backend.id })
       // Queries still waiting on the old primary would only wait for their timeout.
       this.#current?.timed.abortInFlight()
+      // A promoted replica may start below the old primary's last position: the history of the old one would date every replica wrongly.
+      if (this.#current) this.history.clear()
       this.#current = backend
     }
     this.#lsn = lsn
     this.#lsnAt = Date.now()
     if (lsn !== undefined) this.history.record(this.#lsnAt, lsn)
+    if (!this.#everHealthy && this.#health.state === 'unhealthy') this.#health = new HealthTracker({ rise: this.#options.rise, fall: this.#options.fall })
     if (this.#health.success() === 'healthy') {
+      this.#everHealthy = true
       this.#log.info('primary available', { primary: backend.id })
       this.#error = undefined
       this.#changed()

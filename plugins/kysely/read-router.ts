@@ -80,8 +80,10 @@ export class ReadRouter<T> {
   ): Backend<T> | undefined | Promise<Backend<T> | undefined> {
     const caughtUp: Backend<T>[] = []
     const waitable: Backend<T>[] = []
+    const now = Date.now()
     for (const backend of readable) {
-      if (exclude?.has(backend)) continue
+      // An ejected or dead replica would only be asked in vain for the whole wait.
+      if (exclude?.has(backend) || !backend.isAvailable(now)) continue
       const replay = this.#source.position(backend)
       if (replay !== undefined && replay >= needLsn) caughtUp.push(backend)
       else if ((this.#source.lagMs(backend) ?? 0) <= this.#options.waitMs) waitable.push(backend)

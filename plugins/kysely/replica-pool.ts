@@ -84,6 +84,8 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   #writeSeq = 0
   /** The position question in flight, and the writes it covers. */
   #asking: { readonly seq: number; readonly answer: Promise<bigint | undefined> } | undefined
+  /** The question to send when the one in flight ends, for writes marked after it was sent. */
+  #nextAsking: Promise<bigint | undefined> | undefined
   /** Queries and acquisitions accepted and not yet settled. */
   #inFlight = 0
   #allSettled: (() => void) | undefined
@@ -535,12 +537,27 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
 
   /**
    * The primary's WAL position now, which covers every write marked up to
-   * `seq` (it is read after they finished). Reads needing it at the same time
-   * share one question; `undefined` when the primary does not answer.
+   * `seq` (it is read after they finished). One question is in flight at a
+   * time: reads needing a newer position meanwhile share the next one, sent
+   * when it ends, so a busy app sends at most one per round trip and never
+   * queues on the primary's probe connection. `undefined` when the primary
+   * does not answer.
    */
   #positionCovering(seq: number): Promise<bigint | undefined> {
     const asking = this.#asking
     if (asking && asking.seq >= seq) return asking.answer
+    if (asking) {
+      // The next question is sent once this one ends, and covers every write marked by then.
+      this.#nextAsking ??= asking.answer.then(() => {
+        this.#nextAsking = undefined
+        return this.#ask()
+      })
+      return this.#nextAsking
+    }
+    return this.#ask()
+  }
+
+  #ask(): Promise<bigint | undefined> {
     const primary = this.#primary.current
     if (!primary || !this.#primary.healthy) return Promise.resolve(undefined)
     const timeoutMs = this.#options.health.probeTimeoutMs

@@ -120,8 +120,8 @@ export class ReplicaProber {
       const row = rows[0]!
       const replay = parseLsn(row.replay)
       probe.inRecovery = row.recovery
-      // Only forward: a read-time question may have seen further since this probe was sent.
-      this.#sawPosition(backend, replay)
+      // As the server says, even backwards (a replica rewound after a failover): a read-time question that saw further only moves it forward again.
+      probe.replayLsn = replay
       const primaryLsn = this.#primary.lsn
       probe.lagBytes = primaryLsn !== undefined && replay !== undefined ? Math.max(0, Number(primaryLsn - replay)) : undefined
       // The server read its position about half a round trip after the probe was sent.
@@ -146,8 +146,9 @@ export class ReplicaProber {
       const lag = primary.history.lag(replay, at)
       if (lag === undefined) return 0
       if (!lag.beyond) return lag.ms
+      // Behind everything remembered: the heartbeat's age, else the last replayed transaction's, is nearer the truth than the history's reach.
       const beat = await this.#heartbeatAge(replica)
-      return beat === undefined ? lag.ms : Math.max(lag.ms, beat)
+      return Math.max(lag.ms, beat ?? replayAgeMs ?? 0)
     }
     if (replay !== undefined && receive !== undefined && replay >= receive) return 0
     return replayAgeMs ?? undefined

@@ -27,6 +27,12 @@ export class WalHistory {
     this.#minSpacingMs = minSpacingMs
   }
 
+  /** Forgets every sample: the primary changed, and its positions say nothing of the old one's times. */
+  clear(): void {
+    this.#count = 0
+    this.#next = 0
+  }
+
   /** The newest position recorded, or `undefined`. */
   get newest(): bigint | undefined {
     return this.#count === 0 ? undefined : this.#lsn[this.#slot(0)]

@@ -115,4 +115,12 @@ describe('ReadRouter, which replica serves a read', () => {
     assert.equal((replicas.router(50).pick(replicas.all, tried, 100n, undefined) as Backend<string>).id, 'b')
     assert.equal((replicas.router(50).pick(replicas.all, tried, undefined, undefined) as Backend<string>).id, 'b')
   })
+
+  it('does not wait for an ejected replica, however near it was', () => {
+    const replicas = new Replicas([{ id: 'a' }])
+    replicas.positions.set('a', 90n)
+    replicas.set.reportFailure(replicas.all[0]!, { eject: true })
+    assert.equal(replicas.router(50).pick(replicas.all, undefined, 100n, undefined), undefined, 'the primary at once')
+    assert.deepEqual(replicas.asked, [])
+  })
 })

@@ -54,4 +54,14 @@ describe('WalHistory, lag in time from WAL positions', () => {
     assert.deepEqual(history.lag(109n, 1030), { ms: 21, beyond: false })
     assert.deepEqual(history.lag(100n, 1030), { ms: 21, beyond: true })
   })
+
+  it('forgets everything on clear (a new primary), then dates from new samples', () => {
+    const history = new WalHistory(4)
+    history.record(1000, 500n)
+    history.clear()
+    assert.equal(history.lag(10n, 2000), undefined)
+    history.record(3000, 100n)
+    history.record(4000, 200n)
+    assert.deepEqual(history.lag(150n, 4000), { ms: 500, beyond: false })
+  })
 })

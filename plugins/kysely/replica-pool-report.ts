@@ -60,10 +60,12 @@ export interface ReplicaPoolStats {
   readonly consistentReads: number
   /** Of those, reads a replica that had replayed the write served. */
   readonly consistentReadsOnReplicas: number
+  /** Times the primary was asked for its WAL position because a read (or a publish) needed a write's. */
+  readonly positionQuestions: number
 }
 
 /** The pool's own counters. */
-export type Counter = 'reads' | 'writes' | 'readRetries' | 'fallbacksToPrimary' | 'consistentReads' | 'consistentReadsOnReplicas'
+export type Counter = 'reads' | 'writes' | 'readRetries' | 'fallbacksToPrimary' | 'consistentReads' | 'consistentReadsOnReplicas' | 'positionQuestions'
 
 /** What a `ReplicaPool` reports from: its parts and counters, read at the moment of asking. */
 export interface PoolInsides {

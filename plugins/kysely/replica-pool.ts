@@ -39,6 +39,9 @@ interface ReadNeed {
   readonly pendingSeq?: number
 }
 
+/** How often the primary's WAL position is sampled for the lag history. */
+const SAMPLE_INTERVAL_MS = 100
+
 const NO_NEED: ReadNeed = Object.freeze({ needLsn: undefined, primaryOnly: false })
 const PRIMARY_ONLY: ReadNeed = Object.freeze({ needLsn: undefined, primaryOnly: true })
 
@@ -68,7 +71,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   readonly #consistency: ConsistencyTracker
   readonly #unknownHorizonMs: number
   readonly #served: TypedEvent<QueryServed>
-  readonly #counts: Record<Counter, number> = { reads: 0, writes: 0, readRetries: 0, fallbacksToPrimary: 0, consistentReads: 0, consistentReadsOnReplicas: 0 }
+  readonly #counts: Record<Counter, number> = { reads: 0, writes: 0, readRetries: 0, fallbacksToPrimary: 0, consistentReads: 0, consistentReadsOnReplicas: 0, positionQuestions: 0 }
   /** Reads sent to the primary because the replicas they were tried on failed, for the failover metric. */
   #failedOverReads = 0
   /** The primary's health, a replica's, or the set of readable replicas may have changed. */
@@ -77,6 +80,9 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   #primaryErrors = 0
   readonly #primaryLatencies = new LatencyWindow()
   #timer: NodeJS.Timeout | undefined
+  /** Samples the primary's WAL position between probes, for lag as it is under uneven writes. */
+  #sampler: NodeJS.Timeout | undefined
+  #sampling = false
   #probing: Promise<void> | undefined
   #closed = false
   #closing: Promise<void> | undefined
@@ -153,6 +159,10 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     const pool = new ReplicaPool(resolved, primaries, replicas, logger)
     await pool.#probeAll()
     pool.#schedule()
+    if (replicas.length > 0) {
+      pool.#sampler = setInterval(() => pool.#samplePrimary(), SAMPLE_INTERVAL_MS)
+      pool.#sampler.unref()
+    }
     return pool
   }
 
@@ -334,6 +344,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   async #close(): Promise<void> {
     this.#closed = true
     clearTimeout(this.#timer)
+    clearInterval(this.#sampler)
     const deadline = performance.now() + this.#options.closeTimeoutMs
     // Queries accepted before close() may still be choosing a server, or retrying on another one.
     if (this.#inFlight > 0) await raceTimeout(new Promise<void>((resolve) => (this.#allSettled = resolve)), this.#options.closeTimeoutMs, () => undefined)
@@ -561,6 +572,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     const primary = this.#primary.current
     if (!primary || !this.#primary.healthy) return Promise.resolve(undefined)
     const timeoutMs = this.#options.health.probeTimeoutMs
+    this.#counts.positionQuestions++
     const question = probeWithin<{ lsn: string | null }>(primary, 'SELECT pg_current_wal_insert_lsn()::text AS lsn', timeoutMs).then(
       (rows) => {
         const lsn = parseLsn(rows[0]?.lsn)
@@ -576,6 +588,25 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     const entry = { seq: this.#writeSeq, answer: question.finally(() => this.#asking === entry && (this.#asking = undefined)) }
     this.#asking = entry
     return entry.answer
+  }
+
+  /**
+   * One WAL position of the primary for the lag history: with samples 100 ms
+   * apart, a replica's position is placed in time to within the unevenness
+   * of 100 ms of writes, however bursty they are (one tiny query on the probe
+   * connection, skipped while the last is unanswered or the primary is down).
+   */
+  #samplePrimary(): void {
+    const primary = this.#primary.current
+    if (this.#sampling || this.#closed || !primary || !this.#primary.healthy) return
+    this.#sampling = true
+    probeWithin<{ lsn: string | null }>(primary, 'SELECT pg_current_wal_insert_lsn()::text AS lsn', this.#options.health.probeTimeoutMs)
+      .then((rows) => {
+        const lsn = parseLsn(rows[0]?.lsn)
+        if (lsn !== undefined) this.#primary.noteWritePosition(lsn)
+      })
+      .catch((error: unknown) => this.#log.debug('could not sample the primary WAL position', { error }))
+      .finally(() => (this.#sampling = false))
   }
 
   #schedule(): void {

@@ -95,13 +95,27 @@ function render(r) {
       r.checks.map((c) => row(c.name, c.state, [cell(c.name), state(c.state), cell(yes(c.critical)), num(c.latencyMs, 'ms'), cell(c.observed),
         cell(c.changedAt === null ? null : new Date(c.changedAt).toLocaleTimeString()), cell(c.error, 'error')])))));
   parts.push(section('Counters', 'since start',
-    el('div', { class: 'counters' }, Object.entries(r.counters).map(([k, v]) => el('div', null, [el('span', null, [k]), el('span', null, [v])])))));
-  main.replaceChildren(...parts);
+    el('div', { class: 'counters' }, Object.entries(r.counters).map(([k, v]) => el('div', { 'data-counter': k, 'data-value': v }, [el('span', null, [k]), el('span', null, [v])])))));
+  patchChildren(main, parts);
   const overall = r.status === 'healthy' ? 'up' : r.status === 'degraded' ? 'unknown' : 'down';
   badge.className = 'badge ' + overall;
   badge.textContent = r.status;
   updated.textContent = 'app ' + (r.app.state || '–') + ' · transport ' + (r.app.transportConnected === null ? '–' : r.app.transportConnected ? 'connected' : 'disconnected') +
     ' · up ' + r.app.uptimeSeconds + ' s · updated ' + new Date(r.generatedAt).toLocaleTimeString() + ' · every ' + refreshMs / 1000 + ' s';
+}
+// Only what changed is replaced, so a selection, a hover or an element a reader is looking at survives a refresh.
+function patch(old, next) {
+  if (old.isEqualNode(next)) return;
+  if (old.nodeType === Node.TEXT_NODE && next.nodeType === Node.TEXT_NODE) { old.data = next.data; return; }
+  if (old.nodeType !== Node.ELEMENT_NODE || old.tagName !== next.tagName || old.childNodes.length !== next.childNodes.length) { old.replaceWith(next); return; }
+  for (const name of old.getAttributeNames()) if (!next.hasAttribute(name)) old.removeAttribute(name);
+  for (const name of next.getAttributeNames()) if (old.getAttribute(name) !== next.getAttribute(name)) old.setAttribute(name, next.getAttribute(name));
+  patchChildren(old, [...next.childNodes]);
+}
+function patchChildren(parent, nodes) {
+  const current = [...parent.childNodes];
+  if (current.length !== nodes.length) { parent.replaceChildren(...nodes); return; }
+  nodes.forEach((node, i) => patch(current[i], node));
 }
 async function refresh() {
   try {

@@ -138,8 +138,11 @@ export interface StatusInputs {
   readonly gates: readonly StatusGate[]
 }
 
-const COUNTED: readonly (keyof DispatchStats)[] = [
-  'received', 'handled', 'failed', 'unmatched', 'malformed', 'refused', 'deadLettered', 'deadLetterRefused', 'withheld', 'dropped', 'duplicateCopies', 'inFlight',
+/** The application's counters, by the words the page shows them under. */
+const COUNTED: readonly (readonly [keyof DispatchStats, string])[] = [
+  ['received', 'received'], ['handled', 'handled'], ['failed', 'failed'], ['inFlight', 'in flight'], ['unmatched', 'unmatched'],
+  ['malformed', 'malformed'], ['refused', 'refused'], ['deadLettered', 'dead-lettered'], ['deadLetterRefused', 'dead letter refused'],
+  ['withheld', 'withheld'], ['dropped', 'dropped'], ['duplicateCopies', 'duplicate copies'],
 ]
 
 /**
@@ -283,7 +286,7 @@ function regionRows(brokers: readonly BrokerRow[], replicas: readonly ReplicaRow
 function counters(inputs: StatusInputs): Record<string, number> {
   const out: Record<string, number> = {}
   const stats = inputs.app?.stats
-  if (stats) for (const key of COUNTED) out[`messages ${key}`] = stats[key]
+  if (stats) for (const [key, words] of COUNTED) out[`messages ${words}`] = stats[key]
   for (const source of inputs.lookups) {
     out['geo lookups'] = (out['geo lookups'] ?? 0) + source.stats.lookups
     out['geo cache hits'] = (out['geo cache hits'] ?? 0) + source.stats.cacheHits

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { HealthModule, HealthMonitor, HealthServer, InvalidOptionError, StatusPage, type StatusReport } from '../../src/index.js'
+import { HealthModule, HealthMonitor, HealthServer, InvalidOptionError, loadBalancingOptionsFromEnv, StatusPage, type StatusReport } from '../../src/index.js'
 
 type Listener = (request: { backend: string; failed: boolean }) => void
 
@@ -176,3 +176,18 @@ describe('status page document', () => {
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
 }
+
+describe('ROUTEMQ_STATUS_PAGE_ENABLED', () => {
+  const brokers = { ROUTEMQ_MQTT_BROKERS: 'mqtt://b1:1883' }
+  it('turns the page off with false, and leaves it on otherwise', () => {
+    const off = loadBalancingOptionsFromEnv({ ...brokers, ROUTEMQ_STATUS_PAGE_ENABLED: 'false' })
+    assert.equal((off.health as { statusPage?: unknown }).statusPage, false)
+    const on = loadBalancingOptionsFromEnv({ ...brokers, ROUTEMQ_STATUS_PAGE_ENABLED: 'true' })
+    assert.equal((on.health as { statusPage?: unknown }).statusPage, undefined)
+  })
+  it('names the variable for a value that is no boolean, and when health is off', () => {
+    for (const env of [{ ROUTEMQ_STATUS_PAGE_ENABLED: 'nope' }, { ROUTEMQ_HEALTH_ENABLED: 'false', ROUTEMQ_STATUS_PAGE_ENABLED: 'true' }]) {
+      assert.throws(() => loadBalancingOptionsFromEnv({ ...brokers, ...env }), (e: unknown) => e instanceof InvalidOptionError && e.field === 'ROUTEMQ_STATUS_PAGE_ENABLED')
+    }
+  })
+})

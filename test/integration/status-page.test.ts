@@ -135,6 +135,14 @@ describe('the status page in headless Chromium, on a real app', function () {
     const distinct = new Set<number>()
     for (let i = 0; i < png.data.length; i += 4 * 97) distinct.add((png.data[i]! << 16) | (png.data[i + 1]! << 8) | png.data[i + 2]!)
     assert.ok(distinct.size > 20, `the screenshot shows a rendered page, not a blank (${distinct.size} colours)`)
+
+    // The app goes away: the page says so and keeps what it showed last.
+    const stopping = app
+    app = undefined
+    await stopping.stop()
+    await page.locator('#stale.shown').waitFor({ timeout: 10_000 })
+    assert.match(await page.locator('#stale').innerText(), /not answering/)
+    assert.equal(await page.locator('#brokers tr[data-id="broker-a"] td.state').getAttribute('data-state'), 'up', 'the last figures stay')
   })
 })
 

@@ -57,6 +57,10 @@ export {
   DependencyUnavailableError, isDependencyUnavailableError, type GateRejection,
 } from './health/index.js'
 export {
+  StatusPage, type StatusPageOptions, type StatusPageContext,
+  type StatusReport, type StatusState, type BrokerRow, type PrimaryRow, type ReplicaRow, type GateRow, type RegionRow, type CheckRow,
+} from './health/index.js'
+export {
   LoadBalancingMetrics, type LoadBalancingMetricsOptions, type MeasuredApplication, type MeasuredGate,
   type MeasuredLookups, type MeasuredGeoGate, isMeasuredLookups, isMeasuredGeoGate,
   type MeasuredPool, type PoolMetricsSnapshot, type BackendMetrics, type RequestObserved,

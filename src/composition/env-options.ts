@@ -44,6 +44,7 @@ export const ENV_VARIABLES: readonly Variable[] = [
   { name: 'ROUTEMQ_HEALTH_HOST', option: 'health.http.host', meaning: 'Where /health, /ready and /metrics listen. Default 127.0.0.1.' },
   { name: 'ROUTEMQ_HEALTH_PORT', option: 'health.http.port', meaning: 'Their port. Default 9464.' },
   { name: 'ROUTEMQ_HEALTH_DRAIN_DELAY_MS', option: 'health.shutdown.drainDelayMs', meaning: 'On SIGTERM, time between failing /ready and stopping. Default 5000.' },
+  { name: 'ROUTEMQ_STATUS_PAGE_ENABLED', option: 'health.statusPage', meaning: '`false` for no status page (/status, /status.json). Default true.' },
   { name: 'ROUTEMQ_METRICS_ENABLED', option: 'metrics', meaning: '`false` for no /metrics. Default true.' },
   { name: 'ROUTEMQ_METRICS_PREFIX', option: 'metrics.prefix', meaning: 'Put before every metric name. Default routemq_.' },
   // Read only by `render` (the balancer configs), ignored by the module.
@@ -155,7 +156,7 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: P
 
   if (read.boolean('ROUTEMQ_HEALTH_ENABLED') === false) {
     options.health = false
-    read.none('ROUTEMQ_HEALTH_ENABLED=true', ['ROUTEMQ_HEALTH_HOST', 'ROUTEMQ_HEALTH_PORT', 'ROUTEMQ_HEALTH_DRAIN_DELAY_MS'])
+    read.none('ROUTEMQ_HEALTH_ENABLED=true', ['ROUTEMQ_HEALTH_HOST', 'ROUTEMQ_HEALTH_PORT', 'ROUTEMQ_HEALTH_DRAIN_DELAY_MS', 'ROUTEMQ_STATUS_PAGE_ENABLED'])
   } else {
     const host = read.text('ROUTEMQ_HEALTH_HOST')
     const port = read.number('ROUTEMQ_HEALTH_PORT')
@@ -164,6 +165,7 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: P
     options.health = compact({
       http: host !== undefined || port !== undefined ? compact({ host, port }) : undefined,
       shutdown: drainDelayMs !== undefined ? { drainDelayMs } : undefined,
+      statusPage: read.boolean('ROUTEMQ_STATUS_PAGE_ENABLED') === false ? false : undefined,
     })
   }
   if (read.boolean('ROUTEMQ_METRICS_ENABLED') === false) {

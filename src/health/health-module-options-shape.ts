@@ -6,6 +6,7 @@ import { GRACEFUL_SHUTDOWN_OPTIONS_SHAPE } from './graceful-shutdown-options-sha
 import { HEALTH_CHECK_DEFINITION_SHAPE } from './health-check-definition-shape.js'
 import { HEALTH_HTTP_OPTIONS_SHAPE } from './health-http-options-shape.js'
 import { HealthMonitor } from './health-monitor.js'
+import { STATUS_PAGE_OPTIONS_SHAPE } from './status-page-options-shape.js'
 import type { HealthModuleOptions } from './health-module.js'
 
 /** The health options a `LoadBalancingModule` takes from you; it fills in `monitor`, `sources` and `metrics`. */
@@ -13,6 +14,7 @@ export const HEALTH_OPTIONS_SHAPE: OptionShape<Omit<HealthModuleOptions, 'monito
   checks: listOf(shapeOf(HEALTH_CHECK_DEFINITION_SHAPE)),
   http: byKind('must be { host?, port?, headersTimeoutMs?, requestTimeoutMs?, keepAliveTimeoutMs?, idleTimeoutMs?, maxConnections? }, or false for no endpoints', { false: true, object: shapeOf(HEALTH_HTTP_OPTIONS_SHAPE) }),
   shutdown: byKind('must be { signals?, drainDelayMs?, exit? }, or false to leave signals to you', { false: true, object: shapeOf(GRACEFUL_SHUTDOWN_OPTIONS_SHAPE) }),
+  statusPage: byKind('must be { refreshMs? }, or false for no /status', { false: true, object: shapeOf(STATUS_PAGE_OPTIONS_SHAPE) }),
 }
 
 /** The keys and types of `HealthModuleOptions` at every depth. */

@@ -16,6 +16,7 @@ import type { HealthHttpOptions } from './health-http-options.js'
 import { HealthMonitor } from './health-monitor.js'
 import { HealthServer } from './health-server.js'
 import { spoolCheckName, spoolHealth } from './spool/spool-health.js'
+import { StatusPage, type StatusPageOptions } from './status-page.js'
 
 /** Options of `HealthModule`. */
 export interface HealthModuleOptions {
@@ -37,6 +38,11 @@ export interface HealthModuleOptions {
   readonly metrics?: LoadBalancingMetricsOptions | LoadBalancingMetrics | false
   /** Graceful shutdown on signals; `false` to leave signals to you. Default `{}`. */
   readonly shutdown?: GracefulShutdownOptions | false
+  /**
+   * The status page on `/status` (and its figures on `/status.json`), served with the other endpoints;
+   * `false` for none. Default `{}` (refreshing every 2 s).
+   */
+  readonly statusPage?: StatusPageOptions | false
 }
 
 /**
@@ -45,7 +51,8 @@ export interface HealthModuleOptions {
  * pools (the app's transport included, when it is a `BrokerPool`) and yours,
  * attaches every `healthGate` of the router to the monitor (an unknown
  * dependency name fails the start, naming the route), runs every
- * check once, serves `/health`, `/ready` and `/metrics`, and turns SIGTERM
+ * check once, serves `/health`, `/ready`, `/metrics` and the status page
+ * (`/status`), and turns SIGTERM
  * into a graceful shutdown.
  *
  * @example
@@ -58,6 +65,8 @@ export class HealthModule implements RouteMqModule {
   readonly name = 'health'
   readonly monitor: HealthMonitor
   readonly metrics: LoadBalancingMetrics | undefined
+  /** The status page's data, unless `statusPage: false` or `http: false`. */
+  readonly statusPage: StatusPage | undefined
   readonly #options: HealthModuleOptions
   readonly #server: HealthServer | undefined
   readonly #shutdown: GracefulShutdown | undefined
@@ -83,13 +92,17 @@ export class HealthModule implements RouteMqModule {
     for (const check of options.checks ?? []) this.monitor.register(check)
     // Built now, so that a wrong option fails Application.create and nothing starts.
     const http = options.http ?? {}
+    const transportConnected = (): boolean => this.#app?.state === 'started' && this.#app.transport?.connected === true
+    const statusPage = options.statusPage ?? {}
+    this.statusPage = http === false || statusPage === false ? undefined : new StatusPage(statusPage, { monitor: this.monitor, transportConnected })
     if (http !== false) {
       this.#server = new HealthServer({
         ...http,
         monitor: this.monitor,
         metrics: this.metrics,
+        statusPage: this.statusPage,
         logger: this.#log,
-        transportConnected: () => this.#app?.state === 'started' && this.#app.transport?.connected === true,
+        transportConnected,
       })
     }
     const shutdown = options.shutdown ?? {}
@@ -140,6 +153,11 @@ export class HealthModule implements RouteMqModule {
     const sources = [...(this.#options.sources ?? [])]
     if (typeof transport?.healthChecks === 'function' && !sources.includes(transport as HealthCheckSource)) sources.push(transport as HealthCheckSource)
     for (const source of sources) disposers.push(this.monitor.registerSource(source))
+    const status = this.statusPage
+    if (status) {
+      disposers.push(status.observeApplication(app))
+      for (const source of sources) disposers.push(status.observeSource(source))
+    }
     const metrics = this.metrics
     if (metrics) {
       disposers.push(metrics.observeApplication(app), metrics.observeHealth(this.monitor))
@@ -179,6 +197,7 @@ export class HealthModule implements RouteMqModule {
             disposers.push(this.monitor.registerSource(spoolHealth(layer)))
           }
           if (metrics) disposers.push(metrics.observeGate(layer))
+          if (status) disposers.push(status.observeGate(layer))
         }
       }
     }

@@ -4,6 +4,7 @@ import { isFunction, isLogger, required, type OptionShape } from '../routemq/opt
 import { HEALTH_HTTP_OPTIONS_SHAPE } from './health-http-options-shape.js'
 import { HealthMonitor } from './health-monitor.js'
 import type { HealthServerOptions } from './health-server.js'
+import { StatusPage } from './status-page.js'
 
 /** The keys and types of `HealthServerOptions`: the HTTP options a `HealthModule` takes as `http`, and what the server serves. */
 export const HEALTH_SERVER_OPTIONS_SHAPE: OptionShape<HealthServerOptions> = {
@@ -13,6 +14,9 @@ export const HEALTH_SERVER_OPTIONS_SHAPE: OptionShape<HealthServerOptions> = {
   }, 'is required: the HealthMonitor whose results /health and /ready serve'),
   metrics: (value, field) => {
     if (value !== undefined && !(value instanceof LoadBalancingMetrics)) throw new InvalidOptionError(field, 'must be a LoadBalancingMetrics, or left out for no /metrics')
+  },
+  statusPage: (value, field) => {
+    if (value !== undefined && !(value instanceof StatusPage)) throw new InvalidOptionError(field, 'must be a StatusPage, or left out for no /status')
   },
   transportConnected: isFunction('a function returning whether the transport is connected, e.g. () => app.transport?.connected'),
   logger: isLogger,

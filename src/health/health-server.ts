@@ -10,6 +10,8 @@ import type { HealthMonitor } from './health-monitor.js'
 import { HEALTH_SERVER_OPTIONS_SHAPE } from './health-server-options-shape.js'
 import { livenessResponse, readinessResponse, type HealthResponse } from './health-response.js'
 import { scrubSecrets } from './scrub-secrets.js'
+import { STATUS_PAGE_CSP } from './status-page-html.js'
+import type { StatusPage } from './status-page.js'
 
 /** Options of `HealthServer`: where it listens and its limits (`HealthHttpOptions`), and what it serves. */
 export interface HealthServerOptions extends HealthHttpOptions {
@@ -18,14 +20,16 @@ export interface HealthServerOptions extends HealthHttpOptions {
   readonly metrics?: LoadBalancingMetrics
   /** Whether the app's transport is connected; `undefined` while there is none. Readiness needs `true`. */
   readonly transportConnected?: () => boolean | undefined
+  /** Served on `/status` (HTML) and `/status.json`; without it both answer 404. */
+  readonly statusPage?: StatusPage
   readonly logger?: Logger
 }
 
 const HEALTH_JSON = 'application/health+json'
 
 /**
- * `/health` (liveness), `/ready` (readiness) and `/metrics` (Prometheus) on
- * node:http. Bodies are built from the monitor's latest results, so an
+ * `/health` (liveness), `/ready` (readiness), `/metrics` (Prometheus) and
+ * the status page (`/status`, `/status.json`) on node:http. Bodies are built from the monitor's latest results, so an
  * answer never waits for a check; none holds a URL or a secret. Clients
  * that are slow to send their request or to read the answer are cut off,
  * and connections are capped (`HealthHttpLimits`), so that stalled clients
@@ -176,8 +180,11 @@ export class HealthServer {
         }), head)
       case '/metrics':
         return this.#metrics(response, head)
+      case '/status':
+      case '/status.json':
+        return this.#status(response, head, path === '/status')
       default:
-        response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /health, /ready or /metrics\n')
+        response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /health, /ready, /metrics or /status\n')
     }
   }
 
@@ -193,6 +200,24 @@ export class HealthServer {
         response.end(head ? undefined : text)
       },
     ).catch((error: unknown) => this.#failed(response, 'collecting metrics failed', error))
+  }
+
+  #status(response: ServerResponse, head: boolean, html: boolean): void {
+    const page = this.#options.statusPage
+    if (!page) {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('the status page is not enabled\n')
+      return
+    }
+    const body = html ? page.html : JSON.stringify(page.report())
+    response.writeHead(200, {
+      'content-type': html ? 'text/html; charset=utf-8' : 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+      ...(html ? { 'content-security-policy': STATUS_PAGE_CSP, 'x-frame-options': 'DENY' } : {}),
+    })
+    response.end(head ? undefined : body)
   }
 }
 

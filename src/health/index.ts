@@ -5,6 +5,8 @@ export { HealthMonitor, type HealthMonitorOptions, type FailoverCallback } from 
 export { healthGate, HealthGate, type HealthGateOptions, type HealthGateStats } from './health-gate.js'
 export { type SpoolOptions, type SpoolStats } from './spool/gate-spool.js'
 export { HealthServer, type HealthServerOptions } from './health-server.js'
+export { StatusPage, type StatusPageOptions, type StatusPageContext } from './status-page.js'
+export type { StatusReport, StatusState, BrokerRow, PrimaryRow, ReplicaRow, GateRow, RegionRow, CheckRow } from './status-page-report.js'
 export { HEALTH_HTTP_DEFAULTS, type HealthHttpLimits, type HealthHttpOptions } from './health-http-options.js'
 export { type HealthResponse, type CheckResult, type ResponseStatus } from './health-response.js'
 export { GracefulShutdown, type GracefulShutdownOptions, type ShutdownSteps } from './graceful-shutdown.js'

@@ -187,8 +187,9 @@ describe('Health monitoring on real brokers and PostgreSQL', function () {
     assert.equal(degraded.body.status, 'warn')
     assert.equal(degraded.body.checks[`replica/${replicaId}`]![0]!.status, 'warn')
     assert.ok(degraded.body.checks[`replica/${replicaId}`]![0]!.output)
-    const bodies = [degraded.text, (await getJson(`${base}/health`)).text, await (await fetch(`${base}/metrics`)).text()]
-    bodies.forEach((body, i) => assertNoSecrets(body, ['/ready', '/health', '/metrics'][i]!))
+    const bodies = [degraded.text, (await getJson(`${base}/health`)).text, await (await fetch(`${base}/metrics`)).text(), await (await fetch(`${base}/status.json`)).text()]
+    bodies.forEach((body, i) => assertNoSecrets(body, ['/ready', '/health', '/metrics', '/status.json'][i]!))
+    assert.match(bodies[3]!, new RegExp(`"replica/${replicaId}","critical":false,"state":"down"`), 'the status page shows the dead replica')
     assertNoSecrets(text, '/metrics before the kill')
     assertNoSecrets(ready.text + live.text, '/ready and /health before the kill')
   })

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Kysely } from 'kysely'
 import { connectAsync, type MqttClient } from 'mqtt'
 import pg from 'pg'
 import {
@@ -14,6 +15,10 @@ import { writeMmdb } from '../support/mmdb-writer.js'
 import { pollUntil } from '../support/poll-until.js'
 import { parsePrometheusText, type Family } from '../support/prometheus-text.js'
 import { ensureDebianPackages, PROMTOOL } from '../support/system-packages.js'
+
+interface Database {
+  tooling_readings: { id: string; device: string }
+}
 
 /** Runs promtool; its exit status and everything it printed. */
 function promtool(args: readonly string[], input?: string): { status: number | null; output: string } {
@@ -74,7 +79,7 @@ describe('Prometheus tooling over a live /metrics: promtool, the rendered alert 
     // Every part of the app measured: pools, a spooled health gate, GeoIP lookups and a geo gate, an error policy.
     router.on('readings/{device}', async (ctx) => {
       const { id } = ctx.payload as { id: string }
-      await module.parts.kysely!.insertInto('tooling_readings' as never).values({ id, device: ctx.params.device } as never).execute()
+      await (module.parts.kysely as Kysely<Database>).insertInto('tooling_readings').values({ id, device: ctx.params.device! }).execute()
       handled++
       onHandled?.()
     }, {

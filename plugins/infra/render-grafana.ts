@@ -65,13 +65,13 @@ export function grafanaDashboard(plan: InfraPlan): Dashboard {
   const m = (name: string, labels = ''): string => `${p}${name}{instance=~"$instance"${labels ? `,${labels}` : ''}}`
   const sections: [string, PanelSpec[]][] = [
     ['Messages', [
-      { title: 'Messages by outcome', unit: 'reqps', description: 'Inbound messages per second by how they ended (the outcomes exclude each other), and all received.',
+      { title: 'Messages by outcome', unit: 'cps', description: 'Inbound messages per second by how they ended (the outcomes exclude each other), and all received.',
         queries: [[`sum by (outcome) (rate(${m('messages_total')}[${RATE}]))`, '{{outcome}}'], [`sum(rate(${m('messages_received_total')}[${RATE}]))`, 'received']] },
       { title: 'In flight and held', unit: 'short', description: 'Messages accepted and not yet settled, and those health gates hold while a dependency is down.',
         queries: [[`sum(${m('messages_in_flight')})`, 'in flight'], [`sum by (gate) (${m('held_messages')})`, 'held by {{gate}}']] },
-      { title: 'Error policy', unit: 'reqps', description: 'Failed or malformed messages dead-lettered, refused as dead letters, or withheld for redelivery.',
+      { title: 'Error policy', unit: 'cps', description: 'Failed or malformed messages dead-lettered, refused as dead letters, or withheld for redelivery.',
         queries: [[`sum by (action) (rate(${m('error_policy_messages_total')}[${RATE}]))`, '{{action}}']] },
-      { title: 'Gate holds and rejections', unit: 'reqps', description: 'Messages health gates started holding, and turned away by reason.',
+      { title: 'Gate holds and rejections', unit: 'cps', description: 'Messages health gates started holding, and turned away by reason.',
         queries: [[`sum by (gate) (rate(${m('gate_holds_total')}[${RATE}]))`, 'held by {{gate}}'], [`sum by (gate, reason) (rate(${m('gate_rejections_total')}[${RATE}]))`, '{{gate}} rejected: {{reason}}']] },
     ]],
     ['Brokers', [
@@ -99,7 +99,7 @@ export function grafanaDashboard(plan: InfraPlan): Dashboard {
     ['Spool', [
       { title: 'Spool fill', unit: 'percentunit', max: 1, threshold: 0.8, description: 'Bytes in each gate spool over its maxBytes.',
         queries: [[`max by (gate) (${m('spool_bytes')} / ${m('spool_max_bytes')})`, '{{gate}}']] },
-      { title: 'Spooled and replayed', unit: 'reqps', description: 'Messages written to the spool and handled again from it; those that waited for room.',
+      { title: 'Spooled and replayed', unit: 'cps', description: 'Messages written to the spool and handled again from it; those that waited for room.',
         queries: [[`sum by (gate) (rate(${m('spooled_messages_total')}[${RATE}]))`, 'spooled {{gate}}'], [`sum by (gate) (rate(${m('spool_replayed_total')}[${RATE}]))`, 'replayed {{gate}}'], [`sum by (gate) (rate(${m('spool_full_waits_total')}[${RATE}]))`, 'waited for room {{gate}}']] },
       { title: 'Spool backlog', unit: 'short', description: 'Messages in the spool and waiting for room in it.',
         queries: [[`sum by (gate) (${m('spool_messages')})`, 'spooled {{gate}}'], [`sum by (gate) (${m('spool_waiting_for_room')})`, 'waiting {{gate}}']] },
@@ -113,9 +113,9 @@ export function grafanaDashboard(plan: InfraPlan): Dashboard {
         queries: [[m('health_check_up'), '{{instance}} {{check}}']] },
       { title: 'Health check duration', unit: 's', description: "How long each check's last run took.",
         queries: [[`max by (check) (${m('health_check_duration_seconds')})`, '{{check}}']] },
-      { title: 'GeoIP lookups', unit: 'reqps', description: 'Address lookups by outcome, and those answered from the cache.',
+      { title: 'GeoIP lookups', unit: 'cps', description: 'Address lookups by outcome, and those answered from the cache.',
         queries: [[`sum by (reason) (rate(${m('geo_lookups_total')}[${RATE}]))`, '{{reason}}'], [`sum(rate(${m('geo_lookup_cache_hits_total')}[${RATE}]))`, 'cache hits']] },
-      { title: 'Geo gates', unit: 'reqps', description: 'Messages geo gates let through, and turned away by reason.',
+      { title: 'Geo gates', unit: 'cps', description: 'Messages geo gates let through, and turned away by reason.',
         queries: [[`sum by (gate) (rate(${m('geo_gate_passed_total')}[${RATE}]))`, 'passed {{gate}}'], [`sum by (gate, reason) (rate(${m('geo_gate_blocked_total')}[${RATE}]))`, 'blocked {{gate}}: {{reason}}']] },
     ]],
   ]

@@ -109,4 +109,6 @@ export {
 export {
   planInfra, DEMO_TOPOLOGY, type InfraOptions, type InfraPlan, type InfraPlanOptions, type PlannedBroker,
   renderHaproxy, renderNginx, renderKubernetes, renderKubernetesObjects, mqttConnectPacket, toYaml, type YamlValue, runCli,
+  renderGrafanaDashboard, grafanaDashboard, type Dashboard, type DashboardPanel, type DashboardTarget,
+  renderAlertRules, alertRules, type AlertRule, type MonitoringPlan,
 } from '../plugins/infra/index.js'

@@ -6,13 +6,15 @@ import { infraOptionsFromEnv, loadBalancingOptionsFromEnv, variableOfOption } fr
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import { checkEnvFileLines } from './env-file-lines.js'
 import { DEMO_TOPOLOGY, planInfra, type InfraPlan, type InfraPlanOptions } from './infra-plan.js'
+import { renderAlertRules } from './render-alerts.js'
+import { renderGrafanaDashboard } from './render-grafana.js'
 import { renderHaproxy } from './render-haproxy.js'
 import { renderKubernetes } from './render-kubernetes.js'
 import { renderNginx } from './render-nginx.js'
 
-const HELP = `Usage: routemq-load-balancing render <haproxy|nginx|kubernetes> [--env-file FILE | --config FILE] [--out DIR]
+const HELP = `Usage: routemq-load-balancing render <haproxy|nginx|kubernetes|grafana|alerts> [--env-file FILE | --config FILE] [--out DIR]
 
-Renders a balancer configuration from the same settings LoadBalancingModule reads:
+Renders a balancer configuration, a dashboard or alert rules from the settings LoadBalancingModule reads:
   haproxy     haproxy.cfg: MQTT with an MQTT CONNECT/CONNACK health check, client-id
               stickiness; the app's HTTP endpoints checked on /ready and a stats page,
               both on 127.0.0.1 unless ROUTEMQ_INFRA_INTERNAL_HOST (with credentials) says
@@ -20,18 +22,23 @@ Renders a balancer configuration from the same settings LoadBalancingModule read
               MQTT over WebSocket, an http upstream for the app on 127.0.0.1
   kubernetes  kubernetes.yaml: ConfigMap, StatefulSet or Deployment with /health and /ready
               probes, an internal Service for the health port, a Service for MQTT
+  grafana     grafana-dashboard.json: messages, gates, spools, brokers, database servers and
+              replica lag, health; the Prometheus datasource is a template variable
+  alerts      prometheus-rules.yaml: alert rules (brokers down, primary unreachable, replica
+              lag over database.maxLagMs, messages failing, gates holding, spools filling)
 
 Options:
   --env-file FILE  a .env file with ROUTEMQ_* variables (ROUTEMQ_MQTT_BROKERS, ROUTEMQ_HEALTH_PORT,
                    ROUTEMQ_INFRA_*; see the README's table). --env FILE is the same (Node 20 itself
                    also reads --env-file, and exits 9 when the file is missing)
-  --config FILE    a JSON file { mqtt, health, infra } (LoadBalancingModule's options plus infra)
+  --config FILE    a JSON file { mqtt, health, database, metrics, infra } (LoadBalancingModule's
+                   options plus infra; database and metrics are read by grafana and alerts)
   --out DIR        write the file into DIR instead of printing it
   --help           this text
 
 With neither --env-file nor --config it renders for the demo's topology (3 brokers on 127.0.0.1).`
 
-const FILES = { haproxy: 'haproxy.cfg', nginx: 'nginx.conf', kubernetes: 'kubernetes.yaml' } as const
+const FILES = { haproxy: 'haproxy.cfg', nginx: 'nginx.conf', kubernetes: 'kubernetes.yaml', grafana: 'grafana-dashboard.json', alerts: 'prometheus-rules.yaml' } as const
 type Target = keyof typeof FILES
 
 /** Runs the command; returns the exit code (0 ok, 1 bad configuration, 2 bad usage). */
@@ -93,6 +100,8 @@ export async function runCli(args: readonly string[], out: (text: string) => voi
 function render(target: Target, plan: InfraPlan): string {
   if (target === 'haproxy') return renderHaproxy(plan)
   if (target === 'nginx') return renderNginx(plan)
+  if (target === 'grafana') return renderGrafanaDashboard(plan)
+  if (target === 'alerts') return renderAlertRules(plan)
   return renderKubernetes(plan)
 }
 
@@ -100,7 +109,7 @@ async function planFrom(flags: ReadonlyMap<string, string>, env: Record<string, 
   const configFile = flags.get('--config')
   if (env !== undefined) {
     const options = loadBalancingOptionsFromEnv(env)
-    return planInfra({ mqtt: options.mqtt, health: options.health, infra: infraOptionsFromEnv(env) })
+    return planInfra({ mqtt: options.mqtt, health: options.health, database: options.database, metrics: options.metrics, infra: infraOptionsFromEnv(env) })
   }
   if (configFile !== undefined) {
     let parsed: unknown
@@ -110,7 +119,7 @@ async function planFrom(flags: ReadonlyMap<string, string>, env: Record<string, 
       if (error instanceof InvalidOptionError) throw error
       throw new InvalidOptionError('--config', `${configFile} is not JSON (${error instanceof Error ? error.message : String(error)})`)
     }
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidOptionError('--config', `${configFile} must hold an object { mqtt, health, infra }`)
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidOptionError('--config', `${configFile} must hold an object { mqtt, health, database, metrics, infra }`)
     // planInfra checks every key and value of the file, at every depth.
     return planInfra(parsed as InfraPlanOptions)
   }

@@ -5,6 +5,9 @@ import { checkOptions } from '../../src/routemq/option-shape.js'
 import { bareHost, hostPort, isHostName } from '../../src/host-name.js'
 import { INFRA_PLAN_OPTIONS_SHAPE, MAX_CHECK_COUNT } from './infra-options-shape.js'
 import { planInternalListeners, type InternalListeners } from './internal-listeners.js'
+import { planMonitoring, type MonitoringPlan } from './monitoring-plan.js'
+import type { ReplicaPoolOptions } from '../kysely/replica-pool-options.js'
+import type { LoadBalancingMetricsOptions } from '../../src/metrics/load-balancing-metrics.js'
 
 /** What the rendered configs put in front of the brokers and the app; every field optional. */
 export interface InfraOptions {
@@ -63,10 +66,14 @@ export interface InfraOptions {
   readonly nginxErrorLog?: string
 }
 
-/** What `planInfra` reads: the module's `mqtt` and `health` options, and `infra`. */
+/** What `planInfra` reads: the module's `mqtt`, `health`, `database` and `metrics` options, and `infra`. */
 export interface InfraPlanOptions {
   readonly mqtt?: BrokerPoolOptions
   readonly health?: HealthOptions | false
+  /** Read by the dashboard and alert rules only (the replicas' lag limits). */
+  readonly database?: ReplicaPoolOptions & { readonly migrate?: boolean }
+  /** Read by the dashboard and alert rules only (the metric prefix); `false` refuses them. */
+  readonly metrics?: LoadBalancingMetricsOptions | false
   readonly infra?: InfraOptions
 }
 
@@ -116,6 +123,8 @@ export interface InfraPlan {
   readonly nginxErrorLog: string
   /** The app's environment for Kubernetes (no secrets: those come from a Secret). */
   readonly appEnv: Readonly<Record<string, string>>
+  /** For the Grafana dashboard and the Prometheus alert rules; `undefined` when metrics are off. */
+  readonly monitoring: MonitoringPlan | undefined
 }
 
 /** The topology the demo uses, rendered when no configuration is given. */
@@ -223,6 +232,7 @@ export function planInfra(options: InfraPlanOptions): InfraPlan {
     nginxPid: infra.nginxPid ?? '/run/nginx.pid',
     nginxErrorLog: infra.nginxErrorLog ?? '/var/log/nginx/error.log',
     appEnv,
+    monitoring: planMonitoring(options.metrics, options.database),
   }
 }
 

@@ -102,6 +102,9 @@ export interface ResolvedPgServer {
   readonly weight: number
 }
 
+/** `maxLagMs` when none is given: replicas further behind get no reads. */
+export const DEFAULT_MAX_LAG_MS = 30_000
+
 /** Options with defaults filled in. */
 export interface ResolvedReplicaPoolOptions {
   readonly primaries: readonly ResolvedPgServer[]
@@ -148,7 +151,7 @@ export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): Resolved
     connectTimeoutMs: options.connectTimeoutMs ?? 2000,
     queryTimeoutMs: options.queryTimeoutMs ?? 30_000,
     closeTimeoutMs: options.closeTimeoutMs ?? 5000,
-    maxLagMs: options.maxLagMs ?? 30_000,
+    maxLagMs: options.maxLagMs ?? DEFAULT_MAX_LAG_MS,
     maxLagBytes: options.maxLagBytes,
     fallbackToPrimary: options.fallbackToPrimary ?? true,
     readRetries: options.readRetries ?? 2,

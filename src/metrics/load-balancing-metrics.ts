@@ -3,6 +3,7 @@ import type { DispatchStats } from '../routemq/message-dispatcher.js'
 import { checkOptions } from '../routemq/option-shape.js'
 import type { Disposer } from '../typed-event.js'
 import type { HealthGateStats } from '../health/health-gate.js'
+import { registerMessageMetrics } from './message-metrics.js'
 import { registerSpoolMetrics } from './spool-metrics.js'
 import type { HealthMonitor } from '../health/health-monitor.js'
 import { healthScore, HealthScoreWindow } from './health-score.js'
@@ -54,7 +55,6 @@ export function isMeasuredLookups(value: unknown): value is MeasuredLookups {
 }
 
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
-const OUTCOMES = ['received', 'handled', 'failed', 'unmatched', 'malformed', 'refused', 'deadLettered', 'deadLetterRefused', 'withheld', 'dropped', 'duplicateCopies'] as const
 
 /**
  * The Prometheus metrics of the application, its pools, gates and health
@@ -89,6 +89,8 @@ export class LoadBalancingMetrics {
     // A registry of yours may collect them already; registering them twice would throw.
     if ((options.defaultMetrics ?? true) && registry.getSingleMetric('process_cpu_user_seconds_total') === undefined) {
       collectDefaultMetrics({ register: registry })
+      // Gauges named like counters, which promtool's lint refuses; each is the sum() of the gauge named without _total, kept.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name)
     }
     this.#score = new HealthScoreWindow(() => this.#totalFailovers())
     const pools = this.#pools
@@ -164,11 +166,12 @@ export class LoadBalancingMetrics {
     poolGauge('replica_lag_bytes', 'How far a replica is behind its primary, in bytes of WAL, as last measured.', ['pool', 'backend'], (pool, snapshot, set) => {
       for (const b of snapshot.backends) if (b.lagBytes !== undefined) set({ pool, backend: b.id }, b.lagBytes)
     })
-    poolGauge('pool_backend_latency_seconds', 'The median (quantile 0.5) and 99th percentile (0.99) of the last 1024 query durations on a database server, in seconds.', ['pool', 'backend', 'quantile'], (pool, snapshot, set) => {
-      for (const b of snapshot.backends) {
-        if (b.p50Seconds !== undefined) set({ pool, backend: b.id, quantile: '0.5' }, b.p50Seconds)
-        if (b.p99Seconds !== undefined) set({ pool, backend: b.id, quantile: '0.99' }, b.p99Seconds)
-      }
+    // Two gauges, not one with a `quantile` label: that label belongs to summaries, whose quantiles Prometheus reads with _sum and _count.
+    poolGauge('pool_backend_latency_p50_seconds', 'The median of the last 1024 query durations on a database server, in seconds, as the pool routes by.', ['pool', 'backend'], (pool, snapshot, set) => {
+      for (const b of snapshot.backends) if (b.p50Seconds !== undefined) set({ pool, backend: b.id }, b.p50Seconds)
+    })
+    poolGauge('pool_backend_latency_p99_seconds', 'The 99th percentile of the last 1024 query durations on a database server, in seconds.', ['pool', 'backend'], (pool, snapshot, set) => {
+      for (const b of snapshot.backends) if (b.p99Seconds !== undefined) set({ pool, backend: b.id }, b.p99Seconds)
     })
     poolGauge('offline_buffer_messages', 'Publishes taken and not yet acknowledged by a broker (buffered while none is connected, or in flight).', ['pool'], (pool, snapshot, set) => {
       if (snapshot.offlineBuffer) set({ pool }, snapshot.offlineBuffer.messages)
@@ -176,45 +179,7 @@ export class LoadBalancingMetrics {
     poolGauge('offline_buffer_bytes', 'Payload bytes of the publishes counted by offline_buffer_messages.', ['pool'], (pool, snapshot, set) => {
       if (snapshot.offlineBuffer) set({ pool }, snapshot.offlineBuffer.bytes)
     })
-    new Counter({
-      name: `${p}messages_total`, help: 'Inbound messages by outcome (received counts every one).', labelNames: ['outcome'], registers,
-      collect() {
-        this.reset()
-        for (const app of apps) {
-          const stats = app.stats
-          for (const outcome of OUTCOMES) this.inc({ outcome: snake(outcome) }, stats[outcome])
-        }
-      },
-    })
-    new Gauge({
-      name: `${p}messages_in_flight`, help: 'Inbound messages accepted and not yet settled (running, waiting, or held by a gate).', registers,
-      collect() {
-        this.set([...apps].reduce((sum, app) => sum + app.stats.inFlight, 0))
-      },
-    })
-    new Gauge({
-      name: `${p}held_messages`, help: 'Messages a health gate holds now, waiting for its dependencies.', labelNames: ['gate'], registers,
-      collect() {
-        this.reset()
-        for (const gate of gates) this.inc({ gate: gate.dependencies.join(',') }, gate.stats.held)
-      },
-    })
-    new Counter({
-      name: `${p}held_messages_total`, help: 'Messages a health gate had to hold.', labelNames: ['gate'], registers,
-      collect() {
-        this.reset()
-        for (const gate of gates) this.inc({ gate: gate.dependencies.join(',') }, gate.stats.heldTotal)
-      },
-    })
-    new Counter({
-      name: `${p}gate_rejections_total`, help: 'Messages a health gate turned away, by reason.', labelNames: ['gate', 'reason'], registers,
-      collect() {
-        this.reset()
-        for (const gate of gates) {
-          for (const [reason, count] of Object.entries(gate.stats.rejected)) this.inc({ gate: gate.dependencies.join(','), reason }, count)
-        }
-      },
-    })
+    registerMessageMetrics(p, registers, apps, gates)
     registerSpoolMetrics(p, registers, gates)
     new Counter({
       name: `${p}geo_lookups_total`, help: 'GeoIP lookups by outcome: found, not-found (not in the database), empty, invalid, private, reserved.', labelNames: ['reason'], registers,
@@ -329,8 +294,4 @@ export class LoadBalancingMetrics {
     for (const pool of this.#pools) total += pool.metricsSnapshot().failovers
     return total
   }
-}
-
-function snake(name: string): string {
-  return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`)
 }

@@ -424,7 +424,7 @@ describe('balancer configs rendered from the module options, on real HAProxy and
     let err = ''
     const run = (args: string[]) => runCli(args, (t) => (out += t), (t) => (err += t))
     assert.equal(await run(['--help']), 0)
-    assert.match(out, /render <haproxy\|nginx\|kubernetes>/)
+    assert.match(out, /render <haproxy\|nginx\|kubernetes\|grafana\|alerts>/)
     assert.equal(await run(['render', 'traefik']), 2)
     await writeFile(join(dir, 'a-file'), '')
     err = ''

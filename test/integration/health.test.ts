@@ -158,8 +158,8 @@ describe('Health monitoring on real brokers and PostgreSQL', function () {
       ['routemq_pool_requests_total', 'counter'], ['routemq_pool_request_failures_total', 'counter'],
       ['routemq_pool_request_duration_seconds', 'histogram'], ['routemq_pool_failovers_total', 'counter'],
       ['routemq_pool_backend_up', 'gauge'], ['routemq_replica_lag_seconds', 'gauge'], ['routemq_replica_lag_bytes', 'gauge'],
-      ['routemq_held_messages', 'gauge'], ['routemq_held_messages_total', 'counter'], ['routemq_gate_rejections_total', 'counter'],
-      ['routemq_offline_buffer_messages', 'gauge'], ['routemq_offline_buffer_bytes', 'gauge'], ['routemq_messages_total', 'counter'],
+      ['routemq_held_messages', 'gauge'], ['routemq_gate_holds_total', 'counter'], ['routemq_gate_rejections_total', 'counter'],
+      ['routemq_offline_buffer_messages', 'gauge'], ['routemq_offline_buffer_bytes', 'gauge'], ['routemq_messages_total', 'counter'], ['routemq_messages_received_total', 'counter'],
       ['routemq_messages_in_flight', 'gauge'], ['routemq_health_check_up', 'gauge'], ['routemq_health_score', 'gauge'],
       ['routemq_pool_backend_dropped_messages_total', 'counter'], ['routemq_mqtt_sessions_adopted_total', 'counter'],
       ['process_cpu_seconds_total', 'counter'], ['nodejs_eventloop_lag_seconds', 'gauge'],
@@ -169,6 +169,7 @@ describe('Health monitoring on real brokers and PostgreSQL', function () {
     const sample = (name: string, labels: Record<string, string>) =>
       families.get(name)!.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value
     assert.equal(sample('routemq_messages_total', { outcome: 'handled' }), 5)
+    assert.equal(sample('routemq_messages_received_total', {}), 5)
     assert.ok(sample('routemq_pool_requests_total', { pool: 'postgres', backend: replicas.stats.primary.id! })! >= 5)
     assert.ok(families.get('routemq_pool_request_duration_seconds')!.samples.some((s) => s.name.endsWith('_bucket') && s.labels['le'] === '+Inf'))
     assert.equal(sample('routemq_pool_backend_up', { pool: 'mqtt', backend: brokerId }), 1)

@@ -14,7 +14,8 @@ export function ensureDebianPackages(files: Readonly<Record<string, string>>): v
   const missing = [...new Set(Object.entries(files).filter(([file]) => !existsSync(file)).map(([, pkg]) => pkg))]
   if (missing.length === 0) return
   const apt = (args: string[]): void => {
-    execFileSync('apt-get', args, { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: 'pipe', timeout: 300_000 })
+    // Other test runs on the machine may be installing too: wait for dpkg's lock rather than fail at once.
+    execFileSync('apt-get', ['-o', 'DPkg::Lock::Timeout=240', ...args], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: 'pipe', timeout: 300_000 })
   }
   try {
     try {
@@ -33,3 +34,5 @@ export function ensureDebianPackages(files: Readonly<Record<string, string>>): v
 export const HAPROXY = '/usr/sbin/haproxy'
 export const NGINX = '/usr/sbin/nginx'
 export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so'
+/** Prometheus's promtool (Debian's `prometheus` package): checks metrics expositions and rule files. */
+export const PROMTOOL = '/usr/bin/promtool'

@@ -170,7 +170,8 @@ export function replicaPoolChecks(pool: PoolInsides, watch: (recheck: () => void
     critical: false,
     isOutage: isNoReplicaAvailableError,
     check: () => {
-      const readable = prober.readable.length
+      // The prober's readable set is about lag; a replica whose probes fail keeps its last lag, so health decides too.
+      const readable = prober.readable.filter((backend) => backend.state !== 'unhealthy').length
       if (readable === 0) throw new Error('no replica is healthy and within the lag limits')
       return { observedValue: readable, observedUnit: 'replicas' }
     },

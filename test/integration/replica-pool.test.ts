@@ -307,6 +307,11 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     assert.equal(failures, 0, `${failures} of ${reads + failures} reads failed`)
     const downState = pool.stats.replicas.find((r) => r.id.endsWith(`:${victim.port}`))!
     assert.equal(downState.state, 'unhealthy')
+    // The checks behind /ready and healthGate('replicas') see the outage too, not only the router.
+    const checks = new Map(pool.healthChecks().map((c) => [c.name, c]))
+    const counted = (await checks.get('replicas')!.check(new AbortController().signal)) as { observedValue: number }
+    assert.equal(counted.observedValue, 1, 'one replica is left to read from')
+    await assert.rejects(async () => checks.get(`replica/${downState.id}`)!.check(new AbortController().signal), /probes fail/)
     const servedWhileDown = new Set<number>()
     for (let i = 0; i < 20; i++) servedWhileDown.add((await servedBy(db)).port)
     assert.ok(!servedWhileDown.has(victim.port))

@@ -196,16 +196,16 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: P
  * after its variable, with the value given (URLs without credentials, a
  * password never) and the option it set: `Option "ROUTEMQ_HEALTH_PORT" is
  * invalid: cannot listen on 127.0.0.1:9464 (EADDRINUSE); choose another
- * port; ROUTEMQ_HEALTH_PORT is "9464" (health.http.port)`. Any other error,
- * or one about an option no variable set (one of `overrides`), is returned
- * as it is. Errors of a start (a port taken) go through it too.
+ * port; ROUTEMQ_HEALTH_PORT is "9464" (health.http.port)`. Any other error
+ * is returned as it is; one about an option no variable set is named after the variable
+ * that would set it. Errors of a start (a port taken) go through it too.
  */
 export function asVariableError(error: unknown, env: Env): unknown {
   if (!(error instanceof InvalidOptionError) || error.field.startsWith('ROUTEMQ_')) return error
   const variable = variableFor(error.field, env)
   // Variables that share one option (the broker list and its credentials): the one set, the list first.
   const set = variable === undefined ? undefined : sharing(variable).find((name) => env[name] !== undefined && env[name] !== '')
-  if (set === undefined) return error
+  if (set === undefined) return variable === undefined ? error : new InvalidOptionError(variable, `${error.reason}; ${variable} is not set (${error.field})`)
   return new InvalidOptionError(set, `${error.reason}; ${set} is ${shownValue(set, env[set]!)} (${error.field})`)
 }
 

@@ -17,6 +17,7 @@ import type { RouteMqModule } from '../routemq/route-mq-module.js'
 import { MQTT_TRANSPORT } from '../routemq/tokens.js'
 import { BROKER_POOL, GEO_RESOLVER, KYSELY, LOAD_BALANCING_OPTIONS, REPLICA_POOL } from '../tokens.js'
 import { asVariableError, loadBalancingOptionsFromEnv } from './env-options.js'
+import { findUnbuildableRepository } from './repository.js'
 import { validateLoadBalancingOptions, type LoadBalancingOptions } from './load-balancing-options.js'
 
 /** Options of `LoadBalancingModule.forRootAsync`. */
@@ -197,6 +198,9 @@ export class LoadBalancingModule implements RouteMqModule {
   }
 
   async #start(app: Application): Promise<void> {
+    // A forgotten @Repository() would otherwise fail every message that needs the class.
+    const unbuildable = findUnbuildableRepository()
+    if (unbuildable) throw unbuildable
     if (!this.#built?.geo) {
       for (const route of app.router.routes) {
         if (route.middleware.some((layer) => (layer as { [USES_MODULE_RESOLVER]?: boolean })[USES_MODULE_RESOLVER] === true)) {

@@ -12,6 +12,7 @@ import { HealthModule } from '../health/health-module.js'
 import type { Application } from '../routemq/application.js'
 import type { DependencyContainer, InjectionToken } from '../routemq/container.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { UnresolvableDependencyError } from '../routemq/errors/unresolvable-dependency-error.js'
 import { checkOptions, isFunction, listOf, required, type OptionShape } from '../routemq/option-shape.js'
 import type { RouteMqModule } from '../routemq/route-mq-module.js'
 import { MQTT_TRANSPORT } from '../routemq/tokens.js'
@@ -155,9 +156,19 @@ export class LoadBalancingModule implements RouteMqModule {
     const options = this.#options ?? validateLoadBalancingOptions(await this.#runFactory(app))
     const built: Built = (this.#built = { options })
     // Parts that are off say so, rather than "not started yet".
-    const off: [(typeof TOKENS)[number], boolean, string][] = [[GEO_RESOLVER, !options.geo, 'geo'], [REPLICA_POOL, !options.database, 'database'], [KYSELY, !options.database, 'database'], [BROKER_POOL, !options.mqtt, 'mqtt']]
-    for (const [token, isOff, part] of off) {
-      if (isOff && this.#owned.has(token)) this.#unavailable(app.container, token, `is not configured: add ${part} to LoadBalancingModule's options`)
+    const off: [(typeof TOKENS)[number], boolean, string, string][] = [
+      [GEO_RESOLVER, !options.geo, 'geo', 'ROUTEMQ_GEOIP_DATABASE'], [REPLICA_POOL, !options.database, 'database', 'ROUTEMQ_DATABASE_URL'],
+      [KYSELY, !options.database, 'database', 'ROUTEMQ_DATABASE_URL'], [BROKER_POOL, !options.mqtt, 'mqtt', 'ROUTEMQ_MQTT_BROKERS'],
+    ]
+    for (const [token, isOff, part, variable] of off) {
+      if (!isOff || !this.#owned.has(token)) continue
+      // The code asks for a part the configuration left out: every message needing it would fail alike, so it is a named wiring error.
+      const fix = this.#env === undefined ? `Add ${part} to LoadBalancingModule's options` : `Set ${variable}`
+      app.container.register(token, {
+        useFactory: () => {
+          throw new UnresolvableDependencyError(String(token.description), `it is not configured (no ${part} in LoadBalancingModule's options)`, `${fix}, or do not resolve it (a repository taking @InjectKysely() needs database).`)
+        },
+      })
     }
     const logger = options.logger ?? app.logger
     const container = app.container

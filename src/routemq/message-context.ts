@@ -129,19 +129,30 @@ export function parkingLotOf(ctx: MessageContext): ParkingLot | undefined {
 function namedResolutionFailures(container: DependencyContainer): DependencyContainer {
   const resolve = container.resolve.bind(container) as (token: InjectionToken<unknown>, ...rest: unknown[]) => unknown
   let depth = 0
+  // A named error a parameter's provider threw (a part not configured), which tsyringe rewraps as a plain Error.
+  let inner: UnresolvableDependencyError | undefined
   const named = (token: InjectionToken<unknown>, ...rest: unknown[]): unknown => {
+    if (depth === 0) inner = undefined
     depth++
     try {
       return resolve(token, ...rest)
     } catch (error) {
-      if (depth > 1) throw error
+      if (depth > 1) {
+        if (error instanceof UnresolvableDependencyError) inner ??= error
+        throw error
+      }
       const problem = findUnresolvable(token, container, [MESSAGE_CONTEXT])
-      if (!problem) throw error
-      throw new UnresolvableDependencyError(problem.target, problem.problem, problem.fix, undefined, error)
+      if (problem) throw new UnresolvableDependencyError(problem.target, problem.problem, problem.fix, undefined, error)
+      if (inner && error !== inner) throw new UnresolvableDependencyError(`${nameOf(token)} → ${inner.target}`, inner.problem, inner.fix, undefined, error)
+      throw error
     } finally {
       depth--
     }
   }
   container.resolve = named as DependencyContainer['resolve']
   return container
+}
+
+function nameOf(token: InjectionToken<unknown>): string {
+  return typeof token === 'function' ? token.name : typeof token === 'symbol' ? (token.description ?? 'a symbol') : String(token)
 }

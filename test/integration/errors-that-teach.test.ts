@@ -3,10 +3,11 @@ import { execFile } from 'node:child_process'
 import { createServer, type Server } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import type { Kysely } from 'kysely'
 import { connectAsync } from 'mqtt'
 import {
-  Application, ConnectionFailedError, InvalidOptionError, LoadBalancingModule, MigrationFailedError, Router, UnresolvableDependencyError,
-  silentLogger, type MessageContext,
+  Application, ConnectionFailedError, InjectKysely, InvalidOptionError, LoadBalancingModule, MigrationFailedError, Repository, Router,
+  UnresolvableDependencyError, silentLogger, type MessageContext,
 } from '../../src/index.js'
 import { freePort, startTopology, type Topology } from '../../src/testing/index.js'
 import { pollUntil } from '../support/poll-until.js'
@@ -18,6 +19,12 @@ class Helper {
 /** The mistake: no @Repository() / @injectable(), so tsyringe cannot tell what its constructor takes. */
 class Unmarked {
   constructor(readonly helper: Helper) {}
+}
+
+/** Correct in itself; only the app below leaves the database out. */
+@Repository()
+class Readings {
+  constructor(@InjectKysely() readonly db: Kysely<unknown>) {}
 }
 
 describe('Errors that teach, against the launcher’s broker and database', function () {
@@ -71,6 +78,34 @@ describe('Errors that teach, against the launcher’s broker and database', func
     apps.push(fixed)
     await fixed.start()
     assert.equal(await handled, '7:{"celsius":21}')
+    await device.endAsync()
+  })
+
+  it('a repository resolved by an app configured without a database names the variable to set, and its message is withheld', async () => {
+    const broker = topology.brokers[0]!.url
+    let failed!: (error: unknown) => void
+    const failure = new Promise<unknown>((resolve) => (failed = resolve))
+    const app = Application.create({
+      router: new Router().on('errors/no-database', (ctx) => {
+        try {
+          return ctx.container.resolve(Readings)
+        } catch (error) {
+          failed(error)
+          throw error
+        }
+      }, { qos: 1 }),
+      logger: silentLogger,
+      modules: [LoadBalancingModule.fromEnv({ ROUTEMQ_MQTT_BROKERS: broker, ROUTEMQ_MQTT_MODE: 'all', ROUTEMQ_MQTT_CLIENT_ID: 'errors-no-database', ROUTEMQ_HEALTH_ENABLED: 'false' })],
+    })
+    apps.push(app)
+    await app.start()
+    const device = await connectAsync(broker, { clientId: 'errors-device-2' })
+    await device.publishAsync('errors/no-database', '{}', { qos: 1 })
+    const error = await failure
+    assert.ok(error instanceof UnresolvableDependencyError, String(error))
+    assert.match(error.message, /^Cannot build "Readings → routemq-load-balancing\.Kysely": it is not configured \(no database in LoadBalancingModule's options\)\. Set ROUTEMQ_DATABASE_URL/)
+    await pollUntil(() => app.stats.withheld === 1, { timeoutMs: 10_000, everyMs: 20 })
+    assert.equal(app.stats.handled, 0)
     await device.endAsync()
   })
 

@@ -215,10 +215,16 @@ function sharing(name: string): string[] {
   return [name, ...ENV_VARIABLES.filter((variable) => variable.option === option && variable.name !== name).map((variable) => variable.name)]
 }
 
+/** A URL without its credentials; one with no scheme as written (the parser's reading, 'localhost://1883', would mislead), unless it holds an '@'. */
+function shownUrl(url: string): string {
+  if (url.includes('://')) return redactUrl(url)
+  return /@|%40/i.test(url) ? '<redacted url>' : url
+}
+
 /** A variable's value as an error may quote it: a password never, URLs without their credentials, at most 200 characters. */
 function shownValue(name: string, value: string): string {
   if (/PASSWORD|SECRET|TOKEN/.test(name)) return 'set (its value is not shown)'
-  const shown = /URL|BROKERS/.test(name) ? value.split(',').map((url) => redactUrl(url.trim())).join(',') : value
+  const shown = /URL|BROKERS/.test(name) ? value.split(',').map((url) => shownUrl(url.trim())).join(',') : value
   return JSON.stringify(shown.length > 200 ? `${shown.slice(0, 200)}…` : shown)
 }
 

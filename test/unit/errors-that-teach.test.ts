@@ -41,6 +41,13 @@ describe('Errors that teach: environment variables', () => {
     assert.match(envError({ ...BROKERS, ROUTEMQ_MQTT_MODE: 'cluster' }).message, /^Option "ROUTEMQ_MQTT_MODE" is invalid: must be one of auto, failover, all, not "cluster"/)
   })
 
+  it('a URL without a scheme says so, quoting it as written', () => {
+    const broker = envError({ ROUTEMQ_MQTT_BROKERS: 'localhost:1883' })
+    assert.match(broker.message, /has no scheme \("localhost:" was read as one\); start it with mqtt:\/\/.*ROUTEMQ_MQTT_BROKERS is "localhost:1883" \(mqtt\.brokers\[0\]\.url\)/)
+    assert.match(envError({ ROUTEMQ_DATABASE_URL: 'localhost:5432/app' }).message, /has no scheme.*write it as postgres:\/\/.*is "localhost:5432\/app"/)
+    assert.throws(() => Application.create({ router: new Router(), mqtt: { url: 'localhost:1883' } }), /Option "mqtt\.url" is invalid: has no scheme/)
+  })
+
   it('an unknown variable suggests the one meant', () => {
     const error = envError({ ROUTEMQ_MQTT_BROKER: 'mqtt://b1:1883' })
     assert.equal(error.field, 'ROUTEMQ_MQTT_BROKER')
@@ -187,6 +194,15 @@ describe('Errors that teach: classes the container cannot build', () => {
     const plain = inbound('x', '{}')
     other.receive(plain)
     assert.equal(await plain.settled, true)
+  })
+
+  it('a parameter without type metadata (emitDecoratorMetadata off) is named', () => {
+    class NoMetadata {
+      constructor(readonly first: string, readonly second: Helper) {}
+    }
+    inject('errors-test-token')(NoMetadata, undefined, 0)
+    injectable()(NoMetadata)
+    assert.match(findUnresolvable(NoMetadata, undefined)!.message, /^Cannot build "NoMetadata": constructor parameter #1 has no type metadata \(is "emitDecoratorMetadata" on\?\)/)
   })
 
   it('a resolve that fails for another reason (a factory that throws) is passed on as it is', () => {

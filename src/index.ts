@@ -81,7 +81,7 @@ export {
   ReplicatedPostgresDialect, ReadOnly, Write, readOnly, write, currentScope, type DatabaseScope, type ScopeMode,
   withConsistencyKey, WRITE_POSITION_PROPERTY, migrateToLatest, type MigrateOptions,
   PrimaryUnavailableError, isPrimaryUnavailableError,
-  MigrationFailedError, isMigrationFailedError,
+  MigrationFailedError, isMigrationFailedError, type MigrationTarget,
   NoReplicaAvailableError, isNoReplicaAvailableError,
   WriteInReadOnlyScopeError, isWriteInReadOnlyScopeError,
   TransactionAbortedError, isTransactionAbortedError,

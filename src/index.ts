@@ -33,6 +33,7 @@ export {
   ConnectionFailedError, isConnectionFailedError,
   SubscriptionRejectedError, isSubscriptionRejectedError,
   InvalidTopicError, isInvalidTopicError,
+  UnresolvableDependencyError, isUnresolvableDependencyError,
 } from './routemq/index.js'
 export {
   Backend, type BackendOptions, type BackendView, type EjectionOptions,
@@ -84,6 +85,7 @@ export {
   ReplicatedPostgresDialect, ReadOnly, Write, readOnly, write, currentScope, type DatabaseScope, type ScopeMode,
   withConsistencyKey, WRITE_POSITION_PROPERTY, migrateToLatest, type MigrateOptions,
   PrimaryUnavailableError, isPrimaryUnavailableError,
+  MigrationFailedError, isMigrationFailedError, type MigrationTarget,
   NoReplicaAvailableError, isNoReplicaAvailableError,
   WriteInReadOnlyScopeError, isWriteInReadOnlyScopeError,
   TransactionAbortedError, isTransactionAbortedError,

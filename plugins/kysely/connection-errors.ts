@@ -61,3 +61,30 @@ export function isPoolWaitTimeout(error: unknown): boolean {
 export function isReadOnlyRefusal(error: unknown): boolean {
   return (error as { code?: unknown })?.code === '25006'
 }
+
+/**
+ * How to fix a failed connection or statement, for the common causes: a
+ * refused connection, a host name that does not resolve, no answer, a
+ * refused login, a missing database, a server starting up, a missing grant,
+ * TLS. `undefined` when the error says nothing this can add to.
+ *
+ * @example
+ * connectionFailureFix(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }))
+ * // 'nothing listens there: start PostgreSQL, or fix the host and port in the URL'
+ */
+export function connectionFailureFix(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code
+  const message = error instanceof Error ? error.message : String(error)
+  if (code === 'ECONNREFUSED') return 'nothing listens there: start PostgreSQL, or fix the host and port in the URL'
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the host name does not resolve (DNS): fix the host in the URL'
+  if (code === '28P01' || code === '28000') return 'the server refused the login: check the user name and password in the URL (the password is not shown here)'
+  if (code === '3D000') return 'that database does not exist on the server: create it, or fix the name at the end of the URL'
+  if (code === '57P03') return 'the server is starting or stopping: start the application again once it accepts connections'
+  if (code === '42501') return 'the user may not create the tables: grant it CREATE on the schema, or run the migrations as the owner'
+  if (code === '53300') return 'the server has no connection slot left: raise max_connections or lower database.poolSize'
+  if (code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || /timeout|no answer within/i.test(message)) {
+    return 'no answer in time: check the host, the port and any firewall between, or whether the server is overloaded'
+  }
+  if (/\b(SSL|TLS|certificate)\b/i.test(message)) return 'the TLS handshake failed: check sslmode and the certificates'
+  return undefined
+}

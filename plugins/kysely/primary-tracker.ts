@@ -44,6 +44,8 @@ export class PrimaryTracker {
   #lsn: bigint | undefined
   #lsnAt = 0
   #error: string | undefined
+  /** What each candidate that is no primary answered at the last probe: its error, or that it is in recovery. */
+  #problems: readonly { readonly server: string; readonly error: unknown }[] = []
   #splitBrain = false
   #lastBeatAt = 0
   #heartbeat: boolean
@@ -87,6 +89,11 @@ export class PrimaryTracker {
     const table = this.#options.heartbeatTable
     const beating = this.healthy && Date.now() - this.#lastBeatAt < 3 * this.#options.probeIntervalMs
     return table !== false && this.#heartbeat && beating ? table : undefined
+  }
+
+  /** Candidates the last probe found no primary on, with their error (or `'in recovery'`), for errors at start. */
+  get problems(): readonly { readonly server: string; readonly error: unknown }[] {
+    return this.#problems
   }
 
   /** Every candidate's label (no credentials), for errors. */
@@ -140,6 +147,7 @@ export class PrimaryTracker {
   async probe(): Promise<void> {
     const results = await Promise.all(this.#candidates.map((backend) => this.#ask(backend)))
     const writable = results.filter((r) => r.recovery === false)
+    this.#problems = results.filter((r) => r.recovery !== false).map((r) => ({ server: r.backend.label, error: r.error ?? 'in recovery (a replica, not a primary)' }))
     if (writable.length > 1 && !this.#splitBrain) {
       this.#log.error('more than one candidate primary accepts writes (split brain); staying with the current one', {
         candidates: writable.map((r) => r.backend.id),

@@ -188,7 +188,9 @@ function resolveServer(server: string | PgServerConfig, field: string): Resolved
     throw new InvalidOptionError(`${field}.url`, 'is not a URL; write it as postgres://user@host:port/database')
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new InvalidOptionError(`${field}.url`, `protocol "${url.protocol}" is not supported; use postgres://`)
+    throw new InvalidOptionError(`${field}.url`, String(config.url).includes('://')
+      ? `protocol "${url.protocol}" is not supported; use postgres://`
+      : `has no scheme ("${url.protocol}" was read as one); write it as postgres://user@host:5432/database`)
   }
   refuseMisreadUserInfo(url, `${field}.url`, { queryValuesMayHoldAt: true })
   return Object.freeze({

@@ -45,6 +45,13 @@ const SAMPLE_INTERVAL_MS = 100
 const NO_NEED: ReadNeed = Object.freeze({ needLsn: undefined, primaryOnly: false })
 const PRIMARY_ONLY: ReadNeed = Object.freeze({ needLsn: undefined, primaryOnly: true })
 
+let primaryOfPool: (pool: ReplicaPool) => PrimaryTracker
+
+/** The pool's primary tracker, for the migrations at start (which candidates failed, and why); not for users. */
+export function primaryTrackerOf(pool: ReplicaPool): PrimaryTracker {
+  return primaryOfPool(pool)
+}
+
 /**
  * A PostgreSQL primary and its replicas as one pool: reads go to a healthy,
  * fresh-enough replica chosen by the balancing engine, writes to the primary.
@@ -68,6 +75,10 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   readonly #replicas: BackendSet<PgBackend>
   readonly #prober: ReplicaProber
   readonly #router: ReadRouter<PgBackend>
+
+  static {
+    primaryOfPool = (pool) => pool.#primary
+  }
   readonly #consistency: ConsistencyTracker
   readonly #unknownHorizonMs: number
   readonly #served: TypedEvent<QueryServed>

@@ -31,7 +31,11 @@ export function Write(): MethodDecorator {
 }
 
 function wrap(scope: <T>(fn: () => T) => T): MethodDecorator {
-  return (_target, _key, descriptor) => {
+  return (_target, key, descriptor) => {
+    if (descriptor === undefined && typeof key === 'object' && key !== null && 'kind' in key) {
+      // A standard (TC39) decorator's call, (method, context): TypeScript without experimentalDecorators, or tsx/esbuild likewise.
+      throw new TypeError('@ReadOnly() and @Write() ran as standard (TC39) decorators: set "experimentalDecorators": true and "emitDecoratorMetadata": true in tsconfig.json')
+    }
     const original = descriptor.value as unknown as AnyMethod
     if (typeof original !== 'function') throw new TypeError('@ReadOnly() and @Write() decorate methods only')
     // An async method reports a refused scope as a rejection, as its callers expect, not as a synchronous throw.

@@ -40,7 +40,7 @@ export interface BrokerLinksOptions {
   /** False once the pool is handing its share back: new connections no longer subscribe the routes. */
   readonly routes: () => boolean
   /** Remembers why connecting failed, for the error `connect()` gives when no broker takes it. */
-  readonly recordError: (error: unknown) => void
+  readonly recordError: (brokerId: string, error: unknown) => void
 }
 
 /**
@@ -135,7 +135,7 @@ export class BrokerLinks {
     } catch (error) {
       await connection?.close(0)
       if (!this.#o.running()) return undefined
-      this.#o.recordError(error)
+      this.#o.recordError(backend.id, error)
       log.warn('could not connect to broker', { broker: backend.id, error })
       // A refused subscription is the configuration's fault, not the broker's health.
       if (isSubscriptionRejectedError(error)) {

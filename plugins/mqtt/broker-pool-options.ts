@@ -275,7 +275,12 @@ function resolveBroker(broker: string | BrokerConfig, field: string, env: Readon
     throw new InvalidOptionError(`${field}.url`, 'is not a URL; write it as mqtt://host:port')
   }
   const protocol = PROTOCOLS[url.protocol]
-  if (!protocol) throw new InvalidOptionError(`${field}.url`, `protocol "${url.protocol}" is not supported; use mqtt://, mqtts://, ws:// or wss://`)
+  if (!protocol) {
+    // 'localhost:1883' parses with 'localhost:' as its scheme: say what is missing rather than what was misread.
+    throw new InvalidOptionError(`${field}.url`, String(config.url).includes('://')
+      ? `protocol "${url.protocol}" is not supported; use mqtt://, mqtts://, ws:// or wss://`
+      : `has no scheme ("${url.protocol}" was read as one); start it with mqtt://, mqtts://, ws:// or wss://, as in mqtt://localhost:1883`)
+  }
   if (!url.hostname) throw new InvalidOptionError(`${field}.url`, 'has no host')
   refuseMisreadUserInfo(url, `${field}.url`, { hint: 'or give it as password or passwordEnv' })
   const port = url.port ? Number(url.port) : DEFAULT_PORTS[protocol]

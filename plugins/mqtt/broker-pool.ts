@@ -79,7 +79,8 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
   #receiver: MessageReceiver | undefined
   #state: 'created' | 'running' | 'handing-back' | 'closed' = 'created'
   #announcedAllDown = false
-  #lastError: unknown
+  /** Each broker's last connect or probe failure, for the error a start that found none gives. */
+  readonly #lastErrors = new Map<string, unknown>()
 
   constructor(options: BrokerPoolOptions) {
     const o = (this.#options = resolveBrokerPoolOptions(options, `routemq-${hostname()}-${process.pid}`))
@@ -106,12 +107,12 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
     this.#drops = new BrokerDropWatch(log, 60_000, onListenerError)
     this.#probes = new ProbeScheduler({
       set, options: o, log,
-      onProbe: (_backend, error) => {
+      onProbe: (backend, error) => {
         this.#counts.probes++
         if (error === undefined) this.#supervisor?.considerFailBack()
         else {
           this.#counts.probeFailures++
-          this.#lastError = error
+          this.#lastErrors.set(backend.id, error)
         }
       },
     })
@@ -151,7 +152,7 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
       receiver: () => this.#receiver,
       running: () => this.#state === 'running' || this.#state === 'handing-back',
       routes: () => this.#state === 'running',
-      recordError: (error) => (this.#lastError = error),
+      recordError: (brokerId, error) => this.#lastErrors.set(brokerId, error),
     })
     set.onStateChange((change) => this.#onStateChange(change))
   }
@@ -321,9 +322,12 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
     if (await ready) return
     // close() may have run while we waited.
     if (this.#state !== 'running') throw new TransportClosedError('connect')
-    const lastError = this.#lastError
+    const tried = this.#set.backends.map((backend) => ({ broker: backend.id, error: this.#lastErrors.get(backend.id) }))
     await this.close()
-    throw new ConnectionFailedError(`any of ${this.#set.backends.map((b) => b.id).join(', ')}`, lastError ?? 'no broker answered')
+    throw new ConnectionFailedError(`any of ${tried.map((t) => t.broker).join(', ')}`, tried.find((t) => t.error !== undefined)?.error ?? 'no broker answered', {
+      tried,
+      fix: `no broker connected within mqtt.startTimeoutMs (${this.#options.startTimeoutMs} ms; ROUTEMQ_MQTT_START_TIMEOUT_MS shortens or lengthens it)`,
+    })
   }
 
   async subscribe(subscriptions: readonly Subscription[]): Promise<void> {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import type { PgServerConfig } from '../../plugins/kysely/replica-pool-options.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
 import { closestNames } from '../routemq/known-options.js'
+import { redactUrl } from '../routemq/redact-url.js'
 import { validateLoadBalancingOptions, type LoadBalancingOptions } from './load-balancing-options.js'
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -24,6 +25,8 @@ export const ENV_VARIABLES: readonly Variable[] = [
   { name: 'ROUTEMQ_MQTT_USERNAME', option: 'mqtt.brokers', meaning: 'User name for every broker.' },
   { name: 'ROUTEMQ_MQTT_PASSWORD', option: 'mqtt.brokers', meaning: 'Password for every broker (never logged).' },
   { name: 'ROUTEMQ_MQTT_PROTOCOL_VERSION', option: 'mqtt.protocolVersion', meaning: '5 or 4 (MQTT 3.1.1). Default 5.' },
+  { name: 'ROUTEMQ_MQTT_CONNECT_TIMEOUT_MS', option: 'mqtt.connectTimeoutMs', meaning: 'How long one attempt to connect to one broker may take. Default 2000.' },
+  { name: 'ROUTEMQ_MQTT_START_TIMEOUT_MS', option: 'mqtt.startTimeoutMs', meaning: "How long `app.start()` waits for a first broker; then it fails with `ConnectionFailedError` naming each broker and its last error (a dead URL's ECONNREFUSED). Default 30000." },
   { name: 'ROUTEMQ_DATABASE_URL', option: 'database.primary', meaning: "The primary's URL; several, comma-separated, for candidate primaries. Turns the replica pool on." },
   { name: 'ROUTEMQ_DATABASE_REPLICA_URLS', option: 'database.replicas', meaning: 'Replica URLs, comma-separated.' },
   { name: 'ROUTEMQ_DATABASE_REPLICA_REGIONS', option: 'database.replicas', meaning: 'The region of each replica, comma-separated in the same order (empty for none).' },
@@ -110,9 +113,11 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: P
       clientId: read.text('ROUTEMQ_MQTT_CLIENT_ID'),
       clean: read.boolean('ROUTEMQ_MQTT_CLEAN'),
       protocolVersion: read.oneOf('ROUTEMQ_MQTT_PROTOCOL_VERSION', ['4', '5']) === undefined ? undefined : Number(env.ROUTEMQ_MQTT_PROTOCOL_VERSION!.trim()),
+      connectTimeoutMs: read.number('ROUTEMQ_MQTT_CONNECT_TIMEOUT_MS'),
+      startTimeoutMs: read.number('ROUTEMQ_MQTT_START_TIMEOUT_MS'),
     })
   } else {
-    read.none('ROUTEMQ_MQTT_BROKERS', ['ROUTEMQ_MQTT_MODE', 'ROUTEMQ_MQTT_STRATEGY', 'ROUTEMQ_MQTT_REGION', 'ROUTEMQ_MQTT_CLIENT_ID', 'ROUTEMQ_MQTT_CLEAN', 'ROUTEMQ_MQTT_USERNAME', 'ROUTEMQ_MQTT_PASSWORD', 'ROUTEMQ_MQTT_PROTOCOL_VERSION'])
+    read.none('ROUTEMQ_MQTT_BROKERS', ['ROUTEMQ_MQTT_MODE', 'ROUTEMQ_MQTT_STRATEGY', 'ROUTEMQ_MQTT_REGION', 'ROUTEMQ_MQTT_CLIENT_ID', 'ROUTEMQ_MQTT_CLEAN', 'ROUTEMQ_MQTT_USERNAME', 'ROUTEMQ_MQTT_PASSWORD', 'ROUTEMQ_MQTT_PROTOCOL_VERSION', 'ROUTEMQ_MQTT_CONNECT_TIMEOUT_MS', 'ROUTEMQ_MQTT_START_TIMEOUT_MS'])
   }
 
   const primary = read.list('ROUTEMQ_DATABASE_URL')
@@ -161,7 +166,7 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: P
     const host = read.text('ROUTEMQ_HEALTH_HOST')
     const port = read.number('ROUTEMQ_HEALTH_PORT')
     const drainDelayMs = read.number('ROUTEMQ_HEALTH_DRAIN_DELAY_MS')
-    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new InvalidOptionError('ROUTEMQ_HEALTH_PORT', 'must be a port number from 0 to 65535')
+    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new InvalidOptionError('ROUTEMQ_HEALTH_PORT', `must be a port number from 0 to 65535, not "${env.ROUTEMQ_HEALTH_PORT!.trim()}"`)
     options.health = compact({
       http: host !== undefined || port !== undefined ? compact({ host, port }) : undefined,
       shutdown: drainDelayMs !== undefined ? { drainDelayMs } : undefined,
@@ -181,15 +186,48 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: P
   try {
     return validateLoadBalancingOptions(mergeOptions(options as LoadBalancingOptions, overrides))
   } catch (error) {
-    if (error instanceof InvalidOptionError) {
-      const variable = variableFor(error.field, env)
-      if (variable) throw new InvalidOptionError(variable, `${error.reason} (${error.field})`)
-      if (error.field === 'loadBalancing') {
-        throw new InvalidOptionError('ROUTEMQ_MQTT_BROKERS', 'set at least one of ROUTEMQ_MQTT_BROKERS, ROUTEMQ_DATABASE_URL and ROUTEMQ_GEOIP_DATABASE')
-      }
+    if (error instanceof InvalidOptionError && error.field === 'loadBalancing') {
+      throw new InvalidOptionError('ROUTEMQ_MQTT_BROKERS', 'set at least one of ROUTEMQ_MQTT_BROKERS, ROUTEMQ_DATABASE_URL and ROUTEMQ_GEOIP_DATABASE')
     }
-    throw error
+    throw asVariableError(error, env)
   }
+}
+
+/**
+ * An `InvalidOptionError` about an option the environment set, renamed
+ * after its variable, with the value given (URLs without credentials, a
+ * password never) and the option it set: `Option "ROUTEMQ_HEALTH_PORT" is
+ * invalid: cannot listen on 127.0.0.1:9464 (EADDRINUSE); choose another
+ * port; ROUTEMQ_HEALTH_PORT is "9464" (health.http.port)`. Any other error
+ * is returned as it is; one about an option no variable set is named after the variable
+ * that would set it. Errors of a start (a port taken) go through it too.
+ */
+export function asVariableError(error: unknown, env: Env): unknown {
+  if (!(error instanceof InvalidOptionError) || error.field.startsWith('ROUTEMQ_')) return error
+  const variable = variableFor(error.field, env)
+  // Variables that share one option (the broker list and its credentials): the one set, the list first.
+  const set = variable === undefined ? undefined : sharing(variable).find((name) => env[name] !== undefined && env[name] !== '')
+  if (set === undefined) return variable === undefined ? error : new InvalidOptionError(variable, `${error.reason}; ${variable} is not set (${error.field})`)
+  return new InvalidOptionError(set, `${error.reason}; ${set} is ${shownValue(set, env[set]!)} (${error.field})`)
+}
+
+/** The variables setting the same option as `name`, `name` first. */
+function sharing(name: string): string[] {
+  const option = ENV_VARIABLES.find((variable) => variable.name === name)!.option
+  return [name, ...ENV_VARIABLES.filter((variable) => variable.option === option && variable.name !== name).map((variable) => variable.name)]
+}
+
+/** A URL without its credentials; one with no scheme as written (the parser's reading, 'localhost://1883', would mislead), unless it holds an '@'. */
+function shownUrl(url: string): string {
+  if (url.includes('://')) return redactUrl(url)
+  return /@|%40/i.test(url) ? '<redacted url>' : url
+}
+
+/** A variable's value as an error may quote it: a password never, URLs without their credentials, at most 200 characters. */
+function shownValue(name: string, value: string): string {
+  if (/PASSWORD|SECRET|TOKEN/.test(name)) return 'set (its value is not shown)'
+  const shown = /URL|BROKERS/.test(name) ? value.split(',').map((url) => shownUrl(url.trim())).join(',') : value
+  return JSON.stringify(shown.length > 200 ? `${shown.slice(0, 200)}…` : shown)
 }
 
 /**

@@ -2,7 +2,7 @@ import { Kysely } from 'kysely'
 import { GeoResolver } from '../../plugins/geoip/geo-resolver.js'
 import { ReplicaPool } from '../../plugins/kysely/replica-pool.js'
 import { ReplicatedPostgresDialect } from '../../plugins/kysely/replicated-postgres-dialect.js'
-import { migrateToLatest } from '../../plugins/kysely/run-migrations.js'
+import { migrateOnStart } from '../../plugins/kysely/migrate-on-start.js'
 import { resolveReplicaPoolOptions } from '../../plugins/kysely/replica-pool-options.js'
 import { WRITE_POSITION_PROPERTY } from '../../plugins/kysely/write-position.js'
 import { USES_MODULE_RESOLVER } from '../../plugins/geoip/geo-region.js'
@@ -12,11 +12,13 @@ import { HealthModule } from '../health/health-module.js'
 import type { Application } from '../routemq/application.js'
 import type { DependencyContainer, InjectionToken } from '../routemq/container.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { UnresolvableDependencyError } from '../routemq/errors/unresolvable-dependency-error.js'
 import { checkOptions, isFunction, listOf, required, type OptionShape } from '../routemq/option-shape.js'
 import type { RouteMqModule } from '../routemq/route-mq-module.js'
 import { MQTT_TRANSPORT } from '../routemq/tokens.js'
 import { BROKER_POOL, GEO_RESOLVER, KYSELY, LOAD_BALANCING_OPTIONS, REPLICA_POOL } from '../tokens.js'
-import { loadBalancingOptionsFromEnv } from './env-options.js'
+import { asVariableError, loadBalancingOptionsFromEnv } from './env-options.js'
+import { findUnbuildableRepository } from './repository.js'
 import { validateLoadBalancingOptions, type LoadBalancingOptions } from './load-balancing-options.js'
 
 /** Options of `LoadBalancingModule.forRootAsync`. */
@@ -74,15 +76,18 @@ export class LoadBalancingModule implements RouteMqModule {
   readonly name = 'load-balancing'
   readonly #options: LoadBalancingOptions | undefined
   readonly #async: LoadBalancingAsyncOptions | undefined
+  /** The environment `fromEnv` read, so that errors of the start name the variable that set the option. */
+  readonly #env: Readonly<Record<string, string | undefined>> | undefined
   #built: Built | undefined
   /** The application this module serves; one module per application. */
   #app: Application | undefined
   /** The tokens this module answers for in the application's container. */
   readonly #owned = new Set<(typeof TOKENS)[number]>()
 
-  private constructor(options: LoadBalancingOptions | undefined, async: LoadBalancingAsyncOptions | undefined) {
+  private constructor(options: LoadBalancingOptions | undefined, async: LoadBalancingAsyncOptions | undefined, env?: Readonly<Record<string, string | undefined>>) {
     this.#options = options
     this.#async = async
+    this.#env = env === undefined ? undefined : Object.freeze({ ...env })
   }
 
   /** Options given in code, validated now: a wrong one fails here, naming the field, and nothing starts. */
@@ -104,7 +109,7 @@ export class LoadBalancingModule implements RouteMqModule {
    * (a logger, TLS material, things no variable expresses).
    */
   static fromEnv(env: Readonly<Record<string, string | undefined>> = process.env, overrides: Partial<LoadBalancingOptions> = {}): LoadBalancingModule {
-    return new LoadBalancingModule(loadBalancingOptionsFromEnv(env, overrides), undefined)
+    return new LoadBalancingModule(loadBalancingOptionsFromEnv(env, overrides), undefined, env)
   }
 
   /** What the module built, once started. */
@@ -123,6 +128,27 @@ export class LoadBalancingModule implements RouteMqModule {
   }
 
   async prepare(app: Application): Promise<void> {
+    await this.#named(() => this.#prepare(app))
+  }
+
+  async start(app: Application): Promise<void> {
+    await this.#named(() => this.#start(app))
+  }
+
+  /** Runs a step of the start; an option's error names the field as the options tree has it, or the variable that set it. */
+  async #named(step: () => Promise<void>): Promise<void> {
+    try {
+      await step()
+    } catch (error) {
+      // The health server knows its own options only (`port`, `host`); here they sit under health.http.
+      const named = error instanceof InvalidOptionError && /^health\.(port|host)$/.test(error.field)
+        ? new InvalidOptionError(error.field.replace(/^health\./, 'health.http.'), error.reason)
+        : error
+      throw this.#env === undefined ? named : asVariableError(named, this.#env)
+    }
+  }
+
+  async #prepare(app: Application): Promise<void> {
     if (this.#app !== undefined && this.#app !== app) {
       throw new InvalidOptionError('modules', 'this LoadBalancingModule already serves another application; create one per application')
     }
@@ -130,9 +156,19 @@ export class LoadBalancingModule implements RouteMqModule {
     const options = this.#options ?? validateLoadBalancingOptions(await this.#runFactory(app))
     const built: Built = (this.#built = { options })
     // Parts that are off say so, rather than "not started yet".
-    const off: [(typeof TOKENS)[number], boolean, string][] = [[GEO_RESOLVER, !options.geo, 'geo'], [REPLICA_POOL, !options.database, 'database'], [KYSELY, !options.database, 'database'], [BROKER_POOL, !options.mqtt, 'mqtt']]
-    for (const [token, isOff, part] of off) {
-      if (isOff && this.#owned.has(token)) this.#unavailable(app.container, token, `is not configured: add ${part} to LoadBalancingModule's options`)
+    const off: [(typeof TOKENS)[number], boolean, string, string][] = [
+      [GEO_RESOLVER, !options.geo, 'geo', 'ROUTEMQ_GEOIP_DATABASE'], [REPLICA_POOL, !options.database, 'database', 'ROUTEMQ_DATABASE_URL'],
+      [KYSELY, !options.database, 'database', 'ROUTEMQ_DATABASE_URL'], [BROKER_POOL, !options.mqtt, 'mqtt', 'ROUTEMQ_MQTT_BROKERS'],
+    ]
+    for (const [token, isOff, part, variable] of off) {
+      if (!isOff || !this.#owned.has(token)) continue
+      // The code asks for a part the configuration left out: every message needing it would fail alike, so it is a named wiring error.
+      const fix = this.#env === undefined ? `Add ${part} to LoadBalancingModule's options` : `Set ${variable}`
+      app.container.register(token, {
+        useFactory: () => {
+          throw new UnresolvableDependencyError(String(token.description), `it is not configured (no ${part} in LoadBalancingModule's options)`, `${fix}, or do not resolve it (a repository taking @InjectKysely() needs database).`)
+        },
+      })
     }
     const logger = options.logger ?? app.logger
     const container = app.container
@@ -145,11 +181,8 @@ export class LoadBalancingModule implements RouteMqModule {
       const { migrate, ...pool } = options.database
       built.replicas = await ReplicaPool.create({ logger, ...pool })
       if (migrate) {
-        // On the server the pool found to be the primary now, which need not be the first candidate.
-        const primaryId = built.replicas.stats.primary.id
-        const primary = resolveReplicaPoolOptions(pool).primaries.find((server) => server.id === primaryId)
-        if (!primary) throw new InvalidOptionError('database.migrate', 'no primary is reachable to migrate; start it, or turn migrate off')
-        for (const line of await migrateToLatest(primary.connectionString, { logger })) logger.info('migration', { result: line })
+        const setting = this.#env?.ROUTEMQ_DATABASE_MIGRATE !== undefined ? 'ROUTEMQ_DATABASE_MIGRATE' : 'database.migrate'
+        for (const line of await migrateOnStart(built.replicas, resolveReplicaPoolOptions(pool), setting, logger)) logger.info('migration', { result: line })
       }
       built.kysely = new Kysely<any>({ dialect: new ReplicatedPostgresDialect(built.replicas) })
       // What the app publishes after a write carries the write's position, so whichever instance handles the answer reads it.
@@ -175,7 +208,10 @@ export class LoadBalancingModule implements RouteMqModule {
     }
   }
 
-  async start(app: Application): Promise<void> {
+  async #start(app: Application): Promise<void> {
+    // A forgotten @Repository() would otherwise fail every message that needs the class.
+    const unbuildable = findUnbuildableRepository()
+    if (unbuildable) throw unbuildable
     if (!this.#built?.geo) {
       for (const route of app.router.routes) {
         if (route.middleware.some((layer) => (layer as { [USES_MODULE_RESOLVER]?: boolean })[USES_MODULE_RESOLVER] === true)) {

@@ -11,7 +11,8 @@ import { checkOptions } from './option-shape.js'
 import type { ErrorPolicy } from './route.js'
 import type { RouteMqModule } from './route-mq-module.js'
 import type { Router } from './router.js'
-import { APPLICATION, LOGGER, MQTT_TRANSPORT, ROUTER } from './tokens.js'
+import { APPLICATION, LOGGER, MESSAGE_CONTEXT, MQTT_TRANSPORT, ROUTER } from './tokens.js'
+import { findUnresolvable } from './dependency-check.js'
 
 /** Options of `Application.create`. */
 /** Gives user properties for a message the application publishes (see `Application.addPublishProperties`). */
@@ -242,6 +243,7 @@ export class Application {
       await module.start?.(this)
       this.#started.add(module)
     }
+    this.#checkControllers()
     if (!transport.persistentSession && this.#usesRedeliver()) {
       this.logger.warn(
         "onError 'redeliver' with a clean session: failed messages are never redelivered, and each holds one of the broker's in-flight slots until the connection drops; use clean: false with a stable clientId",
@@ -307,6 +309,15 @@ export class Application {
     this.#started.clear()
     if (errors.length === 1) throw errors[0]
     if (errors.length > 1) throw new AggregateError(errors, 'several parts failed to stop')
+  }
+
+  /** Every controller a route resolves per message can be built (checked without building it): else no message would be handled. */
+  #checkControllers(): void {
+    for (const route of this.router.routes) {
+      if (route.controller === undefined) continue
+      const problem = findUnresolvable(route.controller, this.container, [MESSAGE_CONTEXT], `route "${route.pattern}"`)
+      if (problem) throw problem
+    }
   }
 
   #usesRedeliver(): boolean {

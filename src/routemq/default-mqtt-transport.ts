@@ -237,7 +237,10 @@ function validate(options: DefaultMqttTransportOptions, field: string): void {
     throw new InvalidOptionError(`${field}.url`, 'must be a URL such as mqtt://broker:1883')
   }
   if (!PROTOCOLS.has(url.protocol)) {
-    throw new InvalidOptionError(`${field}.url`, `protocol "${url.protocol}" is not supported; use mqtt://, mqtts://, ws:// or wss://`)
+    // 'localhost:1883' parses with 'localhost:' as its scheme: say what is missing rather than what was misread.
+    throw new InvalidOptionError(`${field}.url`, String(options.url).includes('://')
+      ? `protocol "${url.protocol}" is not supported; use mqtt://, mqtts://, ws:// or wss://`
+      : `has no scheme ("${url.protocol}" was read as one); start it with mqtt://, mqtts://, ws:// or wss://, as in mqtt://localhost:1883`)
   }
   refuseMisreadUserInfo(url, `${field}.url`, { hint: 'or give it as the password option' })
   if (options.clean === false && options.clientId === undefined) {

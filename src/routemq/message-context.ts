@@ -1,8 +1,10 @@
-import type { DependencyContainer } from './container.js'
+import type { DependencyContainer, InjectionToken } from './container.js'
+import { findUnresolvable } from './dependency-check.js'
 import type { MessageProperties, PublishOptions, QoS } from './mqtt-transport.js'
 import type { MessageState } from './message-state.js'
 import type { ParkingLot } from './message-parking.js'
 import { MESSAGE_CONTEXT } from './tokens.js'
+import { UnresolvableDependencyError } from './errors/unresolvable-dependency-error.js'
 
 /** Parameters taken from a route's `{name}` levels. */
 export type RouteParams = Readonly<Record<string, string>>
@@ -99,7 +101,7 @@ export class MessageContext<P extends RouteParams = RouteParams> {
    */
   get container(): DependencyContainer {
     if (!this.#container) {
-      this.#container = this.#parent.createChildContainer()
+      this.#container = namedResolutionFailures(this.#parent.createChildContainer())
       this.#container.register(MESSAGE_CONTEXT, { useValue: this })
     }
     return this.#container
@@ -115,4 +117,42 @@ export class MessageContext<P extends RouteParams = RouteParams> {
 /** @internal The parking lot a context was created with (see `parkMessage`). */
 export function parkingLotOf(ctx: MessageContext): ParkingLot | undefined {
   return parkingLotOfContext(ctx)
+}
+
+/**
+ * `container`, whose `resolve` turns tsyringe's own failure to build a class
+ * ("TypeInfo not known for ...") into `UnresolvableDependencyError` naming
+ * the class and the fix (the original as its cause). Only the outermost
+ * call converts: tsyringe resolves constructor parameters through the same
+ * method, and rewraps what they throw.
+ */
+function namedResolutionFailures(container: DependencyContainer): DependencyContainer {
+  const resolve = container.resolve.bind(container) as (token: InjectionToken<unknown>, ...rest: unknown[]) => unknown
+  let depth = 0
+  // A named error a parameter's provider threw (a part not configured), which tsyringe rewraps as a plain Error.
+  let inner: UnresolvableDependencyError | undefined
+  const named = (token: InjectionToken<unknown>, ...rest: unknown[]): unknown => {
+    if (depth === 0) inner = undefined
+    depth++
+    try {
+      return resolve(token, ...rest)
+    } catch (error) {
+      if (depth > 1) {
+        if (error instanceof UnresolvableDependencyError) inner ??= error
+        throw error
+      }
+      const problem = findUnresolvable(token, container, [MESSAGE_CONTEXT])
+      if (problem) throw new UnresolvableDependencyError(problem.target, problem.problem, problem.fix, undefined, error)
+      if (inner && error !== inner) throw new UnresolvableDependencyError(`${nameOf(token)} → ${inner.target}`, inner.problem, inner.fix, undefined, error)
+      throw error
+    } finally {
+      depth--
+    }
+  }
+  container.resolve = named as DependencyContainer['resolve']
+  return container
+}
+
+function nameOf(token: InjectionToken<unknown>): string {
+  return typeof token === 'function' ? token.name : typeof token === 'symbol' ? (token.description ?? 'a symbol') : String(token)
 }

@@ -10,6 +10,7 @@ import { handlerSettled } from './handler-completion.js'
 import type { ParkingLot } from './message-parking.js'
 import { deadLetterFor, isPermanentPublishFailure } from './dead-letter.js'
 import { SummarisedWarning } from './summarised-warning.js'
+import { isUnresolvableDependencyError } from './errors/unresolvable-dependency-error.js'
 
 /** How messages of one topic relate to each other while being handled. */
 export type MessageOrdering = 'topic' | 'none'
@@ -343,13 +344,15 @@ export class MessageDispatcher {
       if (generation !== this.#generation) return settle(false)
       this.#counts.failed++
       this.#log.error('handler failed', { topic: message.topic, route: route.name ?? route.pattern, error })
-      return this.#settleFailed(message, policy, settle)
+      return this.#settleFailed(message, policy, settle, error)
     }
     this.#counts.handled++
     settle(true)
   }
 
-  async #settleFailed(message: InboundMessage, policy: ErrorPolicy, settle: (acknowledge: boolean) => void): Promise<void> {
+  async #settleFailed(message: InboundMessage, policy: ErrorPolicy, settle: (acknowledge: boolean) => void, error?: unknown): Promise<void> {
+    // A class the container cannot build fails every message alike until the code is fixed: kept for the fixed deployment.
+    if (policy === 'ack' && isUnresolvableDependencyError(error)) policy = 'redeliver'
     if (policy === 'ack') return settle(true)
     if (policy === 'redeliver') {
       this.#counts.withheld++

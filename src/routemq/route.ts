@@ -90,4 +90,6 @@ export interface Route extends MatchedRoute {
   readonly middleware: readonly MiddlewareLike[]
   /** Group middleware, route middleware, then the handler, composed once. */
   readonly run: Next
+  /** The class (or token) of a `[Controller, 'method']` handler, resolved per message; checked at `start()`. */
+  readonly controller: InjectionToken<unknown> | undefined
 }

@@ -150,6 +150,7 @@ export class Router implements RouteRegistrar {
       onError: options.onError,
       middleware: Object.freeze(middleware),
       run: composeMiddleware(middleware, toTerminal(pattern.pattern, handler)),
+      controller: Array.isArray(handler) ? (handler[0] as Route['controller']) : undefined,
     })
     const existing = this.#trie.insert(pattern.levels, route)
     if (existing) throw new RouteConflictError(pattern.pattern, existing.pattern, pattern.filter)

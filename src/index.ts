@@ -33,6 +33,7 @@ export {
   ConnectionFailedError, isConnectionFailedError,
   SubscriptionRejectedError, isSubscriptionRejectedError,
   InvalidTopicError, isInvalidTopicError,
+  TRACER_NAME,
 } from './routemq/index.js'
 export {
   Backend, type BackendOptions, type BackendView, type EjectionOptions,

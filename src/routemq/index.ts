@@ -34,3 +34,4 @@ export { UnsupportedMqttClientError, isUnsupportedMqttClientError } from './erro
 export { ConnectionFailedError, isConnectionFailedError } from './errors/connection-failed-error.js'
 export { SubscriptionRejectedError, isSubscriptionRejectedError } from './errors/subscription-rejected-error.js'
 export { InvalidTopicError, isInvalidTopicError } from './errors/invalid-topic-error.js'
+export { TRACER_NAME } from './tracing.js'

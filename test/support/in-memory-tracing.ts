@@ -7,8 +7,8 @@ import {
 } from '@opentelemetry/sdk-trace-base'
 
 /**
- * Records only between `start()` and `stop()`: the SDK is registered once per
- * process (the package's tracer keeps the provider it first finds, as an
+ * Records only between `start()` and `stop()`: the provider is registered once
+ * per process (the package's tracer keeps the provider it first finds, as an
  * application's would), and the other test files must not pay for it.
  */
 class SwitchedSampler implements Sampler {
@@ -44,6 +44,8 @@ interface Registered {
   readonly sampler: SwitchedSampler
   readonly exporter: InMemorySpanExporter
   readonly watch: EndWatch
+  readonly contextManager: AsyncLocalStorageContextManager
+  readonly propagator: W3CTraceContextPropagator
 }
 
 let registered: Registered | undefined
@@ -53,12 +55,9 @@ function register(): Registered {
   const sampler = new SwitchedSampler()
   const exporter = new InMemorySpanExporter()
   const watch = new EndWatch()
-  // The setup an application makes: a provider, the async-hooks context manager, the W3C propagator.
   const provider = new BasicTracerProvider({ sampler, spanProcessors: [new SimpleSpanProcessor(exporter), watch] })
   trace.setGlobalTracerProvider(provider)
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator())
-  registered = { sampler, exporter, watch }
+  registered = { sampler, exporter, watch, contextManager: new AsyncLocalStorageContextManager(), propagator: new W3CTraceContextPropagator() }
   return registered
 }
 
@@ -71,14 +70,20 @@ function register(): Registered {
  */
 export const spans = {
   start(): void {
-    const { sampler, exporter } = register()
+    const { sampler, exporter, contextManager, propagator } = register()
     exporter.reset()
     sampler.on = true
+    // The rest of the setup an application makes: the async-hooks context manager, the W3C propagator.
+    context.setGlobalContextManager(contextManager.enable())
+    propagation.setGlobalPropagator(propagator)
   },
+  /** Stops recording, and takes the context manager and propagator away: other tests' publishes get no traceparent. */
   stop(): void {
     if (!registered) return
     registered.sampler.on = false
     registered.exporter.reset()
+    context.disable()
+    propagation.disable()
   },
   /** Spans ended since `start()` or the last `reset()`. */
   finished(): ReadableSpan[] {

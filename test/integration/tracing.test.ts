@@ -112,6 +112,24 @@ describe('Tracing on real Mosquitto and PostgreSQL (SDK in-memory exporter)', fu
     assert.ok(queries.every((s) => s.spanContext().traceId === TRACE_ID), 'every query belongs to the trace')
   })
 
+  it('carries the trace through the kernel alone, on its default single-broker transport', async () => {
+    const router = new Router().on('kernel/{id}/ping', (ctx) => ctx.publish(`kernel/${ctx.params.id}/pong`, 'pong', { qos: 1 }), { qos: 1 })
+    const app = Application.create({ router, mqtt: { url: topology.brokers[0]!.url, clientId: 'tracing-kernel' }, logger: silentLogger })
+    cleanup.push(() => app.stop())
+    await app.start()
+    const device = await connectAsync(topology.brokers[0]!.url, { clientId: 'traced-kernel-device', protocolVersion: 5 })
+    cleanup.push(() => device.endAsync())
+    const reply = new Promise<IPublishPacket>((resolve) => device.on('message', (_topic, _payload, packet) => resolve(packet)))
+    await device.subscribeAsync('kernel/3/pong', { qos: 1 })
+    spans.reset()
+    await device.publishAsync('kernel/3/ping', 'ping', { qos: 1, properties: { userProperties: { traceparent: traceparent(TRACE_ID, DEVICE_SPAN) } } })
+    const packet = await reply
+    const consumer = await spans.waitFor((s) => s.kind === SpanKind.CONSUMER)
+    const producer = spans.finished().find((s) => s.kind === SpanKind.PRODUCER)!
+    assert.equal(consumer.parentSpanContext?.spanId, DEVICE_SPAN)
+    assert.equal(packet.properties?.userProperties?.traceparent, traceparent(TRACE_ID, producer.spanContext().spanId))
+  })
+
   it('draws a broker failover span when the active broker dies', async () => {
     const extra = await startTopology({ brokers: 2 })
     cleanup.push(() => extra.stop())

@@ -10,7 +10,8 @@ import type { Route } from './route.js'
  * publishes, database queries, failovers): what to filter or sample by.
  *
  * @example
- * trace.getTracerProvider() // spans arrive with instrumentationScope.name === TRACER_NAME
+ * // in a span processor of the application's SDK
+ * onEnd(span) { if (span.instrumentationScope.name === TRACER_NAME) mqttSpans.push(span) }
  */
 export const TRACER_NAME = 'routemq-load-balancing'
 

@@ -34,6 +34,7 @@ export {
   SubscriptionRejectedError, isSubscriptionRejectedError,
   InvalidTopicError, isInvalidTopicError,
   UnresolvableDependencyError, isUnresolvableDependencyError,
+  TRACER_NAME,
 } from './routemq/index.js'
 export {
   Backend, type BackendOptions, type BackendView, type EjectionOptions,

@@ -1,10 +1,12 @@
 import { PostgresDriver, type DatabaseConnection, type PostgresCursorConstructor, type PostgresPool, type PostgresPoolClient } from 'kysely'
+import type { Context } from '@opentelemetry/api'
 import pg from 'pg'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
 import { closableCursor } from './closable-cursor.js'
 import { isPoolWaitTimeout } from './connection-errors.js'
 import { QueryTimeoutError } from './errors/query-timeout-error.js'
 import { ReplicaPoolClosedError } from './errors/replica-pool-closed-error.js'
+import { QueryTracing } from './query-tracing.js'
 
 /** One PostgreSQL server of a replica pool: its identity and its own connection pool. */
 export interface PgBackend {
@@ -123,7 +125,11 @@ export async function createPgBackend(init: PgBackendInit): Promise<PgBackend> {
     pool.on('connect', (client) => client.on('error', ignore))
     return pool
   }
-  const pool = new TimedPool(make(init.poolSize, init.queryTimeoutMs), init.id, init.queryTimeoutMs)
+  // The application's queries are traced; the probes' (every second, outside any message) are not.
+  const tracing = new QueryTracing({
+    id: init.id, host: url.hostname, port: Number(url.port || 5432), database: decodeURIComponent(url.pathname.slice(1)), role: init.readOnly ? 'replica' : 'primary',
+  })
+  const pool = new TimedPool(make(init.poolSize, init.queryTimeoutMs), init.id, init.queryTimeoutMs, tracing)
   const probePool = new TimedPool(make(1, init.probeTimeoutMs), init.id, init.probeTimeoutMs)
   const driver = new PostgresDriver({ pool, ...(init.cursor ? { cursor: closableCursor(init.cursor) } : {}) })
   await driver.init()
@@ -168,6 +174,7 @@ export class TimedPool implements PostgresPool {
   readonly raw: pg.Pool
   readonly #backend: string
   readonly #timeoutMs: number
+  readonly #tracing: QueryTracing | undefined
   readonly #wrappers = new WeakMap<pg.PoolClient, TimedClient>()
   /**
    * Every connection of the pool, wrapped once when it is first checked out
@@ -182,10 +189,11 @@ export class TimedPool implements PostgresPool {
   /** While end() waits for the pool to drain: look again. */
   #drainCheck: (() => void) | undefined
 
-  constructor(pool: pg.Pool, backend: string, timeoutMs: number) {
+  constructor(pool: pg.Pool, backend: string, timeoutMs: number, tracing?: QueryTracing) {
     this.raw = pool
     this.#backend = backend
     this.#timeoutMs = timeoutMs
+    this.#tracing = tracing
     pool.on('remove', (client) => {
       const wrapper = this.#wrappers.get(client)
       if (wrapper) this.#all.delete(wrapper)
@@ -212,6 +220,8 @@ export class TimedPool implements PostgresPool {
    */
   query(sql: string, parameters: readonly unknown[]): Promise<PgResult> {
     if (this.#ended) return Promise.reject(new ReplicaPoolClosedError())
+    // pg's pool may hand the connection over in the context of whoever released it.
+    const caller = this.#tracing?.context()
     return new Promise<PgResult>((resolve, reject) => {
       this.raw.connect((connectError, raw) => {
         let client: TimedClient
@@ -226,7 +236,7 @@ export class TimedPool implements PostgresPool {
           client.release()
           if (error === undefined) resolve(result!)
           else reject(error)
-        })
+        }, caller)
       })
     }).catch(restack)
   }
@@ -301,7 +311,7 @@ export class TimedPool implements PostgresPool {
     }
     let wrapper = this.#wrappers.get(client)
     if (!wrapper) {
-      wrapper = new TimedClient(client, this.#backend, this.#timeoutMs)
+      wrapper = new TimedClient(client, this.#backend, this.#timeoutMs, this.#tracing)
       this.#wrappers.set(client, wrapper)
       this.#all.add(wrapper)
     }
@@ -327,6 +337,7 @@ export class TimedClient implements PostgresPoolClient {
   readonly #client: pg.PoolClient
   readonly #backend: string
   readonly #timeoutMs: number
+  readonly #tracing: QueryTracing | undefined
   #broken = false
   #checkedOut = false
   /** When the query in flight started (performance.now()), or 0. */
@@ -334,10 +345,11 @@ export class TimedClient implements PostgresPoolClient {
   /** Why the pool closed this connection (when it gave a reason): what its query in flight and later statements fail with. */
   #closedWith: Error | undefined
 
-  constructor(client: pg.PoolClient, backend: string, timeoutMs: number) {
+  constructor(client: pg.PoolClient, backend: string, timeoutMs: number, tracing?: QueryTracing) {
     this.#client = client
     this.#backend = backend
     this.#timeoutMs = timeoutMs
+    this.#tracing = tracing
   }
 
   checkOut(): void {
@@ -367,14 +379,17 @@ export class TimedClient implements PostgresPoolClient {
    * Runs one statement and calls `done` with its error or its result, once.
    * Closed by the pool with a reason (a timeout, the pool closing), the
    * connection fails it with that reason at once, as it does later statements
-   * of its holder.
+   * of its holder. Traced as a child of `caller` (default: the active context).
    */
-  send(sql: string, parameters: readonly unknown[] | undefined, done: (error: unknown, result?: PgResult) => void): void {
+  send(sql: string, parameters: readonly unknown[] | undefined, done: (error: unknown, result?: PgResult) => void, caller?: Context): void {
     if (this.#broken && this.#closedWith) return done(this.#closedWith)
+    const tracing = this.#tracing
+    const span = tracing?.start(sql, caller ?? tracing.context())
     let answered = false
     const answer = (error: unknown, result?: PgResult): void => {
       answered = true
       this.#since = 0
+      if (span) tracing!.end(span, error ? (this.#closedWith ?? error) : undefined)
       // Closing the socket fails the query in flight (pg fails it when the stream closes); the reason the pool closed it wins.
       if (error) done(this.#closedWith ?? error)
       else done(undefined, result)

@@ -4,6 +4,7 @@ import { scrubSecrets } from '../../src/health/scrub-secrets.js'
 import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
 import { parseLsn } from './lsn.js'
 import { probeWithin, type PgBackend } from './pg-backend.js'
+import { PrimaryTracing } from './primary-tracing.js'
 import { WalHistory } from './wal-history.js'
 
 /** What a `PrimaryTracker` needs of the pool's options. */
@@ -51,6 +52,7 @@ export class PrimaryTracker {
   #heartbeat: boolean
   #probing: Promise<void> | undefined
   #closed = false
+  readonly #tracing = new PrimaryTracing()
 
   constructor(candidates: readonly PgBackend[], options: PrimaryTrackerOptions, log: Logger, changed: () => void) {
     this.#candidates = candidates
@@ -145,6 +147,12 @@ export class PrimaryTracker {
 
   /** Asks every candidate, then beats the heartbeat on the primary. */
   async probe(): Promise<void> {
+    const confirmed = await this.#probeRound()
+    this.#tracing.note(this.#current, this.healthy, confirmed)
+  }
+
+  /** True when the round found the current primary (or a new one) taking writes. */
+  async #probeRound(): Promise<boolean> {
     const results = await Promise.all(this.#candidates.map((backend) => this.#ask(backend)))
     const writable = results.filter((r) => r.recovery === false)
     this.#problems = results.filter((r) => r.recovery !== false).map((r) => ({ server: r.backend.label, error: r.error ?? 'in recovery (a replica, not a primary)' }))
@@ -158,10 +166,13 @@ export class PrimaryTracker {
     // The current primary not answering is no failover until it would fall: like any server, it gets `fall` probes.
     if (current?.recovery === undefined && this.#health.failuresToFall > 1) {
       this.#health.failure()
-      return
+      return false
     }
     const found = writable.find((r) => r.backend === this.#current) ?? writable[0]
-    if (found) return this.#found(found.backend, found.lsn)
+    if (found) {
+      await this.#found(found.backend, found.lsn)
+      return true
+    }
     const failed = current ?? results.find((r) => r.error !== undefined)
     this.#error = results.length > 0 && results.every((r) => r.recovery === true)
       ? 'every candidate is in recovery (a replica); promote one'
@@ -171,6 +182,7 @@ export class PrimaryTracker {
       this.#log.error('no primary is available', { candidates: this.#candidates.map((p) => p.id) })
       this.#changed()
     }
+    return false
   }
 
   async #found(backend: PgBackend, lsn: bigint | undefined): Promise<void> {

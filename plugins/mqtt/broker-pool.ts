@@ -19,6 +19,7 @@ import type { BrokerEndpoint } from './broker-endpoint.js'
 import { BrokerLinks } from './broker-links.js'
 import { resolveBrokerPoolOptions, type BrokerPoolOptions, type EffectiveBrokerPoolMode, type ResolvedBrokerPoolOptions } from './broker-pool-options.js'
 import { ControlTopics } from './control-topics.js'
+import { BrokerPoolTracing } from './failover-tracing.js'
 import { FailoverSupervisor, type ActiveBrokerEvent, type FailoverEvent } from './failover-supervisor.js'
 import { HoldDown } from './hold-down.js'
 import { LiveConnections } from './live-connections.js'
@@ -100,6 +101,10 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
     this.#brokerUp = new TypedEvent(onListenerError)
     this.#allDown = new TypedEvent(onListenerError)
     this.#activeChanged = new TypedEvent(onListenerError)
+    const tracing = new BrokerPoolTracing()
+    this.#failover.on((event) => tracing.failover(event))
+    this.#brokerDown.on(({ broker }) => tracing.down(broker))
+    this.#brokerUp.on(({ broker }) => tracing.up(broker))
     this.#topics = new ControlTopics(o.controlTopic, o.group)
     this.#topology = new TopologyGuard(o, log, this.#topics.canary)
     this.#holdDown = new HoldDown(Math.max(1000, o.health.publishAckTimeoutMs), o.health.backoffCapMs, log)

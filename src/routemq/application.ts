@@ -13,6 +13,7 @@ import type { RouteMqModule } from './route-mq-module.js'
 import type { Router } from './router.js'
 import { APPLICATION, LOGGER, MESSAGE_CONTEXT, MQTT_TRANSPORT, ROUTER } from './tokens.js'
 import { findUnresolvable } from './dependency-check.js'
+import { tracePublish } from './tracing.js'
 
 /** Options of `Application.create`. */
 /** Gives user properties for a message the application publishes (see `Application.addPublishProperties`). */
@@ -194,7 +195,11 @@ export class Application {
   readonly publish = async (topic: string, payload: unknown, options?: PublishOptions): Promise<void> => {
     const transport = this.#transport
     if (!transport) throw new ApplicationStateError('The application has no transport yet; publish after start().')
-    await transport.publish(topic, encode(payload), this.#publishProviders.length === 0 ? options : await this.#withProvidedProperties(options))
+    const body = encode(payload)
+    await tracePublish(topic, options, body, async (traceContext) => {
+      const added = this.#publishProviders.length === 0 ? traceContext : await this.#providedProperties(traceContext)
+      await transport.publish(topic, body, added ? withUserProperties(options, added) : options)
+    })
   }
 
   /**
@@ -202,7 +207,8 @@ export class Application {
    * (`app.publish`, `ctx.publish`, dead letters). `provider` runs in the
    * publisher's async context, so it sees the message being handled; what it
    * returns (or resolves to) is added unless the publisher set a property of
-   * that name itself.
+   * that name itself. It wins over the trace context (`traceparent`,
+   * `tracestate`) added when an OpenTelemetry SDK is registered.
    * Returns a function that removes the provider. (MQTT 3.1.1 carries no
    * properties: there, nothing is added.)
    *
@@ -217,15 +223,14 @@ export class Application {
     }
   }
 
-  async #withProvidedProperties(options: PublishOptions | undefined): Promise<PublishOptions | undefined> {
-    let provided: Record<string, string> | undefined
+  /** What the providers add, over `base` (the message's trace context): a provider's property wins over the trace context's. */
+  async #providedProperties(base: Readonly<Record<string, string>> | undefined): Promise<Readonly<Record<string, string>> | undefined> {
+    let provided = base
     for (const provider of this.#publishProviders) {
       const properties = await provider()
       if (properties) provided = { ...provided, ...properties }
     }
-    if (!provided) return options
-    const own = options?.properties
-    return { ...options, properties: { ...own, userProperties: { ...provided, ...own?.userProperties } } }
+    return provided
   }
 
   async #start(): Promise<void> {
@@ -336,6 +341,12 @@ export class Application {
     this.container.register(MQTT_TRANSPORT, { useValue: transport })
     return transport
   }
+}
+
+/** `added` under the publisher's own user properties: a property the publisher set wins. */
+function withUserProperties(options: PublishOptions | undefined, added: Readonly<Record<string, string>>): PublishOptions {
+  const own = options?.properties
+  return { ...options, properties: { ...own, userProperties: { ...added, ...own?.userProperties } } }
 }
 
 function encode(payload: unknown): string | Uint8Array {

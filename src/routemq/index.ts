@@ -35,3 +35,4 @@ export { ConnectionFailedError, isConnectionFailedError } from './errors/connect
 export { SubscriptionRejectedError, isSubscriptionRejectedError } from './errors/subscription-rejected-error.js'
 export { InvalidTopicError, isInvalidTopicError } from './errors/invalid-topic-error.js'
 export { UnresolvableDependencyError, isUnresolvableDependencyError } from './errors/unresolvable-dependency-error.js'
+export { TRACER_NAME } from './tracing.js'

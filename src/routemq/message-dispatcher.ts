@@ -11,6 +11,7 @@ import type { ParkingLot } from './message-parking.js'
 import { deadLetterFor, isPermanentPublishFailure } from './dead-letter.js'
 import { SummarisedWarning } from './summarised-warning.js'
 import { isUnresolvableDependencyError } from './errors/unresolvable-dependency-error.js'
+import { MessageTrace } from './tracing.js'
 
 /** How messages of one topic relate to each other while being handled. */
 export type MessageOrdering = 'topic' | 'none'
@@ -250,8 +251,10 @@ export class MessageDispatcher {
       settled = true
       message.settle(acknowledge && generation === this.#generation)
     }
+    const trace = new MessageTrace(message, match.route)
     try {
-      await this.#handle(message, match, settle, generation)
+      // Not wrapped in another async function: a tick more before #finished would show in stats.inFlight.
+      await trace.run(() => this.#handle(message, match, settle, generation, trace))
     } catch (error) {
       this.#log.error('message handling failed unexpectedly; left unacknowledged', { topic: message.topic, error })
     } finally {
@@ -259,6 +262,7 @@ export class MessageDispatcher {
         settled = true
         this.#settleQuietly(message, false)
       }
+      trace.end()
       this.#finished(message.topic, ordered)
     }
   }
@@ -305,7 +309,7 @@ export class MessageDispatcher {
     }
   }
 
-  async #handle(message: InboundMessage, match: RouteMatch, settle: (acknowledge: boolean) => void, generation: number): Promise<void> {
+  async #handle(message: InboundMessage, match: RouteMatch, settle: (acknowledge: boolean) => void, generation: number, trace: MessageTrace): Promise<void> {
     const { route } = match
     const policy = route.onError ?? this.#options.onError
     let ctx: MessageContext
@@ -327,6 +331,7 @@ export class MessageDispatcher {
       })
     } catch (error) {
       this.#counts.malformed++
+      trace.failed(error)
       this.#log.warn('message dropped: malformed payload', { topic: message.topic, route: route.pattern, error })
       // A body that failed to parse fails the same way on every redelivery, so it is never redelivered.
       return this.#settleFailed(message, typeof policy === 'object' ? policy : 'ack', settle)
@@ -343,6 +348,7 @@ export class MessageDispatcher {
       // Abandoned by stop(): no error policy (no dead letter, no acknowledgement); it stays for redelivery.
       if (generation !== this.#generation) return settle(false)
       this.#counts.failed++
+      trace.failed(error)
       this.#log.error('handler failed', { topic: message.topic, route: route.name ?? route.pattern, error })
       return this.#settleFailed(message, policy, settle, error)
     }

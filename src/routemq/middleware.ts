@@ -1,4 +1,5 @@
 import type { MessageContext } from './message-context.js'
+import { tracedLayer } from './tracing.js'
 
 /** Passes the message on to the next middleware, or to the handler after the last. */
 export type Next = (ctx: MessageContext) => Promise<unknown>
@@ -35,16 +36,23 @@ export type MiddlewareLike = Middleware | MiddlewareFunction
  * await run(ctx)
  */
 export function composeMiddleware(middleware: readonly MiddlewareLike[], terminal: (ctx: MessageContext) => unknown): Next {
-  let next: Next = toLayer((ctx) => terminal(ctx))
+  let next: Next = toLayer(tracedLayer('handler', (ctx: MessageContext) => terminal(ctx)))
   for (let i = middleware.length - 1; i >= 0; i--) {
     const layer = middleware[i]!
     const downstream = next
+    const name = `middleware ${middlewareName(layer, i)}`
     next =
       typeof layer === 'function'
-        ? toLayer((ctx) => layer(ctx, downstream))
-        : toLayer((ctx) => layer.handle(ctx, downstream))
+        ? toLayer(tracedLayer(name, (ctx: MessageContext) => layer(ctx, downstream)))
+        : toLayer(tracedLayer(name, (ctx: MessageContext) => layer.handle(ctx, downstream)))
   }
   return next
+}
+
+/** A middleware's function or class name for its span, else its position in the chain (from 1). */
+function middlewareName(layer: MiddlewareLike, index: number): string {
+  const name = typeof layer === 'function' ? layer.name : layer.constructor?.name
+  return name && name !== 'Object' ? name : `#${index + 1}`
 }
 
 function toLayer(run: (ctx: MessageContext) => unknown): Next {

@@ -20,6 +20,7 @@ export {
   parseTopicPattern, joinTopic, type TopicPattern, type TopicLevel,
   TopicTrie,
   ConsoleLogger, silentLogger, type Logger, type LogFields, type LogLevel, type ConsoleLoggerOptions,
+  type LogFormat, pinoLogger, type PinoLike,
   redactUrl,
   MQTT_TRANSPORT, APPLICATION, ROUTER, LOGGER, MESSAGE_CONTEXT,
   RouteMqError, isRouteMqError,

@@ -131,7 +131,7 @@ export class MessageDispatcher {
   constructor(options: MessageDispatcherOptions) {
     this.#options = Object.freeze({ ...options })
     this.#log = safeLogger(options.logger)
-    this.#dropWarning = new SummarisedWarning(this.#log, 'QoS 0 message dropped: too many messages waiting', DROP_LOG_INTERVAL_MS)
+    this.#dropWarning = new SummarisedWarning(this.#log, 'QoS 0 message dropped: too many messages waiting', { intervalMs: DROP_LOG_INTERVAL_MS })
   }
 
   /** The `MessageReceiver` to give the transport. Never throws. */

@@ -2,8 +2,8 @@ import type { LogFields, Logger } from './logger.js'
 
 /** Options of `SummarisedWarning`. */
 export interface SummarisedWarningOptions {
-  /** Longest time between a counted occurrence and the line that reports it while an episode goes on. */
-  readonly intervalMs: number
+  /** Longest time between a counted occurrence and the line that reports it while an episode goes on. Default 10 s. */
+  readonly intervalMs?: number
   /** Level of the first line and of the summaries. Default `'warn'`. */
   readonly level?: 'info' | 'warn' | 'error'
 }
@@ -39,10 +39,10 @@ export class SummarisedWarning {
   readonly #level: 'info' | 'warn' | 'error'
   readonly #episodes = new Map<string, Episode>()
 
-  constructor(log: Logger, message: string, options: SummarisedWarningOptions) {
+  constructor(log: Logger, message: string, options: SummarisedWarningOptions = {}) {
     this.#log = log
     this.#message = message
-    this.#intervalMs = options.intervalMs
+    this.#intervalMs = options.intervalMs ?? 10_000
     this.#level = options.level ?? 'warn'
   }
 

@@ -66,6 +66,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   /** Per replica: each read in flight fails when one stops; one line per episode, ended when it is healthy again. */
   readonly #readFailed: SummarisedWarning
   readonly #positionFailed: SummarisedWarning
+  readonly #idleFailed: SummarisedWarning
   readonly #primary: PrimaryTracker
   /** Every candidate primary. */
   readonly #primaryBackends: readonly PgBackend[]
@@ -100,9 +101,10 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   #inFlight = 0
   #allSettled: (() => void) | undefined
 
-  private constructor(options: ResolvedReplicaPoolOptions, primaries: PgBackend[], replicas: PgBackend[], logger: Logger) {
+  private constructor(options: ResolvedReplicaPoolOptions, primaries: PgBackend[], replicas: PgBackend[], logger: Logger, idleFailed: SummarisedWarning) {
     this.#options = options
     this.#log = logger
+    this.#idleFailed = idleFailed
     this.#readFailed = new SummarisedWarning(logger, 'read failed on a replica; trying elsewhere')
     this.#positionFailed = new SummarisedWarning(logger, 'could not read the WAL position after a write; its scope reads from the primary')
     const { rise, fall, probeIntervalMs, probeTimeoutMs } = options.health
@@ -167,7 +169,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
       })
     const primaries = await Promise.all(resolved.primaries.map((server) => make(server, false)))
     const replicas = await Promise.all(resolved.replicas.map((server) => make(server, true)))
-    const pool = new ReplicaPool(resolved, primaries, replicas, logger)
+    const pool = new ReplicaPool(resolved, primaries, replicas, logger, idleFailed)
     await pool.#probeAll()
     pool.#schedule()
     if (replicas.length > 0) {
@@ -363,6 +365,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     await this.#primary.close()
     this.#readFailed.endAll()
     this.#positionFailed.endAll()
+    this.#idleFailed.endAll()
     const backends = [...this.#primaryBackends, ...this.#replicas.backends.map((b) => b.target)]
     // Then transactions still holding connections; probe connections last, since reads finishing meanwhile may ask a replica how far it has replayed.
     const grace = Math.max(0, deadline - performance.now())

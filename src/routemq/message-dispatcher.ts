@@ -109,6 +109,10 @@ export class MessageDispatcher {
   #ready: Pending[] = []
   readonly #unmatchedLogged = new Set<string>()
   readonly #dropWarning: SummarisedWarning
+  /** A dependency down fails every message of a route the same way: one ERROR per route, error and episode. */
+  readonly #handlerFailed: SummarisedWarning
+  readonly #malformed: SummarisedWarning
+  readonly #deadLetterFailed: SummarisedWarning
   #accepted = 0
   #running = 0
   #refusing = false
@@ -132,6 +136,9 @@ export class MessageDispatcher {
     this.#options = Object.freeze({ ...options })
     this.#log = safeLogger(options.logger)
     this.#dropWarning = new SummarisedWarning(this.#log, 'QoS 0 message dropped: too many messages waiting', { intervalMs: DROP_LOG_INTERVAL_MS })
+    this.#handlerFailed = new SummarisedWarning(this.#log, 'handler failed', { level: 'error' })
+    this.#malformed = new SummarisedWarning(this.#log, 'message dropped: malformed payload')
+    this.#deadLetterFailed = new SummarisedWarning(this.#log, 'dead-letter publish failed; message left unacknowledged', { level: 'error' })
   }
 
   /** The `MessageReceiver` to give the transport. Never throws. */
@@ -326,7 +333,7 @@ export class MessageDispatcher {
       })
     } catch (error) {
       this.#counts.malformed++
-      this.#log.warn('message dropped: malformed payload', { topic: message.topic, route: route.pattern, error })
+      this.#malformed.record({ topic: message.topic, route: route.pattern, error }, route.pattern)
       // A body that failed to parse fails the same way on every redelivery, so it is never redelivered.
       return this.#settleFailed(message, typeof policy === 'object' ? policy : 'ack', settle)
     }
@@ -342,7 +349,7 @@ export class MessageDispatcher {
       // Abandoned by stop(): no error policy (no dead letter, no acknowledgement); it stays for redelivery.
       if (generation !== this.#generation) return settle(false)
       this.#counts.failed++
-      this.#log.error('handler failed', { topic: message.topic, route: route.name ?? route.pattern, error })
+      this.#handlerFailed.record({ topic: message.topic, route: route.name ?? route.pattern, error }, `${route.pattern}\u0000${errorKind(error)}`)
       return this.#settleFailed(message, policy, settle)
     }
     this.#counts.handled++
@@ -373,7 +380,7 @@ export class MessageDispatcher {
         return settle(true)
       }
       // The connection is failing: the session delivers it again once it resumes.
-      this.#log.error('dead-letter publish failed; message left unacknowledged', { topic: message.topic, deadLetter: deadLetter.topic, error })
+      this.#deadLetterFailed.record({ topic: message.topic, deadLetter: deadLetter.topic, error })
       return settle(false)
     }
     this.#counts.deadLettered++
@@ -402,4 +409,11 @@ function isOverlapCopy(message: InboundMessage, route: Route): boolean {
   const ids = message.properties?.subscriptionIdentifier
   if (ids === undefined) return false
   return typeof ids === 'number' ? ids !== route.identifier : !ids.includes(route.identifier)
+}
+
+/** What tells one failure of a route from another: its error class and code. */
+function errorKind(error: unknown): string {
+  if (!(error instanceof Error)) return typeof error
+  const code = (error as { code?: unknown }).code
+  return typeof code === 'string' || typeof code === 'number' ? `${error.name}:${code}` : error.name
 }

@@ -100,7 +100,7 @@ export {
 export {
   LoadBalancingModule, type LoadBalancingAsyncOptions,
   validateLoadBalancingOptions, type LoadBalancingOptions, type DatabaseOptions, type HealthOptions,
-  loadBalancingOptionsFromEnv, infraOptionsFromEnv, ENV_VARIABLES,
+  loadBalancingOptionsFromEnv, infraOptionsFromEnv, loggerFromEnv, ENV_VARIABLES,
   Repository, InjectKysely,
 } from './composition/index.js'
 export {

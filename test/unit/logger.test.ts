@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { pino } from 'pino'
-import { ConsoleLogger, InvalidOptionError, pinoLogger, type LogFormat } from '../../src/index.js'
+import { ConsoleLogger, InvalidOptionError, loadBalancingOptionsFromEnv, loggerFromEnv, pinoLogger, silentLogger, type LogFormat } from '../../src/index.js'
 import { safeLogger } from '../../src/routemq/logger.js'
 
 function capture(format: LogFormat, level: 'debug' | 'info' = 'info'): { logger: ConsoleLogger; lines: string[] } {
@@ -122,5 +122,37 @@ describe('pino', () => {
 
   it('pinoLogger refuses what is no logger', () => {
     assert.throws(() => pinoLogger({} as never), /takes a pino logger/)
+  })
+})
+
+describe('ROUTEMQ_LOG_LEVEL and ROUTEMQ_LOG_FORMAT', () => {
+  const BROKERS = { ROUTEMQ_MQTT_BROKERS: 'mqtt://127.0.0.1:1883' }
+
+  it('loggerFromEnv gives a ConsoleLogger of that level and format', () => {
+    const lines: string[] = []
+    const write = process.stderr.write
+    process.stderr.write = ((chunk: string) => lines.push(chunk) > 0) as typeof process.stderr.write
+    try {
+      const logger = loggerFromEnv({ ROUTEMQ_LOG_LEVEL: 'warn', ROUTEMQ_LOG_FORMAT: 'json' })
+      logger.info('not written')
+      logger.warn('written', { broker: 'b1' })
+    } finally {
+      process.stderr.write = write
+    }
+    assert.equal(lines.length, 1)
+    assert.deepEqual({ ...JSON.parse(lines[0]!), time: undefined }, { time: undefined, level: 'warn', msg: 'written', broker: 'b1' })
+  })
+
+  it('a value it does not know is refused naming the variable', () => {
+    for (const [name, value] of [['ROUTEMQ_LOG_LEVEL', 'warning'], ['ROUTEMQ_LOG_FORMAT', 'logfmt']] as const) {
+      assert.throws(() => loggerFromEnv({ [name]: value }), (error: unknown) => error instanceof InvalidOptionError && error.field === name && error.message.includes(value))
+      assert.throws(() => loadBalancingOptionsFromEnv({ ...BROKERS, [name]: value }), (error: unknown) => error instanceof InvalidOptionError && error.field === name)
+    }
+  })
+
+  it('fromEnv gives the module such a logger when either is set, and an override\'s logger replaces it', () => {
+    assert.equal(loadBalancingOptionsFromEnv(BROKERS).logger, undefined)
+    assert.ok(loadBalancingOptionsFromEnv({ ...BROKERS, ROUTEMQ_LOG_FORMAT: 'json' }).logger instanceof ConsoleLogger)
+    assert.equal(loadBalancingOptionsFromEnv({ ...BROKERS, ROUTEMQ_LOG_LEVEL: 'debug' }, { logger: silentLogger }).logger, silentLogger)
   })
 })

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { Kysely, sql } from 'kysely'
-import { ConsoleLogger } from '../../src/index.js'
+import { connectAsync } from 'mqtt'
+import { Application, BrokerPool, ConsoleLogger, Router } from '../../src/index.js'
 import { readOnly, ReplicaPool, ReplicatedPostgresDialect } from '../../plugins/kysely/index.js'
 import { startTopology, type Topology } from '../../src/testing/index.js'
 
@@ -31,7 +32,7 @@ function recordingLogger(): { logger: ConsoleLogger; entries: Entry[]; next: (ms
   return { logger, entries, next }
 }
 
-describe('Logs of a primary stopped under load', function () {
+describe('Logs of failures under load', function () {
   this.timeout(90_000)
   let topology: Topology | undefined
 
@@ -89,6 +90,45 @@ describe('Logs of a primary stopped under load', function () {
       }
     } finally {
       await db.destroy()
+    }
+  })
+
+  it('of a broker killed while messages flow are a few lines: down at WARN, up again at INFO', async () => {
+    await topology?.stop()
+    topology = await startTopology({ brokers: 2 })
+    const { logger, entries, next } = recordingLogger()
+    let handled = 0
+    const router = new Router().on('devices/{id}/telemetry', () => void handled++, { qos: 1 })
+    const app = Application.create({
+      router, logger, transport: new BrokerPool({ brokers: topology.brokers.map((b) => b.url), mode: 'all', topologyCheck: false, clientId: 'log-storms', logger }),
+    })
+    await app.start()
+    const devices = await Promise.all(topology.brokers.map((b, i) => connectAsync(b.url, { clientId: `log-device-${i}`, reconnectPeriod: 100 })))
+    try {
+      let running = true
+      const load = devices.map(async (device, i) => {
+        while (running) {
+          if (device.connected) device.publish(`devices/d${i}/telemetry`, '{}', { qos: 1 })
+          await new Promise((resolve) => setTimeout(resolve, 2))
+        }
+      })
+      const start = entries.length
+      const down = next('broker down')
+      await topology.brokers[0]!.kill()
+      assert.equal((await down).level, 'warn')
+      const handledBefore = handled
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      assert.ok(handled - handledBefore > 50, 'messages kept flowing through the other broker')
+      const up = next('broker up')
+      await topology.brokers[0]!.restart()
+      assert.equal((await up).level, 'info')
+      running = false
+      await Promise.all(load)
+      const loud = entries.slice(start).filter((e) => e.level === 'warn' || e.level === 'error')
+      assert.ok(loud.length <= 5, `${loud.length} WARN/ERROR lines:\n${loud.map((e) => `${e.level} ${e.msg}`).join('\n')}`)
+    } finally {
+      await Promise.all(devices.map((d) => d.endAsync()))
+      await app.stop()
     }
   })
 })

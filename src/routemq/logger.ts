@@ -6,8 +6,9 @@ import { checkOptions, isFunction, oneOf, type OptionShape } from './option-shap
 export type LogFields = Readonly<Record<string, unknown>>
 
 /**
- * The logging seam: bring your own (pino, winston) by adapting these four
- * methods, or use `ConsoleLogger`.
+ * The logging seam, `(message, fields)`: use `ConsoleLogger`, a pino logger
+ * (adapted by `pinoLogger`, or recognised where a `Logger` is expected), or
+ * any object with these four methods (winston's logger is one).
  *
  * @example
  * const logger: Logger = { debug() {}, info: console.log, warn: console.warn, error: console.error }

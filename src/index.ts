@@ -20,6 +20,7 @@ export {
   parseTopicPattern, joinTopic, type TopicPattern, type TopicLevel,
   TopicTrie,
   ConsoleLogger, silentLogger, type Logger, type LogFields, type LogLevel, type ConsoleLoggerOptions,
+  type LogFormat, pinoLogger, type PinoLike,
   redactUrl,
   MQTT_TRANSPORT, APPLICATION, ROUTER, LOGGER, MESSAGE_CONTEXT,
   RouteMqError, isRouteMqError,
@@ -106,7 +107,7 @@ export {
 export {
   LoadBalancingModule, type LoadBalancingAsyncOptions,
   validateLoadBalancingOptions, type LoadBalancingOptions, type DatabaseOptions, type HealthOptions,
-  loadBalancingOptionsFromEnv, infraOptionsFromEnv, ENV_VARIABLES,
+  loadBalancingOptionsFromEnv, infraOptionsFromEnv, loggerFromEnv, ENV_VARIABLES,
   Repository, InjectKysely,
 } from './composition/index.js'
 export {

@@ -6,6 +6,7 @@ import type { HealthCheckDefinition, HealthCheckSource } from '../../src/health/
 import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
 import { checkOptions } from '../../src/routemq/option-shape.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
+import { SummarisedWarning } from '../../src/routemq/summarised-warning.js'
 import { LruMap } from '../../src/lru-map.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import { classifyAddress, ipv4Class, ipv6Groups, MAX_ADDRESS_LENGTH, parseIPv4 } from './address-class.js'
@@ -115,6 +116,8 @@ export class GeoResolver implements HealthCheckSource {
   readonly #rules: RegionRules
   readonly #endpoints: ReadonlyMap<string, RegionEndpoints>
   readonly #log: Logger
+  /** A database that surprises the walk does so for every lookup: one line per episode. */
+  readonly #lookupFailed: SummarisedWarning
   /** Undefined with cacheSize 0. */
   readonly #cache: LruMap<string, GeoLocation> | undefined
   readonly #reasons: Record<GeoReason, number> = { found: 0, 'not-found': 0, empty: 0, invalid: 0, private: 0, reserved: 0 }
@@ -142,6 +145,7 @@ export class GeoResolver implements HealthCheckSource {
     const cacheSize = options.cacheSize ?? 10_000
     this.#cache = cacheSize > 0 ? new LruMap(cacheSize) : undefined
     this.#log = safeLogger(options.logger ?? silentLogger)
+    this.#lookupFailed = new SummarisedWarning(this.#log, 'GeoIP lookup failed; answering the default region')
     this.#database = database
   }
 
@@ -185,7 +189,7 @@ export class GeoResolver implements HealthCheckSource {
       location = this.#resolve(ip)
     } catch (error) {
       // Nothing known throws here; should a database surprise the walk, the address still gets an answer.
-      this.#log.warn('GeoIP lookup failed; answering the default region', { error })
+      this.#lookupFailed.record({ error })
       location = this.#unplaced('', 'invalid')
     }
     this.#reasons[location.reason]++

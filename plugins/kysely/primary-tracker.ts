@@ -1,5 +1,6 @@
 import { HealthTracker } from '../../src/balancing/health-tracker.js'
 import type { Logger } from '../../src/routemq/logger.js'
+import { SummarisedWarning } from '../../src/routemq/summarised-warning.js'
 import { scrubSecrets } from '../../src/health/scrub-secrets.js'
 import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
 import { parseLsn } from './lsn.js'
@@ -53,6 +54,9 @@ export class PrimaryTracker {
   #probing: Promise<void> | undefined
   #closed = false
   readonly #tracing = new PrimaryTracing()
+  /** A stopping primary fails every query in flight and each new connection: one line per server and episode. */
+  readonly #lostConnection: SummarisedWarning
+  readonly #beatFailed: SummarisedWarning
 
   constructor(candidates: readonly PgBackend[], options: PrimaryTrackerOptions, log: Logger, changed: () => void) {
     this.#candidates = candidates
@@ -61,6 +65,8 @@ export class PrimaryTracker {
     this.#changed = changed
     this.#health = new HealthTracker({ rise: options.rise, fall: options.fall })
     this.#heartbeat = options.heartbeatTable !== false
+    this.#lostConnection = new SummarisedWarning(log, 'a query lost its connection to the primary; probing it now')
+    this.#beatFailed = new SummarisedWarning(log, 'could not beat the replication heartbeat')
   }
 
   /** The candidate taking writes, as the probes last found it (even while not healthy). */
@@ -121,7 +127,7 @@ export class PrimaryTracker {
    */
   failed(error: unknown, backend: PgBackend, midQuery = false): PrimaryUnavailableError {
     if (backend === this.#current) {
-      this.#log.warn('a query lost its connection to the primary; probing it now', { primary: backend.id, error })
+      this.#lostConnection.record({ primary: backend.id, error }, backend.id)
       this.probeSoon()
     }
     return new PrimaryUnavailableError(this.labels, error, midQuery)
@@ -143,6 +149,8 @@ export class PrimaryTracker {
   async close(): Promise<void> {
     this.#closed = true
     await this.#probing
+    this.#lostConnection.endAll()
+    this.#beatFailed.endAll()
   }
 
   /** Asks every candidate, then beats the heartbeat on the primary. */
@@ -187,7 +195,9 @@ export class PrimaryTracker {
 
   async #found(backend: PgBackend, lsn: bigint | undefined): Promise<void> {
     if (this.#current !== backend) {
-      this.#log.info('primary found', { primary: backend.id })
+      // The first at start is news; another one later is a failover, which an operator should look at.
+      if (this.#current) this.#log.warn('failed over to another primary', { from: this.#current.id, primary: backend.id })
+      else this.#log.info('primary found', { primary: backend.id })
       // Queries still waiting on the old primary would only wait for their timeout.
       this.#current?.timed.abortInFlight()
       // A promoted replica may start below the old primary's last position: the history of the old one would date every replica wrongly.
@@ -200,6 +210,7 @@ export class PrimaryTracker {
     if (!this.#everHealthy && this.#health.state === 'unhealthy') this.#health = new HealthTracker({ rise: this.#options.rise, fall: this.#options.fall })
     if (this.#health.success() === 'healthy') {
       this.#everHealthy = true
+      this.#lostConnection.endAll()
       this.#log.info('primary available', { primary: backend.id })
       this.#error = undefined
       this.#changed()
@@ -232,13 +243,14 @@ export class PrimaryTracker {
       )
       const lsn = parseLsn(rows[0]?.lsn)
       if (lsn !== undefined) this.history.record(Date.now(), lsn)
+      this.#beatFailed.end()
       return true
     } catch (error) {
       if ((error as { code?: string }).code === '42P01') {
         this.#heartbeat = false
         this.#log.warn(`replication heartbeat table ${table} is missing (run the migrations); lag is measured from replay timestamps`)
       } else {
-        this.#log.warn('could not beat the replication heartbeat', { table, error })
+        this.#beatFailed.record({ table, error })
       }
       return false
     }

@@ -4,6 +4,7 @@ import { BackendSet } from '../../src/balancing/backend-set.js'
 import { createStrategy } from '../../src/balancing/create-strategy.js'
 import { LatencyWindow } from '../../src/balancing/latency-window.js'
 import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
+import { SummarisedWarning } from '../../src/routemq/summarised-warning.js'
 import type { MessageContext } from '../../src/routemq/message-context.js'
 import { currentMessage } from '../../src/routemq/message-scope.js'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
@@ -69,6 +70,10 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   readonly metricsLabel = 'postgres'
   readonly #options: ResolvedReplicaPoolOptions
   readonly #log: Logger
+  /** Per replica: each read in flight fails when one stops; one line per episode, ended when it is healthy again. */
+  readonly #readFailed: SummarisedWarning
+  readonly #positionFailed: SummarisedWarning
+  readonly #idleFailed: SummarisedWarning
   readonly #primary: PrimaryTracker
   /** Every candidate primary. */
   readonly #primaryBackends: readonly PgBackend[]
@@ -107,9 +112,12 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   #inFlight = 0
   #allSettled: (() => void) | undefined
 
-  private constructor(options: ResolvedReplicaPoolOptions, primaries: PgBackend[], replicas: PgBackend[], logger: Logger) {
+  private constructor(options: ResolvedReplicaPoolOptions, primaries: PgBackend[], replicas: PgBackend[], logger: Logger, idleFailed: SummarisedWarning) {
     this.#options = options
     this.#log = logger
+    this.#idleFailed = idleFailed
+    this.#readFailed = new SummarisedWarning(logger, 'read failed on a replica; trying elsewhere')
+    this.#positionFailed = new SummarisedWarning(logger, 'could not read the WAL position after a write; its scope reads from the primary')
     const { rise, fall, probeIntervalMs, probeTimeoutMs } = options.health
     this.#primaryBackends = primaries
     this.#primary = new PrimaryTracker(primaries, { rise, fall, probeIntervalMs, probeTimeoutMs, heartbeatTable: options.heartbeatTable }, logger, () => this.#healthChanged.emit())
@@ -133,11 +141,14 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
       { region: options.region, waitMs: options.consistency.mode === 'lsn' ? options.consistency.waitMs : 0 },
     )
     this.#replicas.onStateChange(({ backend, to }) => {
-      this.#log.warn(`replica ${to}`, { replica: backend.id })
       // Queries still waiting on a server found dead fail now and are retried elsewhere.
       if (to === 'unhealthy') {
         const aborted = backend.target.timed.abortInFlight()
-        if (aborted > 0) this.#log.warn('aborted queries in flight on a dead replica', { replica: backend.id, aborted })
+        this.#log.warn('replica unhealthy; reads go elsewhere', { replica: backend.id, abortedQueries: aborted })
+      } else if (to === 'healthy') {
+        // Healthy at start, or back: good news, not a warning.
+        this.#readFailed.end(backend.id)
+        this.#log.info('replica healthy', { replica: backend.id })
       }
       this.#healthChanged.emit()
     })
@@ -151,6 +162,8 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
   static async create(options: ReplicaPoolOptions): Promise<ReplicaPool> {
     const resolved = resolveReplicaPoolOptions(options)
     const logger = safeLogger(options.logger ?? silentLogger)
+    // A server stopping fails every idle connection of its pool at once.
+    const idleFailed = new SummarisedWarning(logger, 'idle database connection failed')
     const make = (server: ResolvedReplicaPoolOptions['primaries'][number], readOnly: boolean) =>
       createPgBackend({
         readOnly,
@@ -163,11 +176,11 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
         queryTimeoutMs: resolved.queryTimeoutMs,
         probeTimeoutMs: resolved.health.probeTimeoutMs,
         cursor: resolved.cursor,
-        onPoolError: (backend, error) => logger.warn('idle database connection failed', { backend, error }),
+        onPoolError: (backend, error) => idleFailed.record({ backend, error }, backend),
       })
     const primaries = await Promise.all(resolved.primaries.map((server) => make(server, false)))
     const replicas = await Promise.all(resolved.replicas.map((server) => make(server, true)))
-    const pool = new ReplicaPool(resolved, primaries, replicas, logger)
+    const pool = new ReplicaPool(resolved, primaries, replicas, logger, idleFailed)
     await pool.#probeAll()
     pool.#schedule()
     if (replicas.length > 0) {
@@ -361,6 +374,9 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
     if (this.#inFlight > 0) await raceTimeout(new Promise<void>((resolve) => (this.#allSettled = resolve)), this.#options.closeTimeoutMs, () => undefined)
     await this.#probing?.catch(() => undefined)
     await this.#primary.close()
+    this.#readFailed.endAll()
+    this.#positionFailed.endAll()
+    this.#idleFailed.endAll()
     const backends = [...this.#primaryBackends, ...this.#replicas.backends.map((b) => b.target)]
     // Then transactions still holding connections; probe connections last, since reads finishing meanwhile may ask a replica how far it has replayed.
     const grace = Math.max(0, deadline - performance.now())
@@ -458,7 +474,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
           if (isQueryTimeoutError(error) && replica.state !== 'unhealthy') throw error
           if (!this.#worthAnother(replica, error)) throw error
           lastError = error
-          this.#log.warn('read failed on a replica; trying elsewhere', { replica: replica.id, error })
+          this.#readFailed.record({ replica: replica.id, error }, replica.id)
         } finally {
           done()
         }
@@ -592,7 +608,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
       },
       (error: unknown) => {
         // The writes themselves succeeded; without their position, their scope reads from the primary.
-        this.#log.warn('could not read the WAL position after a write; its scope reads from the primary', { error })
+        this.#positionFailed.record({ error })
         return undefined
       },
     )

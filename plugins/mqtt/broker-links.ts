@@ -3,6 +3,7 @@ import type { BackendSet } from '../../src/balancing/backend-set.js'
 import { isSubscriptionRejectedError } from '../../src/routemq/errors/subscription-rejected-error.js'
 import { TransportClosedError } from '../../src/routemq/errors/transport-closed-error.js'
 import type { Logger } from '../../src/routemq/logger.js'
+import { SummarisedWarning } from '../../src/routemq/summarised-warning.js'
 import type { InboundMessage, MessageReceiver } from '../../src/routemq/mqtt-transport.js'
 import { isUnreachableError } from '../../src/routemq/network-error.js'
 import { raceTimeout } from '../../src/routemq/race-timeout.js'
@@ -68,9 +69,12 @@ export class BrokerLinks {
   /** Connections that resumed a session this pool had on their broker before. */
   readonly #resumed = new WeakSet<BrokerConnection>()
   #sessionsLost = 0
+  /** Per broker: one that accepts TCP but refuses the session is tried again and again; one line per episode. */
+  readonly #connectFailed: SummarisedWarning
 
   constructor(options: BrokerLinksOptions) {
     this.#o = options
+    this.#connectFailed = new SummarisedWarning(options.log, 'could not connect to broker')
   }
 
   /** Times a broker came back without this pool's persistent session (restarted without persistence, or it expired). */
@@ -131,12 +135,13 @@ export class BrokerLinks {
       }
       set.reportSuccess(backend, connection.connectMs)
       this.#o.probes.observeRoundTrip(backend, connection.connectMs)
+      this.#connectFailed.end(backend.id)
       return connection
     } catch (error) {
       await connection?.close(0)
       if (!this.#o.running()) return undefined
       this.#o.recordError(backend.id, error)
-      log.warn('could not connect to broker', { broker: backend.id, error })
+      this.#connectFailed.record({ broker: backend.id, error }, backend.id)
       // A refused subscription is the configuration's fault, not the broker's health.
       if (isSubscriptionRejectedError(error)) {
         this.#o.holdDown.hold(backend, 'it refused a subscription')

@@ -1,6 +1,7 @@
 import type { Backend } from '../../src/balancing/backend.js'
 import type { BackendSet } from '../../src/balancing/backend-set.js'
 import type { Logger } from '../../src/routemq/logger.js'
+import { SummarisedWarning } from '../../src/routemq/summarised-warning.js'
 import type { PublishOptions } from '../../src/routemq/mqtt-transport.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import type { RequestObserved } from '../../src/metrics/measured-pool.js'
@@ -65,7 +66,8 @@ export class PublishSender {
   readonly #options: ResolvedBrokerPoolOptions
   readonly #set: BackendSet<BrokerEndpoint>
   readonly #live: LiveConnections
-  readonly #log: Logger
+  /** Connections dropping under a burst abandon many publishes at once: one line per episode. */
+  readonly #abandoned: SummarisedWarning
   readonly #mode: () => EffectiveBrokerPoolMode
   readonly #onTimelyAck: PublishSenderOptions['onTimelyAck']
   readonly #requests: TypedEvent<RequestObserved>
@@ -74,7 +76,7 @@ export class PublishSender {
     this.#options = options.options
     this.#set = options.set
     this.#live = options.live
-    this.#log = options.log
+    this.#abandoned = new SummarisedWarning(options.log, 'publish abandoned: connections kept dropping while it was in flight', { level: 'error' })
     this.#mode = options.mode
     this.#onTimelyAck = options.onTimelyAck
     this.queue = new PublishQueue(options.options.offlineBuffer)
@@ -128,7 +130,7 @@ export class PublishSender {
       } else if (++entry.losses >= ABANDON_AFTER_LOSSES) {
         this.queue.remove(entry)
         this.counts.abandoned++
-        this.#log.error('publish abandoned: connections kept dropping while it was in flight', { topic: entry.topic, losses: entry.losses })
+        this.#abandoned.record({ topic: entry.topic, losses: entry.losses })
         entry.reject(new PublishAbandonedError(entry.topic, entry.losses))
       } else {
         this.queue.markPending(entry)

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { PgServerConfig } from '../../plugins/kysely/replica-pool-options.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { ConsoleLogger, type LogFormat, type LogLevel } from '../routemq/logger.js'
 import { closestNames } from '../routemq/known-options.js'
 import { redactUrl } from '../routemq/redact-url.js'
 import { validateLoadBalancingOptions, type LoadBalancingOptions } from './load-balancing-options.js'
@@ -50,6 +51,8 @@ export const ENV_VARIABLES: readonly Variable[] = [
   { name: 'ROUTEMQ_STATUS_PAGE_ENABLED', option: 'health.statusPage', meaning: '`false` for no status page (/status, /status.json). Default true.' },
   { name: 'ROUTEMQ_METRICS_ENABLED', option: 'metrics', meaning: '`false` for no /metrics. Default true.' },
   { name: 'ROUTEMQ_METRICS_PREFIX', option: 'metrics.prefix', meaning: 'Put before every metric name. Default routemq_.' },
+  { name: 'ROUTEMQ_LOG_LEVEL', option: 'logger.level', meaning: '`debug`, `info`, `warn`, `error` or `silent`: the lowest level written. Default info.' },
+  { name: 'ROUTEMQ_LOG_FORMAT', option: 'logger.format', meaning: '`text` or `json` (one object per line, errors with stack and cause). Default text.' },
   // Read only by `render` (the balancer configs), ignored by the module.
   { name: 'ROUTEMQ_INFRA_NAME', option: 'infra.name', meaning: 'render: name of the generated sections and resources. Default routemq.' },
   { name: 'ROUTEMQ_INFRA_APP_INSTANCES', option: 'infra.appInstances', meaning: "render: the app instances' health endpoints, `host:port`, comma-separated. Default the health server's." },
@@ -183,6 +186,8 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: P
     options.metrics = compact({ prefix })
   }
 
+  if (read.text('ROUTEMQ_LOG_LEVEL') !== undefined || read.text('ROUTEMQ_LOG_FORMAT') !== undefined) options.logger = loggerFromEnv(env)
+
   try {
     return validateLoadBalancingOptions(mergeOptions(options as LoadBalancingOptions, overrides))
   } catch (error) {
@@ -228,6 +233,24 @@ function shownValue(name: string, value: string): string {
   if (/PASSWORD|SECRET|TOKEN/.test(name)) return 'set (its value is not shown)'
   const shown = /URL|BROKERS/.test(name) ? value.split(',').map((url) => shownUrl(url.trim())).join(',') : value
   return JSON.stringify(shown.length > 200 ? `${shown.slice(0, 200)}…` : shown)
+}
+
+/**
+ * A `ConsoleLogger` as `ROUTEMQ_LOG_LEVEL` and `ROUTEMQ_LOG_FORMAT` say
+ * (default info, text); a value it does not know fails with
+ * `InvalidOptionError` naming the variable. `LoadBalancingModule.fromEnv()`
+ * uses one for its parts when either is set; give one to the application
+ * too, so that its own lines (a failed handler) look the same.
+ *
+ * @example
+ * const app = Application.create({ router, logger: loggerFromEnv(), modules: [LoadBalancingModule.fromEnv()] })
+ */
+export function loggerFromEnv(env: Env = process.env): ConsoleLogger {
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) throw new InvalidOptionError('env', 'must be an object of environment variables, such as process.env')
+  const read = new Reader(env)
+  const level = read.oneOf('ROUTEMQ_LOG_LEVEL', ['debug', 'info', 'warn', 'error', 'silent']) as LogLevel | undefined
+  const format = read.oneOf('ROUTEMQ_LOG_FORMAT', ['text', 'json']) as LogFormat | undefined
+  return new ConsoleLogger(compact({ level, format }))
 }
 
 /**

@@ -111,6 +111,10 @@ export class MessageDispatcher {
   #ready: Pending[] = []
   readonly #unmatchedLogged = new Set<string>()
   readonly #dropWarning: SummarisedWarning
+  /** A dependency down fails every message of a route the same way: one ERROR per route, error and episode. */
+  readonly #handlerFailed: SummarisedWarning
+  readonly #malformed: SummarisedWarning
+  readonly #deadLetterFailed: SummarisedWarning
   #accepted = 0
   #running = 0
   #refusing = false
@@ -133,7 +137,10 @@ export class MessageDispatcher {
   constructor(options: MessageDispatcherOptions) {
     this.#options = Object.freeze({ ...options })
     this.#log = safeLogger(options.logger)
-    this.#dropWarning = new SummarisedWarning(this.#log, 'QoS 0 message dropped: too many messages waiting', DROP_LOG_INTERVAL_MS)
+    this.#dropWarning = new SummarisedWarning(this.#log, 'QoS 0 message dropped: too many messages waiting', { intervalMs: DROP_LOG_INTERVAL_MS })
+    this.#handlerFailed = new SummarisedWarning(this.#log, 'handler failed', { level: 'error' })
+    this.#malformed = new SummarisedWarning(this.#log, 'message dropped: malformed payload')
+    this.#deadLetterFailed = new SummarisedWarning(this.#log, 'dead-letter publish failed; message left unacknowledged', { level: 'error' })
   }
 
   /** The `MessageReceiver` to give the transport. Never throws. */
@@ -332,7 +339,7 @@ export class MessageDispatcher {
     } catch (error) {
       this.#counts.malformed++
       trace.failed(error)
-      this.#log.warn('message dropped: malformed payload', { topic: message.topic, route: route.pattern, error })
+      this.#malformed.record({ topic: message.topic, route: route.pattern, error }, route.pattern)
       // A body that failed to parse fails the same way on every redelivery, so it is never redelivered.
       return this.#settleFailed(message, typeof policy === 'object' ? policy : 'ack', settle)
     }
@@ -349,7 +356,7 @@ export class MessageDispatcher {
       if (generation !== this.#generation) return settle(false)
       this.#counts.failed++
       trace.failed(error)
-      this.#log.error('handler failed', { topic: message.topic, route: route.name ?? route.pattern, error })
+      this.#handlerFailed.record({ topic: message.topic, route: route.name ?? route.pattern, error }, `${route.pattern}\u0000${errorKind(error)}`)
       return this.#settleFailed(message, policy, settle, error)
     }
     this.#counts.handled++
@@ -382,7 +389,7 @@ export class MessageDispatcher {
         return settle(true)
       }
       // The connection is failing: the session delivers it again once it resumes.
-      this.#log.error('dead-letter publish failed; message left unacknowledged', { topic: message.topic, deadLetter: deadLetter.topic, error })
+      this.#deadLetterFailed.record({ topic: message.topic, deadLetter: deadLetter.topic, error })
       return settle(false)
     }
     this.#counts.deadLettered++
@@ -411,4 +418,11 @@ function isOverlapCopy(message: InboundMessage, route: Route): boolean {
   const ids = message.properties?.subscriptionIdentifier
   if (ids === undefined) return false
   return typeof ids === 'number' ? ids !== route.identifier : !ids.includes(route.identifier)
+}
+
+/** What tells one failure of a route from another: its error class and code. */
+function errorKind(error: unknown): string {
+  if (!(error instanceof Error)) return typeof error
+  const code = (error as { code?: unknown }).code
+  return typeof code === 'string' || typeof code === 'number' ? `${error.name}:${code}` : error.name
 }

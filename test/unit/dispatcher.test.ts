@@ -178,6 +178,27 @@ describe('MessageDispatcher', () => {
       assert.match(lines[0]!, /handler failed/)
     })
 
+    it('logs a storm of failures of a route as one ERROR per kind of error, the rest counted', async () => {
+      const lines: string[] = []
+      const logger = new ConsoleLogger({ write: (line) => lines.push(line) })
+      let calls = 0
+      const router = new Router().on('t/{n}', () => {
+        calls++
+        throw calls % 10 === 0 ? new TypeError('a bug') : Object.assign(new Error('primary down'), { code: 'E_DOWN' })
+      })
+      const { dispatcher } = setup(router, { logger })
+      for (let n = 0; n < 30; n++) {
+        const message = inbound(`t/${n}`, 'x')
+        dispatcher.receive(message)
+        await message.settled
+      }
+      assert.equal(dispatcher.stats.failed, 30)
+      const failures = lines.filter((line) => / ERROR handler failed /.test(line))
+      assert.equal(failures.length, 2, failures.join('\n'))
+      assert.match(failures[0]!, /primary down/)
+      assert.match(failures[1]!, /TypeError: a bug/)
+    })
+
     it('keeps handling when the logger itself throws', async () => {
       const throwing: Logger = { debug() { throw new Error('log') }, info() { throw new Error('log') }, warn() { throw new Error('log') }, error() { throw new Error('log') } }
       const router = new Router().on('t', () => { throw new Error('x') })

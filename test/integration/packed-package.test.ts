@@ -16,9 +16,10 @@ const ENTRY_POINTS: readonly { readonly subpath: string; readonly exports: reado
   { subpath: '/mqtt', exports: ['BrokerPool'], notLoaded: ['pg', 'kysely', 'maxmind', 'prom-client', 'lmdb'] },
   { subpath: '/kysely', exports: ['ReplicaPool', 'ReadOnly', 'Write', 'migrateToLatest'], notLoaded: ['mqtt', 'maxmind', 'prom-client', 'lmdb'] },
   { subpath: '/geoip', exports: ['GeoResolver', 'geoRegion', 'geoGate'], notLoaded: ['mqtt', 'pg', 'kysely', 'prom-client', 'lmdb'] },
-  { subpath: '/health', exports: ['HealthModule', 'healthGate', 'HealthServer'], notLoaded: ['mqtt', 'pg', 'kysely', 'maxmind'] },
-  // The render command validates settings with the composition root's parser, which knows the GeoIP options.
-  { subpath: '/infra', exports: ['planInfra', 'renderHaproxy', 'runCli'], notLoaded: ['mqtt', 'pg', 'kysely'] },
+  // lmdb (native) only once a gate opens a spool.
+  { subpath: '/health', exports: ['HealthModule', 'healthGate', 'HealthServer'], notLoaded: ['mqtt', 'pg', 'kysely', 'maxmind', 'lmdb'] },
+  // The render command reads settings with the composition root's parser, which brings the GeoIP and metrics options' checks (maxmind, prom-client).
+  { subpath: '/infra', exports: ['planInfra', 'renderHaproxy', 'runCli'], notLoaded: ['mqtt', 'pg', 'kysely', 'lmdb'] },
   { subpath: '/testing', exports: ['startTopology', 'freePort'], notLoaded: ['mqtt', 'kysely', 'maxmind', 'prom-client', 'lmdb'] },
 ]
 

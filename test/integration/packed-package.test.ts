@@ -3,7 +3,7 @@
 // loads only its own plugin's dependencies, the peers are the user's single
 // copies, and CommonJS can require() it.
 import assert from 'node:assert/strict'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { packedProject, run, type PackedProject } from '../support/packed-project.js'
@@ -109,6 +109,21 @@ describe('the packed package', function () {
       console.log(JSON.stringify({ router: typeof root.Router, module: typeof root.LoadBalancingModule.fromEnv, same: root.ReplicaPool === kysely.ReplicaPool }))`)
     const { stdout } = await run('node', ['require-check.cjs'], { cwd: project.dir })
     assert.deepEqual(JSON.parse(stdout), { router: 'function', module: 'function', same: true })
+  })
+
+  it('gives types for every entry point, to ESM and to CommonJS code (tsc --init\'s strictness)', async () => {
+    const entries = [{ subpath: '', exports: ['LoadBalancingModule'] }, ...ENTRY_POINTS]
+    const imports = entries.map(({ subpath, exports }) => `import { ${exports.join(', ')} } from 'routemq-load-balancing${subpath}'`).join('\n')
+    const used = `export const used = [${entries.flatMap((entry) => entry.exports).join(', ')}]\n`
+    mkdirSync(join(project.dir, 'types-check'), { recursive: true })
+    writeFileSync(join(project.dir, 'types-check/esm.ts'), `${imports}\n${used}`)
+    // CommonJS under verbatimModuleSyntax is written import x = require(...), as the README shows.
+    const requires = entries.map(({ subpath }, i) => `import entry${i} = require('routemq-load-balancing${subpath}')`).join('\n')
+    const required = `const used = [${entries.flatMap((entry, i) => entry.exports.map((name) => `entry${i}.${name}`)).join(', ')}]\nexport = used\n`
+    writeFileSync(join(project.dir, 'types-check/cjs.cts'), `${requires}\n${required}`)
+    // Files named on the command line: tsc ignores the project's tsconfig.json, so these are the flags.
+    await run('npx', ['tsc', '--noEmit', '--module', 'nodenext', '--target', 'esnext', '--strict', '--noUncheckedIndexedAccess', '--exactOptionalPropertyTypes',
+      '--verbatimModuleSyntax', '--skipLibCheck', '--types', 'node', 'types-check/esm.ts', 'types-check/cjs.cts'], { cwd: project.dir })
   })
 
   async function probe(specifier: string): Promise<{ packages: string[]; exports: string[] }> {

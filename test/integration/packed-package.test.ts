@@ -3,7 +3,7 @@
 // loads only its own plugin's dependencies, the peers are the user's single
 // copies, and CommonJS can require() it.
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { packedProject, run, type PackedProject } from '../support/packed-project.js'
@@ -121,9 +121,14 @@ describe('the packed package', function () {
     const requires = entries.map(({ subpath }, i) => `import entry${i} = require('routemq-load-balancing${subpath}')`).join('\n')
     const required = `const used = [${entries.flatMap((entry, i) => entry.exports.map((name) => `entry${i}.${name}`)).join(', ')}]\nexport = used\n`
     writeFileSync(join(project.dir, 'types-check/cjs.cts'), `${requires}\n${required}`)
-    // Files named on the command line: tsc ignores the project's tsconfig.json, so these are the flags.
-    await run('npx', ['tsc', '--noEmit', '--module', 'nodenext', '--target', 'esnext', '--strict', '--noUncheckedIndexedAccess', '--exactOptionalPropertyTypes',
-      '--verbatimModuleSyntax', '--skipLibCheck', '--types', 'node', 'types-check/esm.ts', 'types-check/cjs.cts'], { cwd: project.dir })
+    try {
+      // Files named on the command line: tsc ignores the project's tsconfig.json, so these are the flags.
+      await run('npx', ['tsc', '--noEmit', '--module', 'nodenext', '--target', 'esnext', '--strict', '--noUncheckedIndexedAccess', '--exactOptionalPropertyTypes',
+        '--verbatimModuleSyntax', '--skipLibCheck', '--types', 'node', 'types-check/esm.ts', 'types-check/cjs.cts'], { cwd: project.dir })
+    } finally {
+      // The quick-start test compiles the whole project folder next.
+      rmSync(join(project.dir, 'types-check'), { recursive: true, force: true })
+    }
   })
 
   async function probe(specifier: string): Promise<{ packages: string[]; exports: string[] }> {

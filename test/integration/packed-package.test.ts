@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { packedProject, run, type PackedProject } from '../support/packed-project.js'
 
 const HOOKS = fileURLToPath(new URL('../support/module-load-hooks.js', import.meta.url))
@@ -132,7 +132,7 @@ describe('the packed package', function () {
   })
 
   async function probe(specifier: string): Promise<{ packages: string[]; exports: string[] }> {
-    const env = { ...process.env, PROBE_FILE: join(project.dir, 'resolved.txt'), PROBE_HOOKS: `file://${HOOKS}`, PROBE_SPECIFIER: specifier }
+    const env = { ...process.env, PROBE_FILE: join(project.dir, 'resolved.txt'), PROBE_HOOKS: pathToFileURL(HOOKS).href, PROBE_SPECIFIER: specifier }
     const { stdout } = await run('node', ['--input-type=module', '-e', PROBE], { cwd: project.dir, env })
     return JSON.parse(stdout) as { packages: string[]; exports: string[] }
   }

@@ -89,6 +89,9 @@ describe('the README quick start, in a new project', function () {
     try {
       const stored = await pollUntil(async () => (await db.query<{ device: string; celsius: number }>('SELECT device, celsius FROM readings')).rows[0], { timeoutMs: 20_000, everyMs: 100 })
       assert.deepEqual(stored, { device: 'd1', celsius: 21.5 })
+      // ROUTEMQ_DATABASE_MIGRATE=true created the package's own table, as the Install section says.
+      const heartbeat = await db.query<{ table: string | null }>("SELECT to_regclass('routemq_replication_heartbeat')::text AS table")
+      assert.equal(heartbeat.rows[0]!.table, 'routemq_replication_heartbeat')
     } finally {
       await db.end()
     }

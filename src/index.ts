@@ -92,6 +92,7 @@ export {
   WriteInReadOnlyScopeError, isWriteInReadOnlyScopeError,
   TransactionAbortedError, isTransactionAbortedError,
   QueryTimeoutError, isQueryTimeoutError,
+  ReplicaPoolClosedError, isReplicaPoolClosedError,
 } from '../plugins/kysely/index.js'
 export {
   GeoResolver, type GeoResolverOptions, type GeoLocation, type GeoReason, type RegionEndpoints, type GeoResolverStats,

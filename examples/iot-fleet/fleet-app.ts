@@ -79,7 +79,7 @@ export function fleetRouter(tally: FleetTally): Router {
   router.group({ prefix: 'devices/{id}', middleware: [located] }, (devices) => {
     devices.on('telemetry', async (ctx) => {
       const { seq, celsius } = ctx.payload as { seq: number; celsius: number }
-      await ctx.container.resolve(FleetRepository).saveReading(ctx.params.id!, seq, celsius, ctx.geo!.region)
+      await ctx.container.resolve(FleetRepository).saveReading(ctx.params.id, seq, celsius, ctx.geo!.region)
       bump(tally.handled, `${ctx.params.id}:${seq}`)
       count(ctx)
     }, { qos: 1, middleware: [healthGate('primary', { mode: 'hold' })] })
@@ -87,13 +87,13 @@ export function fleetRouter(tally: FleetTally): Router {
     devices.on('config/set', async (ctx) => {
       const { version, intervalMs } = ctx.payload as { version: number; intervalMs: number }
       // The device's own consistency key: its later reads see this write, from whichever message.
-      await withConsistencyKey(ctx.params.id!, () => ctx.container.resolve(FleetRepository).setConfig(ctx.params.id!, version, intervalMs))
+      await withConsistencyKey(ctx.params.id, () => ctx.container.resolve(FleetRepository).setConfig(ctx.params.id, version, intervalMs))
       await ctx.publish(`fleet/${ctx.params.id}/config/ack`, { version }, { qos: 1 })
       count(ctx)
     }, { qos: 1, middleware: [healthGate('primary', { mode: 'hold' })] })
 
     devices.on('config/get', async (ctx) => {
-      const config = await withConsistencyKey(ctx.params.id!, () => ctx.container.resolve(FleetRepository).config(ctx.params.id!))
+      const config = await withConsistencyKey(ctx.params.id, () => ctx.container.resolve(FleetRepository).config(ctx.params.id))
       if (config) bump(tally.configReads, config.server_port)
       await ctx.publish(`fleet/${ctx.params.id}/config`, { version: config?.version ?? 0 }, { qos: 1 })
       count(ctx)
@@ -101,7 +101,7 @@ export function fleetRouter(tally: FleetTally): Router {
 
     devices.on('stats/get', async (ctx) => {
       // A plain read: served by a replica of the sender's region when one is healthy.
-      const stats = await ctx.container.resolve(FleetRepository).readingCount(ctx.params.id!)
+      const stats = await ctx.container.resolve(FleetRepository).readingCount(ctx.params.id)
       bump(tally.statsReads, stats.server_port)
       await ctx.publish(`fleet/${ctx.params.id}/stats`, { readings: stats.count }, { qos: 0 })
       count(ctx)

@@ -7,15 +7,15 @@ import type { TopicPattern } from './topic-pattern.js'
 type ParamNames<T extends string> = T extends `${string}{${infer Name}}${infer Rest}` ? Name | ParamNames<Rest> : never
 
 /**
- * The `ctx.params` type of a topic pattern, worked out from its `{name}` levels.
- * Parameters of an enclosing group's prefix stay reachable by index.
+ * The `ctx.params` type of a topic pattern, worked out from its `{name}` levels:
+ * exactly those names, so a misspelt one does not compile. A pattern that is no
+ * literal (a `string` built at run time) gives the open `RouteParams`.
+ * Routes of a group also get the names of the group's prefix (see `RouteRegistrar`).
  *
  * @example
- * type P = TopicParams<'devices/{id}/sensors/{sensor}'> // { readonly id: string; readonly sensor: string } & RouteParams
+ * type P = TopicParams<'devices/{id}/sensors/{sensor}'> // { readonly id: string; readonly sensor: string }
  */
-export type TopicParams<T extends string> = [ParamNames<T>] extends [never]
-  ? RouteParams
-  : { readonly [K in ParamNames<T>]: string } & RouteParams
+export type TopicParams<T extends string> = string extends T ? RouteParams : { readonly [K in ParamNames<T>]: string }
 
 /** A route handler. Its promise settling is what lets the message be acknowledged. */
 export type Handler<P extends RouteParams = RouteParams> = (ctx: MessageContext<P>) => unknown
@@ -69,10 +69,10 @@ export interface RouteOptions {
   readonly name?: string
 }
 
-/** Options of `Router.group`. */
-export interface GroupOptions {
+/** Options of `Router.group`; `Prefix` is the prefix's literal type, whose `{name}` levels type the group's `ctx.params`. */
+export interface GroupOptions<Prefix extends string = string> {
   /** Topic levels put before every route of the group. */
-  readonly prefix?: string
+  readonly prefix?: Prefix
   /** Middleware run before each route's own. */
   readonly middleware?: readonly MiddlewareLike[]
 }

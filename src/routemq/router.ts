@@ -17,26 +17,30 @@ export interface RouterOptions {
   readonly sharedGroup?: string
 }
 
-/** The route-declaring surface shared by `Router` and the scope a `group` callback receives. */
-export interface RouteRegistrar {
+/**
+ * The route-declaring surface shared by `Router` and the scope a `group` callback
+ * receives. `P` holds the parameters of the enclosing groups' prefixes, which every
+ * route declared here gets in `ctx.params` besides its own.
+ */
+export interface RouteRegistrar<P extends RouteParams = TopicParams<''>> {
   /**
-   * Declares a route. `{name}` levels match one topic level each and arrive
-   * typed in `ctx.params`.
+   * Declares a route. `{name}` levels (of the pattern and of the groups' prefixes)
+   * match one topic level each and arrive typed in `ctx.params`.
    *
    * @example
    * router.on('devices/{id}/telemetry', async (ctx) => save(ctx.params.id, ctx.payload), { qos: 1 })
    */
-  on<T extends string>(topic: T, handler: HandlerTarget<TopicParams<T>>, options?: RouteOptions): this
+  on<T extends string>(topic: T, handler: HandlerTarget<P & TopicParams<T>>, options?: RouteOptions): this
   /**
    * Declares routes under a common prefix and middleware; groups nest.
    *
    * @example
    * router.group({ prefix: 'devices/{id}', middleware: [auth] }, (devices) => {
-   *   devices.on('telemetry', saveTelemetry, { qos: 1 })
+   *   devices.on('telemetry', (ctx) => save(ctx.params.id, ctx.payload), { qos: 1 })
    *   devices.on('hello', greet)
    * })
    */
-  group(options: GroupOptions, register: (group: RouteRegistrar) => void): this
+  group<Prefix extends string = ''>(options: GroupOptions<Prefix>, register: (group: RouteRegistrar<P & TopicParams<Prefix>>) => void): this
 }
 
 /** A route found for a topic, with the topic's parameter values. */
@@ -82,7 +86,7 @@ export class Router implements RouteRegistrar {
     return this
   }
 
-  group(options: GroupOptions, register: (group: RouteRegistrar) => void): this {
+  group<Prefix extends string = ''>(options: GroupOptions<Prefix>, register: (group: RouteRegistrar<TopicParams<Prefix>>) => void): this {
     checkGroup('', options, register)
     register(this.#scope(options.prefix ?? '', options.middleware ?? []))
     return this
@@ -115,8 +119,9 @@ export class Router implements RouteRegistrar {
     return { route, params, levels }
   }
 
-  #scope(prefix: string, middleware: readonly MiddlewareLike[]): RouteRegistrar {
-    const scope: RouteRegistrar = {
+  // The parameter types exist only at compile time; at run time every scope is the same object shape.
+  #scope<P extends RouteParams>(prefix: string, middleware: readonly MiddlewareLike[]): RouteRegistrar<P> {
+    const scope: RouteRegistrar<RouteParams> = {
       on: (topic, handler, options = {}) => {
         this.#add(prefix, middleware, topic, handler as HandlerTarget, options)
         return scope
@@ -127,7 +132,7 @@ export class Router implements RouteRegistrar {
         return scope
       },
     }
-    return scope
+    return scope as RouteRegistrar<P>
   }
 
   #add(prefix: string, groupMiddleware: readonly MiddlewareLike[], topic: string, handler: HandlerTarget, options: RouteOptions): void {

@@ -77,7 +77,7 @@ async function startOurs(config: SubscriberConfig, onStored: () => void): Promis
   const router = new Router()
   router.group({ prefix: `${config.topicPrefix}/devices/{id}` }, (devices) => {
     devices.on('telemetry', async (ctx) => {
-      await ctx.container.resolve(Readings).save(ctx.params.id!, ctx.payload as Reading)
+      await ctx.container.resolve(Readings).save(ctx.params.id, ctx.payload as Reading)
       onStored()
     }, { qos: 1, shared: true, middleware: [healthGate('primary')] })
   })

@@ -49,7 +49,7 @@ const router = new Router()
 router.group({ prefix: 'devices/{id}' }, (devices) => {
   devices.on('telemetry', async (ctx: MessageContext) => {
     const { seq, sentAt, conn } = ctx.payload as { seq: number; sentAt: number; conn: number }
-    await ctx.container.resolve(Readings).save(ctx.params.id!, seq, conn, sentAt)
+    await ctx.container.resolve(Readings).save(ctx.params.id, seq, conn, sentAt)
   }, { qos: 1, shared: settings.shared ?? true, ...(settings.spool ? { middleware: [healthGate('primary', { spool: settings.spool })] } : {}) })
   devices.on('ping', async (ctx: MessageContext) => {
     await ctx.publish(`devices/${ctx.params.id}/pong`, ctx.raw, { qos: 1 })

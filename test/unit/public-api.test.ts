@@ -34,10 +34,10 @@ export function quickStart(env: NodeJS.ProcessEnv): Application {
   router.group({ prefix: 'devices/{id}', middleware: [geoRegion({ ip: { userProperty: 'client-ip' } })] }, (devices) => {
     devices.on('telemetry', async (ctx: MessageContext) => {
       const { celsius } = ctx.payload as { celsius: number }
-      await ctx.container.resolve(Readings).save(ctx.params.id!, celsius)
+      await ctx.container.resolve(Readings).save(ctx.params.id, celsius)
     }, { qos: 1, shared: true, middleware: [healthGate('primary')] })
     devices.on('config/get', async (ctx) => {
-      const config = await withConsistencyKey(ctx.params.id!, () => ctx.container.resolve(Readings).config(ctx.params.id!))
+      const config = await withConsistencyKey(ctx.params.id, () => ctx.container.resolve(Readings).config(ctx.params.id))
       await ctx.publish(`devices/${ctx.params.id}/config`, config ?? {}, { qos: 1 })
     }, { qos: 1, shared: true })
     devices.on('hello', async (ctx) => {

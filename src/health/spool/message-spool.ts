@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { resolve } from 'node:path'
-import { open, type RootDatabase } from 'lmdb'
+import type { RootDatabase } from 'lmdb'
 import type { MessageProperties, QoS } from '../../routemq/mqtt-transport.js'
 import { InvalidOptionError } from '../../routemq/errors/invalid-option-error.js'
 
@@ -79,7 +80,7 @@ export class MessageSpool {
     }
     let db: RootDatabase<SpooledMessage, number>
     try {
-      db = open<SpooledMessage, number>({ path: absolute, compression: false, cache: false })
+      db = lmdb().open<SpooledMessage, number>({ path: absolute, compression: false, cache: false })
     } catch (error) {
       throw new InvalidOptionError(field, `cannot open a spool in ${absolute} (${(error as Error).message}); give a directory this process may write, used by no other program`)
     }
@@ -221,4 +222,13 @@ function messageBytes(message: SpooledMessage): number {
   let bytes = message.payload.length + Buffer.byteLength(message.topic) + Buffer.byteLength(message.route) + Buffer.byteLength(message.broker)
   if (message.properties) bytes += Buffer.byteLength(JSON.stringify(message.properties))
   return bytes
+}
+
+// lmdb is a native module only spooling gates use: required on the first open
+// (synchronously, as `open` is; lmdb ships a CommonJS build), so importing the
+// health entry point or the package does not load it.
+let lmdbModule: typeof import('lmdb') | undefined
+function lmdb(): typeof import('lmdb') {
+  lmdbModule ??= createRequire(import.meta.url)('lmdb') as typeof import('lmdb')
+  return lmdbModule
 }

@@ -1,0 +1,34 @@
+// ESLint over everything tsc compiles (`npm run lint`, run by `npm test`), with
+// typescript-eslint's type-aware recommended rules: what goes wrong here is mostly about
+// promises (a rejection nobody handles in a timer or an event listener), which only the
+// type-aware rules (no-floating-promises, no-misused-promises, await-thenable) can see.
+// The layer rules are dependency-cruiser's job (.dependency-cruiser.cjs), not this file's.
+import js from '@eslint/js'
+import { defineConfig } from 'eslint/config'
+import tseslint from 'typescript-eslint'
+
+export default defineConfig(
+  { ignores: ['dist/', 'node_modules/'] },
+  {
+    files: ['**/*.ts'],
+    extends: [js.configs.recommended, tseslint.configs.recommendedTypeChecked],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+    rules: {
+      // A type-only import must say so: with emitDecoratorMetadata a plain import of a type
+      // can turn into a runtime import, and `import type` keeps the layer graph honest.
+      '@typescript-eslint/consistent-type-imports': 'error',
+      // `return promise` inside try/catch skips the catch and the finally's ordering.
+      '@typescript-eslint/return-await': ['error', 'in-try-catch'],
+      // An `async` function with no `await` is how this code implements a Promise-returning
+      // interface (the transport seam, Kysely's MigrationProvider, test fakes) so that a
+      // throw becomes a rejection rather than a synchronous exception.
+      '@typescript-eslint/require-await': 'off',
+      // `_name` is the house's way to say "deliberately unused" (a destructured field left
+      // out of a copy, an interface parameter), as tsc's noUnusedParameters already reads it.
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
+    },
+  },
+)

@@ -1,5 +1,5 @@
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { byKind, checkOptions, matching, required, type OptionShape } from '../../src/routemq/option-shape.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
+import { byKind, checkOptions, matching, required, type OptionShape } from '../../src/routemq/plugin-api.js'
 import type { GeoRegionOptions, IpSource } from './geo-region.js'
 
 const IP_HINT = "say where the sender's address is: { payload: 'field' }, { userProperty: 'name' }, { param: 'name' } or a function"

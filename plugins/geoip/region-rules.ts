@@ -1,5 +1,5 @@
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { REGION_PATTERN } from '../../src/routemq/option-shape.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
+import { REGION_PATTERN } from '../../src/routemq/plugin-api.js'
 
 /**
  * Which places make up a region: continents (`'EU'`), countries (ISO 3166-1

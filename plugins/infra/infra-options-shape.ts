@@ -1,7 +1,7 @@
 import { BROKER_POOL_OPTIONS_SHAPE } from '../mqtt/broker-pool-options-shape.js'
 import { HEALTH_OPTIONS_SHAPE } from '../../src/health/health-module-options-shape.js'
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { byKind, isBoolean, listOf, matching, milliseconds, nonEmptyString, oneOf, shapeOf, wholeNumber, type OptionCheck, type OptionShape } from '../../src/routemq/option-shape.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
+import { byKind, isBoolean, listOf, matching, milliseconds, nonEmptyString, oneOf, shapeOf, wholeNumber, type OptionCheck, type OptionShape } from '../../src/routemq/plugin-api.js'
 import type { InfraOptions, InfraPlanOptions } from './infra-plan.js'
 
 type Listen = NonNullable<InfraOptions['listen']>

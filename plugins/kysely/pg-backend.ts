@@ -1,6 +1,6 @@
 import { PostgresDriver, type DatabaseConnection, type PostgresCursorConstructor, type PostgresPool, type PostgresPoolClient } from 'kysely'
 import pg from 'pg'
-import { raceTimeout } from '../../src/routemq/race-timeout.js'
+import { raceTimeout } from '../../src/routemq/plugin-api.js'
 import { closableCursor } from './closable-cursor.js'
 import { isPoolWaitTimeout } from './connection-errors.js'
 import { QueryTimeoutError } from './errors/query-timeout-error.js'

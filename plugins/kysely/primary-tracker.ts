@@ -1,5 +1,5 @@
 import { HealthTracker } from '../../src/balancing/health-tracker.js'
-import type { Logger } from '../../src/routemq/logger.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
 import { scrubSecrets } from '../../src/health/scrub-secrets.js'
 import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
 import { parseLsn } from './lsn.js'

@@ -1,8 +1,8 @@
 import type { PostgresCursorConstructor } from 'kysely'
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
 import { refuseMisreadUserInfo } from '../../src/misread-user-info.js'
-import type { Logger } from '../../src/routemq/logger.js'
-import { checkOptions } from '../../src/routemq/option-shape.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
+import { checkOptions } from '../../src/routemq/plugin-api.js'
 import { REPLICA_POOL_OPTIONS_SHAPE } from './replica-pool-options-shape.js'
 import type { StrategyName } from '../../src/balancing/balancing-strategy.js'
 

@@ -2,8 +2,8 @@ import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { Kysely, Migrator, PostgresDialect } from 'kysely'
 import { migrations } from '../../migrations/index.js'
-import { ConsoleLogger, safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
-import { redactUrl } from '../../src/routemq/redact-url.js'
+import { ConsoleLogger, safeLogger, silentLogger, type Logger } from '../../src/routemq/plugin-api.js'
+import { redactUrl } from '../../src/routemq/plugin-api.js'
 import { createMigrationPool } from './migration-pool.js'
 
 /** Options of `migrateToLatest`. */

@@ -1,7 +1,7 @@
 import type { Backend } from '../../src/balancing/backend.js'
 import type { BackendSet } from '../../src/balancing/backend-set.js'
 import { Ewma } from '../../src/balancing/ewma.js'
-import type { Logger } from '../../src/routemq/logger.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import type { ResolvedBrokerPoolOptions } from './broker-pool-options.js'
 import { probeBroker } from './broker-probe.js'

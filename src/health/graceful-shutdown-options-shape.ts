@@ -1,6 +1,6 @@
 import { constants } from 'node:os'
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { finiteNumber, isBoolean, listOf, type OptionCheck, type OptionShape } from '../routemq/option-shape.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { finiteNumber, isBoolean, listOf, type OptionCheck, type OptionShape } from '../routemq/plugin-api.js'
 import { MAX_TIMER_MS } from '../timer-limit.js'
 import type { GracefulShutdownOptions } from './graceful-shutdown.js'
 

@@ -1,5 +1,5 @@
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { isBoolean, isFunction, matching, nonEmptyString, required, wholeNumber, type OptionCheck, type OptionShape } from '../routemq/option-shape.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { isBoolean, isFunction, matching, nonEmptyString, required, wholeNumber, type OptionCheck, type OptionShape } from '../routemq/plugin-api.js'
 import { MAX_TIMER_MS } from '../timer-limit.js'
 import type { HealthCheckDefinition } from './health-check.js'
 

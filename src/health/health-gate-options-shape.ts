@@ -1,5 +1,5 @@
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { nonEmptyString, oneOf, required, shapeOf, wholeNumber, type OptionShape } from '../routemq/option-shape.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { nonEmptyString, oneOf, required, shapeOf, wholeNumber, type OptionShape } from '../routemq/plugin-api.js'
 import { MAX_TIMER_MS } from '../timer-limit.js'
 import type { HealthGateOptions } from './health-gate.js'
 import { HealthMonitor } from './health-monitor.js'

@@ -1,4 +1,4 @@
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
 import { MAX_TIMER_MS } from '../timer-limit.js'
 
 /**

@@ -1,6 +1,6 @@
 import { LoadBalancingMetrics } from '../metrics/load-balancing-metrics.js'
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { isFunction, isLogger, required, type OptionShape } from '../routemq/option-shape.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { isFunction, isLogger, required, type OptionShape } from '../routemq/plugin-api.js'
 import { HEALTH_HTTP_OPTIONS_SHAPE } from './health-http-options-shape.js'
 import { HealthMonitor } from './health-monitor.js'
 import type { HealthServerOptions } from './health-server.js'

@@ -1,5 +1,5 @@
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { isBoolean, matching, type OptionShape } from '../routemq/option-shape.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { isBoolean, matching, type OptionShape } from '../routemq/plugin-api.js'
 import type { LoadBalancingMetricsOptions } from './load-balancing-metrics.js'
 
 /** The keys and types of `LoadBalancingMetricsOptions`. */

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { DispatchStats } from '../routemq/message-dispatcher.js'
-import { checkOptions } from '../routemq/option-shape.js'
+import type { DispatchStats } from '../routemq/plugin-api.js'
+import { checkOptions } from '../routemq/plugin-api.js'
 import type { Disposer } from '../typed-event.js'
 import type { HealthGateStats } from '../health/health-gate.js'
 import { registerSpoolMetrics } from './spool-metrics.js'

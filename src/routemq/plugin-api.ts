@@ -1,0 +1,35 @@
+// The kernel as the project's own layers (the core in src/ and the plugins) use it: the
+// public types they build on and the helpers no user needs (option shapes, logger guards,
+// timeouts). Not exported from the package root; the layer rules (.dependency-cruiser.cjs)
+// let the core and the plugins reach the kernel only through this file, transport-api.ts
+// and index.ts. It re-exports file by file, not the index, so a plugin loads only the
+// kernel files it uses (the index loads MQTT.js through the default transport).
+export type { AckOrder, AckSequencer } from './ack-sequencer.js'
+export type { Application } from './application.js'
+export type { DependencyContainer } from './container.js'
+export type { MqttTlsOptions } from './default-mqtt-transport.js'
+export { ApplicationStateError } from './errors/application-state-error.js'
+export { ConnectionFailedError } from './errors/connection-failed-error.js'
+export { InvalidOptionError, withFieldPrefix } from './errors/invalid-option-error.js'
+export { RouteMqError } from './errors/route-mq-error.js'
+export { isSubscriptionRejectedError } from './errors/subscription-rejected-error.js'
+export { TransportClosedError } from './errors/transport-closed-error.js'
+export { runToHandler, trackOutcome } from './handler-completion.js'
+export { ConsoleLogger, safeLogger, silentLogger } from './logger.js'
+export type { Logger } from './logger.js'
+export { MessageContext } from './message-context.js'
+export type { RouteParams } from './message-context.js'
+export type { DispatchStats } from './message-dispatcher.js'
+export { parkMessage } from './message-parking.js'
+export { currentMessage } from './message-scope.js'
+export type { Middleware, Next } from './middleware.js'
+export { MQTT_TLS_OPTIONS_SHAPE } from './mqtt-tls-options-shape.js'
+export type { InboundMessage, MessageProperties, MessageReceiver, MqttTransport, PublishOptions, QoS, Subscription } from './mqtt-transport.js'
+export { isUnreachableError } from './network-error.js'
+export { REGION_PATTERN, byKind, checkOptions, finiteNumber, identifier, isBoolean, isFunction, isLogger, listOf, matching, milliseconds, mqttBinaryString, mqttString, nonEmptyString, oneOf, recordOf, regionName, required, shapeOf, wholeNumber } from './option-shape.js'
+export type { OptionCheck, OptionShape } from './option-shape.js'
+export { assertPublishable } from './publish-check.js'
+export { raceTimeout } from './race-timeout.js'
+export { redactUrl } from './redact-url.js'
+export type { RouteMqModule } from './route-mq-module.js'
+export { filtersOverlap } from './topic-overlap.js'

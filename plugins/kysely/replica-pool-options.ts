@@ -1,6 +1,6 @@
 import type { PostgresCursorConstructor } from 'kysely'
 import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
-import { refuseMisreadUserInfo } from '../../src/misread-user-info.js'
+import { refuseMisreadUserInfo } from '../../src/routemq/plugin-api.js'
 import type { Logger } from '../../src/routemq/plugin-api.js'
 import { checkOptions } from '../../src/routemq/plugin-api.js'
 import { REPLICA_POOL_OPTIONS_SHAPE } from './replica-pool-options-shape.js'

@@ -1,7 +1,7 @@
 import type { AckOrder } from '../../src/routemq/plugin-api.js'
 import type { MqttTlsOptions } from '../../src/routemq/plugin-api.js'
 import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
-import { refuseMisreadUserInfo } from '../../src/misread-user-info.js'
+import { refuseMisreadUserInfo } from '../../src/routemq/plugin-api.js'
 import { checkOptions } from '../../src/routemq/plugin-api.js'
 import type { Logger } from '../../src/routemq/plugin-api.js'
 import type { StrategyName } from '../../src/balancing/balancing-strategy.js'

@@ -1,6 +1,6 @@
 import { InvalidOptionError } from '../routemq/plugin-api.js'
 import { nonEmptyString, oneOf, required, shapeOf, wholeNumber, type OptionShape } from '../routemq/plugin-api.js'
-import { MAX_TIMER_MS } from '../timer-limit.js'
+import { MAX_TIMER_MS } from '../routemq/plugin-api.js'
 import type { HealthGateOptions } from './health-gate.js'
 import { HealthMonitor } from './health-monitor.js'
 import type { SpoolOptions } from './spool/gate-spool.js'

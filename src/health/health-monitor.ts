@@ -3,7 +3,7 @@ import { InvalidOptionError } from '../routemq/plugin-api.js'
 import { safeLogger, silentLogger, type Logger } from '../routemq/plugin-api.js'
 import { checkOptions, finiteNumber, isLogger, type OptionShape } from '../routemq/plugin-api.js'
 import { raceTimeout } from '../routemq/plugin-api.js'
-import { MAX_TIMER_MS } from '../timer-limit.js'
+import { MAX_TIMER_MS } from '../routemq/plugin-api.js'
 import { TypedEvent, type Disposer } from '../typed-event.js'
 import type {
   CheckObservation, CheckStatus, HealthChange, HealthCheckDefinition, HealthCheckSource, HealthStatus, HealthSummary,

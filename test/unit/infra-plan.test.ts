@@ -5,7 +5,7 @@ import { mqtt5PublishPacket } from '../../plugins/infra/mqtt-connect-packet.js'
 import { resolveBrokerPoolOptions } from '../../plugins/mqtt/broker-pool-options.js'
 import { isHostName } from '../../src/host-name.js'
 import { withFieldPrefix } from '../../src/routemq/errors/invalid-option-error.js'
-import { MAX_TIMER_MS } from '../../src/timer-limit.js'
+import { MAX_TIMER_MS } from '../../src/routemq/timer-limit.js'
 import { parseYamlDocuments } from '../support/yaml-subset.js'
 
 describe('balancer plans', () => {

@@ -19,7 +19,7 @@ export default defineConfig(
     rules: {
       // A type-only import must say so: with emitDecoratorMetadata a plain import of a type
       // can turn into a runtime import, and `import type` keeps the layer graph honest.
-      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
       // `return promise` inside try/catch skips the catch and the finally's ordering.
       '@typescript-eslint/return-await': ['error', 'in-try-catch'],
       // An `async` function with no `await` is how this code implements a Promise-returning

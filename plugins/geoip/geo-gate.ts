@@ -62,7 +62,7 @@ export class GeoGate implements Middleware {
     const hasDeny = options.deny !== undefined
     if (hasAllow === hasDeny) throw new InvalidOptionError('geoGate', 'give exactly one of allow: { countries, continents, regions } and deny: { ... }')
     this.#mode = hasAllow ? 'allow' : 'deny'
-    const places = (hasAllow ? options.allow : options.deny) as GeoPlaces
+    const places = (hasAllow ? options.allow : options.deny)
     const at = `geoGate.${this.#mode}`
     this.#countries = codes(places.countries, `${at}.countries`, (c) => /^[A-Z]{2}$/.test(c), 'an ISO 3166-1 alpha-2 country code such as "DE"')
     this.#continents = codes(places.continents, `${at}.continents`, (c) => CONTINENTS.has(c), 'a continent code (AF, AN, AS, EU, NA, OC, SA)')

@@ -21,6 +21,7 @@ export const GEO_REGION_OPTIONS_SHAPE: OptionShape<GeoRegionOptions> = {
     },
   }), IP_HINT),
   resolver: (value, field) => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- a false positive: the rule reads `value`, narrowed from unknown to {}, as the asserted type, and tsc needs the assertion
     if (value !== undefined && typeof (value as { lookup?: unknown } | null)?.lookup !== 'function') {
       throw new InvalidOptionError(field, "pass the GeoResolver to ask, or leave it out to use the module's")
     }

@@ -5,7 +5,7 @@ import { parseEnv } from 'node:util'
 import { infraOptionsFromEnv, loadBalancingOptionsFromEnv, variableOfOption } from '../../src/composition/env-options.js'
 import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
 import { checkEnvFileLines } from './env-file-lines.js'
-import { DEMO_TOPOLOGY, planInfra, type InfraPlan, type InfraPlanOptions } from './infra-plan.js'
+import { DEMO_TOPOLOGY, planInfra, type InfraPlan } from './infra-plan.js'
 import { renderHaproxy } from './render-haproxy.js'
 import { renderKubernetes } from './render-kubernetes.js'
 import { renderNginx } from './render-nginx.js'
@@ -112,7 +112,7 @@ async function planFrom(flags: ReadonlyMap<string, string>, env: Record<string, 
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidOptionError('--config', `${configFile} must hold an object { mqtt, health, infra }`)
     // planInfra checks every key and value of the file, at every depth.
-    return planInfra(parsed as InfraPlanOptions)
+    return planInfra(parsed)
   }
   return planInfra(DEMO_TOPOLOGY)
 }

@@ -155,7 +155,7 @@ export function planInfra(options: InfraPlanOptions): InfraPlan {
   const healthPort = port(health.port, 'health.http.port', 9464)
   const anyHost = health.host === undefined || health.host === '0.0.0.0' || health.host === '::'
   if (!anyHost && (typeof health.host !== 'string' || !isHostName(health.host))) throw new InvalidOptionError('health.http.host', HOST_REASON)
-  const defaultInstance = hostPort(anyHost ? '127.0.0.1' : health.host!, healthPort)
+  const defaultInstance = hostPort(anyHost ? '127.0.0.1' : health.host, healthPort)
   const appInstances = (infra.appInstances ?? [defaultInstance]).map((entry, i) => {
     const match = typeof entry === 'string' ? /^(.+):(\d+)$/.exec(entry) : null
     if (!match) throw new InvalidOptionError(`infra.appInstances[${i}]`, 'must be host:port, e.g. "app-1:9464" or "[2001:db8::5]:9464"')

@@ -1,5 +1,5 @@
 import { CompiledQuery, type DatabaseConnection, type QueryResult } from 'kysely'
-import { Backend } from '../../src/balancing/backend.js'
+import type { Backend } from '../../src/balancing/backend.js'
 import { BackendSet } from '../../src/balancing/backend-set.js'
 import { createStrategy } from '../../src/balancing/create-strategy.js'
 import { LatencyWindow } from '../../src/balancing/latency-window.js'

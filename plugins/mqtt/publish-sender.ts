@@ -100,7 +100,7 @@ export class PublishSender {
         this.queue.add(entry)
       } catch (error) {
         this.counts.rejectedBufferFull++
-        reject(error as Error)
+        reject(error)
         return
       }
       this.counts.published++

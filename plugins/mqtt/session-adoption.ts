@@ -89,8 +89,8 @@ export async function adoptSession(options: AdoptionOptions): Promise<AdoptionOu
     await connection.close(0)
     return 'foreign'
   }
-  const lost = new Promise<'interrupted'>((resolve) => connection!.onClose(() => resolve('interrupted')))
-  const abort = (): void => void connection!.close(0)
+  const lost = new Promise<'interrupted'>((resolve) => connection.onClose(() => resolve('interrupted')))
+  const abort = (): void => void connection.close(0)
   options.signal.addEventListener('abort', abort)
   if (options.signal.aborted) abort()
   const interrupted = (): AdoptionOutcome => (foreign ? 'foreign' : 'interrupted')
@@ -102,11 +102,11 @@ export async function adoptSession(options: AdoptionOptions): Promise<AdoptionOu
     }
     log.info('adopting the session of an instance that went away', { broker, session: sessionId })
     const drained = (async (): Promise<'drained'> => {
-      await connection!.unsubscribe([...sync.filters, ...options.ownFilters])
-      await connection!.subscribe([{ topic: barrierTopic, qos: 1 }], options.connection.protocolVersion)
-      await connection!.publishNow(barrierTopic, nonce, { qos: 1 })
+      await connection.unsubscribe([...sync.filters, ...options.ownFilters])
+      await connection.subscribe([{ topic: barrierTopic, qos: 1 }], options.connection.protocolVersion)
+      await connection.publishNow(barrierTopic, nonce, { qos: 1 })
       await barrier
-      await connection!.inboundSettled()
+      await connection.inboundSettled()
       return 'drained'
     })()
     // Lost connections fail the steps too; the race below has the answer.

@@ -177,7 +177,7 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: P
   }
 
   try {
-    return validateLoadBalancingOptions(mergeOptions(options as LoadBalancingOptions, overrides))
+    return validateLoadBalancingOptions(mergeOptions(options, overrides))
   } catch (error) {
     if (error instanceof InvalidOptionError) {
       const variable = variableFor(error.field, env)
@@ -235,7 +235,7 @@ function mergeOptions(base: LoadBalancingOptions, overrides: Partial<LoadBalanci
     const plain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype
     merged[key] = plain(current) && plain(value) ? { ...current, ...value } : value
   }
-  return merged as LoadBalancingOptions
+  return merged
 }
 
 /** The variable behind an option path: the one whose option is the longest prefix of it. */

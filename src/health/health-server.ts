@@ -1,5 +1,4 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { InvalidOptionError } from '../routemq/plugin-api.js'
 import { checkOptions } from '../routemq/plugin-api.js'
 import { safeLogger, silentLogger, type Logger } from '../routemq/plugin-api.js'
@@ -103,7 +102,7 @@ export class HealthServer {
   /** The port listened on, once started. */
   get port(): number | undefined {
     const address = this.#server.address()
-    return address && typeof address === 'object' ? (address as AddressInfo).port : undefined
+    return address && typeof address === 'object' ? address.port : undefined
   }
 
   /** `http://host:port`, once started. */

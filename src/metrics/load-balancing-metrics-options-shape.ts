@@ -6,6 +6,7 @@ import type { LoadBalancingMetricsOptions } from './load-balancing-metrics.js'
 export const LOAD_BALANCING_METRICS_OPTIONS_SHAPE: OptionShape<LoadBalancingMetricsOptions> = {
   // By what it does, not by class: another copy of prom-client in node_modules has a Registry class of its own.
   registry: (value, field) => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- a false positive: the rule reads `value`, narrowed from unknown to {}, as the asserted type, and tsc needs the assertion
     if (value !== undefined && typeof (value as { registerMetric?: unknown } | null)?.registerMetric !== 'function') {
       throw new InvalidOptionError(field, "must be a prom-client Registry: new Registry() from 'prom-client'")
     }

@@ -395,7 +395,7 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
 
   it('reports a transaction that PostgreSQL rolled back at COMMIT instead of calling it committed', async () => {
     const { db } = await database()
-    await db.insertInto('readings').values({ id: 900_001, device: 'dup', value: 1 } as never).execute()
+    await db.insertInto('readings').values({ id: 900_001, device: 'dup', value: 1 }).execute()
     await assert.rejects(
       db.transaction().execute(async (trx) => {
         await trx.insertInto('readings').values({ device: 'lost', value: 1 }).execute()
@@ -409,7 +409,7 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
 
   it('gives the connection of a controlled transaction rolled back at COMMIT back to the pool', async () => {
     const { db, pool } = await database({ poolSize: 1 })
-    await db.insertInto('readings').values({ id: 900_002, device: 'dup-2', value: 1 } as never).execute()
+    await db.insertInto('readings').values({ id: 900_002, device: 'dup-2', value: 1 }).execute()
     const trx = await db.startTransaction().execute()
     await trx.insertInto('readings').values({ id: 900_002, device: 'dup-2', value: 2 } as never).execute().catch(() => undefined)
     await assert.rejects(trx.commit().execute(), isTransactionAbortedError)

@@ -34,12 +34,12 @@ const [brokerUrl, primaryUrl, replicaUrl, instance] = process.argv.slice(2) as [
 const router = new Router({ sharedGroup: 'causal' })
 router.on('devices/{id}/config/set', async (ctx) => {
   const { version } = ctx.payload as { version: number }
-  const id = ctx.params.id!
+  const id = ctx.params.id
   await withConsistencyKey(`device:${id}`, () => ctx.container.resolve(ConfigRepository).save(id, version))
   await ctx.publish(`devices/${id}/config/ack`, { version, instance }, { qos: 1 })
 }, { qos: 1, shared: true, payload: 'json' })
 router.on('devices/{id}/config/get', async (ctx) => {
-  const id = ctx.params.id!
+  const id = ctx.params.id
   const config = await withConsistencyKey(`device:${id}`, () => ctx.container.resolve(ConfigRepository).find(id))
   await ctx.publish(`devices/${id}/config/value`, { version: config?.version ?? 0, port: config?.server_port, instance }, { qos: 1 })
 }, { qos: 1, shared: true })

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import FakeTimers from '@sinonjs/fake-timers'
 import { EventEmitter } from 'node:events'
 import {
-  ConsoleLogger, currentMessage, MalformedPayloadError, MessageContext, MessageDispatcher, MESSAGE_CONTEXT, Router, silentLogger,
-  type ErrorPolicy, type Logger, type LogFields, type MessageOrdering, type PublishOptions,
+  ConsoleLogger, currentMessage, MalformedPayloadError, MessageDispatcher, MESSAGE_CONTEXT, Router, silentLogger,
+  type ErrorPolicy, type Logger, type MessageContext, type LogFields, type MessageOrdering, type PublishOptions,
 } from '../../src/index.js'
 import { assertPublishTopic } from '../../src/routemq/publish-topic.js'
 import { inbound, rootContainerForTests } from '../support/inbound-message.js'
@@ -392,8 +392,8 @@ describe('MessageDispatcher', () => {
       const holds = new Map<string, ReturnType<typeof gate>>()
       const router = new Router().on('t/{n}', async (ctx) => {
         const hold = gate()
-        holds.set(ctx.params.n!, hold)
-        events.emit('started', ctx.params.n!)
+        holds.set(ctx.params.n, hold)
+        events.emit('started', ctx.params.n)
         await hold.opened
       })
       const { dispatcher } = setup(router, { maxInFlight: 2, ordering: 'none' })

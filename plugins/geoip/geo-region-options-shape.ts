@@ -6,7 +6,7 @@ const IP_HINT = "say where the sender's address is: { payload: 'field' }, { user
 
 const name = matching(/./, 'a non-empty name')
 
-type IpSourceKey = Exclude<IpSource, Function> extends infer S ? (S extends object ? keyof S : never) : never
+type IpSourceKey = Exclude<IpSource, (...args: never[]) => unknown> extends infer S ? (S extends object ? keyof S : never) : never
 
 /** Every key of the object forms of `IpSource`; one of them is given. */
 const IP_SOURCE_SHAPE: OptionShape<Partial<Record<IpSourceKey, string>>> = { payload: name, userProperty: name, param: name }

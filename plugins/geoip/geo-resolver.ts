@@ -224,6 +224,7 @@ export class GeoResolver implements HealthCheckSource {
       check: async () => {
         await this.#checkFile()
         if (this.#reloadError !== undefined) {
+          // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever the reload threw; a non-Error has nothing better than String()
           const detail = this.#reloadError instanceof Error ? this.#reloadError.message : String(this.#reloadError)
           throw new Error(`answering from the database loaded before; the file could not be loaded: ${detail}`)
         }

@@ -225,6 +225,7 @@ export class TimedPool implements PostgresPool {
         client.send(sql, parameters, (error, result) => {
           client.release()
           if (error === undefined) resolve(result!)
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the statement's error as send() reported it, passed on
           else reject(error)
         })
       })
@@ -346,6 +347,7 @@ export class TimedClient implements PostgresPoolClient {
     this.#checkedOut = true
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- stands in for pg's overloaded query (a promise, or the submittable passed in), as Kysely's PostgresPoolClient types it
   query(...args: unknown[]): any {
     const [sql, parameters] = args as [unknown, readonly unknown[] | undefined]
     // A cursor (streaming) is a submittable object, passed through as is.
@@ -358,6 +360,7 @@ export class TimedClient implements PostgresPoolClient {
     return new Promise<PgResult>((resolve, reject) => {
       this.send(sql, parameters, (error, result) => {
         if (error === undefined) resolve(result!)
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the statement's error as send() reported it, passed on
         else reject(error)
       })
     }).catch(restack)

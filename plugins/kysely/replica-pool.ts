@@ -440,7 +440,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
           this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs: performance.now() - started, error })
           // A replica refusing what turned out to be a write (nextval(), a lock in a subquery): nothing ran; the primary can take it.
           if (isReadOnlyRefusal(error)) {
-            if (!replicaOnly) return this.#write(compiled, 'write')
+            if (!replicaOnly) return await this.#write(compiled, 'write')
             throw new WriteInReadOnlyScopeError('A statement the server found to write', error)
           }
           // A slow read that timed out is not run again elsewhere unless its replica was found dead meanwhile.

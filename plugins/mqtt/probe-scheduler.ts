@@ -77,7 +77,7 @@ export class ProbeScheduler {
   async stop(): Promise<void> {
     this.#running = false
     for (const schedule of this.#schedules.values()) clearTimeout(schedule.timer)
-    await Promise.all([...this.#schedules.values()].map((schedule) => schedule.running))
+    await Promise.all([...this.#schedules.values()].map((schedule) => schedule.running ?? Promise.resolve()))
   }
 
   /** A CONNACK round trip seen by a connection: as good a sample for the probe timeout as a probe's own. */

@@ -58,6 +58,7 @@ export async function adoptSession(options: AdoptionOptions): Promise<AdoptionOu
   const barrier = new Promise<void>((resolve) => (barrierSeen = resolve))
   let foreign: string | undefined
   let withheld = 0
+  // eslint-disable-next-line prefer-const -- declared before `receiver`, which reads it and may run while the connection opens (a const there would be in its temporal dead zone)
   let connection: BrokerConnection | undefined
   const receiver = (message: InboundMessage): void => {
     if (topics.owns(message.topic) || message.topic.startsWith('$')) {

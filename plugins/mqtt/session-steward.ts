@@ -158,7 +158,7 @@ export class SessionSteward {
     if (sessionId === undefined) return
     const state = parsePresence(message.payload)
     let members = this.#members.get(brokerId)
-    if (!members) this.#members.set(brokerId, (members = new Map()))
+    if (!members) this.#members.set(brokerId, (members = new Map<string, MemberState>()))
     if (state === undefined) members.delete(sessionId)
     else members.set(sessionId, state)
     if (this.#o.ownSessions().has(sessionId)) {
@@ -248,7 +248,7 @@ export class SessionSteward {
     this.#stopped = true
     this.#abort.abort()
     for (const adoption of this.#adoptions.values()) clearTimeout(adoption.timer)
-    await Promise.all([...this.#adoptions.values()].map((adoption) => adoption.running))
+    await Promise.all([...this.#adoptions.values()].map((adoption) => adoption.running ?? Promise.resolve()))
   }
 
   /** Publishes a marker to the session itself and waits until it arrives: everything queued before it has too. */

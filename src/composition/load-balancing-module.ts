@@ -41,6 +41,7 @@ interface Built {
   options: LoadBalancingOptions
   geo?: GeoResolver
   replicas?: ReplicaPool
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the app's own schema, unknown here: it resolves the instance as Kysely<ItsDatabase>
   kysely?: Kysely<any>
   brokers?: BrokerPool
   health?: HealthModule
@@ -108,6 +109,7 @@ export class LoadBalancingModule implements RouteMqModule {
   }
 
   /** What the module built, once started. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the app's own schema, unknown here: it resolves the instance as Kysely<ItsDatabase>
   get parts(): Readonly<{ brokers?: BrokerPool; replicas?: ReplicaPool; kysely?: Kysely<any>; geo?: GeoResolver; health?: HealthModule }> {
     const built = this.#built
     return Object.freeze({ brokers: built?.brokers, replicas: built?.replicas, kysely: built?.kysely, geo: built?.geo, health: built?.health })
@@ -151,6 +153,7 @@ export class LoadBalancingModule implements RouteMqModule {
         if (!primary) throw new InvalidOptionError('database.migrate', 'no primary is reachable to migrate; start it, or turn migrate off')
         for (const line of await migrateToLatest(primary.connectionString, { logger })) logger.info('migration', { result: line })
       }
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the app's own schema, unknown here: it resolves the instance as Kysely<ItsDatabase>
       built.kysely = new Kysely<any>({ dialect: new ReplicatedPostgresDialect(built.replicas) })
       // What the app publishes after a write carries the write's position, so whichever instance handles the answer reads it.
       const replicas = built.replicas

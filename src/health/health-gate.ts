@@ -119,7 +119,7 @@ export class HealthGate implements Middleware {
     }
     checkOptions(options, HEALTH_GATE_OPTIONS_SHAPE, 'healthGate')
     const { mode = 'hold', maxHeld = 1000, maxHoldMs = 60_000 } = options
-    this.dependencies = Object.freeze([...dependencies])
+    this.dependencies = Object.freeze([...(dependencies as readonly string[])])
     this.mode = mode
     this.maxHeld = maxHeld
     this.maxHoldMs = maxHoldMs
@@ -209,7 +209,6 @@ export class HealthGate implements Middleware {
     let released = false
     for (;;) {
       if (released || (!this.#queues.get(route)?.length && monitor.isHealthy(this.dependencies, since))) {
-        released = false
         try {
           return await runToHandler(ctx, next)
         } catch (error) {
@@ -243,6 +242,7 @@ export class HealthGate implements Middleware {
     return new Promise<void>((resolve, reject) => {
       let queue = this.#queues.get(route)
       if (!queue) this.#queues.set(route, (queue = []))
+      // eslint-disable-next-line prefer-const -- `end` below reads it, and may run before it is assigned
       let unpark: (() => void) | undefined
       let ended = false
       const end = (): void => {

@@ -170,6 +170,7 @@ describe('MessageDispatcher', () => {
       circular.self = circular
       const lines: string[] = []
       const logger = new ConsoleLogger({ write: (line) => lines.push(line) })
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- a handler throwing a non-Error that JSON can't print is the case tested
       const router = new Router().on('t', () => { throw circular })
       const { dispatcher } = setup(router, { logger })
       const message = inbound('t', 'x')

@@ -42,6 +42,17 @@ export default defineConfig(
     },
   },
   {
+    // Layer rule: plugins/infra renders from a plan object; reading the environment or the
+    // command line is the composition root's job (src/composition/render-cli.ts).
+    files: ['plugins/infra/**/*.ts'],
+    rules: {
+      'no-restricted-properties': ['error',
+        { object: 'process', property: 'env', message: 'plugins/infra renders from a plan: read the environment in src/composition and pass the plan in.' },
+        { object: 'process', property: 'argv', message: 'plugins/infra renders from a plan: the render command lives in src/composition/render-cli.ts.' },
+      ],
+    },
+  },
+  {
     // A test walks parsed YAML, JSON and pg rows of any shape: a wrong access fails its
     // assertion, so the any-checks would only add casts.
     files: ['test/**/*.ts'],

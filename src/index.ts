@@ -52,7 +52,7 @@ export {
   HealthServer, type HealthServerOptions, type HealthResponse, type CheckResult, type ResponseStatus,
   HEALTH_HTTP_DEFAULTS, type HealthHttpLimits, type HealthHttpOptions,
   GracefulShutdown, type GracefulShutdownOptions, type ShutdownSteps,
-  HealthModule, type HealthModuleOptions,
+  type MetricsSource,
   scrubSecrets, preciseNow,
   DependencyUnavailableError, isDependencyUnavailableError, type GateRejection,
 } from './health/index.js'
@@ -101,8 +101,10 @@ export {
   validateLoadBalancingOptions, type LoadBalancingOptions, type DatabaseOptions, type HealthOptions,
   loadBalancingOptionsFromEnv, infraOptionsFromEnv, ENV_VARIABLES,
   Repository, InjectKysely,
+  HealthModule, type HealthModuleOptions,
+  planInfra, DEMO_TOPOLOGY, type InfraPlanOptions, runCli,
 } from './composition/index.js'
 export {
-  planInfra, DEMO_TOPOLOGY, type InfraOptions, type InfraPlan, type InfraPlanOptions, type PlannedBroker,
-  renderHaproxy, renderNginx, renderKubernetes, renderKubernetesObjects, mqttConnectPacket, toYaml, type YamlValue, runCli,
+  type InfraOptions, type InfraPlan, type PlannedBroker,
+  renderHaproxy, renderNginx, renderKubernetes, renderKubernetesObjects, mqttConnectPacket, toYaml, type YamlValue,
 } from '../plugins/infra/index.js'

@@ -1,7 +1,6 @@
-export { planInfra, DEMO_TOPOLOGY, type InfraOptions, type InfraPlan, type InfraPlanOptions, type PlannedBroker } from './infra-plan.js'
+export type { InfraOptions, InfraPlan, PlannedBroker } from './infra-plan.js'
 export { renderHaproxy } from './render-haproxy.js'
 export { renderNginx } from './render-nginx.js'
 export { renderKubernetes, renderKubernetesObjects } from './render-kubernetes.js'
 export { mqttConnectPacket } from './mqtt-connect-packet.js'
 export { toYaml, type YamlValue } from './yaml.js'
-export { runCli } from './cli.js'

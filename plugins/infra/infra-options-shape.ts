@@ -1,8 +1,6 @@
-import { BROKER_POOL_OPTIONS_SHAPE } from '../mqtt/broker-pool-options-shape.js'
-import { HEALTH_OPTIONS_SHAPE } from '../../src/health/health-module-options-shape.js'
 import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
 import { byKind, isBoolean, listOf, matching, milliseconds, nonEmptyString, oneOf, shapeOf, wholeNumber, type OptionCheck, type OptionShape } from '../../src/routemq/plugin-api.js'
-import type { InfraOptions, InfraPlanOptions } from './infra-plan.js'
+import type { InfraOptions } from './infra-plan.js'
 
 type Listen = NonNullable<InfraOptions['listen']>
 type Internal = NonNullable<InfraOptions['internal']>
@@ -60,11 +58,4 @@ export const INFRA_OPTIONS_SHAPE: OptionShape<InfraOptions> = {
   }),
   nginxPid: matching(PATH, PATH_DESCRIBED),
   nginxErrorLog: matching(PATH, PATH_DESCRIBED),
-}
-
-/** All that `planInfra` reads: the module's `mqtt` and `health` options, with their own shapes, and `infra`. */
-export const INFRA_PLAN_OPTIONS_SHAPE: OptionShape<InfraPlanOptions> = {
-  mqtt: shapeOf(BROKER_POOL_OPTIONS_SHAPE),
-  health: byKind('must be an object of options, or false (which the balancers refuse: they check /ready)', { false: true, object: shapeOf(HEALTH_OPTIONS_SHAPE) }),
-  infra: shapeOf(INFRA_OPTIONS_SHAPE),
 }

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { InvalidOptionError } from '../routemq/plugin-api.js'
 import { checkOptions } from '../routemq/plugin-api.js'
 import { safeLogger, silentLogger, type Logger } from '../routemq/plugin-api.js'
-import type { LoadBalancingMetrics } from '../metrics/load-balancing-metrics.js'
+import type { MetricsSource } from './metrics-source.js'
 import { capConnections } from './cap-connections.js'
 import { resolveHealthHttpLimits, type HealthHttpLimits, type HealthHttpOptions } from './health-http-options.js'
 import type { HealthMonitor } from './health-monitor.js'
@@ -13,8 +13,8 @@ import { scrubSecrets } from './scrub-secrets.js'
 /** Options of `HealthServer`: where it listens and its limits (`HealthHttpOptions`), and what it serves. */
 export interface HealthServerOptions extends HealthHttpOptions {
   readonly monitor: HealthMonitor
-  /** Served on `/metrics`; without it `/metrics` answers 404. */
-  readonly metrics?: LoadBalancingMetrics
+  /** Served on `/metrics` (a `LoadBalancingMetrics`); without it `/metrics` answers 404. */
+  readonly metrics?: MetricsSource
   /** Whether the app's transport is connected; `undefined` while there is none. Readiness needs `true`. */
   readonly transportConnected?: () => boolean | undefined
   readonly logger?: Logger

@@ -7,7 +7,8 @@ import {
   DeviceRedirects, ENV_VARIABLES, GeoResolver, isRouteMqError, loadBalancingOptionsFromEnv, MessageDispatcher, parseTopicPattern, redactUrl,
   Router, silentLogger, validateLoadBalancingOptions, type LoadBalancingOptions,
 } from '../../src/index.js'
-import { planInfra, renderHaproxy, renderKubernetes, renderNginx } from '../../plugins/infra/index.js'
+import { renderHaproxy, renderKubernetes, renderNginx } from '../../plugins/infra/index.js'
+import { planInfra } from '../../src/composition/index.js'
 import { isHostName } from '../../src/host-name.js'
 import { decodePayload } from '../../src/routemq/payload.js'
 import { publishTopicProblem } from '../../src/routemq/publish-topic.js'

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { InvalidOptionError } from '../../src/index.js'
-import { mqttConnectPacket, planInfra, renderHaproxy, renderKubernetes, renderKubernetesObjects, renderNginx, toYaml } from '../../plugins/infra/index.js'
+import { mqttConnectPacket, renderHaproxy, renderKubernetes, renderKubernetesObjects, renderNginx, toYaml } from '../../plugins/infra/index.js'
+import { planInfra } from '../../src/composition/index.js'
 import { mqtt5PublishPacket } from '../../plugins/infra/mqtt-connect-packet.js'
 import { resolveBrokerPoolOptions } from '../../plugins/mqtt/broker-pool-options.js'
 import { isHostName } from '../../src/host-name.js'

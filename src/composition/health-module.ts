@@ -8,14 +8,14 @@ import { isMeasuredGeoGate, isMeasuredLookups, LoadBalancingMetrics, type LoadBa
 import type { MeasuredPool } from '../metrics/measured-pool.js'
 import { HEALTH_MONITOR, METRICS } from '../tokens.js'
 import type { Disposer } from '../typed-event.js'
-import { GracefulShutdown, type GracefulShutdownOptions } from './graceful-shutdown.js'
-import type { HealthCheckDefinition, HealthCheckSource } from './health-check.js'
+import { GracefulShutdown, type GracefulShutdownOptions } from '../health/graceful-shutdown.js'
+import type { HealthCheckDefinition, HealthCheckSource } from '../health/health-check.js'
 import { HEALTH_MODULE_OPTIONS_SHAPE } from './health-module-options-shape.js'
-import { HealthGate } from './health-gate.js'
-import type { HealthHttpOptions } from './health-http-options.js'
-import { HealthMonitor } from './health-monitor.js'
-import { HealthServer } from './health-server.js'
-import { spoolCheckName, spoolHealth } from './spool/spool-health.js'
+import { HealthGate } from '../health/health-gate.js'
+import type { HealthHttpOptions } from '../health/health-http-options.js'
+import { HealthMonitor } from '../health/health-monitor.js'
+import { HealthServer } from '../health/health-server.js'
+import { spoolCheckName, spoolHealth } from '../health/spool/spool-health.js'
 
 /** Options of `HealthModule`. */
 export interface HealthModuleOptions {

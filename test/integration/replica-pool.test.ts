@@ -517,6 +517,17 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     await closing
   })
 
+  it('lets a read a replica refused as a write finish on the primary when closed meanwhile', async () => {
+    const { db, pool } = await database()
+    // A plain read goes to a replica, which sleeps, then refuses nextval() (read-only): the pool runs it again on the primary.
+    const refused = db.selectNoFrom([sql<string>`pg_sleep(0.3)`.as('slept'), sql<string>`nextval('readings_id_seq')`.as('n')]).execute()
+    assert.ok(await waitUntil(async () => pool.stats.replicas.some((r) => r.connections.total > r.connections.idle), 2000))
+    const closing = pool.close()
+    const rows = await refused
+    assert.ok(Number(rows[0]!.n) > 0, 'the primary answered')
+    await closing
+  })
+
   it('counts only the query, not the wait for a free connection, against queryTimeoutMs', async () => {
     const { db } = await database({ queryTimeoutMs: 1000, poolSize: 1, replicas: [topology.replicas[0]!.url] })
     // Each takes 400 ms, well under the limit; the fourth waits 1.2 s for the one connection first.

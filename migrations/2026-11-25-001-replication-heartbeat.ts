@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely'
 
 // The row the replica pool rewrites on the primary every probe interval;
 // replicas replaying it show how far behind they are in time.
-export async function up(db: Kysely<any>): Promise<void> {
+export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
     .createTable('routemq_replication_heartbeat')
     .ifNotExists()
@@ -11,6 +11,6 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute()
 }
 
-export async function down(db: Kysely<any>): Promise<void> {
+export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropTable('routemq_replication_heartbeat').ifExists().execute()
 }

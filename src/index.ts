@@ -55,7 +55,7 @@ export {
   HealthServer, type HealthServerOptions, type HealthResponse, type CheckResult, type ResponseStatus,
   HEALTH_HTTP_DEFAULTS, type HealthHttpLimits, type HealthHttpOptions,
   GracefulShutdown, type GracefulShutdownOptions, type ShutdownSteps,
-  HealthModule, type HealthModuleOptions,
+  type MetricsSource,
   scrubSecrets, preciseNow,
   DependencyUnavailableError, isDependencyUnavailableError, type GateRejection,
 } from './health/index.js'
@@ -110,10 +110,12 @@ export {
   validateLoadBalancingOptions, type LoadBalancingOptions, type DatabaseOptions, type HealthOptions,
   loadBalancingOptionsFromEnv, infraOptionsFromEnv, loggerFromEnv, ENV_VARIABLES,
   Repository, InjectKysely,
+  HealthModule, type HealthModuleOptions,
+  planInfra, DEMO_TOPOLOGY, type InfraPlanOptions, runCli,
 } from './composition/index.js'
 export {
-  planInfra, DEMO_TOPOLOGY, type InfraOptions, type InfraPlan, type InfraPlanOptions, type PlannedBroker,
-  renderHaproxy, renderNginx, renderKubernetes, renderKubernetesObjects, mqttConnectPacket, toYaml, type YamlValue, runCli,
+  type InfraOptions, type InfraPlan, type PlannedBroker,
+  renderHaproxy, renderNginx, renderKubernetes, renderKubernetesObjects, mqttConnectPacket, toYaml, type YamlValue,
   renderGrafanaDashboard, grafanaDashboard, type Dashboard, type DashboardPanel, type DashboardTarget,
   renderAlertRules, alertRules, type AlertRule, type MonitoringPlan,
 } from '../plugins/infra/index.js'

@@ -1,5 +1,5 @@
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { isBoolean, isFunction, required, type OptionCheck, type OptionShape } from '../../src/routemq/option-shape.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
+import { isBoolean, isFunction, required, type OptionCheck, type OptionShape } from '../../src/routemq/plugin-api.js'
 import type { DeviceRedirectsOptions } from './device-redirects.js'
 import { GeoResolver } from './geo-resolver.js'
 

@@ -1,6 +1,6 @@
 import { bareHost } from '../../src/host-name.js'
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { checkOptions } from '../../src/routemq/option-shape.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
+import { checkOptions } from '../../src/routemq/plugin-api.js'
 import { DEVICE_REDIRECTS_OPTIONS_SHAPE } from './device-redirects-options-shape.js'
 import { UntrustedLocationError } from './errors/untrusted-location-error.js'
 import type { GeoLocation, GeoReason, GeoResolver } from './geo-resolver.js'

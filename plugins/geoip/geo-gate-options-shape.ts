@@ -1,4 +1,4 @@
-import { listOf, nonEmptyString, oneOf, shapeOf, type OptionShape } from '../../src/routemq/option-shape.js'
+import { listOf, nonEmptyString, oneOf, shapeOf, type OptionShape } from '../../src/routemq/plugin-api.js'
 import type { GeoGateOptions, GeoPlaces } from './geo-gate.js'
 
 /** Codes are checked by the gate, which knows each kind's. */

@@ -1,7 +1,7 @@
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import type { MessageContext } from '../../src/routemq/message-context.js'
-import { checkOptions } from '../../src/routemq/option-shape.js'
-import type { Middleware, Next } from '../../src/routemq/middleware.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
+import type { MessageContext } from '../../src/routemq/plugin-api.js'
+import { checkOptions } from '../../src/routemq/plugin-api.js'
+import type { Middleware, Next } from '../../src/routemq/plugin-api.js'
 import { GeoBlockedError, type GeoBlockReason } from './errors/geo-blocked-error.js'
 import { GEO_GATE_OPTIONS_SHAPE } from './geo-gate-options-shape.js'
 import type { GeoLocation } from './geo-resolver.js'
@@ -62,7 +62,7 @@ export class GeoGate implements Middleware {
     const hasDeny = options.deny !== undefined
     if (hasAllow === hasDeny) throw new InvalidOptionError('geoGate', 'give exactly one of allow: { countries, continents, regions } and deny: { ... }')
     this.#mode = hasAllow ? 'allow' : 'deny'
-    const places = (hasAllow ? options.allow : options.deny) as GeoPlaces
+    const places = (hasAllow ? options.allow : options.deny)
     const at = `geoGate.${this.#mode}`
     this.#countries = codes(places.countries, `${at}.countries`, (c) => /^[A-Z]{2}$/.test(c), 'an ISO 3166-1 alpha-2 country code such as "DE"')
     this.#continents = codes(places.continents, `${at}.continents`, (c) => CONTINENTS.has(c), 'a continent code (AF, AN, AS, EU, NA, OC, SA)')

@@ -1,19 +1,19 @@
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { MessageContext } from '../../src/routemq/message-context.js'
-import type { Middleware, Next } from '../../src/routemq/middleware.js'
-import { checkOptions } from '../../src/routemq/option-shape.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
+import { MessageContext } from '../../src/routemq/plugin-api.js'
+import type { Middleware, Next, RouteParams } from '../../src/routemq/plugin-api.js'
+import { checkOptions } from '../../src/routemq/plugin-api.js'
 import { GEO_RESOLVER } from '../../src/tokens.js'
 import { GEO_REGION_OPTIONS_SHAPE } from './geo-region-options-shape.js'
 import type { GeoLocation, GeoResolver } from './geo-resolver.js'
 
-declare module '../../src/routemq/message-state.js' {
+declare module '../../src/routemq/index.js' {
   interface MessageState {
     /** Set by `geoRegion()`: where the sender is, its region and the region's endpoints. */
     geo?: GeoLocation
   }
 }
 
-declare module '../../src/routemq/message-context.js' {
+declare module '../../src/routemq/index.js' {
   interface MessageContext<P extends RouteParams = RouteParams> {
     /** The route parameters' type, as the class has it. */
     readonly params: P

@@ -1,7 +1,7 @@
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
 import {
   isBoolean, isLogger, listOf, matching, nonEmptyString, recordOf, regionName, required, shapeOf, wholeNumber, type OptionCheck, type OptionShape,
-} from '../../src/routemq/option-shape.js'
+} from '../../src/routemq/plugin-api.js'
 import type { GeoResolverOptions, RegionEndpoints } from './geo-resolver.js'
 import type { RegionRule } from './region-rules.js'
 

@@ -3,10 +3,10 @@ import { readFile, stat } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { Reader, type Response } from 'maxmind'
 import type { HealthCheckDefinition, HealthCheckSource } from '../../src/health/health-check.js'
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { checkOptions } from '../../src/routemq/option-shape.js'
-import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
-import { SummarisedWarning } from '../../src/routemq/summarised-warning.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
+import { checkOptions } from '../../src/routemq/plugin-api.js'
+import { safeLogger, silentLogger, type Logger } from '../../src/routemq/plugin-api.js'
+import { SummarisedWarning } from '../../src/routemq/plugin-api.js'
 import { LruMap } from '../../src/lru-map.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import { classifyAddress, ipv4Class, ipv6Groups, MAX_ADDRESS_LENGTH, parseIPv4 } from './address-class.js'
@@ -228,6 +228,7 @@ export class GeoResolver implements HealthCheckSource {
       check: async () => {
         await this.#checkFile()
         if (this.#reloadError !== undefined) {
+          // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever the reload threw; a non-Error has nothing better than String()
           const detail = this.#reloadError instanceof Error ? this.#reloadError.message : String(this.#reloadError)
           throw new Error(`answering from the database loaded before; the file could not be loaded: ${detail}`)
         }

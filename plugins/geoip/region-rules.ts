@@ -1,5 +1,5 @@
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { REGION_PATTERN } from '../../src/routemq/option-shape.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
+import { REGION_PATTERN } from '../../src/routemq/plugin-api.js'
 
 /**
  * Which places make up a region: continents (`'EU'`), countries (ISO 3166-1
@@ -60,7 +60,7 @@ export class RegionRules {
 
   /** Validates and compiles; a wrong rule fails with `InvalidOptionError` naming it (`geo.rules[2].countries[0]`). */
   static compile(options: { readonly rules?: readonly RegionRule[]; readonly defaultRegion: string }, field = 'geo'): RegionRules {
-    const { rules = [], defaultRegion } = options ?? ({} as never)
+    const { rules = [], defaultRegion } = (options ?? {}) as Partial<typeof options>
     if (typeof defaultRegion !== 'string' || !REGION.test(defaultRegion)) {
       throw new InvalidOptionError(`${field}.defaultRegion`, 'name the region for addresses no rule matches (letters, digits, ".", "_", "-")')
     }
@@ -68,7 +68,7 @@ export class RegionRules {
     const maps = { subdivisions: new Map<string, string>(), countries: new Map<string, string>(), continents: new Map<string, string>() }
     const owner = new Map<string, string>()
     const regions = new Set<string>([defaultRegion])
-    rules.forEach((rule, index) => {
+    ;(rules as readonly RegionRule[]).forEach((rule, index) => {
       const at = `${field}.rules[${index}]`
       if (!rule || typeof rule !== 'object') throw new InvalidOptionError(at, 'must be { region, continents?, countries?, subdivisions? }')
       if (typeof rule.region !== 'string' || !REGION.test(rule.region)) {

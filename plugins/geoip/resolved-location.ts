@@ -32,6 +32,6 @@ export class ResolvedLocation implements GeoLocation {
 
   /** The resolver that made `value`, or `undefined` for anything else. */
   static originOf(value: unknown): GeoResolver | undefined {
-    return typeof value === 'object' && value !== null && #origin in value ? (value as ResolvedLocation).#origin : undefined
+    return typeof value === 'object' && value !== null && #origin in value ? value.#origin : undefined
   }
 }

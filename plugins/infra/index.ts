@@ -1,4 +1,4 @@
-export { planInfra, DEMO_TOPOLOGY, type InfraOptions, type InfraPlan, type InfraPlanOptions, type PlannedBroker } from './infra-plan.js'
+export type { InfraOptions, InfraPlan, PlannedBroker } from './infra-plan.js'
 export { renderHaproxy } from './render-haproxy.js'
 export { renderNginx } from './render-nginx.js'
 export { renderKubernetes, renderKubernetesObjects } from './render-kubernetes.js'
@@ -7,4 +7,3 @@ export { renderAlertRules, alertRules, type AlertRule } from './render-alerts.js
 export type { MonitoringPlan } from './monitoring-plan.js'
 export { mqttConnectPacket } from './mqtt-connect-packet.js'
 export { toYaml, type YamlValue } from './yaml.js'
-export { runCli } from './cli.js'

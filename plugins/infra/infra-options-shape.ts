@@ -1,10 +1,6 @@
-import { BROKER_POOL_OPTIONS_SHAPE } from '../mqtt/broker-pool-options-shape.js'
-import { HEALTH_OPTIONS_SHAPE } from '../../src/health/health-module-options-shape.js'
-import { REPLICA_POOL_OPTIONS_SHAPE } from '../kysely/replica-pool-options-shape.js'
-import { LOAD_BALANCING_METRICS_OPTIONS_SHAPE } from '../../src/metrics/load-balancing-metrics-options-shape.js'
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { byKind, isBoolean, listOf, matching, milliseconds, nonEmptyString, oneOf, shapeOf, wholeNumber, type OptionCheck, type OptionShape } from '../../src/routemq/option-shape.js'
-import type { InfraOptions, InfraPlanOptions } from './infra-plan.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
+import { byKind, isBoolean, listOf, matching, milliseconds, nonEmptyString, oneOf, shapeOf, wholeNumber, type OptionCheck, type OptionShape } from '../../src/routemq/plugin-api.js'
+import type { InfraOptions } from './infra-plan.js'
 
 type Listen = NonNullable<InfraOptions['listen']>
 type Internal = NonNullable<InfraOptions['internal']>
@@ -62,13 +58,4 @@ export const INFRA_OPTIONS_SHAPE: OptionShape<InfraOptions> = {
   }),
   nginxPid: matching(PATH, PATH_DESCRIBED),
   nginxErrorLog: matching(PATH, PATH_DESCRIBED),
-}
-
-/** All that `planInfra` reads: the module's `mqtt`, `health`, `database` and `metrics` options, with their own shapes, and `infra`. */
-export const INFRA_PLAN_OPTIONS_SHAPE: OptionShape<InfraPlanOptions> = {
-  mqtt: shapeOf(BROKER_POOL_OPTIONS_SHAPE),
-  health: byKind('must be an object of options, or false (which the balancers refuse: they check /ready)', { false: true, object: shapeOf(HEALTH_OPTIONS_SHAPE) }),
-  database: shapeOf({ ...REPLICA_POOL_OPTIONS_SHAPE, migrate: isBoolean }),
-  metrics: byKind('must be an object of options, or false (which the dashboard and alert rules refuse)', { false: true, object: shapeOf(LOAD_BALANCING_METRICS_OPTIONS_SHAPE) }),
-  infra: shapeOf(INFRA_OPTIONS_SHAPE),
 }

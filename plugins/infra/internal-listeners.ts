@@ -1,6 +1,6 @@
 import { isIPv4 } from 'node:net'
 import { bareHost, isHostName } from '../../src/host-name.js'
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
 
 /** Where the balancer's internal listeners (the app's HTTP endpoints, HAProxy's stats page) bind, and who may use them. */
 export interface InternalListeners {

@@ -1,6 +1,4 @@
-import { DEFAULT_MAX_LAG_MS, type ReplicaPoolOptions } from '../kysely/replica-pool-options.js'
-import type { LoadBalancingMetricsOptions } from '../../src/metrics/load-balancing-metrics.js'
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
 
 /** What the Grafana dashboard and the Prometheus alert rules are rendered from. */
 export interface MonitoringPlan {
@@ -8,21 +6,6 @@ export interface MonitoringPlan {
   readonly metricPrefix: string
   /** The replica pool's lag limits, when a database is configured: replicas beyond them get no reads. */
   readonly database: { readonly maxLagSeconds: number; readonly maxLagBytes: number | undefined } | undefined
-}
-
-/**
- * The monitoring part of the plan; `undefined` when metrics are off, which
- * the dashboard and rule renderers refuse (`requireMonitoring`).
- *
- * @example
- * planMonitoring({ prefix: 'fleet_' }, { primary: 'postgres://app@db/app', maxLagMs: 5000 })
- */
-export function planMonitoring(metrics: LoadBalancingMetricsOptions | false | undefined, database: ReplicaPoolOptions | undefined): MonitoringPlan | undefined {
-  if (metrics === false) return undefined
-  return {
-    metricPrefix: metrics?.prefix ?? 'routemq_',
-    database: database && { maxLagSeconds: (database.maxLagMs ?? DEFAULT_MAX_LAG_MS) / 1000, maxLagBytes: database.maxLagBytes },
-  }
 }
 
 /** The monitoring plan, or an error saying how to turn metrics on. */

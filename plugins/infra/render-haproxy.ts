@@ -72,7 +72,7 @@ export function renderHaproxy(plan: InfraPlan): string {
               `  tcp-check expect rbinary ${CONNACK5_ACCEPTED_HEX}`,
               // MQTT 5: a QoS 1 publish to the app's ready topic is acknowledged with reason 0x10 while no session of the
               // app subscribes there (a broker restarted without persistence): out until the app has subscribed again.
-              `  tcp-check send-binary ${mqtt5PublishPacket(plan.check.readyTopic!).toString('hex')}`,
+              `  tcp-check send-binary ${mqtt5PublishPacket(plan.check.readyTopic).toString('hex')}`,
               `  tcp-check expect rbinary ${PUBACK_SUBSCRIBED_HEX}`,
             ]
           : [`  tcp-check expect rbinary ^${CONNACK_ACCEPTED.toString('hex')}`]),

@@ -1,5 +1,5 @@
 import { hostPort } from '../../src/host-name.js'
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
 import type { InfraPlan } from './infra-plan.js'
 
 /**

@@ -1,7 +1,7 @@
 import { LruMap } from '../../src/lru-map.js'
-import { currentMessage } from '../../src/routemq/message-scope.js'
+import { currentMessage } from '../../src/routemq/plugin-api.js'
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { MessageContext } from '../../src/routemq/message-context.js'
+import type { MessageContext } from '../../src/routemq/plugin-api.js'
 import { carriedPosition } from './write-position.js'
 
 /** What a consistency scope remembers of its last write. */

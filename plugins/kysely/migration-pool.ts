@@ -1,7 +1,7 @@
 import pg from 'pg'
 import { scrubSecrets } from '../../src/health/scrub-secrets.js'
-import type { Logger } from '../../src/routemq/logger.js'
-import { redactUrl } from '../../src/routemq/redact-url.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
+import { redactUrl } from '../../src/routemq/plugin-api.js'
 
 /**
  * The one-connection pool `migrateToLatest` runs the migrations on. A

@@ -1,7 +1,7 @@
 import { PostgresDriver, type DatabaseConnection, type PostgresCursorConstructor, type PostgresPool, type PostgresPoolClient } from 'kysely'
 import type { Context } from '@opentelemetry/api'
 import pg from 'pg'
-import { raceTimeout } from '../../src/routemq/race-timeout.js'
+import { raceTimeout } from '../../src/routemq/plugin-api.js'
 import { closableCursor } from './closable-cursor.js'
 import { isPoolWaitTimeout } from './connection-errors.js'
 import { QueryTimeoutError } from './errors/query-timeout-error.js'
@@ -235,6 +235,7 @@ export class TimedPool implements PostgresPool {
         client.send(sql, parameters, (error, result) => {
           client.release()
           if (error === undefined) resolve(result!)
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the statement's error as send() reported it, passed on
           else reject(error)
         }, caller)
       })
@@ -358,6 +359,7 @@ export class TimedClient implements PostgresPoolClient {
     this.#checkedOut = true
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- stands in for pg's overloaded query (a promise, or the submittable passed in), as Kysely's PostgresPoolClient types it
   query(...args: unknown[]): any {
     const [sql, parameters] = args as [unknown, readonly unknown[] | undefined]
     // A cursor (streaming) is a submittable object, passed through as is.
@@ -370,6 +372,7 @@ export class TimedClient implements PostgresPoolClient {
     return new Promise<PgResult>((resolve, reject) => {
       this.send(sql, parameters, (error, result) => {
         if (error === undefined) resolve(result!)
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the statement's error as send() reported it, passed on
         else reject(error)
       })
     }).catch(restack)

@@ -1,6 +1,6 @@
 import { HealthTracker } from '../../src/balancing/health-tracker.js'
-import type { Logger } from '../../src/routemq/logger.js'
-import { SummarisedWarning } from '../../src/routemq/summarised-warning.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
+import { SummarisedWarning } from '../../src/routemq/plugin-api.js'
 import { scrubSecrets } from '../../src/health/scrub-secrets.js'
 import { PrimaryUnavailableError } from './errors/primary-unavailable-error.js'
 import { parseLsn } from './lsn.js'

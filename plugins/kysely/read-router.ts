@@ -106,7 +106,7 @@ export class ReadRouter<T> {
         const asked = Promise.all(candidates.map((replica) => this.#source.ask(replica, Math.max(1, deadline - Date.now()))))
         const answers = await Promise.race([asked, expired])
         if (answers === EXPIRED) return undefined
-        const caughtUp = candidates.filter((_, i) => answers[i] !== undefined && answers[i]! >= needLsn)
+        const caughtUp = candidates.filter((_, i) => answers[i] !== undefined && answers[i] >= needLsn)
         if (caughtUp.length > 0) return this.#source.set.pickAmong(caughtUp, undefined, prefer)
       }
     } finally {

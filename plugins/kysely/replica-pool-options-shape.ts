@@ -2,7 +2,7 @@ import { STRATEGY_NAMES } from '../../src/balancing/create-strategy.js'
 import {
   byKind, finiteNumber, identifier, isBoolean, isFunction, isLogger, listOf, matching, nonEmptyString, oneOf, regionName, required, shapeOf, wholeNumber,
   type OptionShape,
-} from '../../src/routemq/option-shape.js'
+} from '../../src/routemq/plugin-api.js'
 import type { PgServerConfig, ReplicaPoolOptions } from './replica-pool-options.js'
 
 /** Node's timers and PostgreSQL's statement_timeout take at most 2^31 - 1 ms; the pool sets the latter a little above queryTimeoutMs. */

@@ -1,8 +1,8 @@
 import type { PostgresCursorConstructor } from 'kysely'
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { refuseMisreadUserInfo } from '../../src/misread-user-info.js'
-import type { Logger } from '../../src/routemq/logger.js'
-import { checkOptions } from '../../src/routemq/option-shape.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
+import { refuseMisreadUserInfo } from '../../src/routemq/plugin-api.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
+import { checkOptions } from '../../src/routemq/plugin-api.js'
 import { REPLICA_POOL_OPTIONS_SHAPE } from './replica-pool-options-shape.js'
 import type { StrategyName } from '../../src/balancing/balancing-strategy.js'
 
@@ -135,7 +135,7 @@ export interface ResolvedReplicaPoolOptions {
 export function resolveReplicaPoolOptions(options: ReplicaPoolOptions): ResolvedReplicaPoolOptions {
   if (!options || typeof options !== 'object') throw new InvalidOptionError('database', 'pass { primary, replicas }')
   checkOptions(options, REPLICA_POOL_OPTIONS_SHAPE, '')
-  const primaryList = Array.isArray(options.primary) ? options.primary : [options.primary as string | PgServerConfig]
+  const primaryList = Array.isArray(options.primary) ? options.primary as readonly (string | PgServerConfig)[] : [options.primary as string | PgServerConfig]
   const primaries = primaryList.map((server, i) => resolveServer(server, Array.isArray(options.primary) ? `primary[${i}]` : 'primary'))
   const replicas = (options.replicas ?? []).map((server, i) => resolveServer(server, `replicas[${i}]`))
   // A server may be both a replica and a candidate primary (it takes over when promoted), but not twice in one list.

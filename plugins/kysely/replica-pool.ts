@@ -1,13 +1,13 @@
 import { CompiledQuery, type DatabaseConnection, type QueryResult } from 'kysely'
-import { Backend } from '../../src/balancing/backend.js'
+import type { Backend } from '../../src/balancing/backend.js'
 import { BackendSet } from '../../src/balancing/backend-set.js'
 import { createStrategy } from '../../src/balancing/create-strategy.js'
 import { LatencyWindow } from '../../src/balancing/latency-window.js'
-import { safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
-import { SummarisedWarning } from '../../src/routemq/summarised-warning.js'
-import type { MessageContext } from '../../src/routemq/message-context.js'
-import { currentMessage } from '../../src/routemq/message-scope.js'
-import { raceTimeout } from '../../src/routemq/race-timeout.js'
+import { safeLogger, silentLogger, type Logger } from '../../src/routemq/plugin-api.js'
+import type { MessageContext } from '../../src/routemq/plugin-api.js'
+import { currentMessage } from '../../src/routemq/plugin-api.js'
+import { raceTimeout } from '../../src/routemq/plugin-api.js'
+import { SummarisedWarning } from '../../src/routemq/plugin-api.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import type { HealthCheckDefinition, HealthCheckSource } from '../../src/health/health-check.js'
 import type { MeasuredPool, PoolMetricsSnapshot, RequestObserved } from '../../src/metrics/measured-pool.js'
@@ -467,7 +467,7 @@ export class ReplicaPool implements HealthCheckSource, MeasuredPool {
           this.#served.emit({ backend: replica.id, role: 'replica', kind, durationMs: performance.now() - started, error })
           // A replica refusing what turned out to be a write (nextval(), a lock in a subquery): nothing ran; the primary can take it.
           if (isReadOnlyRefusal(error)) {
-            if (!replicaOnly) return this.#write(compiled, 'write')
+            if (!replicaOnly) return await this.#write(compiled, 'write')
             throw new WriteInReadOnlyScopeError('A statement the server found to write', error)
           }
           // A slow read that timed out is not run again elsewhere unless its replica was found dead meanwhile.

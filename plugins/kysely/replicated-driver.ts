@@ -50,7 +50,7 @@ export class ReplicatedDriver implements Driver {
       ;({ rows } = await routing.executeQuery<{ command?: string }>(CompiledQuery.raw('commit')))
     } catch (error) {
       // The connection may have died after the server committed: the outcome is unknown.
-      throw writing ? this.#pool.commitFailed(error, routing.pinned!.backend) : error
+      throw writing ? this.#pool.commitFailed(error, routing.pinned.backend) : error
     }
     // PostgreSQL answers COMMIT with ROLLBACK when an earlier statement aborted the transaction.
     if (rows[0]?.command === 'ROLLBACK') throw new TransactionAbortedError()

@@ -29,6 +29,7 @@ export class ReplicatedPostgresDialect implements Dialect {
     return new PostgresAdapter()
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's Dialect interface declares it so
   createIntrospector(db: Kysely<any>): DatabaseIntrospector {
     return new PostgresIntrospector(db)
   }

@@ -1,5 +1,5 @@
 import { CompiledQuery, type DatabaseConnection, type QueryResult } from 'kysely'
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
+import { InvalidOptionError } from '../../src/routemq/plugin-api.js'
 import type { PgBackend } from './pg-backend.js'
 import { queryKind } from './query-kind.js'
 import { WriteInReadOnlyScopeError } from './errors/write-in-read-only-scope-error.js'

@@ -1,6 +1,6 @@
 import { readOnly, write } from './database-scope.js'
 
-type AnyMethod = (...args: any[]) => any
+type AnyMethod = (...args: any[]) => unknown
 
 /**
  * Runs the decorated method in a read-only scope: its queries, raw selects

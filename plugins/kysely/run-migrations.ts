@@ -2,8 +2,8 @@ import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { Kysely, Migrator, PostgresDialect } from 'kysely'
 import { migrations } from '../../migrations/index.js'
-import { ConsoleLogger, safeLogger, silentLogger, type Logger } from '../../src/routemq/logger.js'
-import { redactUrl } from '../../src/routemq/redact-url.js'
+import { ConsoleLogger, safeLogger, silentLogger, type Logger } from '../../src/routemq/plugin-api.js'
+import { redactUrl } from '../../src/routemq/plugin-api.js'
 import { createMigrationPool } from './migration-pool.js'
 
 /** Options of `migrateToLatest`. */
@@ -24,6 +24,7 @@ export async function migrateToLatest(connectionString: string, options: Migrate
   const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) })
   try {
     const { error, results } = await new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } }).migrateToLatest()
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- the migration's own error, as Kysely's Migrator reports it
     if (error) throw error
     return (results ?? []).map((result) => `${result.migrationName}: ${result.status}`)
   } finally {

@@ -1,4 +1,4 @@
-import type { MessageContext } from '../../src/routemq/message-context.js'
+import type { MessageContext } from '../../src/routemq/plugin-api.js'
 import { parseLsn } from './lsn.js'
 
 /**

@@ -1,6 +1,6 @@
 import type { Backend } from '../../src/balancing/backend.js'
 import type { BackendSet } from '../../src/balancing/backend-set.js'
-import type { Logger } from '../../src/routemq/logger.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
 import type { BrokerConnection } from './broker-connection.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import type { HoldDown } from './hold-down.js'

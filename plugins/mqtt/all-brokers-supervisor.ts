@@ -1,7 +1,7 @@
 import type { Backend } from '../../src/balancing/backend.js'
 import type { BackendSet } from '../../src/balancing/backend-set.js'
 import { DecorrelatedJitterBackoff } from '../../src/balancing/decorrelated-jitter-backoff.js'
-import type { Logger } from '../../src/routemq/logger.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
 import type { BrokerConnection } from './broker-connection.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import type { ResolvedBrokerPoolOptions } from './broker-pool-options.js'

@@ -1,4 +1,4 @@
-import type { Logger } from '../../src/routemq/logger.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 
 /** Mosquitto's count of messages it dropped (a queue or in-flight limit was reached), since it started. */

@@ -1,4 +1,4 @@
-import type { MqttTlsOptions } from '../../src/routemq/default-mqtt-transport.js'
+import type { MqttTlsOptions } from '../../src/routemq/plugin-api.js'
 
 /** One broker of a pool, resolved and validated: where it is and how to log in. */
 export interface BrokerEndpoint {

@@ -1,9 +1,9 @@
 import { STRATEGY_NAMES } from '../../src/balancing/create-strategy.js'
-import { MQTT_TLS_OPTIONS_SHAPE } from '../../src/routemq/mqtt-tls-options-shape.js'
+import { MQTT_TLS_OPTIONS_SHAPE } from '../../src/routemq/plugin-api.js'
 import {
   byKind, identifier, isBoolean, isLogger, listOf, matching, nonEmptyString, oneOf, recordOf, regionName, required, shapeOf, wholeNumber,
   finiteNumber, milliseconds, mqttBinaryString, mqttString, type OptionShape,
-} from '../../src/routemq/option-shape.js'
+} from '../../src/routemq/plugin-api.js'
 import type { BrokerConfig, BrokerHealthOptions, BrokerPoolOptions, OfflineBufferOptions, SessionOptions } from './broker-pool-options.js'
 
 

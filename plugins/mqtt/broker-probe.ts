@@ -1,5 +1,5 @@
 import { connect } from 'mqtt'
-import { awaitConnack } from '../../src/routemq/connack.js'
+import { awaitConnack } from '../../src/routemq/transport-api.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { clientOptions } from './mqtt-client-options.js'
 

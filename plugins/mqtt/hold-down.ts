@@ -1,4 +1,4 @@
-import type { Logger } from '../../src/routemq/logger.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
 
 /**
  * Backends kept out whatever their probes say (late acknowledgements, a

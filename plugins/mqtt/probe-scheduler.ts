@@ -1,7 +1,7 @@
 import type { Backend } from '../../src/balancing/backend.js'
 import type { BackendSet } from '../../src/balancing/backend-set.js'
 import { Ewma } from '../../src/balancing/ewma.js'
-import type { Logger } from '../../src/routemq/logger.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import type { ResolvedBrokerPoolOptions } from './broker-pool-options.js'
 import { probeBroker } from './broker-probe.js'
@@ -77,7 +77,7 @@ export class ProbeScheduler {
   async stop(): Promise<void> {
     this.#running = false
     for (const schedule of this.#schedules.values()) clearTimeout(schedule.timer)
-    await Promise.all([...this.#schedules.values()].map((schedule) => schedule.running))
+    await Promise.all([...this.#schedules.values()].map((schedule) => schedule.running ?? Promise.resolve()))
   }
 
   /** A CONNACK round trip seen by a connection: as good a sample for the probe timeout as a probe's own. */

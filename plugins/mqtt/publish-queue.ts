@@ -1,4 +1,4 @@
-import type { PublishOptions } from '../../src/routemq/mqtt-transport.js'
+import type { PublishOptions } from '../../src/routemq/plugin-api.js'
 import type { BrokerConnection } from './broker-connection.js'
 import { OfflineBufferFullError } from './errors/offline-buffer-full-error.js'
 

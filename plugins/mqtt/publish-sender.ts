@@ -1,8 +1,8 @@
 import type { Backend } from '../../src/balancing/backend.js'
 import type { BackendSet } from '../../src/balancing/backend-set.js'
-import type { Logger } from '../../src/routemq/logger.js'
-import { SummarisedWarning } from '../../src/routemq/summarised-warning.js'
-import type { PublishOptions } from '../../src/routemq/mqtt-transport.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
+import type { PublishOptions } from '../../src/routemq/plugin-api.js'
+import { SummarisedWarning } from '../../src/routemq/plugin-api.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
 import type { RequestObserved } from '../../src/metrics/measured-pool.js'
 import type { BrokerConnection } from './broker-connection.js'
@@ -102,7 +102,7 @@ export class PublishSender {
         this.queue.add(entry)
       } catch (error) {
         this.counts.rejectedBufferFull++
-        reject(error as Error)
+        reject(error)
         return
       }
       this.counts.published++

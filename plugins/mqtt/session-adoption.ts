@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import type { Logger } from '../../src/routemq/logger.js'
-import type { InboundMessage, MessageProperties, MessageReceiver } from '../../src/routemq/mqtt-transport.js'
-import { raceTimeout } from '../../src/routemq/race-timeout.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
+import type { InboundMessage, MessageProperties, MessageReceiver } from '../../src/routemq/plugin-api.js'
+import { raceTimeout } from '../../src/routemq/plugin-api.js'
 import { BrokerConnection, type BrokerConnectionOptions } from './broker-connection.js'
 import type { ControlTopics } from './control-topics.js'
 import type { SubscriptionSync } from './subscription-sync.js'
@@ -58,6 +58,7 @@ export async function adoptSession(options: AdoptionOptions): Promise<AdoptionOu
   const barrier = new Promise<void>((resolve) => (barrierSeen = resolve))
   let foreign: string | undefined
   let withheld = 0
+  // eslint-disable-next-line prefer-const -- declared before `receiver`, which reads it and may run while the connection opens (a const there would be in its temporal dead zone)
   let connection: BrokerConnection | undefined
   const receiver = (message: InboundMessage): void => {
     if (topics.owns(message.topic) || message.topic.startsWith('$')) {
@@ -89,8 +90,8 @@ export async function adoptSession(options: AdoptionOptions): Promise<AdoptionOu
     await connection.close(0)
     return 'foreign'
   }
-  const lost = new Promise<'interrupted'>((resolve) => connection!.onClose(() => resolve('interrupted')))
-  const abort = (): void => void connection!.close(0)
+  const lost = new Promise<'interrupted'>((resolve) => connection.onClose(() => resolve('interrupted')))
+  const abort = (): void => void connection.close(0)
   options.signal.addEventListener('abort', abort)
   if (options.signal.aborted) abort()
   const interrupted = (): AdoptionOutcome => (foreign ? 'foreign' : 'interrupted')
@@ -102,11 +103,11 @@ export async function adoptSession(options: AdoptionOptions): Promise<AdoptionOu
     }
     log.info('adopting the session of an instance that went away', { broker, session: sessionId })
     const drained = (async (): Promise<'drained'> => {
-      await connection!.unsubscribe([...sync.filters, ...options.ownFilters])
-      await connection!.subscribe([{ topic: barrierTopic, qos: 1 }], options.connection.protocolVersion)
-      await connection!.publishNow(barrierTopic, nonce, { qos: 1 })
+      await connection.unsubscribe([...sync.filters, ...options.ownFilters])
+      await connection.subscribe([{ topic: barrierTopic, qos: 1 }], options.connection.protocolVersion)
+      await connection.publishNow(barrierTopic, nonce, { qos: 1 })
       await barrier
-      await connection!.inboundSettled()
+      await connection.inboundSettled()
       return 'drained'
     })()
     // Lost connections fail the steps too; the race below has the answer.

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import type { Logger } from '../../src/routemq/logger.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
 import { TypedEvent, type Disposer } from '../../src/typed-event.js'
-import type { InboundMessage, MessageReceiver, Subscription } from '../../src/routemq/mqtt-transport.js'
-import { raceTimeout } from '../../src/routemq/race-timeout.js'
+import type { InboundMessage, MessageReceiver, Subscription } from '../../src/routemq/plugin-api.js'
+import { raceTimeout } from '../../src/routemq/plugin-api.js'
 import { sessionOptions, type BrokerConnection, type WillMessage } from './broker-connection.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { ADOPTION_STANDBY_MS, type ResolvedBrokerPoolOptions } from './broker-pool-options.js'
@@ -158,7 +158,7 @@ export class SessionSteward {
     if (sessionId === undefined) return
     const state = parsePresence(message.payload)
     let members = this.#members.get(brokerId)
-    if (!members) this.#members.set(brokerId, (members = new Map()))
+    if (!members) this.#members.set(brokerId, (members = new Map<string, MemberState>()))
     if (state === undefined) members.delete(sessionId)
     else members.set(sessionId, state)
     if (this.#o.ownSessions().has(sessionId)) {
@@ -248,7 +248,7 @@ export class SessionSteward {
     this.#stopped = true
     this.#abort.abort()
     for (const adoption of this.#adoptions.values()) clearTimeout(adoption.timer)
-    await Promise.all([...this.#adoptions.values()].map((adoption) => adoption.running))
+    await Promise.all([...this.#adoptions.values()].map((adoption) => adoption.running ?? Promise.resolve()))
   }
 
   /** Publishes a marker to the session itself and waits until it arrives: everything queued before it has too. */

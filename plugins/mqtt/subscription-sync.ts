@@ -1,6 +1,6 @@
-import { isSubscriptionRejectedError } from '../../src/routemq/errors/subscription-rejected-error.js'
-import type { Subscription } from '../../src/routemq/mqtt-transport.js'
-import { filtersOverlap } from '../../src/routemq/topic-overlap.js'
+import { isSubscriptionRejectedError } from '../../src/routemq/plugin-api.js'
+import type { Subscription } from '../../src/routemq/plugin-api.js'
+import { filtersOverlap } from '../../src/routemq/plugin-api.js'
 import type { BrokerConnection } from './broker-connection.js'
 
 /**

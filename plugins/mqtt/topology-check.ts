@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { connect, type MqttClient } from 'mqtt'
-import { awaitConnack } from '../../src/routemq/connack.js'
-import { raceTimeout } from '../../src/routemq/race-timeout.js'
+import { awaitConnack } from '../../src/routemq/transport-api.js'
+import { raceTimeout } from '../../src/routemq/plugin-api.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import { clientOptions } from './mqtt-client-options.js'
 

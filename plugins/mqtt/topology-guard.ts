@@ -1,6 +1,6 @@
 import type { Backend } from '../../src/balancing/backend.js'
-import type { Logger } from '../../src/routemq/logger.js'
-import type { Subscription } from '../../src/routemq/mqtt-transport.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
+import type { Subscription } from '../../src/routemq/plugin-api.js'
 import type { BrokerEndpoint } from './broker-endpoint.js'
 import type { EffectiveBrokerPoolMode, ResolvedBrokerPoolOptions } from './broker-pool-options.js'
 import { BrokerTopologyError } from './errors/broker-topology-error.js'

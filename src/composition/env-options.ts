@@ -189,7 +189,7 @@ export function loadBalancingOptionsFromEnv(env: Env = process.env, overrides: P
   if (read.text('ROUTEMQ_LOG_LEVEL') !== undefined || read.text('ROUTEMQ_LOG_FORMAT') !== undefined) options.logger = loggerFromEnv(env)
 
   try {
-    return validateLoadBalancingOptions(mergeOptions(options as LoadBalancingOptions, overrides))
+    return validateLoadBalancingOptions(mergeOptions(options, overrides))
   } catch (error) {
     if (error instanceof InvalidOptionError && error.field === 'loadBalancing') {
       throw new InvalidOptionError('ROUTEMQ_MQTT_BROKERS', 'set at least one of ROUTEMQ_MQTT_BROKERS, ROUTEMQ_DATABASE_URL and ROUTEMQ_GEOIP_DATABASE')
@@ -298,7 +298,7 @@ function mergeOptions(base: LoadBalancingOptions, overrides: Partial<LoadBalanci
     const plain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype
     merged[key] = plain(current) && plain(value) ? { ...current, ...value } : value
   }
-  return merged as LoadBalancingOptions
+  return merged
 }
 
 /** The variable behind an option path: the one whose option is the longest prefix of it. */

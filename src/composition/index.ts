@@ -2,3 +2,6 @@ export { LoadBalancingModule, type LoadBalancingAsyncOptions } from './load-bala
 export { validateLoadBalancingOptions, type LoadBalancingOptions, type DatabaseOptions, type HealthOptions } from './load-balancing-options.js'
 export { loadBalancingOptionsFromEnv, infraOptionsFromEnv, loggerFromEnv, ENV_VARIABLES } from './env-options.js'
 export { Repository, InjectKysely } from './repository.js'
+export { HealthModule, type HealthModuleOptions } from './health-module.js'
+export { planInfra, DEMO_TOPOLOGY, type InfraPlanOptions } from './plan-infra.js'
+export { runCli } from './render-cli.js'

@@ -8,7 +8,7 @@ import { WRITE_POSITION_PROPERTY } from '../../plugins/kysely/write-position.js'
 import { USES_MODULE_RESOLVER } from '../../plugins/geoip/geo-region.js'
 import { BrokerPool } from '../../plugins/mqtt/broker-pool.js'
 import type { HealthCheckSource } from '../health/health-check.js'
-import { HealthModule } from '../health/health-module.js'
+import { HealthModule } from './health-module.js'
 import type { Application } from '../routemq/application.js'
 import type { DependencyContainer, InjectionToken } from '../routemq/container.js'
 import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
@@ -43,6 +43,7 @@ interface Built {
   options: LoadBalancingOptions
   geo?: GeoResolver
   replicas?: ReplicaPool
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the app's own schema, unknown here: it resolves the instance as Kysely<ItsDatabase>
   kysely?: Kysely<any>
   brokers?: BrokerPool
   health?: HealthModule
@@ -113,6 +114,7 @@ export class LoadBalancingModule implements RouteMqModule {
   }
 
   /** What the module built, once started. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the app's own schema, unknown here: it resolves the instance as Kysely<ItsDatabase>
   get parts(): Readonly<{ brokers?: BrokerPool; replicas?: ReplicaPool; kysely?: Kysely<any>; geo?: GeoResolver; health?: HealthModule }> {
     const built = this.#built
     return Object.freeze({ brokers: built?.brokers, replicas: built?.replicas, kysely: built?.kysely, geo: built?.geo, health: built?.health })
@@ -184,6 +186,7 @@ export class LoadBalancingModule implements RouteMqModule {
         const setting = this.#env?.ROUTEMQ_DATABASE_MIGRATE !== undefined ? 'ROUTEMQ_DATABASE_MIGRATE' : 'database.migrate'
         for (const line of await migrateOnStart(built.replicas, resolveReplicaPoolOptions(pool), setting, logger)) logger.info('migration', { result: line })
       }
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the app's own schema, unknown here: it resolves the instance as Kysely<ItsDatabase>
       built.kysely = new Kysely<any>({ dialect: new ReplicatedPostgresDialect(built.replicas) })
       // What the app publishes after a write carries the write's position, so whichever instance handles the answer reads it.
       const replicas = built.replicas

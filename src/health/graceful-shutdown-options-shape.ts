@@ -1,7 +1,7 @@
 import { constants } from 'node:os'
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { finiteNumber, isBoolean, listOf, type OptionCheck, type OptionShape } from '../routemq/option-shape.js'
-import { MAX_TIMER_MS } from '../timer-limit.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { finiteNumber, isBoolean, listOf, type OptionCheck, type OptionShape } from '../routemq/plugin-api.js'
+import { MAX_TIMER_MS } from '../routemq/plugin-api.js'
 import type { GracefulShutdownOptions } from './graceful-shutdown.js'
 
 /** Why a signal cannot start a graceful shutdown, for those Node can be asked to listen on but that never (safely) reach a listener. */

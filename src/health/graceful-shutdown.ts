@@ -1,5 +1,5 @@
-import type { Logger } from '../routemq/logger.js'
-import { checkOptions } from '../routemq/option-shape.js'
+import type { Logger } from '../routemq/plugin-api.js'
+import { checkOptions } from '../routemq/plugin-api.js'
 import { GRACEFUL_SHUTDOWN_OPTIONS_SHAPE } from './graceful-shutdown-options-shape.js'
 
 /** Options of graceful shutdown on a signal. */

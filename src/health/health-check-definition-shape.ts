@@ -1,6 +1,6 @@
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { isBoolean, isFunction, matching, nonEmptyString, required, wholeNumber, type OptionCheck, type OptionShape } from '../routemq/option-shape.js'
-import { MAX_TIMER_MS } from '../timer-limit.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { isBoolean, isFunction, matching, nonEmptyString, required, wholeNumber, type OptionCheck, type OptionShape } from '../routemq/plugin-api.js'
+import { MAX_TIMER_MS } from '../routemq/plugin-api.js'
 import type { HealthCheckDefinition } from './health-check.js'
 
 /** What a check's name may hold: it is a key of `/health`'s `checks` and a metrics label. */

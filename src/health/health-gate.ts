@@ -1,16 +1,16 @@
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { runToHandler, trackOutcome } from '../routemq/handler-completion.js'
-import type { MessageContext } from '../routemq/message-context.js'
-import { checkOptions } from '../routemq/option-shape.js'
-import { parkMessage } from '../routemq/message-parking.js'
-import type { Middleware, Next } from '../routemq/middleware.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { runToHandler, trackOutcome } from '../routemq/plugin-api.js'
+import type { MessageContext } from '../routemq/plugin-api.js'
+import { checkOptions } from '../routemq/plugin-api.js'
+import { parkMessage } from '../routemq/plugin-api.js'
+import type { Middleware, Next } from '../routemq/plugin-api.js'
 import { HEALTH_MONITOR } from '../tokens.js'
 import { DependencyUnavailableError, type GateRejection } from './errors/dependency-unavailable-error.js'
 import { HEALTH_GATE_OPTIONS_SHAPE } from './health-gate-options-shape.js'
 import { preciseNow } from './precise-now.js'
 import type { HealthMonitor } from './health-monitor.js'
 import { GateSpool, type ReplayInto, type SpoolOptions, type SpoolStats } from './spool/gate-spool.js'
-import type { Logger } from '../routemq/logger.js'
+import type { Logger } from '../routemq/plugin-api.js'
 
 /** Options of `healthGate`. */
 export interface HealthGateOptions {
@@ -119,7 +119,7 @@ export class HealthGate implements Middleware {
     }
     checkOptions(options, HEALTH_GATE_OPTIONS_SHAPE, 'healthGate')
     const { mode = 'hold', maxHeld = 1000, maxHoldMs = 60_000 } = options
-    this.dependencies = Object.freeze([...dependencies])
+    this.dependencies = Object.freeze([...(dependencies as readonly string[])])
     this.mode = mode
     this.maxHeld = maxHeld
     this.maxHoldMs = maxHoldMs
@@ -209,7 +209,6 @@ export class HealthGate implements Middleware {
     let released = false
     for (;;) {
       if (released || (!this.#queues.get(route)?.length && monitor.isHealthy(this.dependencies, since))) {
-        released = false
         try {
           return await runToHandler(ctx, next)
         } catch (error) {
@@ -243,6 +242,7 @@ export class HealthGate implements Middleware {
     return new Promise<void>((resolve, reject) => {
       let queue = this.#queues.get(route)
       if (!queue) this.#queues.set(route, (queue = []))
+      // eslint-disable-next-line prefer-const -- `end` below reads it, and may run before it is assigned
       let unpark: (() => void) | undefined
       let ended = false
       const end = (): void => {

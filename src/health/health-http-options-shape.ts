@@ -1,4 +1,4 @@
-import { matching, wholeNumber, type OptionCheck, type OptionShape } from '../routemq/option-shape.js'
+import { matching, wholeNumber, type OptionCheck, type OptionShape } from '../routemq/plugin-api.js'
 import { checkHealthHttpLimit, type HealthHttpLimits, type HealthHttpOptions } from './health-http-options.js'
 
 /** One limit, checked as `resolveHealthHttpLimits` checks it, so that both say the same. */

@@ -1,5 +1,5 @@
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { MAX_TIMER_MS } from '../timer-limit.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { MAX_TIMER_MS } from '../routemq/plugin-api.js'
 
 /**
  * How long the health server waits for a client, and how many it serves at

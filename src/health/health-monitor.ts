@@ -1,9 +1,9 @@
 import { HealthTracker, type HealthState } from '../balancing/health-tracker.js'
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { safeLogger, silentLogger, type Logger } from '../routemq/logger.js'
-import { checkOptions, finiteNumber, isLogger, type OptionShape } from '../routemq/option-shape.js'
-import { raceTimeout } from '../routemq/race-timeout.js'
-import { MAX_TIMER_MS } from '../timer-limit.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { safeLogger, silentLogger, type Logger } from '../routemq/plugin-api.js'
+import { checkOptions, finiteNumber, isLogger, type OptionShape } from '../routemq/plugin-api.js'
+import { raceTimeout } from '../routemq/plugin-api.js'
+import { MAX_TIMER_MS } from '../routemq/plugin-api.js'
 import { TypedEvent, type Disposer } from '../typed-event.js'
 import type {
   CheckObservation, CheckStatus, HealthChange, HealthCheckDefinition, HealthCheckSource, HealthStatus, HealthSummary,

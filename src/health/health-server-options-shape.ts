@@ -1,8 +1,8 @@
-import { LoadBalancingMetrics } from '../metrics/load-balancing-metrics.js'
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { isFunction, isLogger, required, type OptionShape } from '../routemq/option-shape.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { isFunction, isLogger, required, type OptionShape } from '../routemq/plugin-api.js'
 import { HEALTH_HTTP_OPTIONS_SHAPE } from './health-http-options-shape.js'
 import { HealthMonitor } from './health-monitor.js'
+import { isMetricsSource } from './metrics-source.js'
 import type { HealthServerOptions } from './health-server.js'
 import { StatusPage } from './status-page.js'
 
@@ -13,7 +13,7 @@ export const HEALTH_SERVER_OPTIONS_SHAPE: OptionShape<HealthServerOptions> = {
     if (!(value instanceof HealthMonitor)) throw new InvalidOptionError(field, 'must be a HealthMonitor, whose results the endpoints serve')
   }, 'is required: the HealthMonitor whose results /health and /ready serve'),
   metrics: (value, field) => {
-    if (value !== undefined && !(value instanceof LoadBalancingMetrics)) throw new InvalidOptionError(field, 'must be a LoadBalancingMetrics, or left out for no /metrics')
+    if (value !== undefined && !isMetricsSource(value)) throw new InvalidOptionError(field, 'must be a LoadBalancingMetrics, or left out for no /metrics')
   },
   statusPage: (value, field) => {
     if (value !== undefined && !(value instanceof StatusPage)) throw new InvalidOptionError(field, 'must be a StatusPage, or left out for no /status')

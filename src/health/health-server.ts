@@ -1,9 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
-import { checkOptions } from '../routemq/option-shape.js'
-import { safeLogger, silentLogger, type Logger } from '../routemq/logger.js'
-import type { LoadBalancingMetrics } from '../metrics/load-balancing-metrics.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { checkOptions } from '../routemq/plugin-api.js'
+import { safeLogger, silentLogger, type Logger } from '../routemq/plugin-api.js'
+import type { MetricsSource } from './metrics-source.js'
 import { capConnections } from './cap-connections.js'
 import { resolveHealthHttpLimits, type HealthHttpLimits, type HealthHttpOptions } from './health-http-options.js'
 import type { HealthMonitor } from './health-monitor.js'
@@ -16,8 +15,8 @@ import type { StatusPage } from './status-page.js'
 /** Options of `HealthServer`: where it listens and its limits (`HealthHttpOptions`), and what it serves. */
 export interface HealthServerOptions extends HealthHttpOptions {
   readonly monitor: HealthMonitor
-  /** Served on `/metrics`; without it `/metrics` answers 404. */
-  readonly metrics?: LoadBalancingMetrics
+  /** Served on `/metrics` (a `LoadBalancingMetrics`); without it `/metrics` answers 404. */
+  readonly metrics?: MetricsSource
   /** Whether the app's transport is connected; `undefined` while there is none. Readiness needs `true`. */
   readonly transportConnected?: () => boolean | undefined
   /** Served on `/status` (HTML) and `/status.json`; without it both answer 404. */
@@ -107,7 +106,7 @@ export class HealthServer {
   /** The port listened on, once started. */
   get port(): number | undefined {
     const address = this.#server.address()
-    return address && typeof address === 'object' ? (address as AddressInfo).port : undefined
+    return address && typeof address === 'object' ? address.port : undefined
   }
 
   /** `http://host:port`, once started. */

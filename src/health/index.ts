@@ -10,7 +10,7 @@ export type { StatusReport, StatusState, BrokerRow, PrimaryRow, ReplicaRow, Gate
 export { HEALTH_HTTP_DEFAULTS, type HealthHttpLimits, type HealthHttpOptions } from './health-http-options.js'
 export { type HealthResponse, type CheckResult, type ResponseStatus } from './health-response.js'
 export { GracefulShutdown, type GracefulShutdownOptions, type ShutdownSteps } from './graceful-shutdown.js'
-export { HealthModule, type HealthModuleOptions } from './health-module.js'
+export type { MetricsSource } from './metrics-source.js'
 export { scrubSecrets } from './scrub-secrets.js'
 export { preciseNow } from './precise-now.js'
 export { DependencyUnavailableError, isDependencyUnavailableError, type GateRejection } from './errors/dependency-unavailable-error.js'

@@ -1,11 +1,10 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { DispatchStats } from '../routemq/message-dispatcher.js'
-import { checkOptions } from '../routemq/option-shape.js'
+import type { DispatchStats } from '../routemq/plugin-api.js'
+import { checkOptions } from '../routemq/plugin-api.js'
 import type { Disposer } from '../typed-event.js'
-import type { HealthGateStats } from '../health/health-gate.js'
+import type { MeasuredGateStats, MeasuredHealth } from './measured-health.js'
 import { registerMessageMetrics } from './message-metrics.js'
 import { registerSpoolMetrics } from './spool-metrics.js'
-import type { HealthMonitor } from '../health/health-monitor.js'
 import { healthScore, HealthScoreWindow } from './health-score.js'
 import { LOAD_BALANCING_METRICS_OPTIONS_SHAPE } from './load-balancing-metrics-options-shape.js'
 import type { MeasuredPool, PoolMetricsSnapshot } from './measured-pool.js'
@@ -28,7 +27,7 @@ export interface MeasuredApplication {
 /** Anything with gate counters: a `HealthGate`. */
 export interface MeasuredGate {
   readonly dependencies: readonly string[]
-  readonly stats: HealthGateStats
+  readonly stats: MeasuredGateStats
 }
 
 /** Anything that counts address lookups by outcome: a `GeoResolver`. */
@@ -73,7 +72,7 @@ export class LoadBalancingMetrics {
   readonly #pools = new Set<MeasuredPool>()
   readonly #apps = new Set<MeasuredApplication>()
   readonly #gates = new Set<MeasuredGate>()
-  readonly #monitors = new Set<HealthMonitor>()
+  readonly #monitors = new Set<MeasuredHealth>()
   readonly #lookups = new Set<MeasuredLookups>()
   readonly #geoGates = new Set<MeasuredGeoGate>()
   readonly #requests: Counter<'pool' | 'backend'>
@@ -279,7 +278,7 @@ export class LoadBalancingMetrics {
   }
 
   /** Reads a monitor's check states at each scrape. */
-  observeHealth(monitor: HealthMonitor): Disposer {
+  observeHealth(monitor: MeasuredHealth): Disposer {
     this.#monitors.add(monitor)
     return () => this.#monitors.delete(monitor)
   }

@@ -1,13 +1,13 @@
 import { Counter, Gauge, type Registry } from 'prom-client'
-import type { SpoolStats } from '../health/spool/gate-spool.js'
+import type { MeasuredSpool } from './measured-health.js'
 
 /** A gate as the spool metrics read it: a `HealthGate`. */
 export interface MeasuredSpoolGate {
   readonly dependencies: readonly string[]
-  readonly stats: { readonly spool: SpoolStats | undefined }
+  readonly stats: { readonly spool: MeasuredSpool | undefined }
 }
 
-type SpoolFigure = (stats: SpoolStats) => number
+type SpoolFigure = (stats: MeasuredSpool) => number
 
 const FIGURES: readonly { readonly kind: 'gauge' | 'counter'; readonly name: string; readonly help: string; readonly value: SpoolFigure }[] = [
   { kind: 'gauge', name: 'spool_messages', help: "Messages in a health gate's spool now (acknowledged to the broker, not yet handled).", value: (s) => s.messages },

@@ -56,7 +56,7 @@ export interface ApplicationOptions {
 }
 
 /** What `stop()` observed. */
-export interface StopResult extends DrainResult {}
+export type StopResult = DrainResult
 
 type State = 'created' | 'starting' | 'started' | 'stopping' | 'stopped'
 

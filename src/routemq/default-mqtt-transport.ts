@@ -14,7 +14,7 @@ import type { MessageReceiver, MqttTransport, PublishOptions, Subscription } fro
 import { checkOptions } from './option-shape.js'
 import { outgoingDrained } from './outgoing-drained.js'
 import { assertPublishable } from './publish-check.js'
-import { refuseMisreadUserInfo } from '../misread-user-info.js'
+import { refuseMisreadUserInfo } from './misread-user-info.js'
 import { redactUrl } from './redact-url.js'
 import { subscribeAll } from './subscription-grants.js'
 import { overlappingFilters } from './topic-overlap.js'

@@ -2,7 +2,7 @@ import type { MqttClient, IPublishPacket } from 'mqtt'
 import { AckSequencer, type AckOrder } from './ack-sequencer.js'
 import type { Logger } from './logger.js'
 import { assertDeferredAcks, DEFERRED_ACK, sendPubcomp, sendPuback } from './mqtt-client-internals.js'
-import type { InboundMessage, MessageProperties, MessageReceiver, QoS } from './mqtt-transport.js'
+import type { InboundMessage, MessageReceiver } from './mqtt-transport.js'
 
 /** Options of `receiveWithDeferredAcks`. */
 export interface DeferredAckOptions {
@@ -37,7 +37,7 @@ export function receiveWithDeferredAcks(client: MqttClient, options: DeferredAck
     if (dropped > 0) options.log.warn('connection lost with messages unacknowledged', { broker: options.broker, dropped })
   })
   client.handleMessage = (packet: IPublishPacket, done: (error?: Error) => void): void => {
-    const qos = packet.qos as QoS
+    const qos = packet.qos
     const messageId = packet.messageId
     let settle: (acknowledge: boolean) => void = noop
     if (qos !== 0 && messageId !== undefined) {
@@ -60,7 +60,7 @@ export function receiveWithDeferredAcks(client: MqttClient, options: DeferredAck
       qos,
       retain: packet.retain,
       dup: packet.dup,
-      properties: packet.properties as MessageProperties | undefined,
+      properties: packet.properties,
       broker: options.broker,
       settle,
     }

@@ -187,6 +187,7 @@ export function safeLogger(given: Logger): Logger {
         // Nowhere left to report it.
       }
     }
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- guard calls each method with logger as `this`
   return { debug: guard(logger.debug), info: guard(logger.info), warn: guard(logger.warn), error: guard(logger.error) }
 }
 

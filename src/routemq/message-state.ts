@@ -9,5 +9,5 @@
  * }
  * const tagTenant: MiddlewareFunction = (ctx, next) => { ctx.state.tenant = 'acme'; return next(ctx) }
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- empty on purpose: apps and plugins add their fields by declaration merging
 export interface MessageState {}

@@ -1,7 +1,7 @@
 import { InvalidOptionError } from './errors/invalid-option-error.js'
 import { assertKnownKeys } from './known-options.js'
 import { mqttTextProblem } from './mqtt-text.js'
-import { MAX_TIMER_MS } from '../timer-limit.js'
+import { MAX_TIMER_MS } from './timer-limit.js'
 
 /**
  * Checks one option's value and throws `InvalidOptionError` naming `field`

@@ -28,6 +28,7 @@ export type Handler<P extends RouteParams = RouteParams> = (ctx: MessageContext<
  * @example
  * router.on('devices/{id}/config', [DeviceController, 'config'])
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- unparameterised, it stands for an action of any controller (keyof unknown would be never)
 export type ControllerAction<C = any> = readonly [InjectionToken<C>, keyof C & string]
 
 /** Either form of handler. */

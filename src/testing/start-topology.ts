@@ -95,6 +95,7 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     await topology.stop().catch(() => undefined)
     throw failure instanceof RouteMqError
       ? failure
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever a launch step threw; a non-Error has nothing better than String()
       : new TopologyError(`Starting the topology in ${directory} failed: ${String(failure)}`, { cause: failure })
   }
   return topology

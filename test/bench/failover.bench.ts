@@ -123,7 +123,7 @@ async function runClient(name: ClientName, open: (topology: Topology) => Promise
   let client: ClientUnderTest | undefined
   let lost = 0
   let duplicates = 0
-  let unacked = 0
+  let unacked: number
   try {
     counter = await IdCounter.start(topology.brokers.map((broker) => broker.url), 'bench/#')
     client = await open(topology)

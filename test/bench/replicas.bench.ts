@@ -220,7 +220,7 @@ async function waitForReplay(topology: Topology, timeoutMs = REPLAY_TIMEOUT_MS):
     return rows[0]!.lsn
   })
   for (const replica of topology.replicas) {
-    let lastProblem = 'not replayed yet'
+    let lastProblem: string
     for (;;) {
       try {
         const caughtUp = await withClient(replica.url, async (client) => {
@@ -500,7 +500,7 @@ async function killedReplica(topology: Topology): Promise<KillResult[]> {
     const client = track(closable(await opening()))
     let result: LoadResult | undefined
     let stats: ReplicaPool['stats'] | undefined
-    let backAfterMs = Number.NaN
+    let backAfterMs: number
     try {
       const running = load(client.db, WORKERS, 0, forDuration(KILL_RUN_MS))
       // kill() resolves once every process of the server is gone; the readers run on meanwhile.

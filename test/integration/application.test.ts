@@ -124,7 +124,7 @@ describe('Application on a real Mosquitto', function () {
     const good = collector<string>(1)
     const router = new Router()
       .on('big/#', () => assert.fail('a malformed body never reaches the handler'), { qos: 1, payload: 'json', onError: { deadLetter: 'dl' } })
-      .on('ok/{n}', (ctx) => good.push(ctx.params.n!), { qos: 1 })
+      .on('ok/{n}', (ctx) => good.push(ctx.params.n), { qos: 1 })
     const application = app(router)
     await application.start()
     const topic = `big/${'x'.repeat(65_535 - 4)}`
@@ -168,7 +168,7 @@ describe('Application on a real Mosquitto', function () {
 
   it('receives QoS 2 messages and completes them after the handler', async () => {
     const handled = collector<string>(2)
-    const router = new Router().on('exact/{n}', (ctx) => handled.push(ctx.params.n!), { qos: 2 })
+    const router = new Router().on('exact/{n}', (ctx) => handled.push(ctx.params.n), { qos: 2 })
     const application = app(router)
     await application.start()
     await publisher.publishAsync('exact/1', 'a', { qos: 2 })
@@ -263,7 +263,7 @@ describe('Application on a real Mosquitto', function () {
     const broker = topology.brokers[0]!
     const url = `mqtt://operator:hunter2@${broker.host}:${broker.port}`
     const handled = collector<string>(1)
-    const application = app(new Router().on('retry/{n}', (ctx) => handled.push(ctx.params.n!), { qos: 1 }), {
+    const application = app(new Router().on('retry/{n}', (ctx) => handled.push(ctx.params.n), { qos: 1 }), {
       mqtt: { url, connectTimeoutMs: 1500 },
     })
     await broker.kill()
@@ -295,7 +295,7 @@ describe('Application on a real Mosquitto', function () {
       },
     }
     const application = Application.create({
-      router: new Router().on('explicit/{n}', (ctx) => handled.push(ctx.params.n!), { qos: 1 }),
+      router: new Router().on('explicit/{n}', (ctx) => handled.push(ctx.params.n), { qos: 1 }),
       transport, modules: [flaky], logger: silentLogger,
     })
     cleanup.push(() => application.stop())

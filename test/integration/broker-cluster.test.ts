@@ -32,7 +32,7 @@ describe('BrokerPool on a real 3-node NATS cluster with MQTT (a clustered broker
     let waiting: (() => void) | undefined
     const app = Application.create({
       router: new Router().on('jobs/{id}', (ctx) => {
-        seen.add(ctx.params.id!)
+        seen.add(ctx.params.id)
         waiting?.()
       }, { qos: 1, payload: 'text' }),
       transport: pool,

@@ -67,7 +67,7 @@ describe('BrokerPool on real Mosquitto brokers', function () {
     const transport = pool({ strategy: 'priority' })
     let commandHandled!: (n: string) => void
     const command = new Promise<string>((resolve) => (commandHandled = resolve))
-    const application = app(new Router().on('commands/{n}', (ctx) => commandHandled(ctx.params.n!), { qos: 1 }), transport)
+    const application = app(new Router().on('commands/{n}', (ctx) => commandHandled(ctx.params.n), { qos: 1 }), transport)
     await application.start()
     assert.equal(transport.stats.active, `127.0.0.1:${topology.brokers[0]!.port}`, 'priority starts on the first broker')
     const failovers: FailoverEvent[] = []
@@ -117,7 +117,7 @@ describe('BrokerPool on real Mosquitto brokers', function () {
     let resolveAll!: () => void
     const all = new Promise<void>((resolve) => (resolveAll = resolve))
     const application = app(new Router().on('buffered/{n}', (ctx) => {
-      received.add(ctx.params.n!)
+      received.add(ctx.params.n)
       if (received.size === 100) resolveAll()
     }, { qos: 1 }), transport)
     await application.start()

@@ -59,7 +59,7 @@ describe('BrokerPool sessions on real Mosquitto brokers: nothing stranded when i
   /** An instance in this process on the same route, counting what it handles; stopped after the test. */
   function survivor(options: Partial<BrokerPoolOptions>, tally: Tally): { pool: BrokerPool; app: Application } {
     const pool = new BrokerPool({ brokers: topology.brokers.map((b) => b.url), logger: silentLogger, ...options })
-    const app = Application.create({ router: new Router().on('jobs/{id}', (ctx) => tally.add(ctx.params.id!), { qos: 1, shared: true, payload: 'text' }), transport: pool, logger: silentLogger })
+    const app = Application.create({ router: new Router().on('jobs/{id}', (ctx) => tally.add(ctx.params.id), { qos: 1, shared: true, payload: 'text' }), transport: pool, logger: silentLogger })
     cleanup.push(() => app.stop())
     return { pool, app }
   }

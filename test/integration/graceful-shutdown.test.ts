@@ -13,7 +13,7 @@ function startExample(env: Record<string, string>): { child: ChildProcess; line:
   const child = spawn(process.execPath, [EXAMPLE], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   const log: string[] = []
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = []
-  createInterface({ input: child.stderr! }).on('line', (text) => {
+  createInterface({ input: child.stderr }).on('line', (text) => {
     log.push(text)
     for (const waiter of [...waiters]) {
       if (waiter.pattern.test(text)) {
@@ -102,7 +102,7 @@ describe('Graceful shutdown of the health example app', function () {
     assert.equal(done.size, 0, '/ready failed while the jobs were still running')
 
     await allDone
-    for (const id of jobs) assert.ok(done.get(id)! > readyFailedAt!, `job ${id} was answered through the transport after /ready failed`)
+    for (const id of jobs) assert.ok(done.get(id)! > readyFailedAt, `job ${id} was answered through the transport after /ready failed`)
     const [code, signal] = await exited
     assert.deepEqual([code, signal], [0, null])
     const order = (pattern: RegExp) => example.log.findIndex((text) => pattern.test(text))

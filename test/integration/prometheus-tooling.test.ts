@@ -9,7 +9,8 @@ import pg from 'pg'
 import {
   Application, LoadBalancingModule, Router, geoGate, geoRegion, healthGate, silentLogger, type LoadBalancingOptions,
 } from '../../src/index.js'
-import { grafanaDashboard, planInfra, renderAlertRules } from '../../plugins/infra/index.js'
+import { grafanaDashboard, renderAlertRules } from '../../plugins/infra/index.js'
+import { planInfra } from '../../src/composition/index.js'
 import { startTopology, type Topology } from '../../src/testing/index.js'
 import { writeMmdb } from '../support/mmdb-writer.js'
 import { pollUntil } from '../support/poll-until.js'

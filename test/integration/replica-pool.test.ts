@@ -400,7 +400,7 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
 
   it('reports a transaction that PostgreSQL rolled back at COMMIT instead of calling it committed', async () => {
     const { db } = await database()
-    await db.insertInto('readings').values({ id: 900_001, device: 'dup', value: 1 } as never).execute()
+    await db.insertInto('readings').values({ id: 900_001, device: 'dup', value: 1 }).execute()
     await assert.rejects(
       db.transaction().execute(async (trx) => {
         await trx.insertInto('readings').values({ device: 'lost', value: 1 }).execute()
@@ -414,7 +414,7 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
 
   it('gives the connection of a controlled transaction rolled back at COMMIT back to the pool', async () => {
     const { db, pool } = await database({ poolSize: 1 })
-    await db.insertInto('readings').values({ id: 900_002, device: 'dup-2', value: 1 } as never).execute()
+    await db.insertInto('readings').values({ id: 900_002, device: 'dup-2', value: 1 }).execute()
     const trx = await db.startTransaction().execute()
     await trx.insertInto('readings').values({ id: 900_002, device: 'dup-2', value: 2 } as never).execute().catch(() => undefined)
     await assert.rejects(trx.commit().execute(), isTransactionAbortedError)
@@ -519,6 +519,17 @@ describe('ReplicaPool on a real primary with streaming replicas', function () {
     await assert.rejects(db.selectFrom('readings').selectAll().execute(), isReplicaPoolClosedError)
     assert.equal((await inFlight).rows[0]!.done, 'finished')
     assert.deepEqual(await transaction, { device: 'closing' })
+    await closing
+  })
+
+  it('lets a read a replica refused as a write finish on the primary when closed meanwhile', async () => {
+    const { db, pool } = await database()
+    // A plain read goes to a replica, which sleeps, then refuses nextval() (read-only): the pool runs it again on the primary.
+    const refused = db.selectNoFrom([sql<string>`pg_sleep(0.3)`.as('slept'), sql<string>`nextval('readings_id_seq')`.as('n')]).execute()
+    assert.ok(await waitUntil(async () => pool.stats.replicas.some((r) => r.connections.total > r.connections.idle), 2000))
+    const closing = pool.close()
+    const rows = await refused
+    assert.ok(Number(rows[0]!.n) > 0, 'the primary answered')
     await closing
   })
 

@@ -66,7 +66,7 @@ describe('healthGate spool on a default Mosquitto and a real PostgreSQL', functi
   function app(gate: HealthGate, clientId: string, http = false): { app: Application; module: LoadBalancingModule } {
     const router = new Router()
     router.on('devices/{id}/telemetry', async (ctx) => {
-      await ctx.container.resolve(SpoolReadings).save(ctx.params.id!, (ctx.payload as { seq: number }).seq)
+      await ctx.container.resolve(SpoolReadings).save(ctx.params.id, (ctx.payload as { seq: number }).seq)
     }, { qos: 1, shared: true, middleware: [gate] })
     const module = LoadBalancingModule.forRoot({
       mqtt: { brokers: [topology.brokers[0]!.url], clientId },

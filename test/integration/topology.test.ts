@@ -374,7 +374,7 @@ describe('local topology failover', function () {
     assert.equal(crashed.role, 'primary')
     assert.equal(await inRecovery(replica.url), false)
     await query(replica.url, 'INSERT INTO crash_probe VALUES (3)')
-    await assert.rejects(topology.primary!.promote(), /already a primary/)
+    await assert.rejects(topology.primary.promote(), /already a primary/)
     await assert.rejects(replica.follow(crashed), /is a primary; follow\(\) only applies to replicas/)
   })
 })
@@ -410,7 +410,7 @@ describe('local topology with three replicas', function () {
     await withEnvironment('PGSSLMODE', 'require', async () => {
       await promoted.promote()
       assert.equal(topology.primary, promoted)
-      await follower.follow(topology.primary!)
+      await follower.follow(topology.primary)
 
       await query(promoted.url, 'INSERT INTO clone_probe VALUES (2)')
       await waitForReplay(promoted.url, follower.url)

@@ -49,7 +49,7 @@ export class HaproxyBalancer {
       await waitForListener(mqtt!, child)
     } catch (error) {
       await balancer.stop()
-      throw new Error(`${(error as Error).message}: ${balancer.log}`)
+      throw new Error(`${(error as Error).message}: ${balancer.log}`, { cause: error })
     }
     return balancer
   }

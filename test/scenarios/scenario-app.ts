@@ -47,7 +47,7 @@ const report = (event: Record<string, unknown>): void => void process.stdout.wri
 
 const router = new Router()
 router.group({ prefix: 'devices/{id}' }, (devices) => {
-  devices.on('telemetry', async (ctx: MessageContext) => {
+  devices.on('telemetry', async (ctx) => {
     const { seq, sentAt, conn } = ctx.payload as { seq: number; sentAt: number; conn: number }
     await ctx.container.resolve(Readings).save(ctx.params.id, seq, conn, sentAt)
   }, { qos: 1, shared: settings.shared ?? true, ...(settings.spool ? { middleware: [healthGate('primary', { spool: settings.spool })] } : {}) })

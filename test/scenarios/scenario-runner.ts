@@ -135,8 +135,8 @@ export async function runScenario(scenario: Scenario, log: (line: string) => voi
     for (const proxy of appPaths) cleanup.push(() => proxy.close())
     const brokerUrls = appPaths.length > 0 ? appPaths.map((p) => `mqtt://127.0.0.1:${p.port}`) : topology.brokers.map((b) => b.url)
     const healthPorts = await freePorts(scenario.apps)
-    const apps: (AppProcess | undefined)[] = new Array(scenario.apps).fill(undefined)
-    cleanup.push(async () => Promise.all(apps.map((app) => app?.signal('SIGKILL'))))
+    const apps: (AppProcess | undefined)[] = new Array<AppProcess | undefined>(scenario.apps).fill(undefined)
+    cleanup.push(async () => Promise.all(apps.map((app) => app?.signal('SIGKILL') ?? Promise.resolve(null))))
     const settings = (index: number): ScenarioAppSettings => ({
       brokers: brokerUrls,
       database: topology.primary!.url,

@@ -50,7 +50,7 @@ export function pinProcesses(roots: readonly number[], cpus: string, withDescend
         execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' })
         before.set(pid, former)
       } catch (error) {
-        if (pid === root) throw new Error(`cannot pin process ${pid} to CPU ${cpus}: ${error instanceof Error ? error.message : String(error)}`)
+        if (pid === root) throw new Error(`cannot pin process ${pid} to CPU ${cpus}: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
       }
     }
   }

@@ -27,7 +27,7 @@ export function ensureDebianPackages(files: Readonly<Record<string, string>>): v
     }
   } catch (error) {
     const output = (error as { stderr?: Buffer; stdout?: Buffer }).stderr?.toString() ?? String(error)
-    throw new Error(`could not install ${missing.join(', ')} with apt-get: ${output.slice(-2000)}`)
+    throw new Error(`could not install ${missing.join(', ')} with apt-get: ${output.slice(-2000)}`, { cause: error })
   }
 }
 

@@ -28,7 +28,7 @@ function scalar(text: string, line: Line): unknown {
 function keyValue(text: string, line: Line): [string, string] {
   const match = /^("(?:[^"\\]|\\.)*"|[A-Za-z0-9_./-]+):(?: (.*))?$/.exec(text)
   if (!match) throw new Error(`line ${line.n + 1}: not "key: value": ${text}`)
-  return [match[1]!.startsWith('"') ? JSON.parse(match[1]!) : match[1]!, match[2] ?? '']
+  return [match[1]!.startsWith('"') ? JSON.parse(match[1]!) as string : match[1]!, match[2] ?? '']
 }
 
 /** A block starting at `i` whose lines have exactly `indent`. */

@@ -52,7 +52,7 @@ describe('Application.addPublishProperties', () => {
 
   it("adds what providers return to every publish, in the publisher's context, without overriding the publisher's own", async () => {
     const { published, transport } = recordingTransport()
-    const app = Application.create({ router: new Router().on('a', () => {}), transport: transport as never, logger: silentLogger })
+    const app = Application.create({ router: new Router().on('a', () => {}), transport: transport, logger: silentLogger })
     await app.start()
     let trace: string | undefined = 't-1'
     const remove = app.addPublishProperties(() => (trace === undefined ? undefined : { trace, origin: 'app' }))

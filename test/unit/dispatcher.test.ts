@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import FakeTimers from '@sinonjs/fake-timers'
 import { EventEmitter } from 'node:events'
 import {
-  ConsoleLogger, currentMessage, MalformedPayloadError, MessageContext, MessageDispatcher, MESSAGE_CONTEXT, Router, silentLogger,
-  type ErrorPolicy, type Logger, type LogFields, type MessageOrdering, type PublishOptions,
+  ConsoleLogger, currentMessage, MalformedPayloadError, MessageDispatcher, MESSAGE_CONTEXT, Router, silentLogger,
+  type ErrorPolicy, type Logger, type MessageContext, type LogFields, type MessageOrdering, type PublishOptions,
 } from '../../src/index.js'
 import { assertPublishTopic } from '../../src/routemq/publish-topic.js'
 import { inbound, rootContainerForTests } from '../support/inbound-message.js'
@@ -170,6 +170,7 @@ describe('MessageDispatcher', () => {
       circular.self = circular
       const lines: string[] = []
       const logger = new ConsoleLogger({ write: (line) => lines.push(line) })
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- a handler throwing a non-Error that JSON can't print is the case tested
       const router = new Router().on('t', () => { throw circular })
       const { dispatcher } = setup(router, { logger })
       const message = inbound('t', 'x')
@@ -413,8 +414,8 @@ describe('MessageDispatcher', () => {
       const holds = new Map<string, ReturnType<typeof gate>>()
       const router = new Router().on('t/{n}', async (ctx) => {
         const hold = gate()
-        holds.set(ctx.params.n!, hold)
-        events.emit('started', ctx.params.n!)
+        holds.set(ctx.params.n, hold)
+        events.emit('started', ctx.params.n)
         await hold.opened
       })
       const { dispatcher } = setup(router, { maxInFlight: 2, ordering: 'none' })

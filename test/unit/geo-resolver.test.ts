@@ -166,7 +166,7 @@ describe('GeoResolver on fixture databases', () => {
   it('answers hostile input without throwing, and does not cache what cannot be an address', async () => {
     const { geo } = await resolver(CITY, 'city-hostile.mmdb', 'GeoIP2-City', { cacheSize: 100 })
     assert.equal(geo.lookup({ toString() { throw new Error('no') } }).reason, 'invalid')
-    assert.equal(geo.lookup(JSON.parse('{"ip":{"toString":1}}').ip).reason, 'invalid')
+    assert.equal(geo.lookup((JSON.parse('{"ip":{"toString":1}}') as { ip: unknown }).ip).reason, 'invalid')
     for (let i = 0; i < 3; i++) geo.lookup('x'.repeat(100_000))
     for (let i = 0; i < 3; i++) geo.lookup('not an address')
     assert.equal(geo.stats.cacheHits, 0, 'invalid input is never cached, so it cannot push real entries out')

@@ -93,7 +93,7 @@ const retry: MiddlewareFunction = async (ctx, next) => {
   try {
     return await next(ctx)
   } catch {
-    return await next(ctx)
+    return next(ctx)
   }
 }
 
@@ -229,7 +229,7 @@ describe('healthGate', () => {
     router.on('jobs/{id}', async (ctx) => {
       await new Promise((resolve) => setTimeout(resolve, 10))
       if (ctx.params.id === 'bad') throw new Error('handler failed')
-      done.push(ctx.params.id!)
+      done.push(ctx.params.id)
     }, { qos: 1, middleware: [healthGate('db', { monitor }), careless] })
     const dispatcher = new MessageDispatcher({
       router, container: rootContainerForTests(), publish: async () => undefined, logger: silentLogger,
@@ -286,7 +286,7 @@ describe('healthGate', () => {
     const done: string[] = []
     const { monitor, dispatcher, recover } = await bench((monitor) =>
       new Router().on('jobs/{id}', (ctx) => {
-        done.push(ctx.params.id!)
+        done.push(ctx.params.id)
       }, { qos: 1, middleware: [lock, healthGate('db', { monitor })] }), { maxInFlight: 1 })
     const a = inbound('jobs/a', '')
     const b = inbound('jobs/b', '')
@@ -328,7 +328,7 @@ describe('healthGate', () => {
     process.on('unhandledRejection', onUnhandled)
     const { monitor, dispatcher, recover } = await bench((monitor) =>
       new Router().on('jobs/{id}', (ctx) => {
-        done.push(ctx.params.id!)
+        done.push(ctx.params.id)
       }, { qos: 1, middleware: [healthGate('db', { monitor }), careless, healthGate('api', { monitor })] }), { maxInFlight: 1 })
     const message = inbound('jobs/1', '')
     dispatcher.receive(message)

@@ -28,7 +28,7 @@ describe('HealthModule options', () => {
   ]
   for (const [what, options, field] of cases) {
     it(`names ${field} for ${what}, when the module is created`, () => {
-      assert.throws(() => new HealthModule(options as never), (e: unknown) => e instanceof InvalidOptionError && e.field === field)
+      assert.throws(() => new HealthModule(options), (e: unknown) => e instanceof InvalidOptionError && e.field === field)
     })
   }
 

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import { InvalidOptionError } from '../../src/index.js'
-import { mqttConnectPacket, planInfra, renderHaproxy, renderKubernetes, renderKubernetesObjects, renderNginx, toYaml } from '../../plugins/infra/index.js'
+import { mqttConnectPacket, renderHaproxy, renderKubernetes, renderKubernetesObjects, renderNginx, toYaml } from '../../plugins/infra/index.js'
+import { planInfra } from '../../src/composition/index.js'
 import { mqtt5PublishPacket } from '../../plugins/infra/mqtt-connect-packet.js'
 import { resolveBrokerPoolOptions } from '../../plugins/mqtt/broker-pool-options.js'
 import { isHostName } from '../../src/host-name.js'
 import { withFieldPrefix } from '../../src/routemq/errors/invalid-option-error.js'
-import { MAX_TIMER_MS } from '../../src/timer-limit.js'
+import { MAX_TIMER_MS } from '../../src/routemq/timer-limit.js'
 import { parseYamlDocuments } from '../support/yaml-subset.js'
 
 describe('balancer plans', () => {

@@ -96,7 +96,7 @@ describe('LoadBalancingModule configuration', () => {
   }
 
   it('merges overrides over the environment one level deep, validates the result, and keeps credentials as given', () => {
-    const options = loadBalancingOptionsFromEnv({ ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_MQTT_PASSWORD: ' pass word ' }, { mqtt: { brokers: [BROKER], clientId: 'from-code' } as never })
+    const options = loadBalancingOptionsFromEnv({ ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_MQTT_PASSWORD: ' pass word ' }, { mqtt: { brokers: [BROKER], clientId: 'from-code' } })
     assert.equal(options.mqtt?.clientId, 'from-code')
     const env = loadBalancingOptionsFromEnv({ ROUTEMQ_MQTT_BROKERS: BROKER, ROUTEMQ_MQTT_PASSWORD: ' pass word ', ROUTEMQ_MQTT_CLIENT_ID: 'app' }, { mqtt: { keepaliveSeconds: 30 } as never })
     assert.deepEqual([env.mqtt?.clientId, env.mqtt?.keepaliveSeconds, (env.mqtt?.brokers[0] as { password: string }).password], ['app', 30, ' pass word '])
@@ -394,15 +394,15 @@ describe('LoadBalancingModule refuses what the second review found accepted or f
   it('refuses holes in lists, which forEach skipped', () => {
     // eslint-disable-next-line no-sparse-arrays
     assert.equal(fieldOf(() => validateLoadBalancingOptions({ mqtt: { brokers: [, BROKER] } } as LoadBalancingOptions)), 'mqtt.brokers[0]')
-    assert.equal(fieldOf(() => validateLoadBalancingOptions({ mqtt: { brokers: new Array(2) } } as LoadBalancingOptions)), 'mqtt.brokers[0]')
+    assert.equal(fieldOf(() => validateLoadBalancingOptions({ mqtt: { brokers: new Array(2) } })), 'mqtt.brokers[0]')
   })
 
   it('names the option whose getter throws, rather than passing the getter\'s own error on', () => {
     const thrower = () => { throw new Error('getter s3cret') }
-    assert.equal(fieldOf(() => validateLoadBalancingOptions({ mqtt: { brokers: [BROKER], get keepaliveSeconds() { return thrower() } } } as LoadBalancingOptions)), 'mqtt.keepaliveSeconds')
+    assert.equal(fieldOf(() => validateLoadBalancingOptions({ mqtt: { brokers: [BROKER], get keepaliveSeconds() { return thrower() } } })), 'mqtt.keepaliveSeconds')
     const brokers = [BROKER]
     Object.defineProperty(brokers, 0, { get: thrower })
-    assert.equal(fieldOf(() => validateLoadBalancingOptions({ mqtt: { brokers } } as LoadBalancingOptions)), 'mqtt.brokers[0]')
+    assert.equal(fieldOf(() => validateLoadBalancingOptions({ mqtt: { brokers } })), 'mqtt.brokers[0]')
     const endpoints = Object.defineProperty({}, 'eu', { get: thrower, enumerable: true })
     assert.equal(fieldOf(geo(endpoints)), 'geo.endpoints.eu')
   })

@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { InvalidOptionError } from '../../src/index.js'
-import { alertRules, grafanaDashboard, planInfra, renderAlertRules, renderGrafanaDashboard, renderHaproxy, runCli, type InfraPlanOptions } from '../../plugins/infra/index.js'
+import { alertRules, grafanaDashboard, renderAlertRules, renderGrafanaDashboard, renderHaproxy } from '../../plugins/infra/index.js'
+import { planInfra, runCli, type InfraPlanOptions } from '../../src/composition/index.js'
 import { parseYamlDocuments } from '../support/yaml-subset.js'
 
 const mqtt = { brokers: ['mqtt://b1:1883', 'mqtt://b2:1883'] }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import type { Kysely } from 'kysely'
 import {
   Application, DeviceRedirects, GEO_RESOLVER, InjectKysely, LoadBalancingModule, ReadOnly, Repository, Router, Write, brokerPoolHealth, geoGate,
-  geoRegion, healthGate, withConsistencyKey, type BrokerPool, type GeoResolver, type MessageContext,
+  geoRegion, healthGate, withConsistencyKey, type BrokerPool, type GeoResolver,
 } from '../../src/index.js'
 
 interface Database {
@@ -32,7 +32,7 @@ class Readings {
 export function quickStart(env: NodeJS.ProcessEnv): Application {
   const router = new Router()
   router.group({ prefix: 'devices/{id}', middleware: [geoRegion({ ip: { userProperty: 'client-ip' } })] }, (devices) => {
-    devices.on('telemetry', async (ctx: MessageContext) => {
+    devices.on('telemetry', async (ctx) => {
       const { celsius } = ctx.payload as { celsius: number }
       await ctx.container.resolve(Readings).save(ctx.params.id, celsius)
     }, { qos: 1, shared: true, middleware: [healthGate('primary')] })

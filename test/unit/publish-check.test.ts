@@ -63,7 +63,7 @@ describe('Client ids, user names, passwords and timers MQTT and Node can carry',
   ]
   for (const [what, mqtt, field] of cases) {
     it(`refuses ${what} in the broker pool`, () => {
-      assert.throws(() => validateLoadBalancingOptions({ mqtt: { brokers: [url], ...mqtt } as never }), (error: unknown) => isInvalidOptionError(error) && error.field === field)
+      assert.throws(() => validateLoadBalancingOptions({ mqtt: { brokers: [url], ...mqtt } }), (error: unknown) => isInvalidOptionError(error) && error.field === field)
     })
   }
 
@@ -75,7 +75,7 @@ describe('Client ids, user names, passwords and timers MQTT and Node can carry',
   ]
   for (const [what, options, field] of appCases) {
     it(`refuses ${what} in the application`, () => {
-      assert.throws(() => Application.create({ router: new Router(), logger: silentLogger, ...options } as never), (error: unknown) => isInvalidOptionError(error) && error.field === field)
+      assert.throws(() => Application.create({ router: new Router(), logger: silentLogger, ...options }), (error: unknown) => isInvalidOptionError(error) && error.field === field)
     })
   }
 })

@@ -1,4 +1,4 @@
-import { RouteMqError } from '../../../src/routemq/errors/route-mq-error.js'
+import { RouteMqError } from '../../../src/routemq/plugin-api.js'
 
 /** What made a `geoGate` turn a message away. */
 export type GeoBlockReason = 'country' | 'region' | 'continent' | 'not-allowed' | 'unknown-location'

@@ -1,4 +1,4 @@
-import { RouteMqError } from '../../../src/routemq/errors/route-mq-error.js'
+import { RouteMqError } from '../../../src/routemq/plugin-api.js'
 
 /**
  * The GeoIP database given in the options cannot be used: the file is

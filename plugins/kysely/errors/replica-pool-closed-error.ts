@@ -1,4 +1,4 @@
-import { RouteMqError } from '../../../src/routemq/errors/route-mq-error.js'
+import { RouteMqError } from '../../../src/routemq/plugin-api.js'
 
 /**
  * A query or transaction was started after the pool was closed (by

@@ -1,4 +1,4 @@
-import { RouteMqError } from '../../../src/routemq/errors/route-mq-error.js'
+import { RouteMqError } from '../../../src/routemq/plugin-api.js'
 
 /**
  * A publish was in flight each time a broker connection was lost, several

@@ -1,4 +1,4 @@
-import { RouteMqError } from '../../../src/routemq/errors/route-mq-error.js'
+import { RouteMqError } from '../../../src/routemq/plugin-api.js'
 
 /**
  * A QoS 2 publish was in flight when its broker connection was lost. The

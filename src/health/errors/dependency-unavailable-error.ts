@@ -1,4 +1,4 @@
-import { RouteMqError } from '../../routemq/errors/route-mq-error.js'
+import { RouteMqError } from '../../routemq/plugin-api.js'
 
 /** Why a health gate turned a message away. */
 export type GateRejection = 'unhealthy' | 'max-held' | 'max-hold-ms' | 'stopped' | 'spool-full'

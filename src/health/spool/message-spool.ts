@@ -2,8 +2,8 @@ import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { resolve } from 'node:path'
 import type { RootDatabase } from 'lmdb'
-import type { MessageProperties, QoS } from '../../routemq/mqtt-transport.js'
-import { InvalidOptionError } from '../../routemq/errors/invalid-option-error.js'
+import type { MessageProperties, QoS } from '../../routemq/plugin-api.js'
+import { InvalidOptionError } from '../../routemq/plugin-api.js'
 
 /** One message as the spool keeps it: what the dispatcher needs to run it again through its route. */
 export interface SpooledMessage {

@@ -1,4 +1,4 @@
-import { InvalidOptionError } from './routemq/errors/invalid-option-error.js'
+import { InvalidOptionError } from './errors/invalid-option-error.js'
 
 /** Options of `refuseMisreadUserInfo`. */
 export interface MisreadUserInfoOptions {

@@ -1,16 +1,18 @@
-// The `render` command; `bin.ts` runs it. Nothing here runs on import: the package's index exports runCli.
+// The `render` command; `render-bin.ts` runs it. The composition root's because it reads
+// ROUTEMQ_* variables and options files into the plan that plugins/infra renders. Nothing here runs on import: the package's index exports runCli.
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { parseEnv } from 'node:util'
-import { infraOptionsFromEnv, loadBalancingOptionsFromEnv, variableOfOption } from '../../src/composition/env-options.js'
-import { InvalidOptionError } from '../../src/routemq/errors/invalid-option-error.js'
-import { checkEnvFileLines } from './env-file-lines.js'
-import { DEMO_TOPOLOGY, planInfra, type InfraPlan, type InfraPlanOptions } from './infra-plan.js'
-import { renderAlertRules } from './render-alerts.js'
-import { renderGrafanaDashboard } from './render-grafana.js'
-import { renderHaproxy } from './render-haproxy.js'
-import { renderKubernetes } from './render-kubernetes.js'
-import { renderNginx } from './render-nginx.js'
+import { infraOptionsFromEnv, loadBalancingOptionsFromEnv, variableOfOption } from './env-options.js'
+import { InvalidOptionError } from '../routemq/plugin-api.js'
+import { checkEnvFileLines } from '../../plugins/infra/env-file-lines.js'
+import type { InfraPlan } from '../../plugins/infra/infra-plan.js'
+import { DEMO_TOPOLOGY, planInfra } from './plan-infra.js'
+import { renderHaproxy } from '../../plugins/infra/render-haproxy.js'
+import { renderKubernetes } from '../../plugins/infra/render-kubernetes.js'
+import { renderNginx } from '../../plugins/infra/render-nginx.js'
+import { renderAlertRules } from '../../plugins/infra/render-alerts.js'
+import { renderGrafanaDashboard } from '../../plugins/infra/render-grafana.js'
 
 const HELP = `Usage: routemq-load-balancing render <haproxy|nginx|kubernetes|grafana|alerts> [--env-file FILE | --config FILE] [--out DIR]
 
@@ -121,7 +123,7 @@ async function planFrom(flags: ReadonlyMap<string, string>, env: Record<string, 
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidOptionError('--config', `${configFile} must hold an object { mqtt, health, database, metrics, infra }`)
     // planInfra checks every key and value of the file, at every depth.
-    return planInfra(parsed as InfraPlanOptions)
+    return planInfra(parsed)
   }
   return planInfra(DEMO_TOPOLOGY)
 }

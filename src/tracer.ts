@@ -1,5 +1,5 @@
 import { SpanStatusCode, trace, type Span } from '@opentelemetry/api'
-import { TRACER_NAME } from './routemq/index.js'
+import { TRACER_NAME } from './routemq/plugin-api.js'
 
 /**
  * The tracer of the plugins' spans (database queries, failovers), in the

@@ -1,6 +1,6 @@
 import type { InfraPlan } from './infra-plan.js'
 import { requireMonitoring } from './monitoring-plan.js'
-import { toYaml, type YamlValue } from './yaml.js'
+import { toYaml } from './yaml.js'
 
 /** One Prometheus alerting rule. */
 export interface AlertRule {
@@ -27,7 +27,7 @@ export interface AlertRule {
 export function renderAlertRules(plan: InfraPlan): string {
   const rules = alertRules(plan)
   return `# Prometheus alert rules for ${plan.name}, rendered by routemq-load-balancing.\n` +
-    toYaml({ groups: [{ name: `${plan.name}-load-balancing`, rules: rules.map((rule) => ({ ...rule }) as unknown as YamlValue) }] })
+    toYaml({ groups: [{ name: `${plan.name}-load-balancing`, rules: rules.map((rule) => ({ ...rule })) }] })
 }
 
 /** The same rules as objects. */

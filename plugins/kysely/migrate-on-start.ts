@@ -1,5 +1,5 @@
 import { scrubSecrets } from '../../src/health/scrub-secrets.js'
-import type { Logger } from '../../src/routemq/logger.js'
+import type { Logger } from '../../src/routemq/plugin-api.js'
 import { connectionFailureFix } from './connection-errors.js'
 import { MigrationFailedError, type MigrationTarget } from './errors/migration-failed-error.js'
 import { primaryTrackerOf, type ReplicaPool } from './replica-pool.js'

@@ -61,7 +61,7 @@ export class QueryTracing {
   /** Ends `span`, failed when `error` is set (`db.response.status_code` is its SQLSTATE, if it has one). */
   end(span: Span, error: unknown): void {
     if (error !== undefined) {
-      const code = (error as { code?: unknown } | null)?.code
+      const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined
       const sqlState = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
       if (sqlState !== undefined && span.isRecording()) span.setAttribute('db.response.status_code', sqlState)
       recordSpanFailure(span, error, sqlState)

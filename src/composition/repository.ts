@@ -10,6 +10,7 @@ import { KYSELY } from '../tokens.js'
  * start. Only the classes are kept (no instance, no registration in any
  * container), as a decorator has no other way to tell the start about them.
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- TypeScript types a class decorator's target as Function
 const declared = new Set<Function>()
 
 /**

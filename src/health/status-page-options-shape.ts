@@ -1,4 +1,4 @@
-import { wholeNumber, type OptionShape } from '../routemq/option-shape.js'
+import { wholeNumber, type OptionShape } from '../routemq/plugin-api.js'
 import type { StatusPageOptions } from './status-page.js'
 
 /** The keys and types of `StatusPageOptions`. */

@@ -1,4 +1,4 @@
-import type { DispatchStats } from '../routemq/message-dispatcher.js'
+import type { DispatchStats } from '../routemq/plugin-api.js'
 import type { HealthStatus, HealthSummary } from './health-check.js'
 import type { HealthGateStats } from './health-gate.js'
 import { scrubSecrets } from './scrub-secrets.js'

@@ -1,4 +1,4 @@
-import type { DispatchStats } from '../routemq/message-dispatcher.js'
+import type { DispatchStats } from '../routemq/plugin-api.js'
 import type { Disposer } from '../typed-event.js'
 
 /**

@@ -1,4 +1,4 @@
-import { checkOptions } from '../routemq/option-shape.js'
+import { checkOptions } from '../routemq/plugin-api.js'
 import type { Disposer } from '../typed-event.js'
 import type { HealthMonitor } from './health-monitor.js'
 import { STATUS_PAGE_OPTIONS_SHAPE } from './status-page-options-shape.js'

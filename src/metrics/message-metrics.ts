@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client'
-import type { DispatchStats } from '../routemq/message-dispatcher.js'
+import type { DispatchStats } from '../routemq/plugin-api.js'
 
 /** An application as the message metrics read it. */
 interface DispatchSource {

@@ -36,6 +36,7 @@ const typeInfo: ReadonlyMap<unknown, readonly unknown[]> | undefined = (() => {
  * parameters when it is marked injectable, `'not-injectable'` when it is
  * not, `'unknown'` when this tsyringe does not say.
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- a class decorator's target, as TypeScript types it
 export function injectableParameters(target: Function): readonly unknown[] | 'not-injectable' | 'unknown' {
   if (!typeInfo) return 'unknown'
   return typeInfo.get(target) ?? 'not-injectable'

@@ -70,7 +70,7 @@ function walk(
       continue
     }
     if (NO_TOKEN.has(parameter)) {
-      const typed = parameter === undefined ? 'has no type metadata (is "emitDecoratorMetadata" on?)' : `is typed ${(parameter as Function).name} to the container (an interface, a union, a primitive or a type-only import)`
+      const typed = parameter === undefined ? 'has no type metadata (is "emitDecoratorMetadata" on?)' : `is typed ${(parameter as { name: string }).name} to the container (an interface, a union, a primitive or a type-only import)`
       return new UnresolvableDependencyError(
         here.join(' → '),
         `constructor parameter #${index} ${typed}, so nothing can be injected there`,

@@ -86,6 +86,8 @@ function scrubStack(stack: string): string {
 function textOf(read: () => unknown): string {
   try {
     const value = read()
+    // A message or stack that is not a string is shown as JS would show it, [object Object] included.
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string
     return typeof value === 'string' ? value : value === undefined ? '' : String(value)
   } catch {
     return ''

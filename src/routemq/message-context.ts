@@ -154,5 +154,5 @@ function namedResolutionFailures(container: DependencyContainer): DependencyCont
 }
 
 function nameOf(token: InjectionToken<unknown>): string {
-  return typeof token === 'function' ? token.name : typeof token === 'symbol' ? (token.description ?? 'a symbol') : String(token)
+  return typeof token === 'function' ? token.name : typeof token === 'symbol' ? (token.description ?? 'a symbol') : typeof token === 'string' ? token : 'a delayed constructor'
 }

@@ -132,7 +132,7 @@ export class Router implements RouteRegistrar {
         return scope
       },
     }
-    return scope as RouteRegistrar<P>
+    return scope
   }
 
   #add(prefix: string, groupMiddleware: readonly MiddlewareLike[], topic: string, handler: HandlerTarget, options: RouteOptions): void {

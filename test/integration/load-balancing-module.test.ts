@@ -89,11 +89,11 @@ describe('LoadBalancingModule.fromEnv on the launcher’s brokers, database and 
     let answered: (() => void) | undefined
     router.group({ prefix: 'devices/{id}', middleware: [] }, (devices) => {
       devices.on('telemetry', async (ctx) => {
-        await ctx.container.resolve(Readings).save(ctx.params.id!, (ctx.payload as { celsius: number }).celsius)
+        await ctx.container.resolve(Readings).save(ctx.params.id, (ctx.payload as { celsius: number }).celsius)
         await ctx.publish(`devices/${ctx.params.id}/saved`, { ok: true }, { qos: 1 })
       }, { qos: 1, middleware: [geoRegion({ ip: { payload: 'ip' } }), healthGate('primary')] })
       devices.on('config/get', async (ctx) => {
-        await ctx.publish(`devices/${ctx.params.id}/config`, await ctx.container.resolve(Readings).of(ctx.params.id!), { qos: 1 })
+        await ctx.publish(`devices/${ctx.params.id}/config`, await ctx.container.resolve(Readings).of(ctx.params.id), { qos: 1 })
       }, { qos: 1, middleware: [geoRegion({ ip: { payload: 'ip' } })] })
       devices.on('hello', async (ctx) => {
         const redirects = new DeviceRedirects({ resolver: ctx.container.resolve<GeoResolver>(GEO_RESOLVER), health: brokerPoolHealth(ctx.container.resolve<BrokerPool>(BROKER_POOL)) })

@@ -80,7 +80,7 @@ describe('Prometheus tooling over a live /metrics: promtool, the rendered alert 
     // Every part of the app measured: pools, a spooled health gate, GeoIP lookups and a geo gate, an error policy.
     router.on('readings/{device}', async (ctx) => {
       const { id } = ctx.payload as { id: string }
-      await (module.parts.kysely as Kysely<Database>).insertInto('tooling_readings').values({ id, device: ctx.params.device! }).execute()
+      await (module.parts.kysely as Kysely<Database>).insertInto('tooling_readings').values({ id, device: ctx.params.device }).execute()
       handled++
       onHandled?.()
     }, {

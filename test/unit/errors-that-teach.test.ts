@@ -159,7 +159,7 @@ describe('Errors that teach: classes the container cannot build', () => {
       connect: async () => void (connected = true), subscribe: async () => {}, unsubscribe: async () => {}, publish: async () => {}, close: async () => {},
     }
     const router = new Router().on('ok/{id}', [Controller, 'handle']).on('devices/{id}/x', [ControllerNeedingUnmarked, 'handle'])
-    const app = Application.create({ router, transport: transport as never, logger: silentLogger })
+    const app = Application.create({ router, transport: transport, logger: silentLogger })
     await assert.rejects(app.start(), (error: unknown) => {
       assert.ok(error instanceof UnresolvableDependencyError)
       assert.match(error.message, /^Cannot build "ControllerNeedingUnmarked → Unmarked" for route "devices\/\{id\}\/x": it is not marked injectable/)

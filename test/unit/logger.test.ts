@@ -130,8 +130,8 @@ describe('ROUTEMQ_LOG_LEVEL and ROUTEMQ_LOG_FORMAT', () => {
 
   it('loggerFromEnv gives a ConsoleLogger of that level and format', () => {
     const lines: string[] = []
-    const write = process.stderr.write
-    process.stderr.write = ((chunk: string) => lines.push(chunk) > 0) as typeof process.stderr.write
+    const write = process.stderr.write.bind(process.stderr)
+    process.stderr.write = ((chunk: string) => lines.push(chunk) > 0)
     try {
       const logger = loggerFromEnv({ ROUTEMQ_LOG_LEVEL: 'warn', ROUTEMQ_LOG_FORMAT: 'json' })
       logger.info('not written')

@@ -211,8 +211,8 @@ describe('Tracing helpers', () => {
     const [span] = spans.finished()
     assert.equal(span?.name, 'postgresql primary failover')
     assert.deepEqual(span?.attributes, { 'db.system.name': 'postgresql', 'routemq.failover.from': 'a:5432/app', 'routemq.failover.to': 'b:5432/app', 'routemq.outage_ms': 3000 })
-    assert.equal(span!.startTime[0], 1001, 'starts at the first missed probe')
-    assert.equal(span!.endTime[0], 1004)
+    assert.equal(span.startTime[0], 1001, 'starts at the first missed probe')
+    assert.equal(span.endTime[0], 1004)
   })
 
   it('draws an outage when the same primary comes back after falling, and nothing for a missed probe or the first start', () => {
@@ -247,7 +247,7 @@ describe('Tracing helpers', () => {
     assert.deepEqual(failover?.attributes, {
       'messaging.system': 'mqtt', 'routemq.failover.from': 'b1', 'routemq.failover.to': 'b2', 'routemq.failover.gap_ms': 250, 'routemq.failover.replaying': 3,
     })
-    assert.equal(failover!.endTime[0] * 1000 + failover!.endTime[1] / 1e6 - (failover!.startTime[0] * 1000 + failover!.startTime[1] / 1e6), 250)
+    assert.equal(failover.endTime[0] * 1000 + failover.endTime[1] / 1e6 - (failover.startTime[0] * 1000 + failover.startTime[1] / 1e6), 250)
     assert.equal(outage?.name, 'mqtt broker outage')
     assert.equal(outage?.attributes['routemq.outage_ms'], 5000, 'from the first time it was found down')
     assert.equal(spans.finished().length, 2, 'an up without a down draws nothing')

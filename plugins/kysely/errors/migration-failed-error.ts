@@ -1,4 +1,4 @@
-import { RouteMqError } from '../../../src/routemq/errors/route-mq-error.js'
+import { RouteMqError } from '../../../src/routemq/plugin-api.js'
 
 /** One server the migrations were meant for, and what it answered (no credentials in either). */
 export interface MigrationTarget {

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { resolve } from 'node:path'
 import type { RootDatabase } from 'lmdb'
+import type * as Lmdb from 'lmdb'
 import type { MessageProperties, QoS } from '../../routemq/plugin-api.js'
 import { InvalidOptionError } from '../../routemq/plugin-api.js'
 
@@ -227,8 +228,8 @@ function messageBytes(message: SpooledMessage): number {
 // lmdb is a native module only spooling gates use: required on the first open
 // (synchronously, as `open` is; lmdb ships a CommonJS build), so importing the
 // health entry point or the package does not load it.
-let lmdbModule: typeof import('lmdb') | undefined
-function lmdb(): typeof import('lmdb') {
-  lmdbModule ??= createRequire(import.meta.url)('lmdb') as typeof import('lmdb')
+let lmdbModule: typeof Lmdb | undefined
+function lmdb(): typeof Lmdb {
+  lmdbModule ??= createRequire(import.meta.url)('lmdb') as typeof Lmdb
   return lmdbModule
 }

@@ -100,6 +100,11 @@ export class BrokerLinks {
   }
 
   /** The session's client id on `backend`: the pool's own in failover mode, `<clientId>-<n>` per broker in all mode. */
+  /** Reports what the summarised connect failures counted and not yet said (on close). */
+  flushLogs(): void {
+    this.#connectFailed.endAll()
+  }
+
   sessionId(backend: Backend<BrokerEndpoint>): string {
     return this.#o.mode() === 'all' ? `${this.#o.options.clientId}-${backend.index + 1}` : this.#o.options.clientId
   }

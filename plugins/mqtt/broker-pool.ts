@@ -398,6 +398,8 @@ export class BrokerPool implements MqttTransport, HealthCheckSource, MeasuredPoo
       ...[...this.#links.establishing.values()].map((connection) => connection.close(0)),
       this.#probes.stop(),
     ])
+    this.#links.flushLogs()
+    this.#sender.flushLogs()
     this.#sender.rejectAll(() => new TransportClosedError('complete this publish, which no broker acknowledged'))
   }
 

@@ -111,6 +111,11 @@ export class PublishSender {
   }
 
   /** Sends every waiting publish, oldest first, while a connection takes them. */
+  /** Reports what the summarised abandoned publishes counted and not yet said (on close). */
+  flushLogs(): void {
+    this.#abandoned.endAll()
+  }
+
   flush(): void {
     if (this.queue.pendingCount === 0) return
     for (const entry of this.queue.pending()) {

@@ -4,6 +4,7 @@ import { InvalidOptionError } from '../routemq/errors/invalid-option-error.js'
 import { ConsoleLogger, type LogFormat, type LogLevel } from '../routemq/logger.js'
 import { closestNames } from '../routemq/known-options.js'
 import { redactUrl } from '../routemq/redact-url.js'
+import { scrubSecrets } from '../routemq/scrub-secrets.js'
 import { validateLoadBalancingOptions, type LoadBalancingOptions } from './load-balancing-options.js'
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -225,7 +226,8 @@ function sharing(name: string): string[] {
 /** A URL without its credentials; one with no scheme as written (the parser's reading, 'localhost://1883', would mislead), unless it holds an '@'. */
 function shownUrl(url: string): string {
   if (url.includes('://')) return redactUrl(url)
-  return /@|%40/i.test(url) ? '<redacted url>' : url
+  // Not a URL (a libpq "host=db password=..." string, say): scrubbed as log lines are.
+  return /@|%40/i.test(url) ? '<redacted url>' : scrubSecrets(url)
 }
 
 /** A variable's value as an error may quote it: a password never, URLs without their credentials, at most 200 characters. */

@@ -109,6 +109,7 @@ export class Application {
       maxInFlight: options.maxInFlight ?? 256,
       maxQueued: options.maxQueued ?? 10_000,
       ordering: options.ordering ?? 'topic',
+      keepsSession: () => this.#transport?.persistentSession === true,
     })
   }
 
@@ -287,6 +288,7 @@ export class Application {
         abandoned: result.abandoned,
       })
     }
+    this.#dispatcher.flushLogs()
     await this.#shutdown()
     this.#state = 'stopped'
     this.logger.info('application stopped', { ...this.#dispatcher.stats })

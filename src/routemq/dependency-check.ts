@@ -9,8 +9,7 @@ const DECORATOR_SETTINGS = 'decorators need "experimentalDecorators": true and "
 /**
  * Why `token` could not be built by `container`, found without building
  * anything (no constructor runs): a class not marked injectable, a
- * constructor parameter with no token, or (with a `container`) a string or
- * symbol token nothing registers; each named with the classes that lead to
+ * constructor parameter with no token; each named with the classes that lead to
  * it and the fix. `undefined` when nothing is wrong as far as can be seen;
  * a token the container has a registration for is taken as it is. Without
  * `container`, only what is wrong in every container is reported.
@@ -40,11 +39,9 @@ function walk(
   if (perMessage.has(token) || seen.has(token)) return undefined
   seen.add(token)
   if (container?.isRegistered(token as InjectionToken<unknown>, true)) return undefined
-  if (typeof token === 'string' || typeof token === 'symbol') {
-    if (!container) return undefined
-    const name = typeof token === 'symbol' ? token.toString() : `"${token}"`
-    return new UnresolvableDependencyError(chain(path, name), `nothing registers the token ${name} in this application's container`, 'Register it in a module\'s register(container), or configure the part that provides it.', neededBy)
-  }
+  // A string or symbol token nothing registers yet may be registered later, or for each message by a
+  // middleware (ctx.container.register): only resolving it can tell, so it is not refused at start.
+  if (typeof token === 'string' || typeof token === 'symbol') return undefined
   // A DelayedConstructor (tsyringe's delay()) or another object token: taken as it is.
   if (typeof token !== 'function') return undefined
   const name = token.name || 'an anonymous class'
@@ -82,10 +79,6 @@ function walk(
     if (problem) return problem
   }
   return undefined
-}
-
-function chain(path: readonly string[], last: string): string {
-  return [...path, last].join(' → ')
 }
 
 function isDescriptor(value: unknown): value is { token: unknown; multiple?: boolean; isOptional?: boolean } {

@@ -144,6 +144,17 @@ function namedResolutionFailures(container: DependencyContainer): DependencyCont
       const problem = findUnresolvable(token, container, [MESSAGE_CONTEXT])
       if (problem) throw new UnresolvableDependencyError(problem.target, problem.problem, problem.fix, undefined, error)
       if (inner && error !== inner) throw new UnresolvableDependencyError(`${nameOf(token)} → ${inner.target}`, inner.problem, inner.fix, undefined, error)
+      // What the check above cannot see without building: a token nothing registers (it may be registered per
+      // message, so it is not refused at start), or a tsyringe that keeps its type records elsewhere.
+      const said = error instanceof Error ? error.message : ''
+      const unregistered = /unregistered dependency token: "?([^"\n]+)"?/.exec(said)
+      if (unregistered) {
+        throw new UnresolvableDependencyError(nameOf(token), `nothing registers the token ${unregistered[1]} in this application's container`, "Register it in a module's register(container), in a middleware (ctx.container.register), or configure the part that provides it.", undefined, error)
+      }
+      const unknownType = /TypeInfo not known for "?([^"\n]+)"?/.exec(said)
+      if (unknownType) {
+        throw new UnresolvableDependencyError(`${nameOf(token)} → ${unknownType[1]}`, 'it is not marked injectable, so the container cannot tell what its constructor takes', "Add @Repository() (a repository) or tsyringe's @injectable() (any other class) above it.", undefined, error)
+      }
       throw error
     } finally {
       depth--

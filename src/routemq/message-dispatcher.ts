@@ -34,6 +34,12 @@ export interface MessageDispatcherOptions {
   readonly maxQueued: number
   /** `'topic'`: one message per topic at a time, in arrival order; `'none'`: no per-topic order. */
   readonly ordering: MessageOrdering
+  /**
+   * Whether the transport's session outlives this connection (it is
+   * persistent): then a message whose handler cannot build its class is
+   * withheld under `'ack'`, for the fixed deployment. Default: not.
+   */
+  readonly keepsSession?: () => boolean
 }
 
 /** Counters of everything the dispatcher did since it was created. */
@@ -222,6 +228,11 @@ export class MessageDispatcher {
   }
 
   /** Waits until every accepted message settled, or `timeoutMs` passed. */
+  /** Reports what the summarised log lines counted and not yet said (on stop: their timers do not hold the process). */
+  flushLogs(): void {
+    for (const summary of [this.#dropWarning, this.#handlerFailed, this.#malformed, this.#deadLetterFailed]) summary.endAll()
+  }
+
   drain(timeoutMs: number): Promise<DrainResult> {
     if (this.#accepted === 0) return Promise.resolve({ drained: true, abandoned: 0 })
     return new Promise((resolve) => {
@@ -269,8 +280,8 @@ export class MessageDispatcher {
         settled = true
         this.#settleQuietly(message, false)
       }
-      trace.end()
       this.#finished(message.topic, ordered)
+      trace.end()
     }
   }
 
@@ -364,8 +375,10 @@ export class MessageDispatcher {
   }
 
   async #settleFailed(message: InboundMessage, policy: ErrorPolicy, settle: (acknowledge: boolean) => void, error?: unknown): Promise<void> {
-    // A class the container cannot build fails every message alike until the code is fixed: kept for the fixed deployment.
-    if (policy === 'ack' && isUnresolvableDependencyError(error)) policy = 'redeliver'
+    // A class the container cannot build fails every message alike until the code is fixed: kept for the
+    // fixed deployment when the session outlives this connection. With a clean session a withheld message
+    // is lost all the same at the next connect, holding one of the broker's in-flight slots meanwhile.
+    if (policy === 'ack' && isUnresolvableDependencyError(error) && this.#options.keepsSession?.() === true) policy = 'redeliver'
     if (policy === 'ack') return settle(true)
     if (policy === 'redeliver') {
       this.#counts.withheld++

@@ -4,6 +4,8 @@ import {
 } from '@opentelemetry/api'
 import type { InboundMessage, PublishOptions, UserProperties } from './mqtt-transport.js'
 import type { Route } from './route.js'
+import { describeError } from './logged-error.js'
+import { scrubSecrets } from './scrub-secrets.js'
 
 /**
  * The instrumentation scope of every span this package makes (messages,
@@ -74,10 +76,19 @@ export class MessageTrace {
   readonly #recording: boolean
 
   constructor(message: InboundMessage, route: Route) {
-    // The sender's context, or none: never whatever happened to be active when the transport delivered it.
-    const parent = propagation.extract(ROOT_CONTEXT, message.properties?.userProperties, userPropertyGetter)
-    const { name, options } = routeSpan(route)
-    const span = (this.#span = tracer.startSpan(name, options, parent))
+    let parent: Context
+    let span: Span
+    try {
+      // The sender's context, or none: never whatever happened to be active when the transport delivered it.
+      parent = propagation.extract(ROOT_CONTEXT, message.properties?.userProperties, userPropertyGetter)
+      const { name, options } = routeSpan(route)
+      span = tracer.startSpan(name, options, parent)
+    } catch {
+      // The application's propagator or SDK threw: the message goes on untraced rather than unhandled.
+      parent = ROOT_CONTEXT
+      span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT)
+    }
+    this.#span = span
     this.#recording = span.isRecording()
     if (this.#recording) {
       recordingMessages++
@@ -102,9 +113,14 @@ export class MessageTrace {
     fail(this.#span, error)
   }
 
+  /** Ends the span; never throws (an SDK's span processor that throws costs the span, not the message). */
   end(): void {
     if (this.#recording) recordingMessages--
-    this.#span.end()
+    try {
+      this.#span.end()
+    } catch {
+      // The span is lost; the message was settled already.
+    }
   }
 }
 
@@ -122,7 +138,13 @@ export function tracedLayer<C>(name: string, run: (ctx: C) => unknown): (ctx: C)
     if (recordingMessages === 0) return run(ctx)
     const active = context.active()
     if (!trace.getSpan(active)?.isRecording()) return run(ctx)
-    const span = tracer.startSpan(name, STEP_OPTIONS, active)
+    let span: Span
+    try {
+      span = tracer.startSpan(name, STEP_OPTIONS, active)
+    } catch {
+      // The application's SDK threw: this layer runs untraced, never fails because of it.
+      return run(ctx)
+    }
     let result: unknown
     try {
       result = context.with(trace.setSpan(active, span), run, undefined, ctx)
@@ -135,17 +157,16 @@ export function tracedLayer<C>(name: string, run: (ctx: C) => unknown): (ctx: C)
       span.end()
       return result
     }
-    return result.then(
-      (value: unknown) => {
-        span.end()
-        return value
-      },
+    // The span ends on a side chain and the layer's own promise goes back: a middleware may call
+    // next() without awaiting it, and a new promise rejected with nobody listening would crash Node.
+    result.then(
+      () => endQuietly(span),
       (error: unknown) => {
         fail(span, error)
-        span.end()
-        throw error
+        endQuietly(span)
       },
     )
+    return result
   }
 }
 
@@ -206,18 +227,37 @@ function traceContextOf(ctx: Context): Record<string, string> | undefined {
 
 /**
  * Marks `span` failed with `error` as an exception event (type, message,
- * stack) and an error status. Messages of this package's errors carry no
- * secrets (URLs are redacted where they are made).
+ * stack, scrubbed of secrets as log lines are), an error status and
+ * `error.type` (`type` when the failure has a better name, such as a
+ * SQLSTATE). Never throws: an SDK that does costs the record, not the caller.
+ *
+ * @example
+ * recordSpanFailure(span, error, (error as { code?: string }).code)
  */
-export function fail(span: Span, error: unknown): void {
-  if (!span.isRecording()) return
-  if (error instanceof Error) {
-    span.recordException(error)
-    span.setStatus({ code: SpanStatusCode.ERROR, message: error.message })
-    span.setAttribute('error.type', error.name)
-  } else {
-    span.recordException(String(error))
-    span.setStatus({ code: SpanStatusCode.ERROR })
-    span.setAttribute('error.type', '_OTHER')
+export function recordSpanFailure(span: Span, error: unknown, type?: string): void {
+  try {
+    if (!span.isRecording()) return
+    if (error instanceof Error) {
+      const { name, message, stack } = describeError(error)
+      span.recordException(stack === undefined ? { name, message } : { name, message, stack })
+      span.setStatus({ code: SpanStatusCode.ERROR, message })
+    } else {
+      span.recordException(scrubSecrets(String(error)))
+      span.setStatus({ code: SpanStatusCode.ERROR })
+    }
+    span.setAttribute('error.type', type ?? (error instanceof Error ? error.name : '_OTHER'))
+  } catch {
+    // The span keeps what it had.
+  }
+}
+
+const fail = recordSpanFailure
+
+/** Ends `span`; an SDK's span processor that throws loses the span, never fails the caller. */
+function endQuietly(span: Span): void {
+  try {
+    span.end()
+  } catch {
+    // Nothing to do: the span is lost.
   }
 }

@@ -136,7 +136,7 @@ class ControllerNeedingUnmarked {
 }
 
 describe('Errors that teach: classes the container cannot build', () => {
-  it('finds a class not marked injectable, a parameter with no token and a token nothing registers, without building them', () => {
+  it('finds a class not marked injectable and a parameter with no token, without building them, and lets a token be registered later', () => {
     const container = rootContainerForTests()
     const unmarked = findUnresolvable(Unmarked, container)
     assert.ok(unmarked instanceof UnresolvableDependencyError)
@@ -144,8 +144,8 @@ describe('Errors that teach: classes the container cannot build', () => {
     assert.match(unmarked.message, /^Cannot build "Unmarked": it is not marked injectable.*Add @Repository\(\) above "class Unmarked".*@injectable\(\)/)
     assert.match(findUnresolvable(ControllerNeedingUnmarked, container)!.message, /"ControllerNeedingUnmarked → Unmarked"/)
     assert.match(findUnresolvable(TakesInterface, container)!.message, /parameter #0 is typed Object.*@InjectKysely\(\).*@inject\(TOKEN\)/)
-    assert.match(findUnresolvable(TakesToken, container)!.message, /nothing registers the token "errors-test-token"/)
-    // Without a container, only what is wrong everywhere: the token may be another application's.
+    // A token nothing registers yet is not refused: a middleware may register it for each message.
+    assert.equal(findUnresolvable(TakesToken, container), undefined)
     assert.equal(findUnresolvable(TakesToken, undefined), undefined)
     container.register('errors-test-token', { useValue: 'v' })
     assert.equal(findUnresolvable(TakesToken, container), undefined)
@@ -168,7 +168,7 @@ describe('Errors that teach: classes the container cannot build', () => {
     assert.equal(connected, false)
   })
 
-  it("a handler's resolve names the class and keeps tsyringe's error as the cause; under 'ack' the message is withheld, not acknowledged", async () => {
+  it("a handler's resolve names the class and keeps tsyringe's error as the cause; under 'ack' the message is withheld when the session outlives the connection", async () => {
     const container = rootContainerForTests()
     const seen: unknown[] = []
     const router = new Router().on('devices/{id}', (ctx) => {
@@ -179,7 +179,7 @@ describe('Errors that teach: classes the container cannot build', () => {
         throw error
       }
     }, { qos: 1 })
-    const dispatcher = new MessageDispatcher({ router, container, publish: async () => {}, logger: silentLogger, onError: 'ack', maxInFlight: 8, maxQueued: 8, ordering: 'topic' })
+    const dispatcher = new MessageDispatcher({ router, container, publish: async () => {}, logger: silentLogger, onError: 'ack', maxInFlight: 8, maxQueued: 8, ordering: 'topic', keepsSession: () => true })
     const message = inbound('devices/7', '{}')
     dispatcher.receive(message)
     assert.equal(await message.settled, false)
@@ -189,11 +189,43 @@ describe('Errors that teach: classes the container cannot build', () => {
     assert.match(String((error.cause as Error).message), /TypeInfo not known for "Unmarked"/)
     assert.equal(dispatcher.stats.failed, 1)
     assert.equal(dispatcher.stats.withheld, 1)
+    // With a clean session nothing would get it again: 'ack' holds, rather than a broker in-flight slot held for nothing.
+    const clean = new MessageDispatcher({ router, container, publish: async () => {}, logger: silentLogger, onError: 'ack', maxInFlight: 8, maxQueued: 8, ordering: 'topic', keepsSession: () => false })
+    const acked = inbound('devices/8', '{}')
+    clean.receive(acked)
+    assert.equal(await acked.settled, true)
+    assert.equal(clean.stats.withheld, 0)
     // Any other failure still follows 'ack'.
     const other = new MessageDispatcher({ router: new Router().on('x', () => { throw new Error('boom') }), container, publish: async () => {}, logger: silentLogger, onError: 'ack', maxInFlight: 8, maxQueued: 8, ordering: 'topic' })
     const plain = inbound('x', '{}')
     other.receive(plain)
     assert.equal(await plain.settled, true)
+  })
+
+  it('a token nothing registers, met at message time, is named with the fix; one a middleware registers resolves', async () => {
+    const container = rootContainerForTests()
+    const seen: unknown[] = []
+    const resolveIt = (ctx: { container: { resolve: (token: typeof TakesToken) => unknown } }): unknown => {
+      try {
+        return ctx.container.resolve(TakesToken)
+      } catch (error) {
+        seen.push(error)
+        throw error
+      }
+    }
+    const router = new Router()
+      .on('bare', resolveIt, { qos: 1 })
+      .on('registered', resolveIt, { qos: 1, middleware: [(ctx, next) => { ctx.container.register('errors-test-token', { useValue: 'v' }); return next(ctx) }] })
+    const dispatcher = new MessageDispatcher({ router, container, publish: async () => {}, logger: silentLogger, onError: 'ack', maxInFlight: 8, maxQueued: 8, ordering: 'topic' })
+    const bare = inbound('bare', '{}')
+    dispatcher.receive(bare)
+    await bare.settled
+    assert.ok(seen[0] instanceof UnresolvableDependencyError, String(seen[0]))
+    assert.match((seen[0] as Error).message, /nothing registers the token errors-test-token.*ctx\.container\.register/)
+    const registered = inbound('registered', '{}')
+    dispatcher.receive(registered)
+    assert.equal(await registered.settled, true)
+    assert.equal(dispatcher.stats.handled, 1)
   })
 
   it('a parameter without type metadata (emitDecoratorMetadata off) is named', () => {

@@ -117,6 +117,32 @@ describe('Tracing of messages and publishes (kernel, SDK in-memory exporter)', (
     assert.equal(handler.status.code, SpanStatusCode.ERROR)
   })
 
+  it('leaves no unhandled rejection when a middleware does not await next() and the handler fails while traced', async () => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const router = new Router().on('jobs/{n}', async () => {
+        await Promise.resolve()
+        throw new Error('late failure, password=hunter2')
+      }, { qos: 1, middleware: [(ctx, next) => void next(ctx)] })
+      const { app, deliver } = await started(router)
+      const message = inbound('jobs/2', 'x', withTraceparent(traceparent(TRACE_ID, DEVICE_SPAN)))
+      deliver(message)
+      await message.settled
+      const handler = await spans.waitFor((s) => s.name === 'handler')
+      await app.stop()
+      // Node reports unhandled rejections after the microtasks of the turn they happened in.
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.deepEqual(unhandled, [])
+      assert.equal(handler.status.code, SpanStatusCode.ERROR)
+      // Span errors are scrubbed as log lines are.
+      assert.doesNotMatch(JSON.stringify(handler.events), /hunter2/)
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+  })
+
   it('marks a message whose body is not JSON on a JSON route as failed, and its dead letter continues the trace', async () => {
     const router = new Router().on('json/{n}', () => {}, { qos: 1, payload: 'json', onError: { deadLetter: 'dead' } })
     const { app, published, deliver } = await started(router)

@@ -35,7 +35,7 @@ export class MigrationFailedError extends RouteMqError {
     const each = targets.map((target) => `${target.server}: ${target.reason}${target.fix ? ` — ${target.fix}` : ''}`).join('; ')
     super(
       `Could not run the migrations (${setting}): ${summary}. ${each || 'no server answered'}. ` +
-        `Fix the server or its URL, or turn ${setting} off and run them later (npm run migrate -- <url>, or migrateToLatest(url)).`,
+        `Fix the server or its URL, or turn ${setting} off and run them later with migrateToLatest(url).`,
       cause === undefined ? undefined : { cause },
     )
   }
